@@ -1,0 +1,475 @@
+//! Configuration: the seed's tiering policy (`TieringConfig`) inside the full `StorageConfig`.
+//!
+//! `TieringConfig` keeps exactly the seed's five fields, so the seed's struct literal compiles
+//! as written. Everything else (data directory, hot capacity, SQLite settings, limits) lives in
+//! `StorageConfig`, which embeds a `TieringConfig` and is what a TOML file describes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default: 3600 s (1 hour) before a record leaves the hot tier.
+pub const DEFAULT_HOT_TO_WARM_AGE: u64 = 3600;
+/// Default: 604800 s (7 days) before a record is archived to the cold tier.
+pub const DEFAULT_WARM_TO_COLD_AGE: u64 = 604_800;
+/// Default: 300 s between maintenance runs.
+pub const DEFAULT_MAINTENANCE_INTERVAL: u64 = 300;
+/// Default: `true`, reads promote frequently accessed records to the hot tier.
+pub const DEFAULT_AUTO_PROMOTE_ON_ACCESS: bool = true;
+/// Default: 2, a record is promoted on its 2nd read that misses hot.
+pub const DEFAULT_MIN_HOT_ACCESS_COUNT: u64 = 2;
+
+/// Default: `tiered_storage_data` in the working directory, unless the environment variable
+/// [`DATA_DIR_ENV`] names another directory.
+pub const DEFAULT_DATA_DIR: &str = "tiered_storage_data";
+/// Environment variable that overrides [`DEFAULT_DATA_DIR`] for `StorageConfig::default()`.
+pub const DATA_DIR_ENV: &str = "TIERED_STORAGE_DATA_DIR";
+/// Default: 10,000 records in the hot tier.
+pub const DEFAULT_HOT_CAPACITY: u64 = 10_000;
+/// Default: 65,536 counters per row of the promotion frequency sketch (256 KiB in all).
+pub const DEFAULT_HOT_FREQUENCY_COUNTERS: usize = 65_536;
+/// Default: 64 KiB, the largest encoded record accepted.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+/// Default: 1024 writes at most in one group-commit transaction.
+pub const DEFAULT_WARM_MAX_BATCH: usize = 1024;
+/// Default: 8,192 queued writes before `put` waits (back-pressure).
+pub const DEFAULT_WARM_QUEUE_DEPTH: usize = 8192;
+/// Default: 8 idle read connections kept open.
+pub const DEFAULT_WARM_READ_CONNECTIONS: usize = 8;
+/// Default: 64 MiB of SQLite page cache per connection.
+pub const DEFAULT_WARM_CACHE_MIB: u64 = 64;
+/// Default: 256 MiB of the database memory-mapped for reads.
+pub const DEFAULT_WARM_MMAP_MIB: u64 = 256;
+/// Default: 5,000 ms SQLite busy timeout.
+pub const DEFAULT_WARM_BUSY_TIMEOUT_MS: u64 = 5000;
+/// Default: 65,536 ids with pending access statistics before a flush is forced.
+pub const DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD: usize = 65_536;
+/// Default: 1,000 ms between flushes of access statistics when the writer is idle.
+pub const DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Default: 1,024 pages released per incremental vacuum step.
+pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
+
+/// The seed's tiering policy. Ages and intervals are in seconds.
+///
+/// ```
+/// use tiered_storage::TieringConfig;
+/// let config = TieringConfig {
+///     hot_to_warm_age: 300,
+///     warm_to_cold_age: 3600,
+///     maintenance_interval: 60,
+///     auto_promote_on_access: true,
+///     min_hot_access_count: 2,
+/// };
+/// assert_eq!(TieringConfig::default().warm_to_cold_age, 604_800);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TieringConfig {
+    /// Seconds a record stays in the hot tier after it was cached (the hot TTL).
+    /// Default: [`DEFAULT_HOT_TO_WARM_AGE`].
+    pub hot_to_warm_age: u64,
+    /// Seconds after its timestamp before a record is archived to cold.
+    /// Default: [`DEFAULT_WARM_TO_COLD_AGE`].
+    pub warm_to_cold_age: u64,
+    /// Seconds between background maintenance runs. Default: [`DEFAULT_MAINTENANCE_INTERVAL`].
+    pub maintenance_interval: u64,
+    /// Promote records read often to the hot tier. Default: [`DEFAULT_AUTO_PROMOTE_ON_ACCESS`].
+    pub auto_promote_on_access: bool,
+    /// A record is promoted on this many reads that missed hot (1 = on the first).
+    /// Default: [`DEFAULT_MIN_HOT_ACCESS_COUNT`].
+    pub min_hot_access_count: u64,
+}
+
+impl Default for TieringConfig {
+    fn default() -> Self {
+        Self {
+            hot_to_warm_age: DEFAULT_HOT_TO_WARM_AGE,
+            warm_to_cold_age: DEFAULT_WARM_TO_COLD_AGE,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            auto_promote_on_access: DEFAULT_AUTO_PROMOTE_ON_ACCESS,
+            min_hot_access_count: DEFAULT_MIN_HOT_ACCESS_COUNT,
+        }
+    }
+}
+
+impl TieringConfig {
+    fn validate(&self) -> Result<()> {
+        if self.hot_to_warm_age == 0 {
+            return Err(Error::config(
+                "tiering.hot_to_warm_age",
+                "must be at least 1 second",
+            ));
+        }
+        if self.warm_to_cold_age == 0 {
+            return Err(Error::config(
+                "tiering.warm_to_cold_age",
+                "must be at least 1 second",
+            ));
+        }
+        if self.maintenance_interval == 0 {
+            return Err(Error::config(
+                "tiering.maintenance_interval",
+                "must be at least 1 second",
+            ));
+        }
+        if self.min_hot_access_count == 0 {
+            return Err(Error::config(
+                "tiering.min_hot_access_count",
+                "must be at least 1 (1 promotes on the first read)",
+            ));
+        }
+        if self.min_hot_access_count > u64::from(u8::MAX) {
+            return Err(Error::config(
+                "tiering.min_hot_access_count",
+                format!("must be at most {}", u8::MAX),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = NORMAL` in WAL mode: an acknowledged write survives a process crash, but
+    /// the last commits before a power loss or kernel panic may be lost (the WAL is fsynced at
+    /// checkpoints, not at every commit).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every group commit fsyncs the WAL before any of its writers is
+    /// answered, so acknowledged writes also survive a power loss. One fsync is shared by all
+    /// writes in a batch.
+    Full,
+}
+
+/// Hot tier (moka) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HotConfig {
+    /// Maximum records cached. Default: [`DEFAULT_HOT_CAPACITY`].
+    pub capacity: u64,
+    /// Optional bound on the encoded bytes cached, enforced together with `capacity`.
+    /// Default: none.
+    pub max_bytes: Option<u64>,
+    /// Counters per row of the promotion frequency sketch. Default:
+    /// [`DEFAULT_HOT_FREQUENCY_COUNTERS`].
+    pub frequency_counters: usize,
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_HOT_CAPACITY,
+            max_bytes: None,
+            frequency_counters: DEFAULT_HOT_FREQUENCY_COUNTERS,
+        }
+    }
+}
+
+/// Warm tier (SQLite) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarmConfig {
+    /// Commit durability. Default: [`Durability::Normal`].
+    pub durability: Durability,
+    /// Most writes in one group commit. Default: [`DEFAULT_WARM_MAX_BATCH`].
+    pub max_batch: usize,
+    /// Writes queued before writers wait. Default: [`DEFAULT_WARM_QUEUE_DEPTH`].
+    pub queue_depth: usize,
+    /// Idle read connections kept. Default: [`DEFAULT_WARM_READ_CONNECTIONS`].
+    pub read_connections: usize,
+    /// Page cache per connection, MiB. Default: [`DEFAULT_WARM_CACHE_MIB`].
+    pub cache_mib: u64,
+    /// Bytes of the database memory-mapped for reads, MiB (0 disables). Default:
+    /// [`DEFAULT_WARM_MMAP_MIB`].
+    pub mmap_mib: u64,
+    /// SQLite busy timeout, ms. Default: [`DEFAULT_WARM_BUSY_TIMEOUT_MS`].
+    pub busy_timeout_ms: u64,
+    /// Pending access-statistic entries that force a flush. Default:
+    /// [`DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD`].
+    pub access_flush_threshold: usize,
+    /// Idle interval between access-statistic flushes, ms. Default:
+    /// [`DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS`].
+    pub access_flush_interval_ms: u64,
+    /// Free pages returned to the OS per maintenance run. Default: [`DEFAULT_WARM_VACUUM_PAGES`].
+    pub vacuum_pages: u32,
+}
+
+impl Default for WarmConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            max_batch: DEFAULT_WARM_MAX_BATCH,
+            queue_depth: DEFAULT_WARM_QUEUE_DEPTH,
+            read_connections: DEFAULT_WARM_READ_CONNECTIONS,
+            cache_mib: DEFAULT_WARM_CACHE_MIB,
+            mmap_mib: DEFAULT_WARM_MMAP_MIB,
+            busy_timeout_ms: DEFAULT_WARM_BUSY_TIMEOUT_MS,
+            access_flush_threshold: DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD,
+            access_flush_interval_ms: DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
+            vacuum_pages: DEFAULT_WARM_VACUUM_PAGES,
+        }
+    }
+}
+
+impl WarmConfig {
+    pub(crate) fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_timeout_ms)
+    }
+}
+
+/// The whole store's configuration. Loadable from TOML:
+///
+/// ```
+/// let config = tiered_storage::StorageConfig::from_toml_str(r#"
+///     data_dir = "/var/lib/bot/store"
+///     [tiering]
+///     hot_to_warm_age = 300
+///     [hot]
+///     capacity = 50000
+///     [warm]
+///     durability = "full"
+/// "#).unwrap();
+/// assert_eq!(config.tiering.hot_to_warm_age, 300);
+/// assert_eq!(config.tiering.warm_to_cold_age, 604_800); // unset fields keep their defaults
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory holding `warm.sqlite3` (and later the cold files). Default:
+    /// [`DEFAULT_DATA_DIR`], or `$TIERED_STORAGE_DATA_DIR` when set.
+    pub data_dir: PathBuf,
+    /// The seed's tiering policy.
+    pub tiering: TieringConfig,
+    /// Hot tier settings.
+    pub hot: HotConfig,
+    /// Warm tier settings.
+    pub warm: WarmConfig,
+    /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
+    pub max_record_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let data_dir = std::env::var_os(DATA_DIR_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        Self {
+            data_dir,
+            tiering: TieringConfig::default(),
+            hot: HotConfig::default(),
+            warm: WarmConfig::default(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+impl From<TieringConfig> for StorageConfig {
+    fn from(tiering: TieringConfig) -> Self {
+        Self {
+            tiering,
+            ..Self::default()
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Defaults with the data directory set.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = dir.into();
+        self
+    }
+
+    /// Replace the tiering policy.
+    pub fn with_tiering(mut self, tiering: TieringConfig) -> Self {
+        self.tiering = tiering;
+        self
+    }
+
+    /// Set the hot tier's record capacity.
+    pub fn with_hot_capacity(mut self, capacity: u64) -> Self {
+        self.hot.capacity = capacity;
+        self
+    }
+
+    /// Set the warm tier's durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.warm.durability = durability;
+        self
+    }
+
+    /// Parse a TOML document. Unknown keys are errors, so typos are caught.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| Error::ConfigFile {
+            path: PathBuf::from("<string>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read and parse a TOML file.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every field. Called once at open; returns [`Error::Config`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.tiering.validate()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::config("data_dir", "must not be empty"));
+        }
+        if self.hot.capacity == 0 {
+            return Err(Error::config("hot.capacity", "must be at least 1"));
+        }
+        if self.hot.max_bytes == Some(0) {
+            return Err(Error::config(
+                "hot.max_bytes",
+                "must be at least 1, or unset for no byte bound",
+            ));
+        }
+        if !(64..=1 << 26).contains(&self.hot.frequency_counters) {
+            return Err(Error::config(
+                "hot.frequency_counters",
+                "must be between 64 and 67108864",
+            ));
+        }
+        let w = &self.warm;
+        if w.max_batch == 0 || w.max_batch > 100_000 {
+            return Err(Error::config(
+                "warm.max_batch",
+                "must be between 1 and 100000",
+            ));
+        }
+        if w.queue_depth == 0 {
+            return Err(Error::config("warm.queue_depth", "must be at least 1"));
+        }
+        if w.read_connections == 0 {
+            return Err(Error::config("warm.read_connections", "must be at least 1"));
+        }
+        if w.cache_mib == 0 || w.cache_mib > 1 << 20 {
+            return Err(Error::config(
+                "warm.cache_mib",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if w.mmap_mib > 1 << 20 {
+            return Err(Error::config("warm.mmap_mib", "must be at most 1048576"));
+        }
+        if w.access_flush_threshold == 0 {
+            return Err(Error::config(
+                "warm.access_flush_threshold",
+                "must be at least 1",
+            ));
+        }
+        if w.access_flush_interval_ms == 0 {
+            return Err(Error::config(
+                "warm.access_flush_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.max_record_bytes < 64 || self.max_record_bytes > 256 * 1024 * 1024 {
+            return Err(Error::config(
+                "max_record_bytes",
+                "must be between 64 and 268435456",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_defaults() {
+        let t = TieringConfig::default();
+        assert_eq!(t.hot_to_warm_age, 3600);
+        assert_eq!(t.warm_to_cold_age, 604_800);
+        assert_eq!(t.maintenance_interval, 300);
+        assert!(t.auto_promote_on_access);
+        assert_eq!(t.min_hot_access_count, 2);
+        assert_eq!(StorageConfig::default().hot.capacity, 10_000);
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        let mut c = StorageConfig::default();
+        c.hot.capacity = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Config {
+                field: "hot.capacity",
+                ..
+            })
+        ));
+
+        let mut c = StorageConfig::default();
+        c.tiering.min_hot_access_count = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Config {
+                field: "tiering.min_hot_access_count",
+                ..
+            })
+        ));
+
+        let mut c = StorageConfig::default();
+        c.warm.max_batch = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Config {
+                field: "warm.max_batch",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn toml_rejects_unknown_keys_and_bad_values() {
+        let err = StorageConfig::from_toml_str("[tiering]\nhot_to_warm_agee = 3\n").unwrap_err();
+        assert!(matches!(err, Error::ConfigFile { .. }), "{err}");
+        let err = StorageConfig::from_toml_str("[hot]\ncapacity = 0\n").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    field: "hot.capacity",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let ok = StorageConfig::from_toml_str("[warm]\ndurability = \"full\"\n").unwrap();
+        assert_eq!(ok.warm.durability, Durability::Full);
+    }
+
+    #[test]
+    fn toml_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.toml");
+        let mut c = StorageConfig::default().with_data_dir("/tmp/x");
+        c.hot.max_bytes = Some(1 << 20);
+        std::fs::write(&path, toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(StorageConfig::from_toml_file(&path).unwrap(), c);
+        let missing = StorageConfig::from_toml_file(dir.path().join("nope.toml")).unwrap_err();
+        assert!(matches!(missing, Error::ConfigFile { .. }));
+    }
+}

@@ -1,0 +1,143 @@
+//! The crate's one error type: every failure names what the caller can act on.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store.
+///
+/// Variants carry the path, id or field involved. Where the caller can fix the problem, the
+/// message says how.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is invalid. Nothing was opened.
+    #[error("invalid config `{field}`: {message}")]
+    Config {
+        /// The offending field, e.g. `hot.capacity`.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+
+    /// A config file could not be read or parsed.
+    #[error("cannot load config from {path}: {message}")]
+    ConfigFile {
+        /// The file that failed.
+        path: PathBuf,
+        /// The read or parse error.
+        message: String,
+    },
+
+    /// Another record already carries this signature. Nothing was written.
+    #[error("signature {signature:?} already belongs to record {existing_id}; use `update` to change that record")]
+    DuplicateSignature {
+        /// The duplicated signature.
+        signature: String,
+        /// The record that owns it.
+        existing_id: i64,
+    },
+
+    /// The record's signature is `Some("")`. Use `None` for "not sent yet". Nothing was written.
+    #[error("empty transaction signature: use `None` for a record that has no signature yet")]
+    EmptySignature,
+
+    /// The encoded record exceeds the configured maximum. Nothing was written.
+    #[error("record encodes to {size} bytes, over the limit of {max} (raise `max_record_bytes` to allow it)")]
+    RecordTooLarge {
+        /// Encoded size in bytes.
+        size: usize,
+        /// The configured `max_record_bytes`.
+        max: usize,
+    },
+
+    /// No record with this id exists (in any tier).
+    #[error("no record with id {id}")]
+    NotFound {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// The record cannot be stored as given (e.g. `put` of a record that already has an id).
+    #[error("invalid record: {reason}")]
+    InvalidRecord {
+        /// Why the record was refused.
+        reason: String,
+    },
+
+    /// The data directory cannot be created or written.
+    #[error("data directory {path} is not usable: {source} (check that it exists and is writable, or set `data_dir`)")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. `"open"`.
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// SQLite reported an error.
+    #[error("sqlite {op} on {path}: {source}")]
+    Sqlite {
+        /// What was being done, e.g. `"insert"`.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The underlying SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer version of this library.
+    #[error("database {path} has schema version {found}, newer than the {supported} this build supports; upgrade tiered-storage")]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The `user_version` found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+
+    /// A stored record could not be decoded, or a record could not be encoded.
+    #[error("cannot {op} record{}: {message}", id.map(|i| format!(" {i}")).unwrap_or_default())]
+    Codec {
+        /// `"encode"` or `"decode"`.
+        op: &'static str,
+        /// The record's id, when known.
+        id: Option<i64>,
+        /// The codec's message.
+        message: String,
+    },
+
+    /// The store has been shut down or its writer thread has stopped.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn config(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Config {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidRecord {
+            reason: reason.into(),
+        }
+    }
+}

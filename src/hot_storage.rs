@@ -1,0 +1,639 @@
+//! Hot tier (L1): a moka cache by id, a signature side map, and a frequency sketch for promotion.
+//!
+//! The hot tier is only a cache: every record in it is also in a lower tier, so losing it loses
+//! nothing. Two rules keep it from ever serving a stale record:
+//! - Writes carry the warm tier's commit sequence (`version`); a write replaces a cached entry
+//!   only if it is newer, so two racing updates of one id settle on the last committed.
+//! - A read that missed hot takes a `FillTicket` *before* reading the lower tier. Writers bump
+//!   the ticket's stripe after they commit and before they touch the cache; a fill whose stripe
+//!   moved is dropped, so a read that raced a write or remove cannot re-insert the old version.
+//!
+//! The signature map holds `sig_hash → (id, stamp)`. It is written inside the key-locked compute
+//! before the entry lands, and the eviction listener removes a mapping only if its stamp matches
+//! the evicted entry, so a late listener can never drop a newer mapping. Lookups still check
+//! the cached record's signature text, so a stale or colliding mapping can only cause a miss.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
+use moka::sync::Cache;
+
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use crate::metrics::{AccessStats, TierMetrics};
+use crate::record::{signature_hash, Record, TransactionRecord};
+use crate::tier::StorageTier;
+
+/// Target access time of the hot tier (the seed's "< 1 ms").
+pub const HOT_TARGET_ACCESS_TIME: Duration = Duration::from_millis(1);
+
+const FILL_STRIPES: usize = 4096;
+
+#[derive(Clone)]
+struct HotEntry<R> {
+    record: Arc<R>,
+    /// Warm commit sequence of this version; 0 for a fill from a read.
+    version: u64,
+    /// Unique per insertion; ties the signature mapping to this exact entry.
+    stamp: u64,
+    sig_hash: Option<i64>,
+    bytes: u32,
+    weight: u32,
+}
+
+/// Proof that a read of a lower tier started before any write it could have missed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FillTicket {
+    stripe: usize,
+    seen: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    promotions: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// The in-memory hot tier.
+pub struct HotMemoryStorage<R: Record = TransactionRecord> {
+    cache: Cache<i64, HotEntry<R>>,
+    sigs: Arc<DashMap<i64, (i64, u64)>>,
+    counters: Arc<Counters>,
+    stripes: Box<[AtomicU64]>,
+    stamps: AtomicU64,
+    freq: FrequencySketch,
+    stats: AccessStats,
+    /// Set when a byte bound is configured.
+    weights: Option<WeightScale>,
+    max_record_bytes: usize,
+}
+
+impl<R: Record> std::fmt::Debug for HotMemoryStorage<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotMemoryStorage")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl<R: Record> HotMemoryStorage<R> {
+    /// Build from the store config: capacity, optional byte bound, TTL = `hot_to_warm_age`.
+    pub fn new(config: &StorageConfig) -> Self {
+        let counters = Arc::new(Counters::default());
+        let sigs: Arc<DashMap<i64, (i64, u64)>> = Arc::new(DashMap::new());
+        let listener = {
+            let counters = Arc::clone(&counters);
+            let sigs = Arc::clone(&sigs);
+            move |_id: Arc<i64>, entry: HotEntry<R>, cause: RemovalCause| {
+                counters
+                    .bytes
+                    .fetch_sub(u64::from(entry.bytes), Ordering::Relaxed);
+                match cause {
+                    RemovalCause::Size => {
+                        counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RemovalCause::Expired => {
+                        counters.expirations.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                // A replaced entry's mapping was already moved by the compute that replaced it.
+                if cause != RemovalCause::Replaced {
+                    if let Some(h) = entry.sig_hash {
+                        sigs.remove_if(&h, |_, (_, stamp)| *stamp == entry.stamp);
+                    }
+                }
+            }
+        };
+        let hot = &config.hot;
+        let weights = hot
+            .max_bytes
+            .map(|max_bytes| WeightScale::new(hot.capacity, max_bytes, config.max_record_bytes));
+        let mut builder = Cache::builder()
+            .time_to_live(Duration::from_secs(config.tiering.hot_to_warm_age))
+            .eviction_listener(listener);
+        builder = match &weights {
+            Some(w) => builder
+                .max_capacity(w.units())
+                .weigher(|_k: &i64, e: &HotEntry<R>| e.weight),
+            None => builder.max_capacity(hot.capacity),
+        };
+        Self {
+            cache: builder.build(),
+            sigs,
+            counters,
+            stripes: (0..FILL_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stamps: AtomicU64::new(1),
+            freq: FrequencySketch::new(hot.frequency_counters),
+            stats: AccessStats::default(),
+            weights,
+            max_record_bytes: config.max_record_bytes,
+        }
+    }
+
+    fn make_entry(&self, record: R, bytes: usize, version: u64) -> HotEntry<R> {
+        let bytes = bytes.min(u32::MAX as usize) as u32;
+        let weight = self.weights.as_ref().map_or(1, |w| w.weight(bytes));
+        HotEntry {
+            sig_hash: record.signature().map(signature_hash),
+            record: Arc::new(record),
+            version,
+            stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
+            bytes,
+            weight,
+        }
+    }
+
+    fn stripe(id: i64) -> usize {
+        (xxhash_rust::xxh3::xxh3_64(&id.to_le_bytes()) as usize) & (FILL_STRIPES - 1)
+    }
+
+    /// Look up by id, counting a hit or miss. Never leaves the calling thread.
+    #[inline]
+    pub(crate) fn lookup(&self, id: i64) -> Option<R> {
+        let start = Instant::now();
+        let found = self.cache.get(&id).map(|e| R::clone(&e.record));
+        self.stats.record(found.is_some(), start.elapsed());
+        found
+    }
+
+    /// Look up by signature, counting a hit or miss.
+    pub(crate) fn lookup_signature(&self, signature: &str) -> Option<R> {
+        let start = Instant::now();
+        let found = self.peek_signature(signature);
+        self.stats.record(found.is_some(), start.elapsed());
+        found
+    }
+
+    fn peek_signature(&self, signature: &str) -> Option<R> {
+        let h = signature_hash(signature);
+        let (id, stamp) = *self.sigs.get(&h)?;
+        let e = self.cache.get(&id)?;
+        (e.stamp == stamp && e.record.signature() == Some(signature)).then(|| R::clone(&e.record))
+    }
+
+    /// Take a ticket before reading a lower tier for `id`.
+    #[inline]
+    pub(crate) fn fill_ticket(&self, id: i64) -> FillTicket {
+        let stripe = Self::stripe(id);
+        FillTicket {
+            stripe,
+            seen: self.stripes[stripe].load(Ordering::Acquire),
+        }
+    }
+
+    fn bump(&self, id: i64) {
+        self.stripes[Self::stripe(id)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Move the signature mapping from `old` (if any) to `new`, inside the key lock.
+    fn remap(&self, id: i64, old: Option<&HotEntry<R>>, new: &HotEntry<R>) {
+        if let Some(old) = old {
+            if let Some(h) = old.sig_hash.filter(|h| Some(*h) != new.sig_hash) {
+                self.sigs.remove_if(&h, |_, (_, stamp)| *stamp == old.stamp);
+            }
+        }
+        if let Some(h) = new.sig_hash {
+            self.sigs.insert(h, (id, new.stamp));
+        }
+        self.counters
+            .bytes
+            .fetch_add(u64::from(new.bytes), Ordering::Relaxed);
+    }
+
+    /// Cache a record that was just committed with sequence `version`. `only_if_cached` keeps
+    /// updates from pulling cold-ish records into the cache.
+    pub(crate) fn insert_written(
+        &self,
+        record: R,
+        bytes: usize,
+        version: u64,
+        only_if_cached: bool,
+    ) {
+        let Some(id) = record.id() else { return };
+        self.bump(id);
+        let new = self.make_entry(record, bytes, version);
+        self.cache.entry(id).and_compute_with(|current| {
+            let current = current.map(|e| e.into_value());
+            match &current {
+                Some(e) if e.version > version => Op::Nop,
+                None if only_if_cached => Op::Nop,
+                _ => {
+                    self.remap(id, current.as_ref(), &new);
+                    Op::Put(new)
+                }
+            }
+        });
+    }
+
+    /// Drop `id` after a committed remove (or any write that must not be served from cache).
+    pub(crate) fn invalidate(&self, id: i64) {
+        self.bump(id);
+        self.cache
+            .entry(id)
+            .and_compute_with(|current| match current {
+                Some(_) => Op::Remove,
+                None => Op::Nop,
+            });
+    }
+
+    /// Cache a record read from a lower tier, unless a write to its id committed since `ticket`.
+    /// Returns whether it was inserted.
+    pub(crate) fn fill(&self, record: R, bytes: usize, ticket: FillTicket) -> bool {
+        let Some(id) = record.id() else { return false };
+        let new = self.make_entry(record, bytes, 0);
+        let mut inserted = false;
+        self.cache.entry(id).and_compute_with(|current| {
+            if current.is_some()
+                || self.stripes[ticket.stripe].load(Ordering::Acquire) != ticket.seen
+            {
+                return Op::Nop;
+            }
+            self.remap(id, None, &new);
+            inserted = true;
+            Op::Put(new)
+        });
+        if inserted {
+            self.counters.promotions.fetch_add(1, Ordering::Relaxed);
+        }
+        inserted
+    }
+
+    /// Count one read of `id` that missed hot; returns the (approximate, saturating) count.
+    pub(crate) fn touch(&self, id: i64) -> u8 {
+        self.freq.increment(id)
+    }
+
+    /// Whether `id` is cached (no hit/miss counted).
+    pub fn contains_id(&self, id: i64) -> bool {
+        self.cache.contains_key(&id)
+    }
+
+    /// Number of cached records (after applying pending evictions).
+    pub fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Configured record capacity.
+    pub fn capacity(&self) -> u64 {
+        match &self.weights {
+            Some(w) => w.capacity,
+            None => self.cache.policy().max_capacity().unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Drop every cached record. Lower tiers are untouched.
+    pub fn clear(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.fetch_add(1, Ordering::AcqRel);
+        }
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
+    }
+
+    /// Counters snapshot (synchronous).
+    pub fn metrics(&self) -> TierMetrics {
+        self.cache.run_pending_tasks();
+        let mut m = TierMetrics {
+            tier_name: "hot".to_owned(),
+            record_count: self.cache.entry_count(),
+            bytes_stored: self.counters.bytes.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            expirations: self.counters.expirations.load(Ordering::Relaxed),
+            promotions: self.counters.promotions.load(Ordering::Relaxed),
+            ..TierMetrics::default()
+        };
+        self.stats.fill(&mut m);
+        m
+    }
+
+    /// Size of the signature side map (equals the number of cached records with a signature
+    /// once pending evictions have run).
+    pub fn signature_map_len(&self) -> usize {
+        self.cache.run_pending_tasks();
+        self.sigs.len()
+    }
+}
+
+#[async_trait]
+impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
+    async fn get(&self, id: i64) -> Result<Option<R>> {
+        Ok(self.lookup(id))
+    }
+
+    async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
+        Ok(self.lookup_signature(signature))
+    }
+
+    /// Cache a record that already has an id (the hot tier cannot assign ids). Overwrites any
+    /// cached copy.
+    async fn put(&self, record: &R) -> Result<i64> {
+        let id = record.id().ok_or_else(|| {
+            Error::invalid("the hot tier caches stored records only: the record needs an id")
+        })?;
+        let mut buf = Vec::new();
+        record.encode(&mut buf)?;
+        if buf.len() > self.max_record_bytes {
+            return Err(Error::RecordTooLarge {
+                size: buf.len(),
+                max: self.max_record_bytes,
+            });
+        }
+        self.insert_written(record.clone(), buf.len(), u64::MAX, false);
+        Ok(id)
+    }
+
+    async fn remove(&self, id: i64) -> Result<bool> {
+        let was = self.cache.contains_key(&id);
+        self.invalidate(id);
+        Ok(was)
+    }
+
+    /// Scans the cache (it is bounded by its capacity) and returns one sorted page.
+    async fn list_since(
+        &self,
+        since_ms: i64,
+        after_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let after = after_id.unwrap_or(i64::MIN);
+        let mut ids: Vec<i64> = self
+            .cache
+            .iter()
+            .filter(|(id, e)| **id > after && e.record.timestamp_ms() >= since_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.cache.get(&id).map(|e| R::clone(&e.record)))
+            .take(limit)
+            .collect())
+    }
+
+    async fn count(&self) -> Result<u64> {
+        Ok(self.len())
+    }
+
+    async fn contains(&self, id: i64) -> Result<bool> {
+        Ok(self.contains_id(id))
+    }
+
+    async fn get_metrics(&self) -> Result<TierMetrics> {
+        Ok(self.metrics())
+    }
+
+    async fn maintenance(&self) -> Result<()> {
+        self.cache.run_pending_tasks();
+        Ok(())
+    }
+
+    fn tier_name(&self) -> &'static str {
+        "hot"
+    }
+
+    fn target_access_time(&self) -> Duration {
+        HOT_TARGET_ACCESS_TIME
+    }
+}
+
+/// Enforces a record bound and a byte bound with one moka weigher: an entry weighs
+/// `ceil(max(bytes * capacity, max_bytes) / divisor)` and the cache holds
+/// `floor(capacity * max_bytes / divisor)` units. A full cache then has at most `capacity`
+/// entries (each weighs at least `max_bytes / divisor`) and at most `max_bytes` bytes (each weighs
+/// at least `bytes * capacity / divisor`). `divisor` keeps one weight within `u32`.
+struct WeightScale {
+    capacity: u64,
+    max_bytes: u64,
+    divisor: u64,
+}
+
+impl WeightScale {
+    fn new(capacity: u64, max_bytes: u64, max_record_bytes: usize) -> Self {
+        let heaviest = (max_record_bytes as u64)
+            .saturating_mul(capacity)
+            .max(max_bytes);
+        Self {
+            capacity,
+            max_bytes,
+            divisor: heaviest / u64::from(u32::MAX) + 1,
+        }
+    }
+
+    fn units(&self) -> u64 {
+        let units =
+            u128::from(self.capacity) * u128::from(self.max_bytes) / u128::from(self.divisor);
+        units.min(u128::from(u64::MAX)) as u64
+    }
+
+    fn weight(&self, bytes: u32) -> u32 {
+        let raw = u64::from(bytes)
+            .saturating_mul(self.capacity)
+            .max(self.max_bytes);
+        raw.div_ceil(self.divisor).clamp(1, u64::from(u32::MAX)) as u32
+    }
+}
+
+/// A count-min sketch of 4 rows of saturating 8-bit counters with conservative increments and
+/// periodic halving (TinyLFU ageing), so memory stays fixed however many ids are read.
+struct FrequencySketch {
+    rows: [Box<[AtomicU8]>; 4],
+    mask: usize,
+    additions: AtomicUsize,
+    reset_at: usize,
+}
+
+impl FrequencySketch {
+    fn new(counters: usize) -> Self {
+        let width = counters.next_power_of_two();
+        let row = || (0..width).map(|_| AtomicU8::new(0)).collect::<Box<[_]>>();
+        Self {
+            rows: [row(), row(), row(), row()],
+            mask: width - 1,
+            additions: AtomicUsize::new(0),
+            reset_at: width * 10,
+        }
+    }
+
+    fn slots(&self, id: i64) -> [usize; 4] {
+        let h = xxhash_rust::xxh3::xxh3_64_with_seed(&id.to_le_bytes(), 0x9e37_79b9);
+        let (a, b) = (h as usize, (h >> 32) as usize | 1);
+        std::array::from_fn(|i| a.wrapping_add(i.wrapping_mul(b)) & self.mask)
+    }
+
+    fn increment(&self, id: i64) -> u8 {
+        let slots = self.slots(id);
+        let min = (0..4)
+            .map(|i| self.rows[i][slots[i]].load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        if min < u8::MAX {
+            for (i, &s) in slots.iter().enumerate() {
+                let _ = self.rows[i][s].compare_exchange(
+                    min,
+                    min + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        if self.additions.fetch_add(1, Ordering::Relaxed) + 1 >= self.reset_at {
+            self.additions.store(0, Ordering::Relaxed);
+            for row in &self.rows {
+                for c in row.iter() {
+                    let v = c.load(Ordering::Relaxed);
+                    c.store(v / 2, Ordering::Relaxed);
+                }
+            }
+        }
+        min.saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::sample;
+
+    fn hot(capacity: u64) -> HotMemoryStorage {
+        HotMemoryStorage::new(&StorageConfig::default().with_hot_capacity(capacity))
+    }
+
+    fn stored(n: u64) -> TransactionRecord {
+        let mut r = sample(n);
+        r.id = Some(n as i64);
+        r
+    }
+
+    #[test]
+    fn hot_storage_lookup_by_id_and_signature() {
+        let h = hot(100);
+        h.insert_written(stored(1), 300, 1, false);
+        assert_eq!(h.lookup(1).unwrap(), stored(1));
+        let sig = stored(1).transaction_signature.unwrap();
+        assert_eq!(h.lookup_signature(&sig).unwrap().id, Some(1));
+        assert!(h.lookup(2).is_none());
+        assert!(h.lookup_signature("nope").is_none());
+        let m = h.metrics();
+        assert_eq!((m.hits, m.misses, m.record_count), (2, 2, 1));
+        assert_eq!(m.bytes_stored, 300);
+    }
+
+    #[test]
+    fn hot_storage_newer_version_wins() {
+        let h = hot(100);
+        let mut v2 = stored(1);
+        v2.actual_outcome = crate::record::Outcome::Profit(1.5);
+        h.insert_written(v2.clone(), 300, 2, false);
+        h.insert_written(stored(1), 300, 1, false); // an older commit arriving late
+        assert_eq!(h.lookup(1).unwrap(), v2);
+    }
+
+    #[test]
+    fn hot_storage_signature_change_moves_the_side_map() {
+        let h = hot(100);
+        h.insert_written(stored(1), 300, 1, false);
+        let old_sig = stored(1).transaction_signature.unwrap();
+        let mut changed = stored(1);
+        changed.transaction_signature = Some("new-signature".into());
+        h.insert_written(changed, 300, 2, true);
+        assert!(h.lookup_signature(&old_sig).is_none());
+        assert_eq!(h.lookup_signature("new-signature").unwrap().id, Some(1));
+        assert_eq!(h.signature_map_len(), 1);
+    }
+
+    #[test]
+    fn hot_storage_fill_loses_to_a_racing_write() {
+        let h = hot(100);
+        let ticket = h.fill_ticket(1);
+        h.invalidate(1); // a remove commits while the reader was in the warm tier
+        assert!(!h.fill(stored(1), 300, ticket));
+        assert!(h.lookup(1).is_none());
+        let ticket = h.fill_ticket(1);
+        assert!(h.fill(stored(1), 300, ticket));
+        assert_eq!(h.metrics().promotions, 1);
+    }
+
+    #[test]
+    fn hot_storage_evicts_to_capacity_and_keeps_side_map_consistent() {
+        let h = hot(50);
+        for n in 0..500 {
+            h.insert_written(stored(n), 300, n + 1, false);
+        }
+        let len = h.len();
+        assert!(len <= 50, "len {len}");
+        assert_eq!(h.signature_map_len() as u64, len);
+        let m = h.metrics();
+        assert!(m.evictions >= 450, "{m:?}");
+        assert_eq!(m.bytes_stored, len * 300);
+        // Every mapping resolves to a cached record with that signature.
+        for n in 0..500 {
+            let sig = stored(n).transaction_signature.unwrap();
+            if let Some(r) = h.lookup_signature(&sig) {
+                assert_eq!(r.id, Some(n as i64));
+            }
+        }
+    }
+
+    #[test]
+    fn hot_storage_byte_bound_and_count_bound_both_hold() {
+        let mut config = StorageConfig::default().with_hot_capacity(1000);
+        config.hot.max_bytes = Some(30_000);
+        let h: HotMemoryStorage = HotMemoryStorage::new(&config);
+        for n in 0..1000 {
+            h.insert_written(stored(n), 1000, n + 1, false);
+        }
+        let m = h.metrics();
+        assert!(m.bytes_stored <= 30_000, "{m:?}");
+        assert!(
+            m.record_count >= 20,
+            "byte bound should allow ~30 records: {m:?}"
+        );
+        // Small records: the count bound binds.
+        let h: HotMemoryStorage = HotMemoryStorage::new(&config);
+        for n in 0..2000 {
+            h.insert_written(stored(n), 10, n + 1, false);
+        }
+        assert!(h.len() <= 1000, "{}", h.len());
+    }
+
+    #[test]
+    fn hot_storage_frequency_sketch_counts_and_ages() {
+        let s = FrequencySketch::new(64);
+        assert_eq!(s.increment(7), 1);
+        assert_eq!(s.increment(7), 2);
+        assert_eq!(s.increment(7), 3);
+        // 64 counters reset after 640 additions: the count saturates at 255, then halves.
+        let counts: Vec<u8> = (3..700).map(|_| s.increment(7)).collect();
+        assert_eq!(counts[300], 255, "saturates instead of wrapping");
+        let last = *counts.last().unwrap();
+        assert!(
+            (127..255).contains(&last),
+            "halving must age old counts: {last}"
+        );
+    }
+
+    #[tokio::test]
+    async fn hot_storage_trait_put_needs_an_id() {
+        let h = hot(10);
+        let err = StorageTier::put(&h, &sample(1)).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidRecord { .. }));
+        assert_eq!(StorageTier::put(&h, &stored(3)).await.unwrap(), 3);
+        assert!(h.contains(3).await.unwrap());
+        assert!(h.remove(3).await.unwrap());
+        assert!(!h.contains(3).await.unwrap());
+    }
+}

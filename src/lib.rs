@@ -1,0 +1,181 @@
+//! A tiered record store for a Solana trading bot: microsecond reads of recent trades from an
+//! in-memory cache, durable group-committed writes to SQLite, and (next) compressed Parquet
+//! history that DuckDB, Polars and Spark read directly.
+//!
+//! ```text
+//! put/update/remove ──► warm (SQLite WAL, group commit) ──ack──► hot cache refreshed
+//! get(id|signature) ──► hot (moka) ─miss─► warm ─miss─► none    (promote on the Nth read)
+//! ```
+//!
+//! Hot is only a cache: every record in it is also in warm, so losing it loses nothing. A write
+//! returns after its SQLite transaction commits (see [`Durability`] for what survives what).
+//!
+//! # Basic example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let _dir = tempfile::tempdir().unwrap();
+//! # std::env::set_var(tiered_storage::config::DATA_DIR_ENV, _dir.path());
+//! # let mut transaction_record = tiered_storage::TransactionRecord::default();
+//! # transaction_record.transaction_signature = Some("tx_sig_123".into());
+//! use tiered_storage::{AutoTieringCoordinator, TieringConfig};
+//!
+//! // Create coordinator with default settings
+//! let coordinator = AutoTieringCoordinator::with_defaults().await?;
+//!
+//! // Store a record
+//! let id = coordinator.put(&transaction_record).await?;
+//!
+//! // Retrieve by ID (checks all tiers, hot → warm → cold)
+//! let record = coordinator.get(id).await?;
+//!
+//! // Retrieve by signature
+//! let record = coordinator.get_by_signature("tx_sig_123").await?;
+//! # assert_eq!(record.unwrap().id, Some(id));
+//! # Ok(()) }
+//! ```
+//!
+//! # Custom configuration
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let _dir = tempfile::tempdir().unwrap();
+//! # std::env::set_var(tiered_storage::config::DATA_DIR_ENV, _dir.path());
+//! use tiered_storage::{AutoTieringCoordinator, TieringConfig};
+//!
+//! // Create custom configuration
+//! let config = TieringConfig {
+//!     hot_to_warm_age: 300,        // 5 minutes
+//!     warm_to_cold_age: 3600,      // 1 hour
+//!     maintenance_interval: 60,     // 1 minute
+//!     auto_promote_on_access: true,
+//!     min_hot_access_count: 2,
+//! };
+//!
+//! let coordinator = AutoTieringCoordinator::new(config).await?;
+//! # assert_eq!(coordinator.config().tiering.hot_to_warm_age, 300);
+//! # Ok(()) }
+//! ```
+//!
+//! Everything beyond the seed's five policy fields (data directory, hot capacity, SQLite
+//! settings, limits) is in [`StorageConfig`], which `new` also accepts and which loads from TOML.
+//!
+//! # Direct tier access
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let _dir = tempfile::tempdir().unwrap();
+//! # std::env::set_var(tiered_storage::config::DATA_DIR_ENV, _dir.path());
+//! # use tiered_storage::{AutoTieringCoordinator, StorageTier};
+//! # let coordinator = AutoTieringCoordinator::with_defaults().await?;
+//! # let record = tiered_storage::TransactionRecord::default();
+//! # let id = coordinator.put(&record).await?;
+//! // Access individual tiers for advanced use cases
+//! let hot_tier = coordinator.hot_tier();
+//! let warm_tier = coordinator.warm_tier();
+//!
+//! // Store directly in specific tier
+//! warm_tier.put(&record).await?;
+//!
+//! // Check if record exists in hot tier
+//! if hot_tier.contains(id).await? {
+//!     println!("Record is in hot tier");
+//! }
+//! # assert!(hot_tier.contains(id).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Custom storage tiers
+//!
+//! Implement [`StorageTier`] (with `#[async_trait]`, as in the seed):
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::time::Duration;
+//! use async_trait::async_trait;
+//! use parking_lot::Mutex;
+//! use tiered_storage::{Record, Result, StorageTier, TierMetrics, TransactionRecord};
+//!
+//! #[derive(Default)]
+//! struct MyCustomTier {
+//!     records: Mutex<BTreeMap<i64, TransactionRecord>>,
+//! }
+//!
+//! #[async_trait]
+//! impl StorageTier for MyCustomTier {
+//!     async fn get(&self, id: i64) -> Result<Option<TransactionRecord>> {
+//!         Ok(self.records.lock().get(&id).cloned())
+//!     }
+//!     async fn get_by_signature(&self, sig: &str) -> Result<Option<TransactionRecord>> {
+//!         Ok(self.records.lock().values().find(|r| r.signature() == Some(sig)).cloned())
+//!     }
+//!     async fn put(&self, record: &TransactionRecord) -> Result<i64> {
+//!         let mut map = self.records.lock();
+//!         let id = record.id.unwrap_or_else(|| map.keys().last().map_or(1, |k| k + 1));
+//!         let mut r = record.clone();
+//!         r.id = Some(id);
+//!         map.insert(id, r);
+//!         Ok(id)
+//!     }
+//!     async fn remove(&self, id: i64) -> Result<bool> {
+//!         Ok(self.records.lock().remove(&id).is_some())
+//!     }
+//!     async fn list_since(&self, since_ms: i64, after: Option<i64>, limit: usize)
+//!         -> Result<Vec<TransactionRecord>> {
+//!         let map = self.records.lock();
+//!         Ok(map
+//!             .range(after.map_or(i64::MIN, |a| a + 1)..)
+//!             .map(|(_, r)| r)
+//!             .filter(|r| r.timestamp_ms() >= since_ms)
+//!             .take(limit)
+//!             .cloned()
+//!             .collect())
+//!     }
+//!     async fn count(&self) -> Result<u64> {
+//!         Ok(self.records.lock().len() as u64)
+//!     }
+//!     async fn get_metrics(&self) -> Result<TierMetrics> {
+//!         Ok(TierMetrics { tier_name: "custom".into(), record_count: self.count().await?, ..Default::default() })
+//!     }
+//!     fn tier_name(&self) -> &'static str { "custom" }
+//!     fn target_access_time(&self) -> Duration { Duration::from_millis(1) }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! # let tier = MyCustomTier::default();
+//! # let id = tier.put(&TransactionRecord::default()).await?;
+//! # assert!(tier.contains(id).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Your own record type
+//!
+//! The store is generic over [`Record`]; `TransactionRecord` is the default. Open a store of
+//! another type with [`AutoTieringCoordinator::open`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod coordinator;
+mod error;
+mod hot_storage;
+mod metrics;
+mod record;
+mod tier;
+mod warm_storage;
+
+pub use config::{Durability, HotConfig, StorageConfig, TieringConfig, WarmConfig};
+pub use coordinator::{
+    AutoTieringCoordinator, RecordCursor, StorageStats, TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
+};
+pub use error::{Error, Result};
+pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
+pub use metrics::{LatencyHistogram, TierMetrics};
+pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
+pub use tier::StorageTier;
+pub use warm_storage::{
+    MaintenanceReport, WarmSqliteStorage, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,
+};

@@ -1,0 +1,617 @@
+//! Warm tier (L2): SQLite in WAL mode, one group-commit writer thread, reads on the caller's
+//! thread from a pool of read-only connections.
+
+mod schema;
+mod writer;
+
+pub use schema::SCHEMA_VERSION;
+pub use writer::MaintenanceReport;
+pub(crate) use writer::{WriteAck, WriteOp};
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{StorageConfig, WarmConfig};
+use crate::error::{Error, Result};
+use crate::metrics::{AccessStats, TierMetrics};
+use crate::record::{signature_hash, EncodedRecord, Record, TransactionRecord};
+use crate::tier::StorageTier;
+use schema::sqlite_err;
+use writer::{now_ms, Command, Shared, Writer};
+
+/// File name of the warm database inside the data directory.
+pub const WARM_DB_FILE: &str = "warm.sqlite3";
+/// Target access time of the warm tier (the seed's "< 10 ms").
+pub const WARM_TARGET_ACCESS_TIME: Duration = Duration::from_millis(10);
+
+/// The SQLite warm tier. Cheap to clone; clones share one database and writer.
+pub struct WarmSqliteStorage<R: Record = TransactionRecord> {
+    inner: Arc<Inner>,
+    _record: PhantomData<fn() -> R>,
+}
+
+impl<R: Record> Clone for WarmSqliteStorage<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl<R: Record> std::fmt::Debug for WarmSqliteStorage<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmSqliteStorage")
+            .field("path", &self.inner.path)
+            .field("rows", &self.len())
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    cfg: WarmConfig,
+    max_record_bytes: usize,
+    /// `None` only while dropping, so the writer sees the channel close and exits.
+    tx: Option<mpsc::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    idle: Mutex<Vec<Connection>>,
+    stats: AccessStats,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(handle) = self.writer.take() {
+            if handle.join().is_err() {
+                tracing::error!(path = %self.path.display(), "warm writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Run `f` on an idle read connection (opening one if none is idle), on this thread.
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => schema::open_reader(&self.path, &self.cfg)?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock();
+        if idle.len() < self.cfg.read_connections {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<Command>> {
+        self.tx.as_ref().ok_or(Error::Closed)
+    }
+
+    /// Queue one read for the batched access statistics; never writes on the read path.
+    fn note_access(&self, id: i64) {
+        let now = now_ms();
+        let pending = {
+            let mut map = self.shared.access.lock();
+            // Bounded: if the writer is far behind, drop statistics rather than grow.
+            if map.len() < 2 * self.cfg.access_flush_threshold || map.contains_key(&id) {
+                let e = map.entry(id).or_insert((0, now));
+                e.0 = e.0.saturating_add(1);
+                e.1 = now;
+            }
+            map.len()
+        };
+        let last = self.shared.last_flush_ms.load(Ordering::Relaxed) as i64;
+        let due = pending >= self.cfg.access_flush_threshold
+            || now - last >= self.cfg.access_flush_interval_ms as i64;
+        if due && !self.shared.flush_requested.swap(true, Ordering::Relaxed) {
+            if let Some(tx) = &self.tx {
+                if tx.try_send(Command::FlushAccess { reply: None }).is_err() {
+                    self.shared.flush_requested.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// One stored row, decoded.
+pub(crate) struct WarmRow<R> {
+    pub record: R,
+    pub bytes: usize,
+}
+
+fn decode_row<R: Record>(id: i64, payload: &[u8]) -> Result<R> {
+    let mut record = R::decode(payload).map_err(|e| match e {
+        Error::Codec { op, message, .. } => Error::Codec {
+            op,
+            id: Some(id),
+            message,
+        },
+        other => other,
+    })?;
+    record.set_id(id);
+    Ok(record)
+}
+
+impl<R: Record> WarmSqliteStorage<R> {
+    /// Open (creating and migrating if needed) `warm.sqlite3` in the config's data directory and
+    /// start its writer thread. Blocks on file I/O: call it from a blocking context.
+    pub fn open(config: &StorageConfig) -> Result<Self> {
+        let path = config.data_dir.join(WARM_DB_FILE);
+        let cfg = config.warm.clone();
+        let conn = schema::open_writer(&path, &cfg)?;
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::new(conn, path.clone(), cfg.clone(), Arc::clone(&shared))?;
+        let (tx, rx) = mpsc::channel(cfg.queue_depth);
+        let handle = std::thread::Builder::new()
+            .name("tiered-storage-warm-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| Error::Io {
+                op: "spawn warm writer thread for",
+                path: path.clone(),
+                source,
+            })?;
+        let inner = Inner {
+            path,
+            cfg,
+            max_record_bytes: config.max_record_bytes,
+            tx: Some(tx),
+            writer: Some(handle),
+            shared,
+            idle: Mutex::new(Vec::new()),
+            stats: AccessStats::default(),
+        };
+        // Open one reader now so a broken database fails at open, not at the first read.
+        inner.with_reader(|_| Ok(()))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            _record: PhantomData,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Committed records (kept by the writer; no table scan).
+    pub fn len(&self) -> u64 {
+        self.inner.shared.rows.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tier holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes on disk: the database file plus its WAL.
+    pub fn bytes_on_disk(&self) -> u64 {
+        let wal = self.inner.path.with_extension("sqlite3-wal");
+        [&self.inner.path, &wal]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Read by id on the calling thread.
+    pub(crate) fn read_by_id(&self, id: i64) -> Result<Option<WarmRow<R>>> {
+        let start = Instant::now();
+        let payload: Option<Vec<u8>> = self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT payload FROM records WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(sqlite_err("read by id", &self.inner.path))
+        })?;
+        let out = match payload {
+            Some(p) => {
+                self.inner.note_access(id);
+                Some(WarmRow {
+                    bytes: p.len(),
+                    record: decode_row(id, &p)?,
+                })
+            }
+            None => None,
+        };
+        self.inner.stats.record(out.is_some(), start.elapsed());
+        Ok(out)
+    }
+
+    /// Read by signature on the calling thread: hash index, then the text compared.
+    pub(crate) fn read_by_signature(&self, signature: &str) -> Result<Option<WarmRow<R>>> {
+        let start = Instant::now();
+        let hash = signature_hash(signature);
+        let found: Option<(i64, Vec<u8>)> = self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, signature, payload FROM records WHERE sig_hash = ?1")
+                .map_err(sqlite_err("read by signature", &self.inner.path))?;
+            let mut rows = stmt
+                .query([hash])
+                .map_err(sqlite_err("read by signature", &self.inner.path))?;
+            while let Some(row) = rows
+                .next()
+                .map_err(sqlite_err("read by signature", &self.inner.path))?
+            {
+                let text = row
+                    .get_ref(1)
+                    .ok()
+                    .and_then(|v| v.as_str_or_null().ok().flatten());
+                if text == Some(signature) {
+                    let id: i64 = row
+                        .get(0)
+                        .map_err(sqlite_err("read by signature", &self.inner.path))?;
+                    let payload: Vec<u8> = row
+                        .get(2)
+                        .map_err(sqlite_err("read by signature", &self.inner.path))?;
+                    return Ok(Some((id, payload)));
+                }
+            }
+            Ok(None)
+        })?;
+        let out = match found {
+            Some((id, p)) => {
+                self.inner.note_access(id);
+                Some(WarmRow {
+                    bytes: p.len(),
+                    record: decode_row(id, &p)?,
+                })
+            }
+            None => None,
+        };
+        self.inner.stats.record(out.is_some(), start.elapsed());
+        Ok(out)
+    }
+
+    /// One page for `list_since`, on the calling thread. Keyset-paginated by id, so each page
+    /// costs the same however deep the scan is.
+    pub(crate) fn read_page(
+        &self,
+        since_ms: i64,
+        after_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let path = &self.inner.path;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.inner.with_reader(|conn| {
+            let after = match after_id {
+                Some(a) => a,
+                // First page: start just below the smallest matching id, found on the ts index,
+                // instead of walking every older row in id order.
+                None => match conn
+                    .prepare_cached("SELECT min(id) FROM records INDEXED BY records_ts WHERE ts >= ?1")
+                    .and_then(|mut s| s.query_row([since_ms], |r| r.get::<_, Option<i64>>(0)))
+                    .map_err(sqlite_err("list_since start", path))?
+                {
+                    Some(first) => first - 1,
+                    None => return Ok(Vec::new()),
+                },
+            };
+            // `+ts` keeps the planner on the primary key, which yields id order with no sort.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload FROM records WHERE id > ?1 AND +ts >= ?2 ORDER BY id LIMIT ?3",
+                )
+                .map_err(sqlite_err("list_since", path))?;
+            let mut rows = stmt
+                .query(rusqlite::params![after, since_ms, limit])
+                .map_err(sqlite_err("list_since", path))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite_err("list_since", path))? {
+                let id: i64 = row.get(0).map_err(sqlite_err("list_since", path))?;
+                let payload = row
+                    .get_ref(1)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(sqlite_err("list_since", path))?;
+                out.push(decode_row(id, payload)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Send one write to the writer thread and wait for its commit.
+    pub(crate) async fn write(&self, op: WriteOp) -> Result<WriteAck> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .send(Command::Write { op, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Validate and encode on the caller's thread (keeps the writer thread on SQL only).
+    pub(crate) fn encode(&self, record: &R) -> Result<EncodedRecord> {
+        EncodedRecord::new(record, self.inner.max_record_bytes)
+    }
+
+    /// Write all pending access statistics now; returns the rows updated.
+    pub async fn flush_access_stats(&self) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .send(Command::FlushAccess { reply: Some(reply) })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Flush access statistics, sampled ANALYZE, one incremental-vacuum step and a passive WAL
+    /// checkpoint. Runs on the writer thread between batches.
+    pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .send(Command::Maintenance { reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Persisted access count and last access time (ms) of a record, after the last flush.
+    pub fn access_stats(&self, id: i64) -> Result<Option<(u64, Option<i64>)>> {
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT access_count, last_access_ms FROM records WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite_err("read access stats", &self.inner.path))
+        })
+    }
+
+    /// Counters snapshot.
+    pub fn metrics(&self) -> TierMetrics {
+        let mut m = TierMetrics {
+            tier_name: "warm".to_owned(),
+            record_count: self.len(),
+            bytes_stored: self.bytes_on_disk(),
+            ..TierMetrics::default()
+        };
+        self.inner.stats.fill(&mut m);
+        m
+    }
+}
+
+#[async_trait]
+impl<R: Record> StorageTier<R> for WarmSqliteStorage<R> {
+    async fn get(&self, id: i64) -> Result<Option<R>> {
+        Ok(self.read_by_id(id)?.map(|row| row.record))
+    }
+
+    async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
+        Ok(self.read_by_signature(signature)?.map(|row| row.record))
+    }
+
+    /// Insert a new record (its id must be unset) and return the assigned id.
+    async fn put(&self, record: &R) -> Result<i64> {
+        if record.id().is_some() {
+            return Err(Error::invalid(
+                "put assigns ids: the record already has one (use update to change a stored record)",
+            ));
+        }
+        let encoded = self.encode(record)?;
+        Ok(self.write(WriteOp::Put(encoded)).await?.id)
+    }
+
+    async fn remove(&self, id: i64) -> Result<bool> {
+        Ok(self.write(WriteOp::Remove(id)).await?.removed)
+    }
+
+    async fn list_since(
+        &self,
+        since_ms: i64,
+        after_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_page(since_ms, after_id, limit))
+            .await
+            .map_err(|_| Error::Closed)?
+    }
+
+    async fn count(&self) -> Result<u64> {
+        Ok(self.len())
+    }
+
+    async fn contains(&self, id: i64) -> Result<bool> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT 1 FROM records WHERE id = ?1")
+                .and_then(|mut s| s.exists([id]))
+                .map_err(sqlite_err("contains", path))
+        })
+    }
+
+    async fn get_metrics(&self) -> Result<TierMetrics> {
+        Ok(self.metrics())
+    }
+
+    async fn maintenance(&self) -> Result<()> {
+        self.run_maintenance().await.map(|_| ())
+    }
+
+    fn tier_name(&self) -> &'static str {
+        "warm"
+    }
+
+    fn target_access_time(&self) -> Duration {
+        WARM_TARGET_ACCESS_TIME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::sample;
+    use crate::record::Outcome;
+
+    fn open(dir: &Path) -> WarmSqliteStorage {
+        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn warm_storage_put_get_by_id_and_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let got = w.get(id).await.unwrap().unwrap();
+        assert_eq!(got.id, Some(id));
+        assert_eq!(got.scored_candidate, sample(1).scored_candidate);
+        let sig = sample(1).transaction_signature.unwrap();
+        assert_eq!(
+            w.get_by_signature(&sig).await.unwrap().unwrap().id,
+            Some(id)
+        );
+        assert!(w.get(id + 1).await.unwrap().is_none());
+        assert!(w.get_by_signature("missing").await.unwrap().is_none());
+        assert_eq!(w.count().await.unwrap(), 1);
+        assert!(w.contains(id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn warm_storage_rejects_duplicates_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let first = w.put(&sample(1)).await.unwrap();
+        let err = w.put(&sample(1)).await.unwrap_err();
+        assert!(
+            matches!(err, Error::DuplicateSignature { existing_id, .. } if existing_id == first),
+            "{err}"
+        );
+        assert_eq!(w.len(), 1);
+        // Records without a signature never collide.
+        let mut a = sample(2);
+        a.transaction_signature = None;
+        w.put(&a).await.unwrap();
+        w.put(&a).await.unwrap();
+        assert_eq!(w.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn warm_storage_update_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let mut r = w.get(id).await.unwrap().unwrap();
+        r.actual_outcome = Outcome::Profit(0.25);
+        r.sell_price_sol = Some(0.002);
+        let enc = w.encode(&r).unwrap();
+        w.write(WriteOp::Update(enc)).await.unwrap();
+        assert_eq!(w.get(id).await.unwrap().unwrap(), r);
+        let mut ghost = r.clone();
+        ghost.id = Some(999);
+        ghost.transaction_signature = Some("ghost".into());
+        let err = w
+            .write(WriteOp::Update(w.encode(&ghost).unwrap()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { id: 999 }));
+        assert!(w.remove(id).await.unwrap());
+        assert!(!w.remove(id).await.unwrap());
+        assert!(w.get(id).await.unwrap().is_none());
+        assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn warm_storage_ids_are_never_reused_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let w = open(dir.path());
+            w.put(&sample(1)).await.unwrap();
+            let last = w.put(&sample(2)).await.unwrap();
+            assert!(w.remove(last).await.unwrap());
+            last
+        };
+        let w = open(dir.path());
+        let next = w.put(&sample(3)).await.unwrap();
+        assert!(next > last, "id {next} reused (last was {last})");
+        assert_eq!(w.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn warm_storage_list_since_pages_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        for n in 0..50 {
+            let mut r = sample(n);
+            // Timestamps out of id order: every third record is old.
+            r.timestamp_decision_made = if n % 3 == 0 { 10 } else { 1000 + n as i64 };
+            w.put(&r).await.unwrap();
+        }
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = w.list_since(1000, after, 7).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 7);
+            after = page.last().unwrap().id;
+            seen.extend(page.into_iter().map(|r| r.id.unwrap()));
+        }
+        let expected: Vec<i64> = (0..50).filter(|n| n % 3 != 0).map(|n| n + 1).collect();
+        assert_eq!(seen, expected);
+        assert!(w.list_since(i64::MAX, None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn warm_storage_access_stats_are_batched_then_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        for _ in 0..5 {
+            w.get(id).await.unwrap();
+        }
+        assert_eq!(
+            w.access_stats(id).unwrap().unwrap().0,
+            0,
+            "reads must not write"
+        );
+        w.flush_access_stats().await.unwrap();
+        let (count, last) = w.access_stats(id).unwrap().unwrap();
+        assert_eq!(count, 5);
+        assert!(last.is_some());
+    }
+
+    #[tokio::test]
+    async fn warm_storage_maintenance_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let mut ids = Vec::new();
+        for n in 0..2000 {
+            ids.push(w.put(&sample(n)).await.unwrap());
+        }
+        for id in ids {
+            w.remove(id).await.unwrap();
+        }
+        let report = w.run_maintenance().await.unwrap();
+        assert!(report.pages_vacuumed > 0, "{report:?}");
+        assert!(w.bytes_on_disk() > 0);
+    }
+
+    #[tokio::test]
+    async fn warm_storage_corrupt_payload_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let conn = Connection::open(w.path()).unwrap();
+        conn.execute("UPDATE records SET payload = x'ffffff' WHERE id = ?1", [id])
+            .unwrap();
+        let err = w.get(id).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Codec { id: Some(i), .. } if i == id),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! The warm tier's single writer thread: group commit, id assignment, access-stat flushes and
+//! SQLite maintenance.
+//!
+//! Every write waits in one channel. The thread takes the first, drains what else is queued (up
+//! to `max_batch`), applies them all in one transaction, commits, and only then answers each
+//! caller. A validation failure (duplicate signature, unknown id) answers that caller alone and
+//! writes nothing for it. An SQLite failure rolls the batch back and retries each write in its
+//! own transaction, so one bad write cannot fail its neighbours.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::schema::sqlite_err;
+use crate::config::WarmConfig;
+use crate::error::{Error, Result};
+use crate::record::EncodedRecord;
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    /// Insert a new record; the writer assigns its id.
+    Put(EncodedRecord),
+    /// Replace an existing record (its `id` is set).
+    Update(EncodedRecord),
+    /// Delete a record.
+    Remove(i64),
+}
+
+/// What a committed write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteAck {
+    /// The record's id (assigned for a put).
+    pub id: i64,
+    /// Commit order of this write: later commits have larger sequences.
+    pub seq: u64,
+    /// For a remove: whether a row was deleted.
+    pub removed: bool,
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Rows whose access statistics were written.
+    pub access_rows_flushed: usize,
+    /// Free pages returned to the file system by incremental vacuum.
+    pub pages_vacuumed: i64,
+    /// Frames in the WAL at the checkpoint.
+    pub wal_frames: i64,
+    /// Frames the checkpoint moved into the database.
+    pub wal_frames_checkpointed: i64,
+}
+
+pub(crate) enum Command {
+    Write {
+        op: WriteOp,
+        reply: oneshot::Sender<Result<WriteAck>>,
+    },
+    FlushAccess {
+        reply: Option<oneshot::Sender<Result<usize>>>,
+    },
+    Maintenance {
+        reply: oneshot::Sender<Result<MaintenanceReport>>,
+    },
+}
+
+/// State shared between the writer thread and readers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Committed row count.
+    pub rows: AtomicU64,
+    /// Pending access statistics: id → (reads, last read ms).
+    pub access: Mutex<HashMap<i64, (u32, i64)>>,
+    /// A flush is queued; readers need not ask again.
+    pub flush_requested: AtomicBool,
+    /// When access statistics were last flushed, ms.
+    pub last_flush_ms: AtomicU64,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    cfg: WarmConfig,
+    shared: Arc<Shared>,
+    next_id: i64,
+    seq: u64,
+}
+
+type Reply = oneshot::Sender<Result<WriteAck>>;
+
+impl Writer {
+    /// Read the id counter and row count, then take ownership of the connection.
+    pub(crate) fn new(
+        conn: Connection,
+        path: PathBuf,
+        cfg: WarmConfig,
+        shared: Arc<Shared>,
+    ) -> Result<Self> {
+        let max_id: Option<i64> = conn
+            .query_row("SELECT max(id) FROM records", [], |r| r.get(0))
+            .map_err(sqlite_err("read max id", &path))?;
+        let saved: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'next_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sqlite_err("read next_id", &path))?;
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
+            .map_err(sqlite_err("count records", &path))?;
+        shared.rows.store(rows as u64, Ordering::Relaxed);
+        shared
+            .last_flush_ms
+            .store(now_ms() as u64, Ordering::Relaxed);
+        // Ids are never reused, even after the highest rows were deleted or archived.
+        let next_id = saved.unwrap_or(1).max(max_id.unwrap_or(0) + 1);
+        Ok(Self {
+            conn,
+            path,
+            cfg,
+            shared,
+            next_id,
+            seq: 0,
+        })
+    }
+
+    /// The thread's main loop; returns when every sender is gone, after a last flush.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch: Vec<(WriteOp, Reply)> = Vec::with_capacity(self.cfg.max_batch);
+        let mut deferred = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Write { op, reply } => batch.push((op, reply)),
+                    other => deferred.push(other),
+                }
+                if batch.len() < self.cfg.max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(&mut batch);
+            }
+            for cmd in deferred.drain(..) {
+                self.handle_other(cmd);
+            }
+        }
+        if let Err(e) = self.flush_access() {
+            tracing::error!(error = %e, "final access-statistics flush failed");
+        }
+    }
+
+    fn handle_other(&mut self, cmd: Command) {
+        match cmd {
+            Command::Write { .. } => unreachable!("writes are batched"),
+            Command::FlushAccess { reply } => {
+                let r = self.flush_access();
+                if let Err(e) = &r {
+                    tracing::warn!(error = %e, "access-statistics flush failed");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            Command::Maintenance { reply } => {
+                let _ = reply.send(self.maintenance());
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
+        let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
+        match self.apply(&ops) {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let (_, reply) = batch.pop().expect("one write");
+                let _ = reply.send(Err(e));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = batch.len(), "group commit failed; retrying writes one by one");
+                for (op, reply) in batch.drain(..) {
+                    let r = self
+                        .apply(&[&op])
+                        .and_then(|mut v| v.pop().expect("one result"));
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    /// Apply `ops` in one transaction. The outer error means SQLite failed and nothing was
+    /// committed; inner errors are per-write validation failures (nothing written for them).
+    fn apply(&mut self, ops: &[&WriteOp]) -> Result<Vec<Result<WriteAck>>> {
+        let path = &self.path;
+        let start_id = self.next_id;
+        let mut next_id = self.next_id;
+        let mut seq = self.seq;
+        let mut delta: i64 = 0;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            seq += 1;
+            let r = match op {
+                WriteOp::Put(rec) => {
+                    if let Some(existing_id) = find_signature(&tx, rec, None, path)? {
+                        Err(duplicate(rec, existing_id))
+                    } else {
+                        let id = next_id;
+                        tx.prepare_cached(
+                            "INSERT INTO records (id, sig_hash, signature, ts, payload)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                id,
+                                rec.sig_hash,
+                                rec.signature,
+                                rec.timestamp_ms,
+                                rec.payload
+                            ])
+                        })
+                        .map_err(sqlite_err("insert", path))?;
+                        next_id += 1;
+                        delta += 1;
+                        Ok(WriteAck {
+                            id,
+                            seq,
+                            removed: false,
+                        })
+                    }
+                }
+                WriteOp::Update(rec) => {
+                    let id = rec.id.expect("update carries an id");
+                    if let Some(existing_id) = find_signature(&tx, rec, Some(id), path)? {
+                        Err(duplicate(rec, existing_id))
+                    } else {
+                        let n = tx
+                            .prepare_cached(
+                                "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4, payload = ?5
+                                 WHERE id = ?1",
+                            )
+                            .and_then(|mut s| {
+                                s.execute(params![id, rec.sig_hash, rec.signature, rec.timestamp_ms, rec.payload])
+                            })
+                            .map_err(sqlite_err("update", path))?;
+                        if n == 0 {
+                            Err(Error::NotFound { id })
+                        } else {
+                            Ok(WriteAck {
+                                id,
+                                seq,
+                                removed: false,
+                            })
+                        }
+                    }
+                }
+                WriteOp::Remove(id) => {
+                    let n = tx
+                        .prepare_cached("DELETE FROM records WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(sqlite_err("delete", path))?;
+                    delta -= n as i64;
+                    Ok(WriteAck {
+                        id: *id,
+                        seq,
+                        removed: n > 0,
+                    })
+                }
+            };
+            results.push(r);
+        }
+        if next_id != start_id {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)")
+                .and_then(|mut s| s.execute([next_id]))
+                .map_err(sqlite_err("save next_id", path))?;
+        }
+        tx.commit().map_err(sqlite_err("commit", path))?;
+        self.next_id = next_id;
+        self.seq = seq;
+        if delta >= 0 {
+            self.shared.rows.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            self.shared
+                .rows
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+        Ok(results)
+    }
+
+    /// Write pending access statistics in one transaction.
+    fn flush_access(&mut self) -> Result<usize> {
+        self.shared.flush_requested.store(false, Ordering::Relaxed);
+        self.shared
+            .last_flush_ms
+            .store(now_ms() as u64, Ordering::Relaxed);
+        let pending = std::mem::take(&mut *self.shared.access.lock());
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let mut updated = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE records SET access_count = access_count + ?2,
+                     last_access_ms = max(coalesce(last_access_ms, 0), ?3) WHERE id = ?1",
+                )
+                .map_err(sqlite_err("prepare access update", path))?;
+            for (id, (n, last)) in &pending {
+                updated += stmt
+                    .execute(params![id, n, last])
+                    .map_err(sqlite_err("update access", path))?;
+            }
+        }
+        tx.commit().map_err(sqlite_err("commit", path))?;
+        Ok(updated)
+    }
+
+    fn maintenance(&mut self) -> Result<MaintenanceReport> {
+        let access_rows_flushed = self.flush_access()?;
+        let path = &self.path;
+        // A sampled ANALYZE keeps the planner's statistics fresh in milliseconds, not seconds.
+        self.conn
+            .execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
+            .map_err(sqlite_err("analyze", path))?;
+        let free_before: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .map_err(sqlite_err("read freelist_count", path))?;
+        self.conn
+            .execute_batch(&format!(
+                "PRAGMA incremental_vacuum({});",
+                self.cfg.vacuum_pages
+            ))
+            .map_err(sqlite_err("incremental_vacuum", path))?;
+        let free_after: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .map_err(sqlite_err("read freelist_count", path))?;
+        let (_busy, wal_frames, wal_frames_checkpointed): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sqlite_err("wal_checkpoint", path))?;
+        Ok(MaintenanceReport {
+            access_rows_flushed,
+            pages_vacuumed: free_before - free_after,
+            wal_frames,
+            wal_frames_checkpointed,
+        })
+    }
+}
+
+fn duplicate(rec: &EncodedRecord, existing_id: i64) -> Error {
+    Error::DuplicateSignature {
+        signature: rec.signature.clone().unwrap_or_default(),
+        existing_id,
+    }
+}
+
+/// The id of another record carrying `rec`'s signature, if any (hash hit, then text check).
+fn find_signature(
+    conn: &Connection,
+    rec: &EncodedRecord,
+    exclude: Option<i64>,
+    path: &std::path::Path,
+) -> Result<Option<i64>> {
+    let (Some(hash), Some(sig)) = (rec.sig_hash, rec.signature.as_deref()) else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT id, signature FROM records WHERE sig_hash = ?1")
+        .map_err(sqlite_err("prepare signature check", path))?;
+    let mut rows = stmt
+        .query([hash])
+        .map_err(sqlite_err("signature check", path))?;
+    while let Some(row) = rows.next().map_err(sqlite_err("signature check", path))? {
+        let id: i64 = row.get(0).map_err(sqlite_err("signature check", path))?;
+        let text: Option<String> = row.get(1).map_err(sqlite_err("signature check", path))?;
+        if Some(id) != exclude && text.as_deref() == Some(sig) {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
