@@ -1,1 +1,368 @@
-fn main() {}
+//! Core-store benchmark: coordinator hot/warm gets against raw moka and raw rusqlite on the same
+//! data, and durable put throughput with 1 and 64 writers into a warm tier of >= 1M rows.
+//!
+//! Run: `cargo bench --bench core` (env: `BENCH_ROWS`, default 1000000; `BENCH_DIR`, default a
+//! fresh directory under the system temp dir, removed afterwards).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tiered_storage::{
+    AutoTieringCoordinator, PremintCandidate, ScoredCandidate, StorageConfig, TransactionRecord,
+};
+
+const HOT_SET: usize = 10_000;
+const GET_SAMPLES: usize = 200_000;
+const SINGLE_WRITER_PUTS: usize = 20_000;
+const CONCURRENT_PUTS: usize = 256_000;
+const WRITERS: usize = 64;
+
+fn record(n: u64) -> TransactionRecord {
+    // 88 pseudo-random base58-ish characters, like a real signature (incompressible).
+    const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let sig: String = (0..88)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect();
+    let ts = 1_750_000_000_000 + n as i64 * 10;
+    TransactionRecord {
+        id: None,
+        scored_candidate: ScoredCandidate {
+            base: PremintCandidate {
+                mint: format!("{:0>44}", n * 7919),
+                creator: format!("{:0>44}", n * 104_729),
+                program: "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P".into(),
+                slot: 300_000_000 + n,
+                timestamp: ts,
+                instruction_summary: Some("create+buy".into()),
+                is_jito_bundle: Some(n % 3 == 0),
+            },
+            predicted_score: (n % 101) as u8,
+            feature_scores: [("liquidity", 0.7), ("momentum", 0.4), ("holders", 0.2)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v + (n % 10) as f64 / 100.0))
+                .collect(),
+            reason: "liquidity spike".into(),
+            calculation_time_us: 50 + n % 200,
+            anomaly_detected: n % 97 == 0,
+            timestamp: ts,
+        },
+        transaction_signature: Some(sig),
+        buy_price_sol: Some(0.000_002 * (1 + n % 500) as f64),
+        amount_bought_tokens: Some(250_000.0 + n as f64),
+        initial_sol_spent: Some(0.25),
+        timestamp_decision_made: ts,
+        timestamp_transaction_sent: Some(ts + 40),
+        market_context_snapshot: [("sol_usd", 180.0), ("volume_1m", 12_000.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        ..TransactionRecord::default()
+    }
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+fn us(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+struct Row {
+    name: String,
+    h: Histogram<u64>,
+}
+
+fn print_rows(rows: &[Row], baseline_of: &dyn Fn(&str) -> Option<usize>) {
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>12}",
+        "path", "p50 µs", "p95 µs", "p99 µs", "p95 vs raw"
+    );
+    for r in rows {
+        let ratio = baseline_of(&r.name)
+            .map(|b| format!("{:.2}x", us(&r.h, 0.95) / us(&rows[b].h, 0.95)))
+            .unwrap_or_default();
+        println!(
+            "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>12}",
+            r.name,
+            us(&r.h, 0.50),
+            us(&r.h, 0.95),
+            us(&r.h, 0.99),
+            ratio
+        );
+    }
+}
+
+/// Deterministic spread of indexes over 0..n.
+fn pick(i: usize, n: usize) -> usize {
+    ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as usize % n
+}
+
+fn main() -> anyhow::Result<()> {
+    let rows: u64 = std::env::var("BENCH_ROWS")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let (dir, _guard) = match std::env::var_os("BENCH_DIR") {
+        Some(d) => (std::path::PathBuf::from(d), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("tiered-storage-bench-")
+                .tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut config = StorageConfig::default().with_data_dir(&dir);
+    // Measure warm reads as warm reads: no promotion during the benchmark.
+    config.tiering.auto_promote_on_access = false;
+    config.hot.capacity = HOT_SET as u64;
+    let store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
+    println!(
+        "tiered-storage core benchmark: {rows} warm rows, data dir {}",
+        dir.display()
+    );
+
+    // --- Prefill to `rows` with 64 concurrent writers (reported, but the target is below).
+    let already = store.warm_tier().len();
+    let t0 = Instant::now();
+    let filled = rt.block_on(put_concurrently(
+        &store,
+        already,
+        rows.saturating_sub(already),
+    ))?;
+    let fill_rate = filled as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "prefill: {filled} puts in {:.1} s ({fill_rate:.0} records/s)",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // --- Durable put throughput, 64 writers, warm already >= rows.
+    let base = store.warm_tier().len().max(rows);
+    let (b0, w0) = store.warm_tier().group_commit_counts();
+    let t0 = Instant::now();
+    let n = rt.block_on(put_concurrently(&store, base, CONCURRENT_PUTS as u64))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let concurrent_rate = n as f64 / secs;
+    let (b1, w1) = store.warm_tier().group_commit_counts();
+    let mean_batch = (w1 - w0) as f64 / (b1 - b0).max(1) as f64;
+
+    // --- Single-writer put latency.
+    let base = base + CONCURRENT_PUTS as u64;
+    let mut single = hist();
+    let t0 = Instant::now();
+    rt.block_on(async {
+        for i in 0..SINGLE_WRITER_PUTS as u64 {
+            let r = record(base + i);
+            let s = Instant::now();
+            store.put(&r).await?;
+            single.record(s.elapsed().as_nanos() as u64)?;
+        }
+        anyhow::Ok(())
+    })?;
+    let single_rate = SINGLE_WRITER_PUTS as f64 / t0.elapsed().as_secs_f64();
+    let total = store.warm_tier().len();
+
+    // --- Hot set: the most recently put records still cached.
+    let hot_ids: Vec<i64> = (1..=total as i64)
+        .rev()
+        .filter(|id| store.hot_tier().contains_id(*id))
+        .take(HOT_SET)
+        .collect();
+    let hot_records: Vec<TransactionRecord> = rt.block_on(async {
+        let mut v = Vec::new();
+        for id in &hot_ids {
+            v.push(store.get(*id).await?.expect("hot id present"));
+        }
+        anyhow::Ok(v)
+    })?;
+    let raw_moka: moka::sync::Cache<i64, Arc<TransactionRecord>> =
+        moka::sync::Cache::new(HOT_SET as u64 * 2);
+    for r in &hot_records {
+        raw_moka.insert(r.id.unwrap(), Arc::new(r.clone()));
+    }
+
+    let mut results: Vec<Row> = Vec::new();
+    // Raw moka, returning an owned record like the coordinator does.
+    let mut h = hist();
+    for i in 0..GET_SAMPLES {
+        let id = hot_ids[pick(i, hot_ids.len())];
+        let s = Instant::now();
+        let r = raw_moka.get(&id).map(|a| TransactionRecord::clone(&a));
+        h.record(s.elapsed().as_nanos() as u64)?;
+        assert!(r.is_some());
+    }
+    results.push(Row {
+        name: "raw moka get + clone".into(),
+        h,
+    });
+    let mut h = hist();
+    rt.block_on(async {
+        for i in 0..GET_SAMPLES {
+            let id = hot_ids[pick(i, hot_ids.len())];
+            let s = Instant::now();
+            let r = store.get(id).await?;
+            h.record(s.elapsed().as_nanos() as u64)?;
+            assert!(r.is_some());
+        }
+        anyhow::Ok(())
+    })?;
+    results.push(Row {
+        name: "coordinator get (hot hit)".into(),
+        h,
+    });
+
+    // --- Warm: ids not cached, spread over the whole table.
+    let warm_ids: Vec<i64> = (0..GET_SAMPLES)
+        .map(|i| 1 + pick(i + 7, total as usize) as i64)
+        .filter(|id| !store.hot_tier().contains_id(*id))
+        .collect();
+    let raw = Connection::open_with_flags(
+        dir.join(tiered_storage::WARM_DB_FILE),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    raw.pragma_update(None, "mmap_size", 256i64 << 20)?;
+    raw.pragma_update(None, "cache_size", -(64i64 << 10))?;
+    let warm_sigs: Vec<String> = warm_ids
+        .iter()
+        .map(|id| {
+            raw.prepare_cached("SELECT signature FROM records WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+        })
+        .collect::<Result<_, _>>()?;
+    // Warm both paths' caches once, identically.
+    for id in warm_ids.iter().take(20_000) {
+        let _: Option<Vec<u8>> = raw
+            .prepare_cached("SELECT payload FROM records WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+    }
+
+    let mut h = hist();
+    for id in &warm_ids {
+        let s = Instant::now();
+        let p: Option<Vec<u8>> = raw
+            .prepare_cached("SELECT payload FROM records WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        h.record(s.elapsed().as_nanos() as u64)?;
+        assert!(p.is_some());
+    }
+    results.push(Row {
+        name: "raw rusqlite read by id".into(),
+        h,
+    });
+    let mut h = hist();
+    rt.block_on(async {
+        for id in &warm_ids {
+            let s = Instant::now();
+            let r = store.get(*id).await?;
+            h.record(s.elapsed().as_nanos() as u64)?;
+            assert!(r.is_some());
+        }
+        anyhow::Ok(())
+    })?;
+    results.push(Row {
+        name: "coordinator get (warm hit)".into(),
+        h,
+    });
+
+    let mut h = hist();
+    for sig in &warm_sigs {
+        let s = Instant::now();
+        let hash = xxhash_rust::xxh3::xxh3_64(sig.as_bytes()) as i64;
+        let mut stmt =
+            raw.prepare_cached("SELECT id, signature, payload FROM records WHERE sig_hash = ?1")?;
+        let mut found = None;
+        let mut q = stmt.query([hash])?;
+        while let Some(row) = q.next()? {
+            if row.get_ref(1)?.as_str()? == sig {
+                found = Some(row.get::<_, Vec<u8>>(2)?);
+                break;
+            }
+        }
+        h.record(s.elapsed().as_nanos() as u64)?;
+        assert!(found.is_some());
+    }
+    results.push(Row {
+        name: "raw rusqlite read by signature hash".into(),
+        h,
+    });
+    let mut h = hist();
+    rt.block_on(async {
+        for sig in &warm_sigs {
+            let s = Instant::now();
+            let r = store.get_by_signature(sig).await?;
+            h.record(s.elapsed().as_nanos() as u64)?;
+            assert!(r.is_some());
+        }
+        anyhow::Ok(())
+    })?;
+    results.push(Row {
+        name: "coordinator get_by_signature (warm hit)".into(),
+        h,
+    });
+
+    println!();
+    print_rows(&results, &|name| match name {
+        "coordinator get (hot hit)" => Some(0),
+        "coordinator get (warm hit)" => Some(2),
+        "coordinator get_by_signature (warm hit)" => Some(4),
+        _ => None,
+    });
+    println!();
+    println!(
+        "durable puts, {WRITERS} writers, warm >= {rows} rows: {concurrent_rate:.0} records/s ({n} in {secs:.2} s, {mean_batch:.1} writes per commit)"
+    );
+    println!(
+        "durable puts, 1 writer: {single_rate:.0} records/s; latency p50 {:.1} µs, p95 {:.1} µs, p99 {:.1} µs",
+        us(&single, 0.5),
+        us(&single, 0.95),
+        us(&single, 0.99)
+    );
+    println!(
+        "warm rows at end: {total}; database {:.0} MiB",
+        store.warm_tier().bytes_on_disk() as f64 / (1 << 20) as f64
+    );
+    drop(store);
+    drop(rt);
+    Ok(())
+}
+
+/// Put `count` records numbered from `start` with `WRITERS` concurrent tasks; returns how many.
+async fn put_concurrently(
+    store: &Arc<AutoTieringCoordinator>,
+    start: u64,
+    count: u64,
+) -> anyhow::Result<u64> {
+    let per = count.div_ceil(WRITERS as u64);
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS as u64 {
+        let store = Arc::clone(store);
+        let lo = start + w * per;
+        let hi = (lo + per).min(start + count);
+        tasks.push(tokio::spawn(async move {
+            for n in lo..hi {
+                store.put(&record(n)).await?;
+            }
+            anyhow::Ok(hi.saturating_sub(lo))
+        }));
+    }
+    let mut done = 0;
+    for t in tasks {
+        done += t.await??;
+    }
+    Ok(done)
+}

@@ -49,6 +49,9 @@ pub const DEFAULT_WARM_BUSY_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD: usize = 65_536;
 /// Default: 1,000 ms between flushes of access statistics when the writer is idle.
 pub const DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Default: 262,144 signatures held in memory (about 10 MiB) before they are merged into the
+/// on-disk signature index in one sorted bulk insert.
+pub const DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD: usize = 262_144;
 /// Default: 1,024 pages released per incremental vacuum step.
 pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
 
@@ -198,6 +201,9 @@ pub struct WarmConfig {
     pub access_flush_interval_ms: u64,
     /// Free pages returned to the OS per maintenance run. Default: [`DEFAULT_WARM_VACUUM_PAGES`].
     pub vacuum_pages: u32,
+    /// Recent signatures kept in memory before a bulk merge into the on-disk index. Larger means
+    /// fewer, longer merges and more memory. Default: [`DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD`].
+    pub signature_merge_threshold: usize,
 }
 
 impl Default for WarmConfig {
@@ -213,6 +219,7 @@ impl Default for WarmConfig {
             access_flush_threshold: DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD,
             access_flush_interval_ms: DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
             vacuum_pages: DEFAULT_WARM_VACUUM_PAGES,
+            signature_merge_threshold: DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD,
         }
     }
 }
@@ -382,6 +389,12 @@ impl StorageConfig {
             return Err(Error::config(
                 "warm.access_flush_interval_ms",
                 "must be at least 1",
+            ));
+        }
+        if w.signature_merge_threshold == 0 || w.signature_merge_threshold > 1 << 26 {
+            return Err(Error::config(
+                "warm.signature_merge_threshold",
+                "must be between 1 and 67108864",
             ));
         }
         if self.max_record_bytes < 64 || self.max_record_bytes > 256 * 1024 * 1024 {

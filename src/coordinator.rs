@@ -133,30 +133,33 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let ack = self.warm.write(WriteOp::Put(encoded)).await?;
         let mut cached = record.clone();
         cached.set_id(ack.id);
-        self.hot.insert_written(cached, bytes, ack.seq, false);
+        self.hot.insert_put(cached, bytes, ack.seq);
         Ok(ack.id)
     }
 
     /// Replace a stored record (matched by its id) durably. Typical use: filling in a trade's
-    /// outcome. No read after this returns sees the old version.
+    /// outcome. Reads are linearizable: once any read has seen the new version (and certainly
+    /// once this returns), no read sees the old one.
     pub async fn update(&self, record: &R) -> Result<()> {
-        if record.id().is_none() {
+        let Some(id) = record.id() else {
             return Err(Error::invalid(
                 "update needs the record's id (as returned by put)",
             ));
-        }
+        };
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
-        let ack = self.warm.write(WriteOp::Update(encoded)).await?;
-        self.hot
-            .insert_written(record.clone(), bytes, ack.seq, true);
+        // Evict before the commit, so hot never serves the old version once warm has the new.
+        let guard = self.hot.begin_write(id);
+        self.warm.write(WriteOp::Update(encoded)).await?;
+        guard.finish(record.clone(), bytes, false);
         Ok(())
     }
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
+        let guard = self.hot.begin_write(id);
         let ack = self.warm.write(WriteOp::Remove(id)).await?;
-        self.hot.invalidate(id);
+        drop(guard);
         if ack.removed {
             Ok(())
         } else {

@@ -1,19 +1,26 @@
 //! Hot tier (L1): a moka cache by id, a signature side map, and a frequency sketch for promotion.
 //!
 //! The hot tier is only a cache: every record in it is also in a lower tier, so losing it loses
-//! nothing. Two rules keep it from ever serving a stale record:
-//! - Writes carry the warm tier's commit sequence (`version`); a write replaces a cached entry
-//!   only if it is newer, so two racing updates of one id settle on the last committed.
-//! - A read that missed hot takes a `FillTicket` *before* reading the lower tier. Writers bump
-//!   the ticket's stripe after they commit and before they touch the cache; a fill whose stripe
-//!   moved is dropped, so a read that raced a write or remove cannot re-insert the old version.
+//! nothing. These rules keep it from ever serving a version older than one a reader could
+//! already have seen (reads stay linearizable):
+//! - A write to an existing id starts with [`HotMemoryStorage::begin_write`]: it marks the id's
+//!   stripe as having a write in flight, bumps the stripe's sequence and evicts the id, all
+//!   *before* the lower tier commits. Until the write finishes, reads of the id miss and go to
+//!   the lower tier, which is the single source of truth.
+//! - A read that missed hot takes a `FillTicket` before reading the lower tier. Its fill lands
+//!   only if no write is in flight on the stripe and the stripe's sequence has not moved, so a
+//!   read that raced a write cannot re-insert the version it replaced.
+//! - After its commit, a write re-caches the record only if no other write began or ended on
+//!   the stripe meanwhile; otherwise it leaves the id uncached (a miss is always correct).
+//! - A put carries its commit sequence (`version`); it replaces a fill (version 0) of the same
+//!   row but never a newer entry.
 //!
 //! The signature map holds `sig_hash → (id, stamp)`. It is written inside the key-locked compute
 //! before the entry lands, and the eviction listener removes a mapping only if its stamp matches
 //! the evicted entry, so a late listener can never drop a newer mapping. Lookups still check
 //! the cached record's signature text, so a stale or colliding mapping can only cause a miss.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +39,7 @@ use crate::tier::StorageTier;
 /// Target access time of the hot tier (the seed's "< 1 ms").
 pub const HOT_TARGET_ACCESS_TIME: Duration = Duration::from_millis(1);
 
-const FILL_STRIPES: usize = 4096;
+const FILL_STRIPES: usize = 16_384;
 
 #[derive(Clone)]
 struct HotEntry<R> {
@@ -53,6 +60,42 @@ pub(crate) struct FillTicket {
     seen: u64,
 }
 
+/// A write to an existing id in flight; see [`HotMemoryStorage::begin_write`]. Dropping it
+/// without [`finish`](WriteGuard::finish) (an error, a cancelled future) leaves the id uncached.
+pub(crate) struct WriteGuard<'a, R: Record> {
+    hot: &'a HotMemoryStorage<R>,
+    id: i64,
+    stripe: usize,
+    seen: u64,
+    was_cached: bool,
+}
+
+impl<R: Record> WriteGuard<'_, R> {
+    /// The write committed `record`: re-cache it if it was cached before (or `always`) and no
+    /// other write began or ended on the stripe meanwhile.
+    pub(crate) fn finish(self, record: R, bytes: usize, always: bool) {
+        if !(self.was_cached || always) {
+            return;
+        }
+        let hot = self.hot;
+        let new = hot.make_entry(record, bytes, u64::MAX);
+        hot.cache.entry(self.id).and_compute_with(|current| {
+            if current.is_some() || hot.stripes[self.stripe].load(Ordering::Acquire) != self.seen {
+                return Op::Nop;
+            }
+            hot.remap(self.id, None, &new);
+            Op::Put(new)
+        });
+    }
+}
+
+impl<R: Record> Drop for WriteGuard<'_, R> {
+    fn drop(&mut self) {
+        self.hot.stripes[self.stripe].fetch_add(1, Ordering::AcqRel);
+        self.hot.in_flight[self.stripe].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     evictions: AtomicU64,
@@ -66,7 +109,10 @@ pub struct HotMemoryStorage<R: Record = TransactionRecord> {
     cache: Cache<i64, HotEntry<R>>,
     sigs: Arc<DashMap<i64, (i64, u64)>>,
     counters: Arc<Counters>,
+    /// Per-stripe sequence, bumped when a write begins and when it ends.
     stripes: Box<[AtomicU64]>,
+    /// Per-stripe count of writes in flight.
+    in_flight: Box<[AtomicU32]>,
     stamps: AtomicU64,
     freq: FrequencySketch,
     stats: AccessStats,
@@ -130,6 +176,7 @@ impl<R: Record> HotMemoryStorage<R> {
             sigs,
             counters,
             stripes: (0..FILL_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            in_flight: (0..FILL_STRIPES).map(|_| AtomicU32::new(0)).collect(),
             stamps: AtomicU64::new(1),
             freq: FrequencySketch::new(hot.frequency_counters),
             stats: AccessStats::default(),
@@ -189,10 +236,6 @@ impl<R: Record> HotMemoryStorage<R> {
         }
     }
 
-    fn bump(&self, id: i64) {
-        self.stripes[Self::stripe(id)].fetch_add(1, Ordering::AcqRel);
-    }
-
     /// Move the signature mapping from `old` (if any) to `new`, inside the key lock.
     fn remap(&self, id: i64, old: Option<&HotEntry<R>>, new: &HotEntry<R>) {
         if let Some(old) = old {
@@ -208,23 +251,39 @@ impl<R: Record> HotMemoryStorage<R> {
             .fetch_add(u64::from(new.bytes), Ordering::Relaxed);
     }
 
-    /// Cache a record that was just committed with sequence `version`. `only_if_cached` keeps
-    /// updates from pulling cold-ish records into the cache.
-    pub(crate) fn insert_written(
-        &self,
-        record: R,
-        bytes: usize,
-        version: u64,
-        only_if_cached: bool,
-    ) {
+    /// Start a write to the existing record `id`: evict it and hold off fills until the
+    /// returned guard is finished or dropped. Call before sending the write to the lower tier.
+    pub(crate) fn begin_write(&self, id: i64) -> WriteGuard<'_, R> {
+        let stripe = Self::stripe(id);
+        self.in_flight[stripe].fetch_add(1, Ordering::AcqRel);
+        let seen = self.stripes[stripe].fetch_add(1, Ordering::AcqRel) + 1;
+        let mut was_cached = false;
+        self.cache
+            .entry(id)
+            .and_compute_with(|current| match current {
+                Some(_) => {
+                    was_cached = true;
+                    Op::Remove
+                }
+                None => Op::Nop,
+            });
+        WriteGuard {
+            hot: self,
+            id,
+            stripe,
+            seen,
+            was_cached,
+        }
+    }
+
+    /// Cache a record that was just put with commit sequence `version`.
+    pub(crate) fn insert_put(&self, record: R, bytes: usize, version: u64) {
         let Some(id) = record.id() else { return };
-        self.bump(id);
         let new = self.make_entry(record, bytes, version);
         self.cache.entry(id).and_compute_with(|current| {
             let current = current.map(|e| e.into_value());
             match &current {
-                Some(e) if e.version > version => Op::Nop,
-                None if only_if_cached => Op::Nop,
+                Some(e) if e.version >= version => Op::Nop,
                 _ => {
                     self.remap(id, current.as_ref(), &new);
                     Op::Put(new)
@@ -233,26 +292,22 @@ impl<R: Record> HotMemoryStorage<R> {
         });
     }
 
-    /// Drop `id` after a committed remove (or any write that must not be served from cache).
+    /// Evict `id` outside of any write (e.g. a direct tier call); in-flight fills are refused.
     pub(crate) fn invalidate(&self, id: i64) {
-        self.bump(id);
-        self.cache
-            .entry(id)
-            .and_compute_with(|current| match current {
-                Some(_) => Op::Remove,
-                None => Op::Nop,
-            });
+        drop(self.begin_write(id));
     }
 
-    /// Cache a record read from a lower tier, unless a write to its id committed since `ticket`.
-    /// Returns whether it was inserted.
+    /// Cache a record read from a lower tier, unless a write to its stripe began, ended or is
+    /// still in flight since `ticket` was taken. Returns whether it was inserted.
     pub(crate) fn fill(&self, record: R, bytes: usize, ticket: FillTicket) -> bool {
         let Some(id) = record.id() else { return false };
         let new = self.make_entry(record, bytes, 0);
         let mut inserted = false;
         self.cache.entry(id).and_compute_with(|current| {
+            let s = ticket.stripe;
             if current.is_some()
-                || self.stripes[ticket.stripe].load(Ordering::Acquire) != ticket.seen
+                || self.in_flight[s].load(Ordering::Acquire) != 0
+                || self.stripes[s].load(Ordering::Acquire) != ticket.seen
             {
                 return Op::Nop;
             }
@@ -352,7 +407,7 @@ impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
                 max: self.max_record_bytes,
             });
         }
-        self.insert_written(record.clone(), buf.len(), u64::MAX, false);
+        self.begin_write(id).finish(record.clone(), buf.len(), true);
         Ok(id)
     }
 
@@ -521,7 +576,7 @@ mod tests {
     #[test]
     fn hot_storage_lookup_by_id_and_signature() {
         let h = hot(100);
-        h.insert_written(stored(1), 300, 1, false);
+        h.insert_put(stored(1), 300, 1);
         assert_eq!(h.lookup(1).unwrap(), stored(1));
         let sig = stored(1).transaction_signature.unwrap();
         assert_eq!(h.lookup_signature(&sig).unwrap().id, Some(1));
@@ -537,19 +592,19 @@ mod tests {
         let h = hot(100);
         let mut v2 = stored(1);
         v2.actual_outcome = crate::record::Outcome::Profit(1.5);
-        h.insert_written(v2.clone(), 300, 2, false);
-        h.insert_written(stored(1), 300, 1, false); // an older commit arriving late
+        h.insert_put(v2.clone(), 300, 2);
+        h.insert_put(stored(1), 300, 1); // an older commit arriving late
         assert_eq!(h.lookup(1).unwrap(), v2);
     }
 
     #[test]
     fn hot_storage_signature_change_moves_the_side_map() {
         let h = hot(100);
-        h.insert_written(stored(1), 300, 1, false);
+        h.insert_put(stored(1), 300, 1);
         let old_sig = stored(1).transaction_signature.unwrap();
         let mut changed = stored(1);
         changed.transaction_signature = Some("new-signature".into());
-        h.insert_written(changed, 300, 2, true);
+        h.begin_write(1).finish(changed, 300, false);
         assert!(h.lookup_signature(&old_sig).is_none());
         assert_eq!(h.lookup_signature("new-signature").unwrap().id, Some(1));
         assert_eq!(h.signature_map_len(), 1);
@@ -562,16 +617,43 @@ mod tests {
         h.invalidate(1); // a remove commits while the reader was in the warm tier
         assert!(!h.fill(stored(1), 300, ticket));
         assert!(h.lookup(1).is_none());
+        // A ticket taken while a write is in flight is refused during and after the write.
+        let guard = h.begin_write(1);
+        let during = h.fill_ticket(1);
+        assert!(!h.fill(stored(1), 300, during));
+        drop(guard);
+        assert!(!h.fill(stored(1), 300, during));
         let ticket = h.fill_ticket(1);
         assert!(h.fill(stored(1), 300, ticket));
         assert_eq!(h.metrics().promotions, 1);
     }
 
     #[test]
+    fn hot_storage_write_evicts_before_commit_and_overlapping_writes_leave_it_uncached() {
+        let h = hot(100);
+        h.insert_put(stored(1), 300, 1);
+        let g = h.begin_write(1);
+        assert!(
+            h.lookup(1).is_none(),
+            "evicted while the write is in flight"
+        );
+        let mut v2 = stored(1);
+        v2.actual_outcome = crate::record::Outcome::Neutral;
+        g.finish(v2.clone(), 300, false);
+        assert_eq!(h.lookup(1).unwrap(), v2, "re-cached after a lone write");
+        // Two overlapping writes: neither may re-cache (the later commit could lose).
+        let g1 = h.begin_write(1);
+        let g2 = h.begin_write(1);
+        g1.finish(stored(1), 300, true);
+        g2.finish(v2, 300, true);
+        assert!(h.lookup(1).is_none());
+    }
+
+    #[test]
     fn hot_storage_evicts_to_capacity_and_keeps_side_map_consistent() {
         let h = hot(50);
         for n in 0..500 {
-            h.insert_written(stored(n), 300, n + 1, false);
+            h.insert_put(stored(n), 300, n + 1);
         }
         let len = h.len();
         assert!(len <= 50, "len {len}");
@@ -594,7 +676,7 @@ mod tests {
         config.hot.max_bytes = Some(30_000);
         let h: HotMemoryStorage = HotMemoryStorage::new(&config);
         for n in 0..1000 {
-            h.insert_written(stored(n), 1000, n + 1, false);
+            h.insert_put(stored(n), 1000, n + 1);
         }
         let m = h.metrics();
         assert!(m.bytes_stored <= 30_000, "{m:?}");
@@ -605,7 +687,7 @@ mod tests {
         // Small records: the count bound binds.
         let h: HotMemoryStorage = HotMemoryStorage::new(&config);
         for n in 0..2000 {
-            h.insert_written(stored(n), 10, n + 1, false);
+            h.insert_put(stored(n), 10, n + 1);
         }
         assert!(h.len() <= 1000, "{}", h.len());
     }

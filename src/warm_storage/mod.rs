@@ -2,6 +2,7 @@
 //! thread from a pool of read-only connections.
 
 mod schema;
+mod sig_index;
 mod writer;
 
 pub use schema::SCHEMA_VERSION;
@@ -71,6 +72,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Readers close first, so the writer's connection is the last one: SQLite then
+        // checkpoints the WAL into the database file and deletes it on a clean shutdown.
+        self.idle.lock().clear();
         drop(self.tx.take());
         if let Some(handle) = self.writer.take() {
             if handle.join().is_err() {
@@ -196,6 +200,14 @@ impl<R: Record> WarmSqliteStorage<R> {
         self.len() == 0
     }
 
+    /// Group commits so far and the writes they carried: `(transactions, writes)`.
+    pub fn group_commit_counts(&self) -> (u64, u64) {
+        (
+            self.inner.shared.batches.load(Ordering::Relaxed),
+            self.inner.shared.batched_writes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Bytes on disk: the database file plus its WAL.
     pub fn bytes_on_disk(&self) -> u64 {
         let wal = self.inner.path.with_extension("sqlite3-wal");
@@ -228,33 +240,44 @@ impl<R: Record> WarmSqliteStorage<R> {
         Ok(out)
     }
 
-    /// Read by signature on the calling thread: hash index, then the text compared.
+    /// Read by signature on the calling thread: candidate ids from the in-memory delta, then
+    /// from `sig_index`, each confirmed by its text. The delta is read first: a merge commits
+    /// `sig_index` before it empties the delta, so a signature is always in one of the two.
     pub(crate) fn read_by_signature(&self, signature: &str) -> Result<Option<WarmRow<R>>> {
         let start = Instant::now();
         let hash = signature_hash(signature);
+        let recent = self.inner.shared.sig_delta.ids(hash);
+        let path = &self.inner.path;
         let found: Option<(i64, Vec<u8>)> = self.inner.with_reader(|conn| {
+            let matching = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+                let text = row.get_ref(1)?.as_str_or_null()?;
+                Ok(if text == Some(signature) {
+                    Some((row.get(0)?, row.get(2)?))
+                } else {
+                    None
+                })
+            };
+            for id in recent {
+                let hit = conn
+                    .prepare_cached("SELECT id, signature, payload FROM records WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([id], matching).optional())
+                    .map_err(sqlite_err("read by signature", path))?;
+                if let Some(hit @ Some(_)) = hit {
+                    return Ok(hit);
+                }
+            }
             let mut stmt = conn
-                .prepare_cached("SELECT id, signature, payload FROM records WHERE sig_hash = ?1")
-                .map_err(sqlite_err("read by signature", &self.inner.path))?;
+                .prepare_cached(
+                    "SELECT r.id, r.signature, r.payload FROM sig_index s
+                     JOIN records r ON r.id = s.id WHERE s.sig_hash = ?1",
+                )
+                .map_err(sqlite_err("read by signature", path))?;
             let mut rows = stmt
                 .query([hash])
-                .map_err(sqlite_err("read by signature", &self.inner.path))?;
-            while let Some(row) = rows
-                .next()
-                .map_err(sqlite_err("read by signature", &self.inner.path))?
-            {
-                let text = row
-                    .get_ref(1)
-                    .ok()
-                    .and_then(|v| v.as_str_or_null().ok().flatten());
-                if text == Some(signature) {
-                    let id: i64 = row
-                        .get(0)
-                        .map_err(sqlite_err("read by signature", &self.inner.path))?;
-                    let payload: Vec<u8> = row
-                        .get(2)
-                        .map_err(sqlite_err("read by signature", &self.inner.path))?;
-                    return Ok(Some((id, payload)));
+                .map_err(sqlite_err("read by signature", path))?;
+            while let Some(row) = rows.next().map_err(sqlite_err("read by signature", path))? {
+                if let Some(hit) = matching(row).map_err(sqlite_err("read by signature", path))? {
+                    return Ok(Some(hit));
                 }
             }
             Ok(None)
@@ -271,6 +294,14 @@ impl<R: Record> WarmSqliteStorage<R> {
         };
         self.inner.stats.record(out.is_some(), start.elapsed());
         Ok(out)
+    }
+
+    /// Signatures held in memory awaiting a bulk merge into the on-disk index, and merges so far.
+    pub fn signature_delta_stats(&self) -> (usize, u64) {
+        (
+            self.inner.shared.sig_delta.len(),
+            self.inner.shared.sig_merges.load(Ordering::Relaxed),
+        )
     }
 
     /// One page for `list_since`, on the calling thread. Keyset-paginated by id, so each page
@@ -598,6 +629,105 @@ mod tests {
         let report = w.run_maintenance().await.unwrap();
         assert!(report.pages_vacuumed > 0, "{report:?}");
         assert!(w.bytes_on_disk() > 0);
+    }
+
+    /// Signatures stay findable and unique through bulk merges, on both sides of the watermark,
+    /// and after a reopen rebuilds the delta.
+    #[tokio::test]
+    async fn warm_storage_signature_index_survives_merges_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StorageConfig::default().with_data_dir(dir.path());
+        config.warm.signature_merge_threshold = 4;
+        let sig = |n: u64| sample(n).transaction_signature.unwrap();
+        let (ids, changed_low, changed_high) = {
+            let w: WarmSqliteStorage = WarmSqliteStorage::open(&config).unwrap();
+            let mut ids = Vec::new();
+            for n in 0..10 {
+                ids.push(w.put(&sample(n)).await.unwrap());
+            }
+            assert!(w.signature_delta_stats().1 >= 2, "merges ran");
+            // Re-key one merged row (below the watermark) and one recent row (above it).
+            let mut low = w.get(ids[0]).await.unwrap().unwrap();
+            low.transaction_signature = Some("renamed-low".into());
+            w.write(WriteOp::Update(w.encode(&low).unwrap()))
+                .await
+                .unwrap();
+            let mut high = w.get(ids[9]).await.unwrap().unwrap();
+            high.transaction_signature = Some("renamed-high".into());
+            w.write(WriteOp::Update(w.encode(&high).unwrap()))
+                .await
+                .unwrap();
+            assert!(w.remove(ids[1]).await.unwrap());
+            assert!(w.remove(ids[8]).await.unwrap());
+            (ids, low, high)
+        };
+        for round in 0..2 {
+            let w: WarmSqliteStorage = WarmSqliteStorage::open(&config).unwrap();
+            for (i, id) in ids.iter().enumerate() {
+                let by_sig = w.get_by_signature(&sig(i as u64)).await.unwrap();
+                let expected = !matches!(i, 0 | 1 | 8 | 9);
+                assert_eq!(
+                    by_sig.map(|r| r.id.unwrap()),
+                    expected.then_some(*id),
+                    "row {i}, round {round}"
+                );
+            }
+            assert_eq!(
+                w.get_by_signature("renamed-low").await.unwrap().unwrap().id,
+                changed_low.id
+            );
+            assert_eq!(
+                w.get_by_signature("renamed-high")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+                changed_high.id
+            );
+            // A freed signature can be reused; a taken one cannot.
+            let err = w.put(&sample(5)).await.unwrap_err();
+            assert!(
+                matches!(err, Error::DuplicateSignature { existing_id, .. } if existing_id == ids[5])
+            );
+            let mut dup = sample(100);
+            dup.transaction_signature = Some("renamed-low".into());
+            assert!(matches!(
+                w.put(&dup).await,
+                Err(Error::DuplicateSignature { .. })
+            ));
+            if round == 0 {
+                let reused = w.put(&sample(0)).await.unwrap();
+                assert_eq!(
+                    w.get_by_signature(&sig(0)).await.unwrap().unwrap().id,
+                    Some(reused)
+                );
+                w.remove(reused).await.unwrap();
+                w.run_maintenance().await.unwrap();
+            }
+        }
+    }
+
+    /// Two puts with one signature in the same group commit: exactly one wins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_duplicate_within_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { w.put(&sample(7)).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(Error::DuplicateSignature { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(ok, 1);
+        assert_eq!(w.len(), 1);
     }
 
     #[tokio::test]

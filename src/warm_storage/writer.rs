@@ -7,7 +7,7 @@
 //! writes nothing for it. An SQLite failure rolls the batch back and retries each write in its
 //! own transaction, so one bad write cannot fail its neighbours.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::schema::sqlite_err;
+use super::sig_index::{DeltaChange, SignatureDelta};
 use crate::config::WarmConfig;
 use crate::error::{Error, Result};
 use crate::record::EncodedRecord;
@@ -49,6 +50,8 @@ pub(crate) struct WriteAck {
 pub struct MaintenanceReport {
     /// Rows whose access statistics were written.
     pub access_rows_flushed: usize,
+    /// Signatures moved from the in-memory delta into the on-disk signature index.
+    pub signatures_merged: usize,
     /// Free pages returned to the file system by incremental vacuum.
     pub pages_vacuumed: i64,
     /// Frames in the WAL at the checkpoint.
@@ -75,12 +78,20 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     /// Committed row count.
     pub rows: AtomicU64,
+    /// Group-commit transactions committed.
+    pub batches: AtomicU64,
+    /// Writes committed in those transactions.
+    pub batched_writes: AtomicU64,
     /// Pending access statistics: id → (reads, last read ms).
     pub access: Mutex<HashMap<i64, (u32, i64)>>,
     /// A flush is queued; readers need not ask again.
     pub flush_requested: AtomicBool,
     /// When access statistics were last flushed, ms.
     pub last_flush_ms: AtomicU64,
+    /// Signatures of rows above the `sig_index` watermark.
+    pub sig_delta: SignatureDelta,
+    /// Bulk merges of the signature delta into `sig_index`.
+    pub sig_merges: AtomicU64,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -96,6 +107,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     next_id: i64,
     seq: u64,
+    /// Every row with id <= this has its signature in `sig_index`.
+    sig_watermark: i64,
 }
 
 type Reply = oneshot::Sender<Result<WriteAck>>;
@@ -120,6 +133,30 @@ impl Writer {
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
             .map_err(sqlite_err("count records", &path))?;
+        let sig_watermark: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'sig_merged_upto'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err("read sig_merged_upto", &path))?
+            .unwrap_or(0);
+        let mut delta = BTreeSet::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT sig_hash, id FROM records WHERE id > ?1 AND sig_hash IS NOT NULL")
+                .map_err(sqlite_err("rebuild signature delta", &path))?;
+            let rows = stmt
+                .query_map([sig_watermark], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(sqlite_err("rebuild signature delta", &path))?;
+            for pair in rows {
+                delta.insert(pair.map_err(sqlite_err("rebuild signature delta", &path))?);
+            }
+        }
+        shared.sig_delta.replace(delta);
         shared.rows.store(rows as u64, Ordering::Relaxed);
         shared
             .last_flush_ms
@@ -133,6 +170,7 @@ impl Writer {
             shared,
             next_id,
             seq: 0,
+            sig_watermark,
         })
     }
 
@@ -153,6 +191,11 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
+            }
+            if self.shared.sig_delta.len() >= self.cfg.signature_merge_threshold {
+                if let Err(e) = self.merge_signatures() {
+                    tracing::error!(error = %e, "signature index merge failed; will retry");
+                }
             }
             for cmd in deferred.drain(..) {
                 self.handle_other(cmd);
@@ -213,16 +256,23 @@ impl Writer {
         let mut next_id = self.next_id;
         let mut seq = self.seq;
         let mut delta: i64 = 0;
+        let mut changes: Vec<DeltaChange> = Vec::new();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_err("begin", path))?;
+        let index = SigIndexTx {
+            conn: &tx,
+            path,
+            delta: &self.shared.sig_delta,
+            watermark: self.sig_watermark,
+        };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             seq += 1;
             let r = match op {
                 WriteOp::Put(rec) => {
-                    if let Some(existing_id) = find_signature(&tx, rec, None, path)? {
+                    if let Some(existing_id) = index.find(rec, None, &changes)? {
                         Err(duplicate(rec, existing_id))
                     } else {
                         let id = next_id;
@@ -240,6 +290,9 @@ impl Writer {
                             ])
                         })
                         .map_err(sqlite_err("insert", path))?;
+                        if let Some(h) = rec.sig_hash {
+                            changes.push(DeltaChange::Add(h, id));
+                        }
                         next_id += 1;
                         delta += 1;
                         Ok(WriteAck {
@@ -251,41 +304,57 @@ impl Writer {
                 }
                 WriteOp::Update(rec) => {
                     let id = rec.id.expect("update carries an id");
-                    if let Some(existing_id) = find_signature(&tx, rec, Some(id), path)? {
-                        Err(duplicate(rec, existing_id))
-                    } else {
-                        let n = tx
-                            .prepare_cached(
-                                "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4, payload = ?5
-                                 WHERE id = ?1",
-                            )
-                            .and_then(|mut s| {
-                                s.execute(params![id, rec.sig_hash, rec.signature, rec.timestamp_ms, rec.payload])
-                            })
-                            .map_err(sqlite_err("update", path))?;
-                        if n == 0 {
-                            Err(Error::NotFound { id })
-                        } else {
-                            Ok(WriteAck {
-                                id,
-                                seq,
-                                removed: false,
-                            })
+                    match index.current_hash(id)? {
+                        None => Err(Error::NotFound { id }),
+                        Some(old_hash) => {
+                            if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
+                                Err(duplicate(rec, existing_id))
+                            } else {
+                                tx.prepare_cached(
+                                    "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4,
+                                     payload = ?5 WHERE id = ?1",
+                                )
+                                .and_then(|mut s| {
+                                    s.execute(params![
+                                        id,
+                                        rec.sig_hash,
+                                        rec.signature,
+                                        rec.timestamp_ms,
+                                        rec.payload
+                                    ])
+                                })
+                                .map_err(sqlite_err("update", path))?;
+                                if old_hash != rec.sig_hash {
+                                    index.rekey(id, old_hash, rec.sig_hash, &mut changes)?;
+                                }
+                                Ok(WriteAck {
+                                    id,
+                                    seq,
+                                    removed: false,
+                                })
+                            }
                         }
                     }
                 }
-                WriteOp::Remove(id) => {
-                    let n = tx
-                        .prepare_cached("DELETE FROM records WHERE id = ?1")
-                        .and_then(|mut s| s.execute([id]))
-                        .map_err(sqlite_err("delete", path))?;
-                    delta -= n as i64;
-                    Ok(WriteAck {
+                WriteOp::Remove(id) => match index.current_hash(*id)? {
+                    None => Ok(WriteAck {
                         id: *id,
                         seq,
-                        removed: n > 0,
-                    })
-                }
+                        removed: false,
+                    }),
+                    Some(old_hash) => {
+                        tx.prepare_cached("DELETE FROM records WHERE id = ?1")
+                            .and_then(|mut s| s.execute([id]))
+                            .map_err(sqlite_err("delete", path))?;
+                        index.rekey(*id, old_hash, None, &mut changes)?;
+                        delta -= 1;
+                        Ok(WriteAck {
+                            id: *id,
+                            seq,
+                            removed: true,
+                        })
+                    }
+                },
             };
             results.push(r);
         }
@@ -295,6 +364,12 @@ impl Writer {
                 .map_err(sqlite_err("save next_id", path))?;
         }
         tx.commit().map_err(sqlite_err("commit", path))?;
+        // Readers look in the delta only after this, so they never miss a committed signature.
+        self.shared.sig_delta.apply(&changes);
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .batched_writes
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
         self.next_id = next_id;
         self.seq = seq;
         if delta >= 0 {
@@ -305,6 +380,46 @@ impl Writer {
                 .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
         Ok(results)
+    }
+
+    /// Move every signature above the watermark into `sig_index` in one sorted bulk insert,
+    /// then advance the watermark in the same transaction. Returns the rows merged.
+    pub(crate) fn merge_signatures(&mut self) -> Result<usize> {
+        let upto = self.next_id - 1;
+        if upto <= self.sig_watermark {
+            return Ok(0);
+        }
+        let started = std::time::Instant::now();
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let merged = tx
+            .execute(
+                "INSERT OR IGNORE INTO sig_index (sig_hash, id)
+                 SELECT sig_hash, id FROM records
+                 WHERE id > ?1 AND id <= ?2 AND sig_hash IS NOT NULL
+                 ORDER BY sig_hash, id",
+                [self.sig_watermark, upto],
+            )
+            .map_err(sqlite_err("merge signature index", path))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('sig_merged_upto', ?1)",
+            [upto],
+        )
+        .map_err(sqlite_err("save sig_merged_upto", path))?;
+        tx.commit().map_err(sqlite_err("commit", path))?;
+        self.sig_watermark = upto;
+        self.shared.sig_delta.forget_through(upto);
+        self.shared.sig_merges.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            merged,
+            upto,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "signature index merged"
+        );
+        Ok(merged)
     }
 
     /// Write pending access statistics in one transaction.
@@ -342,6 +457,7 @@ impl Writer {
 
     fn maintenance(&mut self) -> Result<MaintenanceReport> {
         let access_rows_flushed = self.flush_access()?;
+        let signatures_merged = self.merge_signatures()?;
         let path = &self.path;
         // A sampled ANALYZE keeps the planner's statistics fresh in milliseconds, not seconds.
         self.conn
@@ -369,6 +485,7 @@ impl Writer {
             .map_err(sqlite_err("wal_checkpoint", path))?;
         Ok(MaintenanceReport {
             access_rows_flushed,
+            signatures_merged,
             pages_vacuumed: free_before - free_after,
             wal_frames,
             wal_frames_checkpointed,
@@ -383,28 +500,102 @@ fn duplicate(rec: &EncodedRecord, existing_id: i64) -> Error {
     }
 }
 
-/// The id of another record carrying `rec`'s signature, if any (hash hit, then text check).
-fn find_signature(
-    conn: &Connection,
-    rec: &EncodedRecord,
-    exclude: Option<i64>,
-    path: &std::path::Path,
-) -> Result<Option<i64>> {
-    let (Some(hash), Some(sig)) = (rec.sig_hash, rec.signature.as_deref()) else {
-        return Ok(None);
-    };
-    let mut stmt = conn
-        .prepare_cached("SELECT id, signature FROM records WHERE sig_hash = ?1")
-        .map_err(sqlite_err("prepare signature check", path))?;
-    let mut rows = stmt
-        .query([hash])
-        .map_err(sqlite_err("signature check", path))?;
-    while let Some(row) = rows.next().map_err(sqlite_err("signature check", path))? {
-        let id: i64 = row.get(0).map_err(sqlite_err("signature check", path))?;
-        let text: Option<String> = row.get(1).map_err(sqlite_err("signature check", path))?;
-        if Some(id) != exclude && text.as_deref() == Some(sig) {
-            return Ok(Some(id));
-        }
+/// The signature index as seen from inside one write transaction.
+struct SigIndexTx<'a> {
+    conn: &'a Connection,
+    path: &'a std::path::Path,
+    delta: &'a SignatureDelta,
+    watermark: i64,
+}
+
+impl SigIndexTx<'_> {
+    /// `Some(sig_hash)` of the row `id` (itself `None` for a record without a signature), or
+    /// `None` when there is no such row.
+    fn current_hash(&self, id: i64) -> Result<Option<Option<i64>>> {
+        self.conn
+            .prepare_cached("SELECT sig_hash FROM records WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get::<_, Option<i64>>(0)).optional())
+            .map_err(sqlite_err("read signature hash", self.path))
     }
-    Ok(None)
+
+    /// The id of another record carrying `rec`'s signature, if any: candidates from
+    /// `sig_index`, the committed delta and this batch's own inserts, each confirmed by its text
+    /// as the transaction sees it (so earlier writes in the batch count).
+    fn find(
+        &self,
+        rec: &EncodedRecord,
+        exclude: Option<i64>,
+        batch: &[DeltaChange],
+    ) -> Result<Option<i64>> {
+        let (Some(hash), Some(sig)) = (rec.sig_hash, rec.signature.as_deref()) else {
+            return Ok(None);
+        };
+        let mut candidates = self.delta.ids(hash);
+        candidates.extend(batch.iter().filter_map(|c| match *c {
+            DeltaChange::Add(h, id) if h == hash => Some(id),
+            _ => None,
+        }));
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM sig_index WHERE sig_hash = ?1")
+                .map_err(sqlite_err("signature check", self.path))?;
+            let ids = stmt
+                .query_map([hash], |r| r.get::<_, i64>(0))
+                .map_err(sqlite_err("signature check", self.path))?;
+            for id in ids {
+                candidates.push(id.map_err(sqlite_err("signature check", self.path))?);
+            }
+        }
+        for id in candidates {
+            if Some(id) == exclude {
+                continue;
+            }
+            let text: Option<Option<String>> = self
+                .conn
+                .prepare_cached("SELECT signature FROM records WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(sqlite_err("signature check", self.path))?;
+            if text.flatten().as_deref() == Some(sig) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Record that row `id`'s signature hash went from `old` to `new` (`None`: removed).
+    /// Rows at or below the watermark live in `sig_index` and are changed there; rows above it
+    /// are changed in the delta after commit.
+    fn rekey(
+        &self,
+        id: i64,
+        old: Option<i64>,
+        new: Option<i64>,
+        changes: &mut Vec<DeltaChange>,
+    ) -> Result<()> {
+        if id <= self.watermark {
+            if let Some(h) = old {
+                self.conn
+                    .prepare_cached("DELETE FROM sig_index WHERE sig_hash = ?1 AND id = ?2")
+                    .and_then(|mut s| s.execute([h, id]))
+                    .map_err(sqlite_err("update signature index", self.path))?;
+            }
+            if let Some(h) = new {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO sig_index (sig_hash, id) VALUES (?1, ?2)",
+                    )
+                    .and_then(|mut s| s.execute([h, id]))
+                    .map_err(sqlite_err("update signature index", self.path))?;
+            }
+        } else {
+            if let Some(h) = old {
+                changes.push(DeltaChange::Remove(h, id));
+            }
+            if let Some(h) = new {
+                changes.push(DeltaChange::Add(h, id));
+            }
+        }
+        Ok(())
+    }
 }
