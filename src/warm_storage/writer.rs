@@ -161,7 +161,8 @@ impl Writer {
         shared
             .last_flush_ms
             .store(now_ms() as u64, Ordering::Relaxed);
-        // Ids are never reused, even after the highest rows were deleted or archived.
+        // Ids are never reused: `meta.next_id` is saved by every batch that deletes rows, so a
+        // deleted maximum is remembered; otherwise the maximum id present is authoritative.
         let next_id = saved.unwrap_or(1).max(max_id.unwrap_or(0) + 1);
         Ok(Self {
             conn,
@@ -252,11 +253,11 @@ impl Writer {
     /// committed; inner errors are per-write validation failures (nothing written for them).
     fn apply(&mut self, ops: &[&WriteOp]) -> Result<Vec<Result<WriteAck>>> {
         let path = &self.path;
-        let start_id = self.next_id;
         let mut next_id = self.next_id;
         let mut seq = self.seq;
         let mut delta: i64 = 0;
         let mut changes: Vec<DeltaChange> = Vec::new();
+        let mut deleted = false;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -348,6 +349,7 @@ impl Writer {
                             .map_err(sqlite_err("delete", path))?;
                         index.rekey(*id, old_hash, None, &mut changes)?;
                         delta -= 1;
+                        deleted = true;
                         Ok(WriteAck {
                             id: *id,
                             seq,
@@ -358,7 +360,7 @@ impl Writer {
             };
             results.push(r);
         }
-        if next_id != start_id {
+        if deleted {
             tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)")
                 .and_then(|mut s| s.execute([next_id]))
                 .map_err(sqlite_err("save next_id", path))?;
