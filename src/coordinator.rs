@@ -188,26 +188,26 @@ impl<R: Record> AutoTieringCoordinator<R> {
         if let Some(r) = self.hot.lookup_signature(signature) {
             return Ok(Some(r));
         }
-        // The id is unknown until the row is read, so take the ticket for it afterwards would be
-        // too late; a signature hit is promoted through a by-id re-check instead.
         let Some(row) = self.warm.read_by_signature(signature)? else {
             return Ok(None);
         };
         let id = row.record.id().expect("warm rows carry their id");
-        if self.should_promote(id) {
-            // Re-read under a ticket so a write racing this read cannot be shadowed.
-            let ticket = self.hot.fill_ticket(id);
-            if let Some(fresh) = self.warm.read_by_id(id)? {
-                if fresh.record.signature() == Some(signature) {
-                    let record = fresh.record.clone();
-                    self.hot.fill(fresh.record, fresh.bytes, ticket);
-                    return Ok(Some(record));
-                }
-                return Ok(None);
-            }
-            return Ok(None);
+        if !self.should_promote(id) {
+            return Ok(Some(row.record));
         }
-        Ok(Some(row.record))
+        // A fill ticket must predate the read it guards, and the id was unknown before this
+        // read: promote from a re-read by id under a fresh ticket. The re-read is at least as
+        // new as the first, so it is the one returned.
+        let ticket = self.hot.fill_ticket(id);
+        match self.warm.read_by_id(id)? {
+            Some(fresh) if fresh.record.signature() == Some(signature) => {
+                let record = fresh.record.clone();
+                self.hot.fill(fresh.record, fresh.bytes, ticket);
+                Ok(Some(record))
+            }
+            // Renamed or removed since the first read.
+            _ => Ok(None),
+        }
     }
 
     fn should_promote(&self, id: i64) -> bool {
