@@ -226,18 +226,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                 .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
                 .map_err(sqlite_err("read by id", &self.inner.path))
         })?;
-        let out = match payload {
-            Some(p) => {
-                self.inner.note_access(id);
-                Some(WarmRow {
-                    bytes: p.len(),
-                    record: decode_row(id, &p)?,
-                })
-            }
-            None => None,
-        };
-        self.inner.stats.record(out.is_some(), start.elapsed());
-        Ok(out)
+        self.finish_read(payload.map(|p| (id, p)), start)
     }
 
     /// Read by signature on the calling thread: candidate ids from the in-memory delta, then
@@ -282,6 +271,15 @@ impl<R: Record> WarmSqliteStorage<R> {
             }
             Ok(None)
         })?;
+        self.finish_read(found, start)
+    }
+
+    /// Decode a found row, queue its access statistics and count the hit or miss.
+    fn finish_read(
+        &self,
+        found: Option<(i64, Vec<u8>)>,
+        start: Instant,
+    ) -> Result<Option<WarmRow<R>>> {
         let out = match found {
             Some((id, p)) => {
                 self.inner.note_access(id);

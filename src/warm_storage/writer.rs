@@ -277,19 +277,13 @@ impl Writer {
                         Err(duplicate(rec, existing_id))
                     } else {
                         let id = next_id;
-                        tx.prepare_cached(
+                        write_row(
+                            &tx,
                             "INSERT INTO records (id, sig_hash, signature, ts, payload)
                              VALUES (?1, ?2, ?3, ?4, ?5)",
+                            id,
+                            rec,
                         )
-                        .and_then(|mut s| {
-                            s.execute(params![
-                                id,
-                                rec.sig_hash,
-                                rec.signature,
-                                rec.timestamp_ms,
-                                rec.payload
-                            ])
-                        })
                         .map_err(sqlite_err("insert", path))?;
                         if let Some(h) = rec.sig_hash {
                             changes.push(DeltaChange::Add(h, id));
@@ -311,19 +305,13 @@ impl Writer {
                             if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
                                 Err(duplicate(rec, existing_id))
                             } else {
-                                tx.prepare_cached(
+                                write_row(
+                                    &tx,
                                     "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4,
                                      payload = ?5 WHERE id = ?1",
+                                    id,
+                                    rec,
                                 )
-                                .and_then(|mut s| {
-                                    s.execute(params![
-                                        id,
-                                        rec.sig_hash,
-                                        rec.signature,
-                                        rec.timestamp_ms,
-                                        rec.payload
-                                    ])
-                                })
                                 .map_err(sqlite_err("update", path))?;
                                 if old_hash != rec.sig_hash {
                                     index.rekey(id, old_hash, rec.sig_hash, &mut changes)?;
@@ -493,6 +481,22 @@ impl Writer {
             wal_frames_checkpointed,
         })
     }
+}
+
+/// Run an INSERT or UPDATE whose parameters are `(id, sig_hash, signature, ts, payload)`.
+fn write_row(
+    conn: &Connection,
+    sql: &str,
+    id: i64,
+    rec: &EncodedRecord,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params![
+        id,
+        rec.sig_hash,
+        rec.signature,
+        rec.timestamp_ms,
+        rec.payload
+    ])
 }
 
 fn duplicate(rec: &EncodedRecord, existing_id: i64) -> Error {
