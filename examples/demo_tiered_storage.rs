@@ -1,0 +1,557 @@
+//! A tour of the tiered store: store a few thousand trades, read them from the hot and warm
+//! tiers, watch a record get promoted, fill in a trade's outcome, remove one, stream a range,
+//! and print per-tier counts and latencies.
+//!
+//! Run: `cargo run --release --example demo_tiered_storage`
+//!
+//! It uses the library's default data directory, `tiered_storage_data/` in the working
+//! directory (or `$TIERED_STORAGE_DATA_DIR`), so it needs no setup. It is also a smoke test: every
+//! fact it prints about routing and contents is asserted, and a failure exits non-zero.
+//!
+//! Re-running in the same directory is safe. Earlier runs' records stay where they are; every
+//! check below compares against counts taken at the start of this run. Each run draws its
+//! 88-character signatures from a generator seeded with a run nonce (the wall clock in
+//! nanoseconds and the process id), so a new run never repeats an earlier run's signature and
+//! never hits `Error::DuplicateSignature`. We do not delete earlier records to start clean,
+//! because the default directory may also hold data that is not the demo's.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, ensure, Context, Result};
+use tiered_storage::{
+    AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScoredCandidate, StorageStats,
+    StorageTier, TierMetrics, TransactionRecord,
+};
+
+/// Trades stored by one run. Below the default hot capacity (10,000), so all of them are
+/// cached after `put`.
+const RECORDS: usize = 5_000;
+/// Concurrent writer tasks; their puts share group-commit transactions.
+const WRITERS: usize = 16;
+/// Reads per latency measurement.
+const SAMPLES: usize = 2_000;
+
+/// pump.fun's program id.
+const PUMP_FUN: &str = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P";
+const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let started = Instant::now();
+
+    // ── 1. Open ──────────────────────────────────────────────────────────────────────────────
+    section("1. Open the store with every default");
+    let store = Arc::new(AutoTieringCoordinator::with_defaults().await?);
+    let cfg = store.config();
+    let promote_on = cfg.tiering.min_hot_access_count;
+    ensure!(
+        cfg.tiering.auto_promote_on_access,
+        "the demo expects the default policy (auto_promote_on_access = true)"
+    );
+    println!("data directory   {}", cfg.data_dir.display());
+    println!("warm database    {}", store.warm_tier().path().display());
+    println!(
+        "hot tier         {} records max, TTL {} s",
+        store.hot_tier().capacity(),
+        cfg.tiering.hot_to_warm_age
+    );
+    println!("promotion        on read #{promote_on} of a record that is not in hot");
+    let at_open = store.get_stats().await?;
+    println!(
+        "already stored   {} records (from earlier runs)",
+        at_open.warm_records
+    );
+
+    // ── 2. Store ─────────────────────────────────────────────────────────────────────────────
+    section(&format!(
+        "2. Store {RECORDS} trades from {WRITERS} concurrent writers"
+    ));
+    let nonce = run_nonce();
+    let run_start_ms = now_ms();
+    let mut rng = Rng(nonce);
+    // One decision per millisecond from the start of the run, so record i has timestamp
+    // `run_start_ms + i` and `list_since` below can select the newest ones.
+    let records: Vec<TransactionRecord> = (0..RECORDS)
+        .map(|i| trade(&mut rng, i, run_start_ms + i as i64))
+        .collect();
+    let (commits_before, writes_before) = store.warm_tier().group_commit_counts();
+    let t = Instant::now();
+    let records = Arc::new(records);
+    let mut tasks = Vec::with_capacity(WRITERS);
+    for w in 0..WRITERS {
+        let (store, records) = (Arc::clone(&store), Arc::clone(&records));
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in (w..RECORDS).step_by(WRITERS) {
+                // `put` returns once the SQLite transaction holding the record has committed.
+                ids.push((i, store.put(&records[i]).await?));
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let mut ids = vec![0_i64; RECORDS];
+    for task in tasks {
+        for (i, id) in task.await.context("writer task panicked")?? {
+            ids[i] = id;
+        }
+    }
+    let elapsed = t.elapsed();
+    let mut records = Arc::unwrap_or_clone(records);
+    for (r, &id) in records.iter_mut().zip(&ids) {
+        r.id = Some(id);
+    }
+    let sig = |i: usize| signature(&records[i]);
+    let (commits, writes) = store.warm_tier().group_commit_counts();
+    let (commits, writes) = (commits - commits_before, writes - writes_before);
+    println!(
+        "stored {RECORDS} records in {:.0} ms ({:.0} records/s), each acknowledged after its commit",
+        ms(elapsed),
+        RECORDS as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "group commit: {writes} writes in {commits} SQLite transactions ({:.1} writes per commit)",
+        writes as f64 / commits.max(1) as f64
+    );
+    let stats = store.get_stats().await?;
+    ensure!(stats.warm_records == at_open.warm_records + RECORDS as u64);
+    ensure!(
+        ids.iter().all(|&id| store.hot_tier().contains_id(id)),
+        "every put is cached in hot"
+    );
+    println!(
+        "warm now holds {} records; hot caches {}",
+        stats.warm_records, stats.hot_records
+    );
+    println!("example: {}", describe(&records[0]));
+
+    // ── 3. Read by id and by signature ───────────────────────────────────────────────────────
+    section("3. Read by id and by signature (fresh puts are cached: hot hits)");
+    let i = 42;
+    let before = store.get_stats().await?;
+    let by_id = store.get(ids[i]).await?.context("a stored record")?;
+    let after_id = store.get_stats().await?;
+    let by_sig = store
+        .get_by_signature(sig(i))
+        .await?
+        .context("a stored signature")?;
+    let after_sig = store.get_stats().await?;
+    ensure!(by_id == records[i] && by_sig == records[i]);
+    ensure!(
+        after_sig.hot_hits == before.hot_hits + 2,
+        "both were hot hits"
+    );
+    let by_id_call = format!("get({})", ids[i]);
+    let by_sig_call = format!(
+        "get_by_signature(\"{}…\")",
+        sig(i).get(..10).unwrap_or_default()
+    );
+    println!("{by_id_call:<32} -> {}", route(&before, &after_id));
+    println!("{by_sig_call:<32} -> {}", route(&after_id, &after_sig));
+    println!("record: {}", describe(&by_id));
+
+    // ── 4. Hot latency ───────────────────────────────────────────────────────────────────────
+    section(&format!(
+        "4. Hot tier: time {SAMPLES} gets by id and {SAMPLES} by signature"
+    ));
+    let before = store.get_stats().await?;
+    let mut hot_by_id = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        let t = Instant::now();
+        let got = store.get(ids[i]).await?;
+        hot_by_id.push(t.elapsed());
+        ensure!(got.as_ref() == Some(&records[i]));
+    }
+    let mut hot_by_sig = Vec::with_capacity(SAMPLES);
+    for expected in &records[SAMPLES..2 * SAMPLES] {
+        let t = Instant::now();
+        let got = store.get_by_signature(signature(expected)).await?;
+        hot_by_sig.push(t.elapsed());
+        ensure!(got.as_ref() == Some(expected));
+    }
+    let after = store.get_stats().await?;
+    ensure!(after.hot_hits - before.hot_hits == 2 * SAMPLES as u64);
+    println!("{}", latency_line("hot get by id", &mut hot_by_id));
+    println!("{}", latency_line("hot get by signature", &mut hot_by_sig));
+
+    // ── 5. Warm hits and promotion ───────────────────────────────────────────────────────────
+    section(&format!(
+        "5. Clear hot, then read one record {} times: promotion on read #{promote_on}",
+        promote_on + 1
+    ));
+    // Hot is only a cache: dropping it loses nothing, the next reads come from SQLite.
+    store.hot_tier().clear();
+    ensure!(store.hot_tier().is_empty());
+    println!("hot cleared: {} records cached", store.hot_tier().len());
+    let p = 4_500;
+    for read in 1..=promote_on + 1 {
+        let before = store.get_stats().await?;
+        let got = store.get(ids[p]).await?;
+        let after = store.get_stats().await?;
+        ensure!(got.as_ref() == Some(&records[p]));
+        let cached = store.hot_tier().contains_id(ids[p]);
+        println!(
+            "read #{read}: get({}) -> {:<22} in hot afterwards: {cached}",
+            ids[p],
+            route(&before, &after)
+        );
+        if read < promote_on {
+            ensure!(after.warm_hits == before.warm_hits + 1 && !cached);
+        } else if read == promote_on {
+            ensure!(after.warm_hits == before.warm_hits + 1);
+            ensure!(after.promotions == before.promotions + 1 && cached);
+        } else {
+            ensure!(after.hot_hits == before.hot_hits + 1 && cached);
+        }
+    }
+
+    // ── 6. Warm latency ──────────────────────────────────────────────────────────────────────
+    section(&format!(
+        "6. Warm tier: time {SAMPLES} gets by id and {SAMPLES} by signature (hot misses)"
+    ));
+    // Each record is read once, below the promotion count, so every read goes to SQLite.
+    let before = store.get_stats().await?;
+    let mut warm_by_id = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        let t = Instant::now();
+        let got = store.get(ids[i]).await?;
+        warm_by_id.push(t.elapsed());
+        ensure!(got.as_ref() == Some(&records[i]));
+    }
+    let mut warm_by_sig = Vec::with_capacity(SAMPLES);
+    for expected in &records[SAMPLES..2 * SAMPLES] {
+        let t = Instant::now();
+        let got = store.get_by_signature(signature(expected)).await?;
+        warm_by_sig.push(t.elapsed());
+        ensure!(got.as_ref() == Some(expected));
+    }
+    let after = store.get_stats().await?;
+    // `>=`: the promotion counter is an approximate frequency sketch, so a rare collision can
+    // promote a record on its first read (a signature read that promotes re-reads by id).
+    ensure!(after.hot_hits == before.hot_hits);
+    ensure!(after.warm_hits - before.warm_hits >= 2 * SAMPLES as u64);
+    println!("{}", latency_line("warm get by id", &mut warm_by_id));
+    println!(
+        "{}",
+        latency_line("warm get by signature", &mut warm_by_sig)
+    );
+
+    // ── 7. Outcome update ────────────────────────────────────────────────────────────────────
+    section("7. The trade closes: fill in its outcome with update()");
+    let mut closed = store.get(ids[p]).await?.context("the promoted record")?;
+    println!("before: {}", describe(&closed));
+    let spent = closed.initial_sol_spent.unwrap_or(0.0);
+    let bought = closed.amount_bought_tokens.unwrap_or(0.0);
+    let sell_price = closed.buy_price_sol.unwrap_or(0.0) * 1.37;
+    let received = bought * sell_price * 0.99; // 1% fees
+    closed.sell_price_sol = Some(sell_price);
+    closed.amount_sold_tokens = Some(bought);
+    closed.final_sol_received = Some(received);
+    closed.actual_outcome = Outcome::Profit(received - spent);
+    closed.timestamp_outcome_evaluated = Some(now_ms());
+    store.update(&closed).await?;
+    let by_id = store.get(ids[p]).await?;
+    let by_sig = store.get_by_signature(sig(p)).await?;
+    ensure!(by_id.as_ref() == Some(&closed) && by_sig.as_ref() == Some(&closed));
+    println!("after:  {}", describe(&closed));
+    println!("read back by id and by signature: the new version, from every path");
+
+    // ── 8. Remove, and bad input ─────────────────────────────────────────────────────────────
+    section("8. Remove a record; bad input gets a typed error and writes nothing");
+    let gone = 4_600;
+    store.remove(ids[gone]).await?;
+    ensure!(store.get(ids[gone]).await?.is_none());
+    ensure!(store.get_by_signature(sig(gone)).await?.is_none());
+    println!(
+        "remove({}) -> ok; get and get_by_signature now return None",
+        ids[gone]
+    );
+    let count_before = store.get_stats().await?.warm_records;
+    match store.remove(ids[gone]).await {
+        Err(e @ Error::NotFound { .. }) => println!("remove({}) again -> {e}", ids[gone]),
+        other => bail!("expected NotFound, got {other:?}"),
+    }
+    let mut copy = records[10].clone();
+    copy.id = None;
+    match store.put(&copy).await {
+        Err(e @ Error::DuplicateSignature { existing_id, .. }) if existing_id == ids[10] => {
+            println!("put(copy of record {}) -> {e}", ids[10])
+        }
+        other => bail!("expected DuplicateSignature, got {other:?}"),
+    }
+    match store.get_by_signature("").await {
+        Err(e @ Error::EmptySignature) => println!("get_by_signature(\"\") -> {e}"),
+        other => bail!("expected EmptySignature, got {other:?}"),
+    }
+    ensure!(store.get_stats().await?.warm_records == count_before);
+
+    // ── 9. list_since ────────────────────────────────────────────────────────────────────────
+    section("9. Stream records by time with list_since (one page in memory at a time)");
+    let newest = RECORDS - 8;
+    let cutoff = records[newest].timestamp_decision_made;
+    let mut cursor = store.list_since(cutoff);
+    let mut streamed = Vec::new();
+    while let Some(r) = cursor.next().await? {
+        streamed.push(r);
+    }
+    println!("list_since(run start + {} ms):", cutoff - run_start_ms);
+    for r in &streamed {
+        println!(
+            "  +{:>4} ms  {}",
+            r.timestamp_decision_made - run_start_ms,
+            describe(r)
+        );
+    }
+    let streamed_ids: Vec<i64> = streamed.iter().filter_map(|r| r.id).collect();
+    ensure!(streamed_ids.windows(2).all(|w| w[0] < w[1]), "id order");
+    ensure!(streamed.iter().all(|r| r.timestamp_decision_made >= cutoff));
+    ensure!(ids[newest..].iter().all(|id| streamed_ids.contains(id)));
+    // The whole run, page by page.
+    let mut cursor = store.list_since(run_start_ms);
+    let (mut pages, mut seen, mut largest) = (0, HashSet::new(), 0);
+    while let Some(page) = cursor.next_page().await? {
+        pages += 1;
+        largest = largest.max(page.len());
+        seen.extend(page.into_iter().filter_map(|r| r.id));
+    }
+    let expected: HashSet<i64> = ids.iter().copied().filter(|&id| id != ids[gone]).collect();
+    ensure!(expected.is_subset(&seen) && !seen.contains(&ids[gone]));
+    let earlier = seen.difference(&expected).count();
+    println!(
+        "list_since(run start): {} records in {pages} pages of at most {largest} \
+         ({} from this run, {earlier} from earlier runs in the same time range)",
+        seen.len(),
+        expected.len()
+    );
+
+    // ── 10. Counts and latencies ─────────────────────────────────────────────────────────────
+    section("10. Per-tier counts and latencies");
+    let stats = store.get_stats().await?;
+    print_stats(&stats);
+    let metrics = store.collect_metrics().await?;
+    for m in [&metrics.hot, &metrics.warm].into_iter().flatten() {
+        print_tier(m);
+    }
+    if metrics.cold.is_none() {
+        println!("cold tier        not built yet (Parquet, next issue)");
+    }
+    println!();
+    println!("measured by this demo, through the coordinator (Instant around each call):");
+    println!(
+        "  {:<24} {:>6} {:>10} {:>10} {:>10}",
+        "path", "reads", "p50", "p95", "target"
+    );
+    let hot_target = store.hot_tier().target_access_time();
+    let warm_target = store.warm_tier().target_access_time();
+    for (name, samples, target) in [
+        ("hot get by id", &mut hot_by_id, hot_target),
+        ("hot get by signature", &mut hot_by_sig, hot_target),
+        ("warm get by id", &mut warm_by_id, warm_target),
+        ("warm get by signature", &mut warm_by_sig, warm_target),
+    ] {
+        let (p50, p95) = percentiles(samples);
+        println!(
+            "  {name:<24} {:>6} {:>7.1} µs {:>7.1} µs {:>7} ms",
+            samples.len(),
+            p50,
+            p95,
+            target.as_millis()
+        );
+    }
+    ensure!(stats.warm_records == at_open.warm_records + RECORDS as u64 - 1);
+    println!(
+        "\ndone in {:.2} s; data kept in {}",
+        started.elapsed().as_secs_f64(),
+        cfg.data_dir.display()
+    );
+    Ok(())
+}
+
+// ── Realistic records ────────────────────────────────────────────────────────────────────────
+
+/// splitmix64: a tiny deterministic generator, so the demo needs no extra dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
+    }
+
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    fn base58(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| BASE58[(self.next_u64() % BASE58.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+/// A scored pump.fun launch the bot bought into, waiting for confirmation of the buy.
+fn trade(rng: &mut Rng, i: usize, decided_ms: i64) -> TransactionRecord {
+    let discovered_ms = decided_ms - 40 - (rng.next_u64() % 200) as i64;
+    let features: Vec<(String, f64)> = [
+        "liquidity",
+        "holder_distribution",
+        "volume_growth",
+        "creator_reputation",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), rng.unit()))
+    .collect();
+    let score = (features.iter().map(|(_, v)| v).sum::<f64>() * 25.0).round() as u8;
+    let buy_price = rng.range(2.0e-8, 9.0e-8);
+    let spent = [0.1, 0.25, 0.5, 1.0][(rng.next_u64() % 4) as usize];
+    TransactionRecord {
+        id: None,
+        scored_candidate: ScoredCandidate {
+            base: PremintCandidate {
+                mint: format!("{}pump", rng.base58(40)),
+                creator: rng.base58(44),
+                program: PUMP_FUN.to_owned(),
+                slot: 345_000_000 + i as u64 / 3,
+                timestamp: discovered_ms,
+                instruction_summary: Some("create + buy".to_owned()),
+                is_jito_bundle: Some(rng.next_u64() % 4 == 0),
+            },
+            predicted_score: score,
+            feature_scores: features.into_iter().collect(),
+            reason: format!("score {score}: early liquidity and holder spread"),
+            calculation_time_us: 35 + rng.next_u64() % 120,
+            anomaly_detected: rng.next_u64() % 50 == 0,
+            timestamp: decided_ms - 5,
+        },
+        transaction_signature: Some(rng.base58(88)),
+        buy_price_sol: Some(buy_price),
+        sell_price_sol: None,
+        amount_bought_tokens: Some((spent / buy_price).round()),
+        amount_sold_tokens: None,
+        initial_sol_spent: Some(spent),
+        final_sol_received: None,
+        timestamp_decision_made: decided_ms,
+        timestamp_transaction_sent: Some(decided_ms + 3 + (rng.next_u64() % 20) as i64),
+        timestamp_outcome_evaluated: None,
+        actual_outcome: Outcome::PendingConfirmation,
+        market_context_snapshot: [
+            ("sol_usd".to_owned(), rng.range(140.0, 180.0)),
+            ("network_tps".to_owned(), rng.range(2_500.0, 4_500.0)),
+            ("priority_fee_lamports".to_owned(), rng.range(5e3, 2e5)),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// Differs between runs (and between processes started in the same nanosecond).
+fn run_nonce() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn signature(r: &TransactionRecord) -> &str {
+    r.transaction_signature.as_deref().unwrap_or_default()
+}
+
+// ── Printing ─────────────────────────────────────────────────────────────────────────────────
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+fn describe(r: &TransactionRecord) -> String {
+    let sig = r.transaction_signature.as_deref().unwrap_or("-");
+    let outcome = match &r.actual_outcome {
+        Outcome::Profit(sol) => format!("Profit({sol:+.4} SOL)"),
+        Outcome::Loss(sol) => format!("Loss({sol:.4} SOL)"),
+        other => format!("{other:?}"),
+    };
+    let sold = match (r.sell_price_sol, r.final_sol_received) {
+        (Some(price), Some(sol)) => format!(", sold at {price:.2e} for {sol:.4} SOL"),
+        _ => String::new(),
+    };
+    format!(
+        "id {} sig {}… mint {}… score {} bought at {:.2e} for {:.2} SOL{sold} -> {outcome}",
+        r.id.map_or("-".to_owned(), |id| id.to_string()),
+        sig.get(..10).unwrap_or(sig),
+        r.scored_candidate.base.mint.get(..8).unwrap_or("-"),
+        r.scored_candidate.predicted_score,
+        r.buy_price_sol.unwrap_or(0.0),
+        r.initial_sol_spent.unwrap_or(0.0),
+    )
+}
+
+/// Which tier answered, from the change in the routing counters around one read.
+fn route(before: &StorageStats, after: &StorageStats) -> &'static str {
+    let promoted = after.promotions > before.promotions;
+    match (
+        after.hot_hits > before.hot_hits,
+        after.warm_hits > before.warm_hits,
+    ) {
+        (true, _) => "hot hit",
+        (false, true) if promoted => "warm hit, promoted",
+        (false, true) => "warm hit",
+        _ => "miss",
+    }
+}
+
+/// p50 and p95 in µs (sorts `samples`).
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1].as_secs_f64() * 1e6
+    };
+    (at(0.50), at(0.95))
+}
+
+fn latency_line(name: &str, samples: &mut [Duration]) -> String {
+    let (p50, p95) = percentiles(samples);
+    format!("{name:<22} p50 {p50:>6.1} µs   p95 {p95:>6.1} µs")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_stats(s: &StorageStats) {
+    println!(
+        "get_stats        {} records stored: warm holds {}, hot caches {}",
+        s.total_records, s.warm_records, s.hot_records
+    );
+    println!(
+        "reads since open hot hits {}, warm hits {}, misses {}, promotions {}, hot evictions {}",
+        s.hot_hits, s.warm_hits, s.misses, s.promotions, s.hot_evictions
+    );
+}
+
+/// As in the seed's metrics snippet.
+fn print_tier(m: &TierMetrics) {
+    println!(
+        "{:<16} {} records, {:.2}% hit rate, access p50 {} µs, p95 {} µs, p99 {} µs",
+        format!("{} tier", m.tier_name),
+        m.record_count,
+        m.hit_rate(),
+        m.p50_access_time_us,
+        m.p95_access_time_us,
+        m.p99_access_time_us
+    );
+}
