@@ -52,6 +52,9 @@ pub const DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS: u64 = 1000;
 /// Default: 262,144 signatures held in memory (about 10 MiB) before they are merged into the
 /// on-disk signature index in one sorted bulk insert.
 pub const DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD: usize = 262_144;
+/// Default: 100 µs, the longest a group commit waits for more writes when writers are
+/// concurrent (it closes sooner once 25 µs pass with no new write).
+pub const DEFAULT_WARM_GROUP_COMMIT_WINDOW_US: u64 = 100;
 /// Default: 1,024 pages released per incremental vacuum step.
 pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
 
@@ -204,6 +207,9 @@ pub struct WarmConfig {
     /// Recent signatures kept in memory before a bulk merge into the on-disk index. Larger means
     /// fewer, longer merges and more memory. Default: [`DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD`].
     pub signature_merge_threshold: usize,
+    /// Longest a group commit waits for more writes while writers are concurrent, µs (0: never
+    /// wait). A lone writer never waits. Default: [`DEFAULT_WARM_GROUP_COMMIT_WINDOW_US`].
+    pub group_commit_window_us: u64,
 }
 
 impl Default for WarmConfig {
@@ -220,6 +226,7 @@ impl Default for WarmConfig {
             access_flush_interval_ms: DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
             vacuum_pages: DEFAULT_WARM_VACUUM_PAGES,
             signature_merge_threshold: DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD,
+            group_commit_window_us: DEFAULT_WARM_GROUP_COMMIT_WINDOW_US,
         }
     }
 }
@@ -389,6 +396,12 @@ impl StorageConfig {
             return Err(Error::config(
                 "warm.access_flush_interval_ms",
                 "must be at least 1",
+            ));
+        }
+        if w.group_commit_window_us > 100_000 {
+            return Err(Error::config(
+                "warm.group_commit_window_us",
+                "must be at most 100000 (100 ms)",
             ));
         }
         if w.signature_merge_threshold == 0 || w.signature_merge_threshold > 1 << 26 {

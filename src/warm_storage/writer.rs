@@ -111,6 +111,9 @@ pub(crate) struct Writer {
     sig_watermark: i64,
 }
 
+/// A lingering group commit closes once no write has arrived for this long.
+const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
+
 type Reply = oneshot::Sender<Result<WriteAck>>;
 
 impl Writer {
@@ -179,17 +182,40 @@ impl Writer {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch: Vec<(WriteOp, Reply)> = Vec::with_capacity(self.cfg.max_batch);
         let mut deferred = Vec::new();
+        let window = std::time::Duration::from_micros(self.cfg.group_commit_window_us);
+        let mut concurrent = false;
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Write { op, reply } => batch.push((op, reply)),
-                    other => deferred.push(other),
+            let mut last_arrival = std::time::Instant::now();
+            let deadline = last_arrival + window;
+            loop {
+                while let Some(cmd) = next.take() {
+                    match cmd {
+                        Command::Write { op, reply } => batch.push((op, reply)),
+                        other => deferred.push(other),
+                    }
+                    if batch.len() < self.cfg.max_batch {
+                        next = rx.try_recv().ok();
+                    }
                 }
-                if batch.len() < self.cfg.max_batch {
-                    next = rx.try_recv().ok();
+                // Linger only under concurrency (the last batch had company): writers answered
+                // by the previous commit are re-submitting, and one commit for all of them
+                // costs far less than one each. A lone writer never waits.
+                if !concurrent || batch.len() >= self.cfg.max_batch {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline || now - last_arrival >= LINGER_GAP {
+                    break;
+                }
+                // Yield, not spin: on a small machine the writers we wait for need this core.
+                std::thread::yield_now();
+                next = rx.try_recv().ok();
+                if next.is_some() {
+                    last_arrival = std::time::Instant::now();
                 }
             }
+            concurrent = batch.len() > 1;
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
             }
