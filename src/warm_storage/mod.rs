@@ -387,15 +387,19 @@ impl<R: Record> WarmSqliteStorage<R> {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// Persisted access count and last access time (ms) of a record, after the last flush.
+    /// Persisted read count and last read time (ms) of a record, as of the last flush:
+    /// `None` if there is no such record, `(0, None)` if it was never read.
     pub fn access_stats(&self, id: i64) -> Result<Option<(u64, Option<i64>)>> {
         self.inner.with_reader(|conn| {
-            conn.prepare_cached("SELECT access_count, last_access_ms FROM records WHERE id = ?1")
-                .and_then(|mut s| {
-                    s.query_row([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(sqlite_err("read access stats", &self.inner.path))
+            conn.prepare_cached(
+                "SELECT coalesce(a.reads, 0), a.last_ms FROM records r
+                 LEFT JOIN access a ON a.id = r.id WHERE r.id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(sqlite_err("read access stats", &self.inner.path))
         })
     }
 
@@ -611,6 +615,36 @@ mod tests {
         let (count, last) = w.access_stats(id).unwrap().unwrap();
         assert_eq!(count, 5);
         assert!(last.is_some());
+        // Counts accumulate across flushes.
+        w.get(id).await.unwrap();
+        w.flush_access_stats().await.unwrap();
+        assert_eq!(w.access_stats(id).unwrap().unwrap().0, 6);
+        let never_read = w.put(&sample(2)).await.unwrap();
+        assert_eq!(w.access_stats(never_read).unwrap(), Some((0, None)));
+    }
+
+    /// A remove drops the record's statistics, and a flush after a racing remove adds none.
+    #[tokio::test]
+    async fn warm_storage_access_stats_follow_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let a = w.put(&sample(1)).await.unwrap();
+        let b = w.put(&sample(2)).await.unwrap();
+        w.get(a).await.unwrap();
+        w.flush_access_stats().await.unwrap();
+        w.get(b).await.unwrap(); // pending, not yet flushed
+        assert!(w.remove(a).await.unwrap());
+        assert!(w.remove(b).await.unwrap());
+        assert_eq!(
+            w.flush_access_stats().await.unwrap(),
+            0,
+            "b was removed before the flush"
+        );
+        let conn = Connection::open(w.path()).unwrap();
+        let orphans: i64 = conn
+            .query_row("SELECT count(*) FROM access", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(orphans, 0);
     }
 
     #[tokio::test]

@@ -361,6 +361,9 @@ impl Writer {
                         tx.prepare_cached("DELETE FROM records WHERE id = ?1")
                             .and_then(|mut s| s.execute([id]))
                             .map_err(sqlite_err("delete", path))?;
+                        tx.prepare_cached("DELETE FROM access WHERE id = ?1")
+                            .and_then(|mut s| s.execute([id]))
+                            .map_err(sqlite_err("delete access", path))?;
                         index.rekey(*id, old_hash, None, &mut changes)?;
                         delta -= 1;
                         deleted = true;
@@ -453,18 +456,24 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_err("begin", path))?;
+        let mut pending: Vec<(i64, (u32, i64))> = pending.into_iter().collect();
+        // In id order, so consecutive upserts land on the same `access` pages.
+        pending.sort_unstable_by_key(|&(id, _)| id);
         let mut updated = 0;
         {
+            // Rows removed since they were read are skipped, so no orphan statistics remain.
             let mut stmt = tx
                 .prepare_cached(
-                    "UPDATE records SET access_count = access_count + ?2,
-                     last_access_ms = max(coalesce(last_access_ms, 0), ?3) WHERE id = ?1",
+                    "INSERT INTO access (id, reads, last_ms)
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM records WHERE id = ?1)
+                     ON CONFLICT (id) DO UPDATE SET reads = reads + excluded.reads,
+                     last_ms = max(last_ms, excluded.last_ms)",
                 )
-                .map_err(sqlite_err("prepare access update", path))?;
+                .map_err(sqlite_err("prepare access upsert", path))?;
             for (id, (n, last)) in &pending {
                 updated += stmt
                     .execute(params![id, n, last])
-                    .map_err(sqlite_err("update access", path))?;
+                    .map_err(sqlite_err("upsert access", path))?;
             }
         }
         tx.commit().map_err(sqlite_err("commit", path))?;
