@@ -395,21 +395,7 @@ async fn concurrency_reads_never_predate_an_acknowledged_write() {
 /// guards against needs a read-fill to land inside another write's commit→cache window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_reads_are_monotonic_per_reader() {
-    for round in 0..4 {
-        let found = race_readers_against_one_writer(Pressure::EvictAndPromote).await;
-        assert!(
-            found.stale.is_empty() && found.contract.is_empty(),
-            "round {round}: {} stale reads, {} contract violations; first: {:#?}",
-            found.stale.len(),
-            found.contract.len(),
-            found
-                .stale
-                .iter()
-                .chain(&found.contract)
-                .take(5)
-                .collect::<Vec<_>>()
-        );
-    }
+    assert_monotonic_reads(Pressure::EvictAndPromote).await;
 }
 
 /// Monotonic reads with no eviction and no promotion: a and b are cached from their put to the
@@ -418,8 +404,14 @@ async fn concurrency_reads_are_monotonic_per_reader() {
 /// with yet; the next by-id read then returns the older cached version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_reads_are_monotonic_while_the_record_stays_cached() {
+    assert_monotonic_reads(Pressure::AlwaysCached).await;
+}
+
+/// Four rounds of [`race_readers_against_one_writer`]; any stale read or contract violation
+/// fails with the first few.
+async fn assert_monotonic_reads(pressure: Pressure) {
     for round in 0..4 {
-        let found = race_readers_against_one_writer(Pressure::AlwaysCached).await;
+        let found = race_readers_against_one_writer(pressure).await;
         assert!(
             found.stale.is_empty() && found.contract.is_empty(),
             "round {round}: {} stale reads, {} contract violations; first: {:#?}",
