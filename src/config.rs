@@ -102,8 +102,24 @@ impl Default for TieringConfig {
     }
 }
 
+/// Upper bound for every age and interval: 100 years, in seconds. Larger values would overflow
+/// millisecond arithmetic and exceed what moka accepts as a TTL.
+pub const MAX_AGE_SECS: u64 = 100 * 365 * 24 * 3600;
+
 impl TieringConfig {
     fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("tiering.hot_to_warm_age", self.hot_to_warm_age),
+            ("tiering.warm_to_cold_age", self.warm_to_cold_age),
+            ("tiering.maintenance_interval", self.maintenance_interval),
+        ] {
+            if v > MAX_AGE_SECS {
+                return Err(Error::config(
+                    field,
+                    format!("must be at most {MAX_AGE_SECS} seconds (100 years)"),
+                ));
+            }
+        }
         if self.hot_to_warm_age == 0 {
             return Err(Error::config(
                 "tiering.hot_to_warm_age",
@@ -371,8 +387,17 @@ impl StorageConfig {
                 "must be between 1 and 100000",
             ));
         }
-        if w.queue_depth == 0 {
-            return Err(Error::config("warm.queue_depth", "must be at least 1"));
+        if w.queue_depth == 0 || w.queue_depth > 1 << 20 {
+            return Err(Error::config(
+                "warm.queue_depth",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if w.busy_timeout_ms > i32::MAX as u64 {
+            return Err(Error::config(
+                "warm.busy_timeout_ms",
+                format!("must be at most {}", i32::MAX),
+            ));
         }
         if w.read_connections == 0 {
             return Err(Error::config("warm.read_connections", "must be at least 1"));
@@ -386,10 +411,10 @@ impl StorageConfig {
         if w.mmap_mib > 1 << 20 {
             return Err(Error::config("warm.mmap_mib", "must be at most 1048576"));
         }
-        if w.access_flush_threshold == 0 {
+        if w.access_flush_threshold == 0 || w.access_flush_threshold > 1 << 24 {
             return Err(Error::config(
                 "warm.access_flush_threshold",
-                "must be at least 1",
+                "must be between 1 and 16777216",
             ));
         }
         if w.access_flush_interval_ms == 0 {
@@ -466,6 +491,38 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Values that would panic deep inside moka, rusqlite or tokio are refused up front.
+    #[test]
+    fn huge_values_are_config_errors_not_panics() {
+        type Case = (&'static str, fn(&mut StorageConfig));
+        let cases: [Case; 5] = [
+            ("tiering.hot_to_warm_age", |c| {
+                c.tiering.hot_to_warm_age = u64::MAX
+            }),
+            ("tiering.warm_to_cold_age", |c| {
+                c.tiering.warm_to_cold_age = u64::MAX
+            }),
+            ("warm.busy_timeout_ms", |c| {
+                c.warm.busy_timeout_ms = u64::MAX
+            }),
+            ("warm.queue_depth", |c| c.warm.queue_depth = usize::MAX),
+            ("warm.access_flush_threshold", |c| {
+                c.warm.access_flush_threshold = usize::MAX
+            }),
+        ];
+        for (field, set) in cases {
+            let mut c = StorageConfig::default();
+            set(&mut c);
+            match c.validate() {
+                Err(Error::Config { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut c = StorageConfig::default();
+        c.tiering.hot_to_warm_age = MAX_AGE_SECS;
+        c.validate().unwrap();
     }
 
     #[test]

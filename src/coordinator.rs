@@ -149,18 +149,29 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         // Evict before the commit, so hot never serves the old version once warm has the new.
+        // The guard is finished by a task that waits for the commit even if this future is
+        // dropped: a cancelled update that still commits cannot leave hot stale.
         let guard = self.hot.begin_write(id);
-        self.warm.write(WriteOp::Update(encoded)).await?;
-        guard.finish(record.clone(), bytes, false);
-        Ok(())
+        let warm = self.warm.clone();
+        let record = record.clone();
+        let done = tokio::spawn(async move {
+            let ack = warm.write(WriteOp::Update(encoded)).await?;
+            guard.finish(record, bytes, ack.seq, false);
+            Ok(())
+        });
+        done.await.map_err(join_error)?
     }
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
-        let guard = self.hot.begin_write(id);
-        let ack = self.warm.write(WriteOp::Remove(id)).await?;
-        drop(guard);
-        if ack.removed {
+        let mut guard = self.hot.begin_write(id);
+        let warm = self.warm.clone();
+        let done = tokio::spawn(async move {
+            let ack = warm.write(WriteOp::Remove(id)).await?;
+            guard.committed(ack.seq);
+            Ok::<_, Error>(ack.removed)
+        });
+        if done.await.map_err(join_error)?? {
             Ok(())
         } else {
             Err(Error::NotFound { id })
@@ -284,6 +295,15 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// The configuration in force.
     pub fn config(&self) -> &StorageConfig {
         &self.config
+    }
+}
+
+/// A write task that panicked re-raises the panic here; one cancelled by runtime shutdown
+/// means the store is going away.
+fn join_error(e: tokio::task::JoinError) -> Error {
+    match e.try_into_panic() {
+        Ok(payload) => std::panic::resume_unwind(payload),
+        Err(_) => Error::Closed,
     }
 }
 

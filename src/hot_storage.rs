@@ -12,8 +12,12 @@
 //!   read that raced a write cannot re-insert the version it replaced.
 //! - After its commit, a write re-caches the record only if no other write began or ended on
 //!   the stripe meanwhile; otherwise it leaves the id uncached (a miss is always correct).
-//! - A put carries its commit sequence (`version`); it replaces a fill (version 0) of the same
-//!   row but never a newer entry.
+//! - A put caches its record only if the id is not cached yet, no update or remove of it is in
+//!   flight, and none finished with a later commit sequence (`last_write` per stripe), so a
+//!   put answered late cannot shadow a write that followed it.
+//! - A write ends when its commit is known, not when its caller stops waiting: the coordinator
+//!   hands the owned [`WriteGuard`] to a task that awaits the commit, so a cancelled update or
+//!   remove that still commits cannot let an old version back in.
 //!
 //! The signature map holds `sig_hash → (id, stamp)`. It is written inside the key-locked compute
 //! before the entry lands, and the eviction listener removes a mapping only if its stamp matches
@@ -91,8 +95,6 @@ impl std::hash::Hasher for IdHasher {
 #[derive(Clone)]
 struct HotEntry<R> {
     record: Arc<R>,
-    /// Warm commit sequence of this version; 0 for a fill from a read.
-    version: u64,
     /// Unique per insertion; ties the signature mapping to this exact entry.
     stamp: u64,
     sig_hash: Option<i64>,
@@ -107,39 +109,55 @@ pub(crate) struct FillTicket {
     seen: u64,
 }
 
-/// A write to an existing id in flight; see [`HotMemoryStorage::begin_write`]. Dropping it
-/// without [`finish`](WriteGuard::finish) (an error, a cancelled future) leaves the id uncached.
-pub(crate) struct WriteGuard<'a, R: Record> {
-    hot: &'a HotMemoryStorage<R>,
+/// A write to an existing id in flight; see [`HotMemoryStorage::begin_write`]. It owns its
+/// share of the hot tier, so it can outlive the caller's future: the coordinator finishes it
+/// from a task that waits for the commit even if the caller is cancelled. Dropped without
+/// [`finish`](WriteGuard::finish), it leaves the id uncached.
+pub(crate) struct WriteGuard<R: Record> {
+    inner: Arc<HotInner<R>>,
     id: i64,
     stripe: usize,
     seen: u64,
     was_cached: bool,
+    /// Commit sequence of the write, once known.
+    committed: Option<u64>,
 }
 
-impl<R: Record> WriteGuard<'_, R> {
-    /// The write committed `record`: re-cache it if it was cached before (or `always`) and no
-    /// other write began or ended on the stripe meanwhile.
-    pub(crate) fn finish(self, record: R, bytes: usize, always: bool) {
+impl<R: Record> WriteGuard<R> {
+    /// The write committed with sequence `seq`; puts committed before it must not cache.
+    pub(crate) fn committed(&mut self, seq: u64) {
+        self.committed = Some(seq);
+    }
+
+    /// The write committed `record` with sequence `seq`: re-cache it if it was cached before
+    /// (or `always`) and no other write began or ended on the stripe meanwhile.
+    pub(crate) fn finish(mut self, record: R, bytes: usize, seq: u64, always: bool) {
+        self.committed = Some(seq);
         if !(self.was_cached || always) {
             return;
         }
-        let hot = self.hot;
-        let new = hot.make_entry(record, bytes, u64::MAX);
-        hot.cache.entry(self.id).and_compute_with(|current| {
-            if current.is_some() || hot.stripes[self.stripe].load(Ordering::Acquire) != self.seen {
+        let inner = &*self.inner;
+        let new = inner.make_entry(record, bytes);
+        inner.cache.entry(self.id).and_compute_with(|current| {
+            if current.is_some() || inner.stripes[self.stripe].load(Ordering::Acquire) != self.seen
+            {
                 return Op::Nop;
             }
-            hot.remap(self.id, None, &new);
+            inner.remap(self.id, None, &new);
             Op::Put(new)
         });
     }
 }
 
-impl<R: Record> Drop for WriteGuard<'_, R> {
+impl<R: Record> Drop for WriteGuard<R> {
     fn drop(&mut self) {
-        self.hot.stripes[self.stripe].fetch_add(1, Ordering::AcqRel);
-        self.hot.in_flight[self.stripe].fetch_sub(1, Ordering::AcqRel);
+        let inner = &*self.inner;
+        if let Some(seq) = self.committed {
+            // Before `in_flight` drops: a put that sees no write in flight must see this.
+            inner.last_write[self.stripe].fetch_max(seq, Ordering::AcqRel);
+        }
+        inner.stripes[self.stripe].fetch_add(1, Ordering::AcqRel);
+        inner.in_flight[self.stripe].fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -151,8 +169,20 @@ struct Counters {
     bytes: AtomicU64,
 }
 
-/// The in-memory hot tier.
+/// The in-memory hot tier. Cheap to clone: clones share one cache.
 pub struct HotMemoryStorage<R: Record = TransactionRecord> {
+    inner: Arc<HotInner<R>>,
+}
+
+impl<R: Record> Clone for HotMemoryStorage<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct HotInner<R: Record> {
     cache: Cache<i64, HotEntry<R>, IdHashBuilder>,
     sigs: Arc<DashMap<i64, (i64, u64), IdHashBuilder>>,
     counters: Arc<Counters>,
@@ -160,6 +190,9 @@ pub struct HotMemoryStorage<R: Record = TransactionRecord> {
     stripes: Box<[AtomicU64]>,
     /// Per-stripe count of writes in flight.
     in_flight: Box<[AtomicU32]>,
+    /// Per-stripe highest commit sequence of a finished update or remove: a put committed
+    /// before it must not cache its (older) version.
+    last_write: Box<[AtomicU64]>,
     stamps: AtomicU64,
     freq: FrequencySketch,
     stats: AccessStats,
@@ -168,10 +201,39 @@ pub struct HotMemoryStorage<R: Record = TransactionRecord> {
     max_record_bytes: usize,
 }
 
+impl<R: Record> HotInner<R> {
+    fn make_entry(&self, record: R, bytes: usize) -> HotEntry<R> {
+        let bytes = bytes.min(u32::MAX as usize) as u32;
+        let weight = self.weights.as_ref().map_or(1, |w| w.weight(bytes));
+        HotEntry {
+            sig_hash: record.signature().map(signature_hash),
+            record: Arc::new(record),
+            stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
+            bytes,
+            weight,
+        }
+    }
+
+    /// Move the signature mapping from `old` (if any) to `new`, inside the key lock.
+    fn remap(&self, id: i64, old: Option<&HotEntry<R>>, new: &HotEntry<R>) {
+        if let Some(old) = old {
+            if let Some(h) = old.sig_hash.filter(|h| Some(*h) != new.sig_hash) {
+                self.sigs.remove_if(&h, |_, (_, stamp)| *stamp == old.stamp);
+            }
+        }
+        if let Some(h) = new.sig_hash {
+            self.sigs.insert(h, (id, new.stamp));
+        }
+        self.counters
+            .bytes
+            .fetch_add(u64::from(new.bytes), Ordering::Relaxed);
+    }
+}
+
 impl<R: Record> std::fmt::Debug for HotMemoryStorage<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HotMemoryStorage")
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.inner.cache.entry_count())
             .finish()
     }
 }
@@ -219,30 +281,21 @@ impl<R: Record> HotMemoryStorage<R> {
                 .weigher(|_k: &i64, e: &HotEntry<R>| e.weight),
             None => builder.max_capacity(hot.capacity),
         };
+        let stripes = || (0..FILL_STRIPES).map(|_| AtomicU64::new(0)).collect();
         Self {
-            cache: builder.build_with_hasher(IdHashBuilder::default()),
-            sigs,
-            counters,
-            stripes: (0..FILL_STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            in_flight: (0..FILL_STRIPES).map(|_| AtomicU32::new(0)).collect(),
-            stamps: AtomicU64::new(1),
-            freq: FrequencySketch::new(hot.frequency_counters),
-            stats: AccessStats::default(),
-            weights,
-            max_record_bytes: config.max_record_bytes,
-        }
-    }
-
-    fn make_entry(&self, record: R, bytes: usize, version: u64) -> HotEntry<R> {
-        let bytes = bytes.min(u32::MAX as usize) as u32;
-        let weight = self.weights.as_ref().map_or(1, |w| w.weight(bytes));
-        HotEntry {
-            sig_hash: record.signature().map(signature_hash),
-            record: Arc::new(record),
-            version,
-            stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
-            bytes,
-            weight,
+            inner: Arc::new(HotInner {
+                cache: builder.build_with_hasher(IdHashBuilder::default()),
+                sigs,
+                counters,
+                stripes: stripes(),
+                in_flight: (0..FILL_STRIPES).map(|_| AtomicU32::new(0)).collect(),
+                last_write: stripes(),
+                stamps: AtomicU64::new(1),
+                freq: FrequencySketch::new(hot.frequency_counters),
+                stats: AccessStats::default(),
+                weights,
+                max_record_bytes: config.max_record_bytes,
+            }),
         }
     }
 
@@ -254,8 +307,8 @@ impl<R: Record> HotMemoryStorage<R> {
     #[inline]
     pub(crate) fn lookup(&self, id: i64) -> Option<R> {
         let start = Instant::now();
-        let found = self.cache.get(&id).map(|e| R::clone(&e.record));
-        self.stats.record(found.is_some(), start.elapsed());
+        let found = self.inner.cache.get(&id).map(|e| R::clone(&e.record));
+        self.inner.stats.record(found.is_some(), start.elapsed());
         found
     }
 
@@ -263,14 +316,14 @@ impl<R: Record> HotMemoryStorage<R> {
     pub(crate) fn lookup_signature(&self, signature: &str) -> Option<R> {
         let start = Instant::now();
         let found = self.peek_signature(signature);
-        self.stats.record(found.is_some(), start.elapsed());
+        self.inner.stats.record(found.is_some(), start.elapsed());
         found
     }
 
     fn peek_signature(&self, signature: &str) -> Option<R> {
         let h = signature_hash(signature);
-        let (id, stamp) = *self.sigs.get(&h)?;
-        let e = self.cache.get(&id)?;
+        let (id, stamp) = *self.inner.sigs.get(&h)?;
+        let e = self.inner.cache.get(&id)?;
         (e.stamp == stamp && e.record.signature() == Some(signature)).then(|| R::clone(&e.record))
     }
 
@@ -280,33 +333,19 @@ impl<R: Record> HotMemoryStorage<R> {
         let stripe = Self::stripe(id);
         FillTicket {
             stripe,
-            seen: self.stripes[stripe].load(Ordering::Acquire),
+            seen: self.inner.stripes[stripe].load(Ordering::Acquire),
         }
-    }
-
-    /// Move the signature mapping from `old` (if any) to `new`, inside the key lock.
-    fn remap(&self, id: i64, old: Option<&HotEntry<R>>, new: &HotEntry<R>) {
-        if let Some(old) = old {
-            if let Some(h) = old.sig_hash.filter(|h| Some(*h) != new.sig_hash) {
-                self.sigs.remove_if(&h, |_, (_, stamp)| *stamp == old.stamp);
-            }
-        }
-        if let Some(h) = new.sig_hash {
-            self.sigs.insert(h, (id, new.stamp));
-        }
-        self.counters
-            .bytes
-            .fetch_add(u64::from(new.bytes), Ordering::Relaxed);
     }
 
     /// Start a write to the existing record `id`: evict it and hold off fills until the
     /// returned guard is finished or dropped. Call before sending the write to the lower tier.
-    pub(crate) fn begin_write(&self, id: i64) -> WriteGuard<'_, R> {
+    pub(crate) fn begin_write(&self, id: i64) -> WriteGuard<R> {
         let stripe = Self::stripe(id);
-        self.in_flight[stripe].fetch_add(1, Ordering::AcqRel);
-        let seen = self.stripes[stripe].fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.in_flight[stripe].fetch_add(1, Ordering::AcqRel);
+        let seen = self.inner.stripes[stripe].fetch_add(1, Ordering::AcqRel) + 1;
         let mut was_cached = false;
-        self.cache
+        self.inner
+            .cache
             .entry(id)
             .and_compute_with(|current| match current {
                 Some(_) => {
@@ -316,27 +355,32 @@ impl<R: Record> HotMemoryStorage<R> {
                 None => Op::Nop,
             });
         WriteGuard {
-            hot: self,
+            inner: Arc::clone(&self.inner),
             id,
             stripe,
             seen,
             was_cached,
+            committed: None,
         }
     }
 
-    /// Cache a record that was just put with commit sequence `version`.
+    /// Cache a record that was just put with commit sequence `version`, unless an update or
+    /// remove of its id is in flight or has finished since (it would be newer), or the id is
+    /// already cached (a fill taken after the put's commit is at least as new).
     pub(crate) fn insert_put(&self, record: R, bytes: usize, version: u64) {
         let Some(id) = record.id() else { return };
-        let new = self.make_entry(record, bytes, version);
-        self.cache.entry(id).and_compute_with(|current| {
-            let current = current.map(|e| e.into_value());
-            match &current {
-                Some(e) if e.version >= version => Op::Nop,
-                _ => {
-                    self.remap(id, current.as_ref(), &new);
-                    Op::Put(new)
-                }
+        let stripe = Self::stripe(id);
+        let inner = &*self.inner;
+        let new = inner.make_entry(record, bytes);
+        inner.cache.entry(id).and_compute_with(|current| {
+            if current.is_some()
+                || inner.in_flight[stripe].load(Ordering::Acquire) != 0
+                || inner.last_write[stripe].load(Ordering::Acquire) > version
+            {
+                return Op::Nop;
             }
+            inner.remap(id, None, &new);
+            Op::Put(new)
         });
     }
 
@@ -349,40 +393,43 @@ impl<R: Record> HotMemoryStorage<R> {
     /// still in flight since `ticket` was taken. Returns whether it was inserted.
     pub(crate) fn fill(&self, record: R, bytes: usize, ticket: FillTicket) -> bool {
         let Some(id) = record.id() else { return false };
-        let new = self.make_entry(record, bytes, 0);
+        let new = self.inner.make_entry(record, bytes);
         let mut inserted = false;
-        self.cache.entry(id).and_compute_with(|current| {
+        self.inner.cache.entry(id).and_compute_with(|current| {
             let s = ticket.stripe;
             if current.is_some()
-                || self.in_flight[s].load(Ordering::Acquire) != 0
-                || self.stripes[s].load(Ordering::Acquire) != ticket.seen
+                || self.inner.in_flight[s].load(Ordering::Acquire) != 0
+                || self.inner.stripes[s].load(Ordering::Acquire) != ticket.seen
             {
                 return Op::Nop;
             }
-            self.remap(id, None, &new);
+            self.inner.remap(id, None, &new);
             inserted = true;
             Op::Put(new)
         });
         if inserted {
-            self.counters.promotions.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .promotions
+                .fetch_add(1, Ordering::Relaxed);
         }
         inserted
     }
 
     /// Count one read of `id` that missed hot; returns the (approximate, saturating) count.
     pub(crate) fn touch(&self, id: i64) -> u8 {
-        self.freq.increment(id)
+        self.inner.freq.increment(id)
     }
 
     /// Whether `id` is cached (no hit/miss counted).
     pub fn contains_id(&self, id: i64) -> bool {
-        self.cache.contains_key(&id)
+        self.inner.cache.contains_key(&id)
     }
 
     /// Number of cached records (after applying pending evictions).
     pub fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.inner.cache.run_pending_tasks();
+        self.inner.cache.entry_count()
     }
 
     /// Whether the cache is empty.
@@ -392,42 +439,42 @@ impl<R: Record> HotMemoryStorage<R> {
 
     /// Configured record capacity.
     pub fn capacity(&self) -> u64 {
-        match &self.weights {
+        match &self.inner.weights {
             Some(w) => w.capacity,
-            None => self.cache.policy().max_capacity().unwrap_or(u64::MAX),
+            None => self.inner.cache.policy().max_capacity().unwrap_or(u64::MAX),
         }
     }
 
     /// Drop every cached record. Lower tiers are untouched.
     pub fn clear(&self) {
-        for stripe in self.stripes.iter() {
+        for stripe in self.inner.stripes.iter() {
             stripe.fetch_add(1, Ordering::AcqRel);
         }
-        self.cache.invalidate_all();
-        self.cache.run_pending_tasks();
+        self.inner.cache.invalidate_all();
+        self.inner.cache.run_pending_tasks();
     }
 
     /// Counters snapshot (synchronous).
     pub fn metrics(&self) -> TierMetrics {
-        self.cache.run_pending_tasks();
+        self.inner.cache.run_pending_tasks();
         let mut m = TierMetrics {
             tier_name: "hot".to_owned(),
-            record_count: self.cache.entry_count(),
-            bytes_stored: self.counters.bytes.load(Ordering::Relaxed),
-            evictions: self.counters.evictions.load(Ordering::Relaxed),
-            expirations: self.counters.expirations.load(Ordering::Relaxed),
-            promotions: self.counters.promotions.load(Ordering::Relaxed),
+            record_count: self.inner.cache.entry_count(),
+            bytes_stored: self.inner.counters.bytes.load(Ordering::Relaxed),
+            evictions: self.inner.counters.evictions.load(Ordering::Relaxed),
+            expirations: self.inner.counters.expirations.load(Ordering::Relaxed),
+            promotions: self.inner.counters.promotions.load(Ordering::Relaxed),
             ..TierMetrics::default()
         };
-        self.stats.fill(&mut m);
+        self.inner.stats.fill(&mut m);
         m
     }
 
     /// Size of the signature side map (equals the number of cached records with a signature
     /// once pending evictions have run).
     pub fn signature_map_len(&self) -> usize {
-        self.cache.run_pending_tasks();
-        self.sigs.len()
+        self.inner.cache.run_pending_tasks();
+        self.inner.sigs.len()
     }
 }
 
@@ -449,18 +496,20 @@ impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
         })?;
         let mut buf = Vec::new();
         record.encode(&mut buf)?;
-        if buf.len() > self.max_record_bytes {
+        if buf.len() > self.inner.max_record_bytes {
             return Err(Error::RecordTooLarge {
                 size: buf.len(),
-                max: self.max_record_bytes,
+                max: self.inner.max_record_bytes,
             });
         }
-        self.begin_write(id).finish(record.clone(), buf.len(), true);
+        // Sequence 0: a direct cache write orders no puts.
+        self.begin_write(id)
+            .finish(record.clone(), buf.len(), 0, true);
         Ok(id)
     }
 
     async fn remove(&self, id: i64) -> Result<bool> {
-        let was = self.cache.contains_key(&id);
+        let was = self.inner.cache.contains_key(&id);
         self.invalidate(id);
         Ok(was)
     }
@@ -474,6 +523,7 @@ impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
     ) -> Result<Vec<R>> {
         let after = after_id.unwrap_or(i64::MIN);
         let mut ids: Vec<i64> = self
+            .inner
             .cache
             .iter()
             .filter(|(id, e)| **id > after && e.record.timestamp_ms() >= since_ms)
@@ -482,7 +532,7 @@ impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
         ids.sort_unstable();
         Ok(ids
             .into_iter()
-            .filter_map(|id| self.cache.get(&id).map(|e| R::clone(&e.record)))
+            .filter_map(|id| self.inner.cache.get(&id).map(|e| R::clone(&e.record)))
             .take(limit)
             .collect())
     }
@@ -500,7 +550,7 @@ impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
     }
 
     async fn maintenance(&self) -> Result<()> {
-        self.cache.run_pending_tasks();
+        self.inner.cache.run_pending_tasks();
         Ok(())
     }
 
@@ -652,7 +702,7 @@ mod tests {
         let old_sig = stored(1).transaction_signature.unwrap();
         let mut changed = stored(1);
         changed.transaction_signature = Some("new-signature".into());
-        h.begin_write(1).finish(changed, 300, false);
+        h.begin_write(1).finish(changed, 300, 2, false);
         assert!(h.lookup_signature(&old_sig).is_none());
         assert_eq!(h.lookup_signature("new-signature").unwrap().id, Some(1));
         assert_eq!(h.signature_map_len(), 1);
@@ -687,14 +737,41 @@ mod tests {
         );
         let mut v2 = stored(1);
         v2.actual_outcome = crate::record::Outcome::Neutral;
-        g.finish(v2.clone(), 300, false);
+        g.finish(v2.clone(), 300, 2, false);
         assert_eq!(h.lookup(1).unwrap(), v2, "re-cached after a lone write");
         // Two overlapping writes: neither may re-cache (the later commit could lose).
         let g1 = h.begin_write(1);
         let g2 = h.begin_write(1);
-        g1.finish(stored(1), 300, true);
-        g2.finish(v2, 300, true);
+        g1.finish(stored(1), 300, 3, true);
+        g2.finish(v2, 300, 4, true);
         assert!(h.lookup(1).is_none());
+    }
+
+    /// A put's late cache insert loses to an update or remove of the same id that is in flight
+    /// or finished after the put committed, and never replaces an existing entry.
+    #[test]
+    fn hot_storage_put_insert_loses_to_later_writes() {
+        let h = hot(100);
+        // An update of id 1 is in flight when the put (seq 5) gets to its cache insert.
+        let mut g = h.begin_write(1);
+        h.insert_put(stored(1), 300, 5);
+        assert!(h.lookup(1).is_none(), "refused while a write is in flight");
+        // The update committed at seq 6 and finished without re-caching.
+        g.committed(6);
+        drop(g);
+        h.insert_put(stored(1), 300, 5);
+        assert!(
+            h.lookup(1).is_none(),
+            "refused after a newer write finished"
+        );
+        // A put newer than every finished write on the stripe is cached.
+        h.insert_put(stored(1), 300, 7);
+        assert_eq!(h.lookup(1).unwrap().id, Some(1));
+        // And an existing entry is never replaced by a put.
+        let mut other = stored(1);
+        other.actual_outcome = crate::record::Outcome::Neutral;
+        h.insert_put(other, 300, 8);
+        assert_eq!(h.lookup(1).unwrap(), stored(1));
     }
 
     #[test]

@@ -37,17 +37,50 @@ impl SignatureDelta {
         self.entries.read().len()
     }
 
-    pub fn apply(&self, changes: &[DeltaChange]) {
-        if changes.is_empty() {
-            return;
-        }
+    /// Insert the `Add`s of `changes`; returns the pairs that were not already present, so a
+    /// failed commit can take back exactly those. Done *before* COMMIT: a reader must never see
+    /// a committed row by id yet miss it by signature, and a premature entry is harmless because
+    /// every candidate is confirmed against the committed row.
+    pub fn add_before_commit(&self, changes: &[DeltaChange]) -> Vec<(i64, i64)> {
         let mut set = self.entries.write();
-        for c in changes {
-            match *c {
-                DeltaChange::Add(h, id) => set.insert((h, id)),
-                DeltaChange::Remove(h, id) => set.remove(&(h, id)),
-            };
+        changes
+            .iter()
+            .filter_map(|c| match *c {
+                DeltaChange::Add(h, id) if set.insert((h, id)) => Some((h, id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Take back pairs added by [`add_before_commit`](Self::add_before_commit) for a
+    /// transaction that did not commit.
+    pub fn undo(&self, added: &[(i64, i64)]) {
+        let mut set = self.entries.write();
+        for pair in added {
+            set.remove(pair);
         }
+    }
+
+    /// Apply the `Remove`s of `changes`, after COMMIT (until then the old rows are still the
+    /// committed ones). A pair that a later change in the same batch re-added stays.
+    pub fn remove_after_commit(&self, changes: &[DeltaChange]) {
+        let mut set = self.entries.write();
+        for (i, c) in changes.iter().enumerate() {
+            if let DeltaChange::Remove(h, id) = *c {
+                let re_added = changes[i + 1..].iter().any(
+                    |later| matches!(*later, DeltaChange::Add(h2, id2) if (h2, id2) == (h, id)),
+                );
+                if !re_added {
+                    set.remove(&(h, id));
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn apply(&self, changes: &[DeltaChange]) {
+        self.add_before_commit(changes);
+        self.remove_after_commit(changes);
     }
 
     /// Drop entries for ids at or below `upto` (they are now in `sig_index`).
@@ -79,5 +112,28 @@ mod tests {
         assert!(d.ids(5).is_empty());
         assert_eq!(d.ids(6), vec![12]);
         assert_eq!(d.len(), 1);
+    }
+
+    /// Rename A→B→A in one batch, then the commit fails: A must still be there, B must not.
+    #[test]
+    fn warm_storage_signature_delta_undo_takes_back_only_new_pairs() {
+        let d = SignatureDelta::default();
+        d.apply(&[DeltaChange::Add(1, 7)]);
+        let batch = [
+            DeltaChange::Remove(1, 7),
+            DeltaChange::Add(2, 7),
+            DeltaChange::Remove(2, 7),
+            DeltaChange::Add(1, 7),
+        ];
+        let added = d.add_before_commit(&batch);
+        assert_eq!(added, vec![(2, 7)]);
+        d.undo(&added);
+        assert_eq!(d.ids(1), vec![7]);
+        assert!(d.ids(2).is_empty());
+        // Had it committed: the final state is A.
+        d.add_before_commit(&batch);
+        d.remove_after_commit(&batch);
+        assert_eq!(d.ids(1), vec![7]);
+        assert!(d.ids(2).is_empty());
     }
 }

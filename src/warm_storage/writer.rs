@@ -382,9 +382,12 @@ impl Writer {
                 .and_then(|mut s| s.execute([next_id]))
                 .map_err(sqlite_err("save next_id", path))?;
         }
-        tx.commit().map_err(sqlite_err("commit", path))?;
-        // Readers look in the delta only after this, so they never miss a committed signature.
-        self.shared.sig_delta.apply(&changes);
+        let added = self.shared.sig_delta.add_before_commit(&changes);
+        if let Err(e) = tx.commit() {
+            self.shared.sig_delta.undo(&added);
+            return Err(sqlite_err("commit", path)(e));
+        }
+        self.shared.sig_delta.remove_after_commit(&changes);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         self.shared
             .batched_writes
