@@ -33,7 +33,8 @@ use crate::error::{Error, Result};
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The store-assigned id; `None` until `put` returns.
     fn id(&self) -> Option<i64>;
-    /// Called by the store with the id it assigned.
+    /// Called by the store with the id it assigned. Afterwards `id()` must return `Some(id)`:
+    /// the store relies on it to route, cache and page records.
     fn set_id(&mut self, id: i64);
     /// The unique transaction signature, if the record has one yet.
     fn signature(&self) -> Option<&str>;
