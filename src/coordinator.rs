@@ -151,12 +151,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
         // Evict before the commit, so hot never serves the old version once warm has the new.
         // The guard is finished by a task that waits for the commit even if this future is
         // dropped: a cancelled update that still commits cannot leave hot stale.
-        let guard = self.hot.begin_write(id);
+        let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
-        let record = record.clone();
+        // Only a record that was cached is re-cached: skip the clone otherwise.
+        let recache = guard.was_cached().then(|| record.clone());
         let done = tokio::spawn(async move {
             let ack = warm.write(WriteOp::Update(encoded)).await?;
-            guard.finish(record, bytes, ack.seq, false);
+            match recache {
+                Some(record) => guard.finish(record, bytes, ack.seq, false),
+                None => guard.committed(ack.seq),
+            }
             Ok(())
         });
         done.await.map_err(join_error)?

@@ -124,6 +124,12 @@ pub(crate) struct WriteGuard<R: Record> {
 }
 
 impl<R: Record> WriteGuard<R> {
+    /// Whether the id was cached when the write began (only then does `finish` re-cache it,
+    /// unless told `always`).
+    pub(crate) fn was_cached(&self) -> bool {
+        self.was_cached
+    }
+
     /// The write committed with sequence `seq`; puts committed before it must not cache.
     pub(crate) fn committed(&mut self, seq: u64) {
         self.committed = Some(seq);
