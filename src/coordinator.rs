@@ -1,16 +1,30 @@
-//! `AutoTieringCoordinator`: routes reads hot → warm, makes writes durable in warm before caching
-//! them in hot, and promotes records read often.
+//! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
+//! caching them in hot, promotes records read often, and moves records between warm and cold.
+
+mod moves;
+mod scan;
+
+pub use moves::{ArchiveReport, CompactionReport, RebuildReport};
+pub use scan::{RecordCursor, ScanRange};
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::catalog::ColdCatalog;
+use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::hot_storage::HotMemoryStorage;
+use crate::hot_storage::{FillTicket, HotMemoryStorage};
 use crate::metrics::TierMetrics;
-use crate::record::{Record, TransactionRecord};
-use crate::warm_storage::{MaintenanceReport, WarmRow, WarmSqliteStorage, WriteOp};
+use crate::record::{signature_hash, Record, TransactionRecord};
+use crate::warm_storage::{ColdHome, MaintenanceReport, WarmRow, WarmSqliteStorage, WriteOp};
+
+/// How many times a read or write follows a record that moved between warm and cold while it
+/// was being looked up, before giving up. Each retry needs another tier move of the same record
+/// in between, so this is never reached in practice.
+const MOVE_RETRIES: usize = 64;
 
 /// Records per page fetched by [`RecordCursor`]. Default for `list_since`.
 pub const DEFAULT_LIST_PAGE_SIZE: usize = 512;
@@ -41,6 +55,9 @@ pub struct AutoTieringCoordinator<R: Record = TransactionRecord> {
     config: StorageConfig,
     hot: HotMemoryStorage<R>,
     warm: WarmSqliteStorage<R>,
+    cold: ColdArchiveStorage<R>,
+    /// One tier move (archival, compaction, catalog rebuild) at a time.
+    moves: tokio::sync::Mutex<()>,
 }
 
 impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
@@ -49,6 +66,7 @@ impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
             .field("data_dir", &self.config.data_dir)
             .field("hot", &self.hot)
             .field("warm", &self.warm)
+            .field("cold", &self.cold)
             .finish()
     }
 }
@@ -60,12 +78,16 @@ pub struct StorageStats {
     pub hot_records: u64,
     /// Records stored in warm.
     pub warm_records: u64,
-    /// Distinct records stored (hot is a cache over warm, so this is the warm count).
+    /// Live records archived in cold.
+    pub cold_records: u64,
+    /// Distinct records stored: warm plus cold (hot is a cache over them).
     pub total_records: u64,
     /// Reads answered by hot.
     pub hot_hits: u64,
     /// Reads answered by warm.
     pub warm_hits: u64,
+    /// Reads answered by cold.
+    pub cold_hits: u64,
     /// Reads no tier could answer.
     pub misses: u64,
     /// Records promoted into hot by reads.
@@ -82,7 +104,7 @@ pub struct TieredMetrics {
     pub hot: Option<TierMetrics>,
     /// Warm tier.
     pub warm: Option<TierMetrics>,
-    /// Cold tier (not configured in this build).
+    /// Cold tier.
     pub cold: Option<TierMetrics>,
 }
 
@@ -113,9 +135,43 @@ impl<R: Record> AutoTieringCoordinator<R> {
         })
         .await
         .map_err(|_| Error::Closed)??;
+        let catalog: Arc<dyn ColdCatalog> = Arc::new(warm.clone());
+        let cold_config = config.clone();
+        let (cold, check) = tokio::task::spawn_blocking(move || {
+            let cold = ColdArchiveStorage::open(&cold_config, catalog)?;
+            let check = cold.check_on_open()?;
+            Ok::<_, Error>((cold, check))
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        for file_id in &check.quarantine {
+            warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
+                .await?;
+        }
+        // Puts confirm a signature-hash hit on an archived record against its cold copy. The
+        // hook holds the archive weakly: the archive holds warm, so a strong handle would be a
+        // cycle that keeps the database open forever.
+        let weak = cold.downgrade();
+        warm.set_archived_signature(Box::new(move |id| match weak.upgrade() {
+            Some(cold) => cold.archived_signature(id),
+            None => Err(Error::Closed),
+        }));
         let hot = HotMemoryStorage::new(&config);
-        tracing::info!(data_dir = %config.data_dir.display(), warm_records = warm.len(), "store opened");
-        Ok(Self { config, hot, warm })
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            warm_records = warm.len(),
+            cold_temp_removed = check.temp_removed,
+            cold_orphans_removed = check.orphans_removed,
+            cold_quarantined = check.quarantine.len(),
+            "store opened"
+        );
+        Ok(Self {
+            config,
+            hot,
+            warm,
+            cold,
+            moves: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Store a new record durably and return its id. The record's id must be unset.
@@ -153,15 +209,29 @@ impl<R: Record> AutoTieringCoordinator<R> {
         // dropped: a cancelled update that still commits cannot leave hot stale.
         let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
+        let cold = self.cold.clone();
         // Only a record that was cached is re-cached: skip the clone otherwise.
         let recache = guard.was_cached().then(|| record.clone());
         let done = tokio::spawn(async move {
-            let ack = warm.write(WriteOp::Update(encoded)).await?;
-            match recache {
-                Some(record) => guard.finish(record, bytes, ack.seq, false),
-                None => guard.committed(ack.seq),
+            let mut home = None;
+            for _ in 0..MOVE_RETRIES {
+                match warm.write(WriteOp::Update(encoded.clone(), home)).await {
+                    Ok(ack) if !ack.moved => {
+                        match recache {
+                            Some(record) => guard.finish(record, bytes, ack.seq, false),
+                            None => guard.committed(ack.seq),
+                        }
+                        return Ok(());
+                    }
+                    // Not in warm, or the cold copy named moved: find it and write again.
+                    Ok(_) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                home = locate_home(&cold, id)
+                    .await?
+                    .ok_or(Error::NotFound { id })?;
             }
-            Ok(())
+            Err(moving(id))
         });
         done.await.map_err(join_error)?
     }
@@ -170,10 +240,22 @@ impl<R: Record> AutoTieringCoordinator<R> {
     pub async fn remove(&self, id: i64) -> Result<()> {
         let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
+        let cold = self.cold.clone();
         let done = tokio::spawn(async move {
-            let ack = warm.write(WriteOp::Remove(id)).await?;
-            guard.committed(ack.seq);
-            Ok::<_, Error>(ack.removed)
+            let mut home = None;
+            for _ in 0..MOVE_RETRIES {
+                let ack = warm.write(WriteOp::Remove(id, home)).await?;
+                if ack.removed {
+                    guard.committed(ack.seq);
+                    return Ok(true);
+                }
+                // Not in warm, or the cold copy named moved: find it and write again.
+                match locate_home(&cold, id).await? {
+                    None => return Ok(false),
+                    Some(h) => home = h,
+                }
+            }
+            Err(moving(id))
         });
         if done.await.map_err(join_error)?? {
             Ok(())
@@ -182,20 +264,31 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
     }
 
-    /// Read by id: hot, then warm. A hot hit never leaves the calling thread; a warm read runs
-    /// on it too (a few µs, no thread hop).
+    /// Read by id: hot, then warm, then cold. A hot hit never leaves the calling thread; a
+    /// warm read runs on it too (a few µs, no thread hop); a cold read (about one Parquet page
+    /// per column) runs on a blocking thread.
     pub async fn get(&self, id: i64) -> Result<Option<R>> {
         if let Some(r) = self.hot.lookup(id) {
             return Ok(Some(r));
         }
-        let ticket = self.hot.fill_ticket(id);
-        let Some(row) = self.warm.read_by_id(id)? else {
-            return Ok(None);
-        };
-        Ok(Some(self.after_lower_hit(row, ticket)))
+        for _ in 0..MOVE_RETRIES {
+            let ticket = self.hot.fill_ticket(id);
+            if let Some(row) = self.warm.read_by_id(id)? {
+                return Ok(Some(self.after_lower_hit(row, ticket)));
+            }
+            match self.cold_read(move |cold| cold.read(id)).await? {
+                ColdRead::Found { record, .. } => {
+                    return Ok(Some(self.after_cold_hit(record, ticket)))
+                }
+                ColdRead::Absent => return Ok(None),
+                // Moved back to warm after warm was read: read warm again.
+                ColdRead::InWarm => continue,
+            }
+        }
+        Err(moving(id))
     }
 
-    /// Read by transaction signature: hot, then warm.
+    /// Read by transaction signature: hot, then warm, then cold.
     pub async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
         if signature.is_empty() {
             return Err(Error::EmptySignature);
@@ -203,26 +296,77 @@ impl<R: Record> AutoTieringCoordinator<R> {
         if let Some(r) = self.hot.lookup_signature(signature) {
             return Ok(Some(r));
         }
-        let Some(row) = self.warm.read_by_signature(signature)? else {
-            return Ok(None);
-        };
-        let id = row.record.id().expect("warm rows carry their id");
-        if !self.should_promote(id) {
-            return Ok(Some(row.record));
+        for _ in 0..MOVE_RETRIES {
+            if let Some(row) = self.warm.read_by_signature(signature)? {
+                return self.promote_by_signature(row.record, signature).await;
+            }
+            let sig = signature.to_owned();
+            match self
+                .cold_read(move |cold| cold.read_by_signature(&sig))
+                .await?
+            {
+                ColdRead::Found { record, .. } => {
+                    return self.promote_by_signature(record, signature).await
+                }
+                ColdRead::Absent => return Ok(None),
+                ColdRead::InWarm => continue,
+            }
         }
-        // A fill ticket must predate the read it guards, and the id was unknown before this
-        // read: promote from a re-read by id under a fresh ticket. The re-read is at least as
-        // new as the first, so it is the one returned.
+        Err(Error::cold_file(
+            self.cold.root().to_path_buf(),
+            format!(
+                "signature {signature:?}: its record kept moving between tiers while being read"
+            ),
+        ))
+    }
+
+    /// After a lower-tier hit by signature: promote on the Nth read. A fill ticket must predate
+    /// the read it guards, and the id was unknown before this read: promote from a re-read by
+    /// id under a fresh ticket. The re-read is at least as new as the first, so it is the one
+    /// returned.
+    async fn promote_by_signature(&self, record: R, signature: &str) -> Result<Option<R>> {
+        let id = record.id().expect("stored records carry their id");
+        if !self.should_promote(id) {
+            return Ok(Some(record));
+        }
         let ticket = self.hot.fill_ticket(id);
-        match self.warm.read_by_id(id)? {
-            Some(fresh) if fresh.record.signature() == Some(signature) => {
-                let record = fresh.record.clone();
-                self.hot.fill(fresh.record, fresh.bytes, ticket);
-                Ok(Some(record))
+        let fresh = match self.warm.read_by_id(id)? {
+            Some(row) => Some((row.record, row.bytes)),
+            None => match self.cold_read(move |cold| cold.read(id)).await? {
+                ColdRead::Found { record, .. } => {
+                    let bytes = encoded_len(&record);
+                    Some((record, bytes))
+                }
+                _ => None,
+            },
+        };
+        match fresh {
+            Some((fresh, bytes)) if fresh.signature() == Some(signature) => {
+                self.hot.fill(fresh.clone(), bytes, ticket);
+                Ok(Some(fresh))
             }
             // Renamed or removed since the first read.
             _ => Ok(None),
         }
+    }
+
+    /// Run a blocking cold read off the async worker threads.
+    async fn cold_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ColdArchiveStorage<R>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let cold = self.cold.clone();
+        tokio::task::spawn_blocking(move || f(&cold))
+            .await
+            .map_err(join_error)?
+    }
+
+    fn after_cold_hit(&self, record: R, ticket: FillTicket) -> R {
+        let id = record.id().expect("cold rows carry their id");
+        if self.should_promote(id) {
+            self.hot.fill(record.clone(), encoded_len(&record), ticket);
+        }
+        record
     }
 
     fn should_promote(&self, id: i64) -> bool {
@@ -230,7 +374,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             && u64::from(self.hot.touch(id)) >= self.config.tiering.min_hot_access_count
     }
 
-    fn after_lower_hit(&self, row: WarmRow<R>, ticket: crate::hot_storage::FillTicket) -> R {
+    fn after_lower_hit(&self, row: WarmRow<R>, ticket: FillTicket) -> R {
         let id = row.record.id().expect("lower-tier rows carry their id");
         if self.should_promote(id) {
             self.hot.fill(row.record.clone(), row.bytes, ticket);
@@ -238,34 +382,51 @@ impl<R: Record> AutoTieringCoordinator<R> {
         row.record
     }
 
-    /// Records with `timestamp_ms() >= since_ms`, in id order, fetched a page at a time.
+    /// Records with `timestamp_ms() >= since_ms`, from every tier, in id order, fetched a page
+    /// at a time.
     pub fn list_since(&self, since_ms: i64) -> RecordCursor<R> {
         self.list_since_with_page_size(since_ms, DEFAULT_LIST_PAGE_SIZE)
     }
 
-    /// [`list_since`](Self::list_since) with a chosen page size (memory is one page).
+    /// [`list_since`](Self::list_since) with a chosen page size (memory is about one page).
     pub fn list_since_with_page_size(&self, since_ms: i64, page_size: usize) -> RecordCursor<R> {
-        RecordCursor {
-            warm: self.warm.clone(),
-            since_ms,
-            after_id: None,
-            page_size: page_size.max(1),
-            buffer: std::collections::VecDeque::new(),
-            done: false,
-        }
+        RecordCursor::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            ScanRange::default().with_time(since_ms..=i64::MAX),
+            page_size,
+        )
+    }
+
+    /// Records in a time range, an id range and matching field filters (outcome, mint,
+    /// program), from every tier, merged in id order with no duplicates, a page at a time.
+    /// Cold files and row groups whose statistics exclude the range are skipped.
+    ///
+    /// [`Error::InvalidRecord`] if a filter names a field the record type has no column for.
+    pub fn scan(&self, range: ScanRange, page_size: usize) -> Result<RecordCursor<R>> {
+        range.validate::<R>()?;
+        Ok(RecordCursor::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            range,
+            page_size,
+        ))
     }
 
     /// Counts and read routing counters.
     pub async fn get_stats(&self) -> Result<StorageStats> {
         let hot = self.hot.metrics();
         let warm = self.warm.metrics();
+        let cold = self.cold.metrics();
         Ok(StorageStats {
             hot_records: hot.record_count,
             warm_records: warm.record_count,
-            total_records: warm.record_count,
+            cold_records: cold.record_count,
+            total_records: warm.record_count + cold.record_count,
             hot_hits: hot.hits,
             warm_hits: warm.hits,
-            misses: warm.misses,
+            cold_hits: cold.hits,
+            misses: cold.misses,
             promotions: hot.promotions,
             hot_evictions: hot.evictions,
         })
@@ -276,7 +437,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         Ok(TieredMetrics {
             hot: Some(self.hot.metrics()),
             warm: Some(self.warm.metrics()),
-            cold: None,
+            cold: Some(self.cold.metrics()),
         })
     }
 
@@ -294,6 +455,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// The warm tier.
     pub fn warm_tier(&self) -> &WarmSqliteStorage<R> {
         &self.warm
+    }
+
+    /// The cold tier.
+    pub fn cold_tier(&self) -> &ColdArchiveStorage<R> {
+        &self.cold
     }
 
     /// The configuration in force.
@@ -324,51 +490,37 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A paginated scan from [`AutoTieringCoordinator::list_since`]. Holds one page in memory;
-/// each page is read off the async worker threads.
-pub struct RecordCursor<R: Record = TransactionRecord> {
-    warm: WarmSqliteStorage<R>,
-    since_ms: i64,
-    after_id: Option<i64>,
-    page_size: usize,
-    buffer: std::collections::VecDeque<R>,
-    done: bool,
+/// Where to write an id that warm did not hold: `None` if no tier holds it, `Some(None)` if it
+/// is back in warm (write there), `Some(Some(home))` for its archived copy.
+async fn locate_home<R: Record>(
+    cold: &ColdArchiveStorage<R>,
+    id: i64,
+) -> Result<Option<Option<ColdHome>>> {
+    let cold = cold.clone();
+    let read = tokio::task::spawn_blocking(move || cold.read(id))
+        .await
+        .map_err(join_error)??;
+    Ok(match read {
+        ColdRead::Found { record, file_id } => Some(Some(ColdHome {
+            file_id,
+            sig_hash: record.signature().map(signature_hash),
+        })),
+        ColdRead::InWarm => Some(None),
+        ColdRead::Absent => None,
+    })
 }
 
-impl<R: Record> RecordCursor<R> {
-    /// The next page, or `None` at the end.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<R>>> {
-        if !self.buffer.is_empty() {
-            return Ok(Some(self.buffer.drain(..).collect()));
-        }
-        if self.done {
-            return Ok(None);
-        }
-        let warm = self.warm.clone();
-        let (since, after, limit) = (self.since_ms, self.after_id, self.page_size);
-        let page = tokio::task::spawn_blocking(move || warm.read_page(since, after, limit))
-            .await
-            .map_err(|_| Error::Closed)??;
-        if page.len() < self.page_size {
-            self.done = true;
-        }
-        match page.last() {
-            Some(last) => {
-                self.after_id = last.id();
-                Ok(Some(page))
-            }
-            None => Ok(None),
-        }
-    }
+fn moving(id: i64) -> Error {
+    Error::invalid(format!(
+        "record {id} kept moving between warm and cold while being accessed; retry"
+    ))
+}
 
-    /// The next record, or `None` at the end.
-    pub async fn next(&mut self) -> Result<Option<R>> {
-        if self.buffer.is_empty() {
-            match self.next_page().await? {
-                Some(page) => self.buffer.extend(page),
-                None => return Ok(None),
-            }
-        }
-        Ok(self.buffer.pop_front())
+/// Encoded size of a record, for the hot tier's byte bound.
+fn encoded_len<R: Record>(record: &R) -> usize {
+    let mut buf = Vec::new();
+    match record.encode(&mut buf) {
+        Ok(()) => buf.len(),
+        Err(_) => 0,
     }
 }

@@ -122,6 +122,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A cold (Parquet) file is missing, truncated, unreadable or not one of ours. The file is
+    /// quarantined: reads of records it holds fail with this error, everything else is served.
+    #[error("cold file {path}: {reason} (run `verify_cold` / `rebuild_cold_catalog`, or restore the file from a backup)")]
+    ColdFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The store has been shut down or its writer thread has stopped.
     #[error("the store is closed")]
     Closed,
@@ -132,6 +142,13 @@ impl Error {
         Error::Config {
             field,
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn cold_file(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Error::ColdFile {
+            path: path.into(),
+            reason: reason.to_string(),
         }
     }
 

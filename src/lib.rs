@@ -158,20 +158,31 @@
 
 #![warn(missing_docs)]
 
+mod catalog;
+mod cold_storage;
+mod columnar;
 pub mod config;
 mod coordinator;
 mod error;
+mod failpoint;
 mod hot_storage;
 mod metrics;
 mod record;
 mod tier;
 mod warm_storage;
 
-pub use config::{Durability, HotConfig, StorageConfig, TieringConfig, WarmConfig};
+pub use catalog::{CatalogEntry, FileState};
+pub use cold_storage::{
+    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport, COLD_DIR,
+    COLD_TARGET_ACCESS_TIME,
+};
+pub use config::{ColdConfig, Durability, HotConfig, StorageConfig, TieringConfig, WarmConfig};
 pub use coordinator::{
-    AutoTieringCoordinator, RecordCursor, StorageStats, TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
+    ArchiveReport, AutoTieringCoordinator, CompactionReport, RebuildReport, RecordCursor,
+    ScanRange, StorageStats, TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
 };
 pub use error::{Error, Result};
+pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
 pub use metrics::{LatencyHistogram, TierMetrics};
 pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};

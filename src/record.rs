@@ -60,6 +60,34 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
             message: e.to_string(),
         })
     }
+
+    /// The Arrow schema of this type's cold (Parquet) files. Column 0 must be `id` (Int64, not
+    /// null) and column 1 the record's timestamp (`Timestamp(ms)` or Int64, not null).
+    ///
+    /// The default stores `id`, `ts`, `signature` and the [`encode`](Record::encode)d record as
+    /// a `payload` binary column: real Parquet that any reader can filter by id, time and
+    /// signature. [`TransactionRecord`] overrides it with one column per field.
+    fn cold_schema() -> arrow_schema::SchemaRef {
+        crate::columnar::generic_schema()
+    }
+
+    /// Convert records (ids set) to one batch of [`cold_schema`](Record::cold_schema).
+    fn to_cold_batch(records: &[Self]) -> Result<arrow_array::RecordBatch> {
+        crate::columnar::generic_to_batch(records)
+    }
+
+    /// The value of a named field as text, for scan filters (`ScanRange::with_field`). The
+    /// default has no fields. [`TransactionRecord`] answers `mint`, `creator`, `program`,
+    /// `outcome_kind` and `transaction_signature`, which are also its cold column names.
+    fn field(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let _ = name;
+        None
+    }
+
+    /// Convert a batch of [`cold_schema`](Record::cold_schema) back to records (ids set).
+    fn from_cold_batch(batch: &arrow_array::RecordBatch) -> Result<Vec<Self>> {
+        crate::columnar::generic_from_batch(batch)
+    }
 }
 
 /// What happened to a trade. Mirrors the bot's `Outcome`.
@@ -84,6 +112,23 @@ pub enum Outcome {
     ExecutionError(String),
     /// Post-trade verification failed with this reason.
     VerificationFailed(String),
+}
+
+impl Outcome {
+    /// The variant's name, e.g. `"Profit"`: the `outcome_kind` column of cold files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Profit(_) => "Profit",
+            Outcome::Loss(_) => "Loss",
+            Outcome::Neutral => "Neutral",
+            Outcome::PendingConfirmation => "PendingConfirmation",
+            Outcome::FailedExecution => "FailedExecution",
+            Outcome::NotExecuted => "NotExecuted",
+            Outcome::ConfirmationTimeout => "ConfirmationTimeout",
+            Outcome::ExecutionError(_) => "ExecutionError",
+            Outcome::VerificationFailed(_) => "VerificationFailed",
+        }
+    }
 }
 
 /// A token launch seen before it trades. Mirrors the bot's `PremintCandidate`.
@@ -170,6 +215,26 @@ impl Record for TransactionRecord {
     }
     fn timestamp_ms(&self) -> i64 {
         self.timestamp_decision_made
+    }
+    fn field(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let base = &self.scored_candidate.base;
+        Some(std::borrow::Cow::Borrowed(match name {
+            "mint" => &base.mint,
+            "creator" => &base.creator,
+            "program" => &base.program,
+            "outcome_kind" => self.actual_outcome.kind(),
+            "transaction_signature" => self.transaction_signature.as_deref()?,
+            _ => return None,
+        }))
+    }
+    fn cold_schema() -> arrow_schema::SchemaRef {
+        crate::columnar::transaction_schema()
+    }
+    fn to_cold_batch(records: &[Self]) -> Result<arrow_array::RecordBatch> {
+        crate::columnar::transaction_to_batch(records)
+    }
+    fn from_cold_batch(batch: &arrow_array::RecordBatch) -> Result<Vec<Self>> {
+        crate::columnar::transaction_from_batch(batch)
     }
 }
 

@@ -7,7 +7,7 @@ mod writer;
 
 pub use schema::SCHEMA_VERSION;
 pub use writer::MaintenanceReport;
-pub(crate) use writer::{WriteAck, WriteOp};
+pub(crate) use writer::{ArchiveAck, ArchivedSignature, ColdHome, WriteAck, WriteOp};
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -21,13 +21,15 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, Location, NewFile};
 use crate::config::{StorageConfig, WarmConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
 use crate::record::{signature_hash, EncodedRecord, Record, TransactionRecord};
 use crate::tier::StorageTier;
 use schema::sqlite_err;
-use writer::{now_ms, Command, Shared, Writer};
+pub(crate) use writer::now_ms;
+use writer::{Command, Shared, Writer};
 
 /// File name of the warm database inside the data directory.
 pub const WARM_DB_FILE: &str = "warm.sqlite3";
@@ -403,6 +405,185 @@ impl<R: Record> WarmSqliteStorage<R> {
         })
     }
 
+    /// One archival step: up to `limit` rows with `ts < cutoff_ms` and id above `after_id`, in
+    /// id order (keyset pagination), each with its `rev` so the commit can tell whether it
+    /// changed meanwhile.
+    pub(crate) fn archive_page(
+        &self,
+        cutoff_ms: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, R)>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, rev, payload FROM records WHERE id > ?1 AND +ts < ?2
+                     ORDER BY id LIMIT ?3",
+                )
+                .map_err(sqlite_err("archive scan", path))?;
+            let mut rows = stmt
+                .query(rusqlite::params![after_id, cutoff_ms, limit as i64])
+                .map_err(sqlite_err("archive scan", path))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite_err("archive scan", path))? {
+                let id: i64 = row.get(0).map_err(sqlite_err("archive scan", path))?;
+                let rev: i64 = row.get(1).map_err(sqlite_err("archive scan", path))?;
+                let payload = row
+                    .get_ref(2)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(sqlite_err("archive scan", path))?;
+                out.push((rev, decode_row(id, payload)?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// One window of a cross-tier scan, from ONE snapshot: the warm records with id in
+    /// `(after_id, upto_id]` and timestamp in `[min_ts, max_ts]`, the live catalogued files that
+    /// overlap both ranges, and their tombstones in the id range. In one snapshot a record is
+    /// either in warm or live in exactly one file.
+    pub(crate) fn scan_window(
+        &self,
+        after_id: i64,
+        upto_id: i64,
+        min_ts: i64,
+        max_ts: i64,
+    ) -> Result<ScanWindow<R>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(sqlite_err("begin scan window", path))?;
+            let mut warm = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, payload FROM records WHERE id > ?1 AND id <= ?2
+                         AND +ts >= ?3 AND +ts <= ?4 ORDER BY id",
+                    )
+                    .map_err(sqlite_err("scan window", path))?;
+                let mut rows = stmt
+                    .query(rusqlite::params![after_id, upto_id, min_ts, max_ts])
+                    .map_err(sqlite_err("scan window", path))?;
+                while let Some(row) = rows.next().map_err(sqlite_err("scan window", path))? {
+                    let id: i64 = row.get(0).map_err(sqlite_err("scan window", path))?;
+                    let payload = row
+                        .get_ref(1)
+                        .and_then(|v| v.as_blob().map_err(Into::into))
+                        .map_err(sqlite_err("scan window", path))?;
+                    warm.push(decode_row(id, payload)?);
+                }
+            }
+            let files = query_entries(
+                &tx,
+                path,
+                "WHERE f.max_id > ?1 AND f.min_id <= ?2 AND f.max_ts >= ?3 AND f.min_ts <= ?4",
+                rusqlite::params![after_id, upto_id, min_ts, max_ts],
+            )?;
+            let mut dead = Vec::new();
+            for f in &files {
+                dead.extend(
+                    query_dead(&tx, path, f.file_id, after_id.saturating_add(1), upto_id)?
+                        .into_iter()
+                        .map(|id| (f.file_id, id)),
+                );
+            }
+            // The smallest id above the window that warm or a live file may hold, so empty
+            // stretches of the id space are skipped.
+            let next: Option<i64> = tx
+                .query_row(
+                    "SELECT min(n) FROM (
+                        SELECT min(id) AS n FROM records WHERE id > ?1
+                        UNION ALL
+                        SELECT min(max(min_id, ?1 + 1)) FROM cold_files
+                        WHERE max_id > ?1 AND max_ts >= ?2 AND min_ts <= ?3)",
+                    rusqlite::params![upto_id, min_ts, max_ts],
+                    |r| r.get(0),
+                )
+                .map_err(sqlite_err("scan window", path))?;
+            tx.commit().map_err(sqlite_err("end scan window", path))?;
+            Ok(ScanWindow {
+                warm,
+                files,
+                dead,
+                next,
+            })
+        })
+    }
+
+    /// Smallest id with `ts >= since_ms` in warm (from the ts index), to start a scan there.
+    pub(crate) fn first_id_since(&self, since_ms: i64) -> Result<Option<i64>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT min(id) FROM records INDEXED BY records_ts WHERE ts >= ?1")
+                .and_then(|mut s| s.query_row([since_ms], |r| r.get::<_, Option<i64>>(0)))
+                .map_err(sqlite_err("scan start", path))
+        })
+    }
+
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Commit an archival move: catalogue `file` and delete the warm rows `(id, rev)` it holds,
+    /// in one transaction.
+    pub(crate) async fn commit_archive(
+        &self,
+        file: NewFile,
+        rows: Vec<(i64, i64)>,
+    ) -> Result<ArchiveAck> {
+        self.command(|reply| Command::Archive { file, rows, reply })
+            .await
+    }
+
+    /// Commit a compaction: catalogue `file` (if any), uncatalogue `replaces`, drop `dropped`
+    /// tombstones and move the rest onto the new file, in one transaction.
+    pub(crate) async fn commit_compaction(
+        &self,
+        file: Option<NewFile>,
+        replaces: Vec<i64>,
+        dropped: Vec<(i64, i64)>,
+    ) -> Result<Option<i64>> {
+        self.command(|reply| Command::Compact {
+            file,
+            replaces,
+            dropped,
+            reply,
+        })
+        .await
+    }
+
+    /// Mark a catalogued file live or quarantined.
+    pub(crate) async fn set_file_state(&self, file_id: i64, state: FileState) -> Result<()> {
+        self.command(|reply| Command::SetFileState {
+            file_id,
+            state,
+            reply,
+        })
+        .await
+    }
+
+    /// Apply a catalog rebuild in one transaction.
+    pub(crate) async fn rebuild_catalog(&self, plan: CatalogRebuild) -> Result<()> {
+        self.command(|reply| Command::RebuildCatalog { plan, reply })
+            .await
+    }
+
+    /// Wire in the lookup of archived signatures used by duplicate checks.
+    pub(crate) fn set_archived_signature(&self, lookup: ArchivedSignature) {
+        let _ = self.inner.shared.archived_signature.set(lookup);
+    }
+
     /// Counters snapshot.
     pub fn metrics(&self) -> TierMetrics {
         let mut m = TierMetrics {
@@ -413,6 +594,144 @@ impl<R: Record> WarmSqliteStorage<R> {
         };
         self.inner.stats.fill(&mut m);
         m
+    }
+}
+
+/// One window of a cross-tier scan (see [`WarmSqliteStorage::scan_window`]).
+pub(crate) struct ScanWindow<R> {
+    pub warm: Vec<R>,
+    pub files: Vec<CatalogEntry>,
+    pub dead: Vec<(i64, i64)>,
+    pub next: Option<i64>,
+}
+
+const ENTRY_COLUMNS: &str = "SELECT f.file_id, f.path, f.min_id, f.max_id, f.min_ts, f.max_ts,
+    f.row_count, f.bytes, f.state,
+    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id) FROM cold_files f ";
+
+fn query_entries(
+    conn: &Connection,
+    path: &Path,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CatalogEntry>> {
+    let sql = format!("{ENTRY_COLUMNS}{filter} ORDER BY f.min_id, f.file_id");
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(sqlite_err("read cold catalog", path))?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok(CatalogEntry {
+                file_id: r.get(0)?,
+                path: r.get(1)?,
+                min_id: r.get(2)?,
+                max_id: r.get(3)?,
+                min_ts: r.get(4)?,
+                max_ts: r.get(5)?,
+                rows: r.get::<_, i64>(6)? as u64,
+                bytes: r.get::<_, i64>(7)? as u64,
+                state: FileState::parse(r.get_ref(8)?.as_str()?),
+                dead_rows: r.get::<_, i64>(9)? as u64,
+            })
+        })
+        .map_err(sqlite_err("read cold catalog", path))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sqlite_err("read cold catalog", path))
+}
+
+fn query_dead(conn: &Connection, path: &Path, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM cold_dead WHERE file_id = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id",
+        )
+        .map_err(sqlite_err("read tombstones", path))?;
+    let rows = stmt
+        .query_map([file_id, lo, hi], |r| r.get(0))
+        .map_err(sqlite_err("read tombstones", path))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sqlite_err("read tombstones", path))
+}
+
+impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
+    fn locate(&self, id: i64) -> Result<Location> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(sqlite_err("begin locate", path))?;
+            let in_warm = tx
+                .prepare_cached("SELECT 1 FROM records WHERE id = ?1")
+                .and_then(|mut s| s.exists([id]))
+                .map_err(sqlite_err("locate", path))?;
+            let out = if in_warm {
+                Location::Warm
+            } else {
+                Location::Cold(query_entries(
+                    &tx,
+                    path,
+                    "WHERE f.min_id <= ?1 AND f.max_id >= ?1 AND NOT EXISTS
+                     (SELECT 1 FROM cold_dead d WHERE d.file_id = f.file_id AND d.id = ?1)",
+                    [id],
+                )?)
+            };
+            tx.commit().map_err(sqlite_err("end locate", path))?;
+            Ok(out)
+        })
+    }
+
+    fn archived_ids(&self, sig_hash: i64) -> Result<(Vec<i64>, bool)> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT s.id, EXISTS (SELECT 1 FROM records r WHERE r.id = s.id)
+                     FROM sig_index s WHERE s.sig_hash = ?1",
+                )
+                .map_err(sqlite_err("archived signature lookup", path))?;
+            let rows = stmt
+                .query_map([sig_hash], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+                })
+                .map_err(sqlite_err("archived signature lookup", path))?;
+            let mut archived = Vec::new();
+            let mut in_warm = false;
+            for row in rows {
+                let (id, warm) = row.map_err(sqlite_err("archived signature lookup", path))?;
+                if warm {
+                    in_warm = true;
+                } else {
+                    archived.push(id);
+                }
+            }
+            Ok((archived, in_warm))
+        })
+    }
+
+    fn entries(&self) -> Result<Vec<CatalogEntry>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_entries(conn, path, "", []))
+    }
+
+    fn dead_ids(&self, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_dead(conn, path, file_id, lo, hi))
+    }
+
+    fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM records WHERE id = ?1")
+                .map_err(sqlite_err("check warm ids", path))?;
+            ids.iter()
+                .map(|id| {
+                    stmt.exists([id])
+                        .map_err(sqlite_err("check warm ids", path))
+                })
+                .collect()
+        })
     }
 }
 
@@ -438,7 +757,7 @@ impl<R: Record> StorageTier<R> for WarmSqliteStorage<R> {
     }
 
     async fn remove(&self, id: i64) -> Result<bool> {
-        Ok(self.write(WriteOp::Remove(id)).await?.removed)
+        Ok(self.write(WriteOp::Remove(id, None)).await?.removed)
     }
 
     async fn list_since(
@@ -540,13 +859,13 @@ mod tests {
         r.actual_outcome = Outcome::Profit(0.25);
         r.sell_price_sol = Some(0.002);
         let enc = w.encode(&r).unwrap();
-        w.write(WriteOp::Update(enc)).await.unwrap();
+        w.write(WriteOp::Update(enc, None)).await.unwrap();
         assert_eq!(w.get(id).await.unwrap().unwrap(), r);
         let mut ghost = r.clone();
         ghost.id = Some(999);
         ghost.transaction_signature = Some("ghost".into());
         let err = w
-            .write(WriteOp::Update(w.encode(&ghost).unwrap()))
+            .write(WriteOp::Update(w.encode(&ghost).unwrap(), None))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound { id: 999 }));
@@ -681,12 +1000,12 @@ mod tests {
             // Re-key one merged row (below the watermark) and one recent row (above it).
             let mut low = w.get(ids[0]).await.unwrap().unwrap();
             low.transaction_signature = Some("renamed-low".into());
-            w.write(WriteOp::Update(w.encode(&low).unwrap()))
+            w.write(WriteOp::Update(w.encode(&low).unwrap(), None))
                 .await
                 .unwrap();
             let mut high = w.get(ids[9]).await.unwrap().unwrap();
             high.transaction_signature = Some("renamed-high".into());
-            w.write(WriteOp::Update(w.encode(&high).unwrap()))
+            w.write(WriteOp::Update(w.encode(&high).unwrap(), None))
                 .await
                 .unwrap();
             assert!(w.remove(ids[1]).await.unwrap());

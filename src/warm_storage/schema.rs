@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[v]` takes a database from version `v` to `v + 1`, in one transaction.
 const MIGRATIONS: &[&str] = &[
@@ -45,6 +45,32 @@ const MIGRATIONS: &[&str] = &[
         SELECT id, access_count, coalesce(last_access_ms, 0) FROM records WHERE access_count > 0;
      ALTER TABLE records DROP COLUMN access_count;
      ALTER TABLE records DROP COLUMN last_access_ms;",
+    // v3: the cold tier's catalog (as in DuckLake), kept here so that an archival move commits
+    // its catalog row and the delete of its warm rows in one transaction.
+    // - `records.rev` counts a row's updates: archival deletes a row only if it is still the
+    //   version it copied, and otherwise tombstones the copy.
+    // - `cold_files` has one row per Parquet file; `cold_dead` holds tombstones: rows of a file
+    //   that were superseded (updated back into warm) or deleted. Signatures of archived records
+    //   stay in `sig_index`, which then maps to an id found in cold.
+    "ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE cold_files (
+        file_id    INTEGER PRIMARY KEY,
+        path       TEXT NOT NULL UNIQUE,
+        min_id     INTEGER NOT NULL,
+        max_id     INTEGER NOT NULL,
+        min_ts     INTEGER NOT NULL,
+        max_ts     INTEGER NOT NULL,
+        row_count  INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        state      TEXT NOT NULL DEFAULT 'live' CHECK (state IN ('live', 'quarantined')),
+        created_ms INTEGER NOT NULL
+     );
+     CREATE INDEX cold_files_min_id ON cold_files(min_id);
+     CREATE TABLE cold_dead (
+        file_id INTEGER NOT NULL,
+        id      INTEGER NOT NULL,
+        PRIMARY KEY (file_id, id)
+     ) WITHOUT ROWID;",
 ];
 
 pub(crate) fn sqlite_err<'a>(
@@ -181,7 +207,7 @@ mod tests {
         let v: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, SCHEMA_VERSION);
         let rows: Vec<(i64, i64, i64)> = conn
             .prepare("SELECT id, reads, last_ms FROM access ORDER BY id")
             .unwrap()

@@ -19,20 +19,47 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::sqlite_err;
 use super::sig_index::{DeltaChange, SignatureDelta};
+use crate::catalog::{CatalogRebuild, FileState, NewFile};
 use crate::config::WarmConfig;
 use crate::error::{Error, Result};
 use crate::record::EncodedRecord;
+
+/// Where the caller found an archived record: the cold file holding its live copy, and the
+/// hash of its signature there (so the signature index can be re-keyed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ColdHome {
+    pub file_id: i64,
+    pub sig_hash: Option<i64>,
+}
 
 /// One write.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
     /// Insert a new record; the writer assigns its id.
     Put(EncodedRecord),
-    /// Replace an existing record (its `id` is set).
-    Update(EncodedRecord),
-    /// Delete a record.
-    Remove(i64),
+    /// Replace an existing record (its `id` is set). If it is not in warm, the cold home says
+    /// where the caller found it archived: the new version goes to warm and the cold copy is
+    /// tombstoned, in one transaction.
+    Update(EncodedRecord, Option<ColdHome>),
+    /// Delete a record; an archived one (with its cold home) is tombstoned.
+    Remove(i64, Option<ColdHome>),
 }
+
+/// What an archival commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArchiveAck {
+    /// The new file's catalog id.
+    pub file_id: i64,
+    /// Warm rows deleted (now served from the file).
+    pub archived: u64,
+    /// Rows that changed or went away while the file was written: their copies in the file
+    /// are tombstoned and warm keeps the newer version.
+    pub superseded: u64,
+}
+
+/// Looks up the signature of an archived record (the cold tier, wired in by the coordinator),
+/// so a put's duplicate check can confirm a hash hit on a record that left warm.
+pub(crate) type ArchivedSignature = Box<dyn Fn(i64) -> Result<Option<String>> + Send + Sync>;
 
 /// What a committed write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +70,20 @@ pub(crate) struct WriteAck {
     pub seq: u64,
     /// For a remove: whether a row was deleted.
     pub removed: bool,
+    /// The cold home given was stale (the record moved since it was located): nothing was
+    /// written; locate the record again and retry.
+    pub moved: bool,
+}
+
+impl WriteAck {
+    fn new(id: i64, seq: u64) -> Self {
+        Self {
+            id,
+            seq,
+            removed: false,
+            moved: false,
+        }
+    }
 }
 
 /// What one maintenance run did.
@@ -71,10 +112,30 @@ pub(crate) enum Command {
     Maintenance {
         reply: oneshot::Sender<Result<MaintenanceReport>>,
     },
+    Archive {
+        file: NewFile,
+        rows: Vec<(i64, i64)>,
+        reply: oneshot::Sender<Result<ArchiveAck>>,
+    },
+    Compact {
+        file: Option<NewFile>,
+        replaces: Vec<i64>,
+        dropped: Vec<(i64, i64)>,
+        reply: oneshot::Sender<Result<Option<i64>>>,
+    },
+    SetFileState {
+        file_id: i64,
+        state: FileState,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    RebuildCatalog {
+        plan: CatalogRebuild,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// State shared between the writer thread and readers.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Shared {
     /// Committed row count.
     pub rows: AtomicU64,
@@ -92,6 +153,8 @@ pub(crate) struct Shared {
     pub sig_delta: SignatureDelta,
     /// Bulk merges of the signature delta into `sig_index`.
     pub sig_merges: AtomicU64,
+    /// Signature of an archived record, for duplicate checks (set when a cold tier exists).
+    pub archived_signature: std::sync::OnceLock<ArchivedSignature>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -248,7 +311,163 @@ impl Writer {
             Command::Maintenance { reply } => {
                 let _ = reply.send(self.maintenance());
             }
+            Command::Archive { file, rows, reply } => {
+                let _ = reply.send(self.archive(&file, &rows));
+            }
+            Command::Compact {
+                file,
+                replaces,
+                dropped,
+                reply,
+            } => {
+                let _ = reply.send(self.compact(file.as_ref(), &replaces, &dropped));
+            }
+            Command::SetFileState {
+                file_id,
+                state,
+                reply,
+            } => {
+                let r = self
+                    .conn
+                    .execute(
+                        "UPDATE cold_files SET state = ?2 WHERE file_id = ?1",
+                        params![file_id, state.as_str()],
+                    )
+                    .map(|_| ())
+                    .map_err(sqlite_err("set cold file state", &self.path));
+                let _ = reply.send(r);
+            }
+            Command::RebuildCatalog { plan, reply } => {
+                let _ = reply.send(self.rebuild_catalog(&plan));
+            }
         }
+    }
+
+    /// The catalog half of an archival move, in ONE transaction: catalogue the published file
+    /// and delete the warm rows it holds. A row that changed since it was copied (its `rev`
+    /// moved) or went away keeps its warm state, and its copy in the file is tombstoned.
+    fn archive(&mut self, file: &NewFile, rows: &[(i64, i64)]) -> Result<ArchiveAck> {
+        // Archived rows keep their signatures in `sig_index`. Rows above the watermark are
+        // indexed only by the in-memory delta, which is rebuilt from `records` on open, so they
+        // are merged first.
+        if rows.iter().any(|&(id, _)| id > self.sig_watermark) {
+            self.merge_signatures()?;
+        }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let file_id = insert_file(&tx, path, file)?;
+        let (mut archived, mut superseded) = (0u64, 0u64);
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM records WHERE id = ?1 AND rev = ?2")
+                .map_err(sqlite_err("prepare archive delete", path))?;
+            let mut delete_access = tx
+                .prepare_cached("DELETE FROM access WHERE id = ?1")
+                .map_err(sqlite_err("prepare archive delete", path))?;
+            for &(id, rev) in rows {
+                if delete
+                    .execute([id, rev])
+                    .map_err(sqlite_err("archive delete", path))?
+                    == 1
+                {
+                    delete_access
+                        .execute([id])
+                        .map_err(sqlite_err("archive delete access", path))?;
+                    archived += 1;
+                } else {
+                    tombstone(&tx, path, file_id, id)?;
+                    superseded += 1;
+                }
+            }
+        }
+        // Ids are never reused, even if the archived rows held the largest one.
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)",
+            [self.next_id],
+        )
+        .map_err(sqlite_err("save next_id", path))?;
+        tx.commit().map_err(sqlite_err("commit archive", path))?;
+        self.shared.rows.fetch_sub(archived, Ordering::Relaxed);
+        Ok(ArchiveAck {
+            file_id,
+            archived,
+            superseded,
+        })
+    }
+
+    /// The catalog half of a compaction, in ONE transaction: catalogue the merged file (if any
+    /// row survived), drop the tombstones it consumed, move tombstones added since the merge
+    /// began onto the new file (their rows are in it), and uncatalogue the replaced files.
+    fn compact(
+        &mut self,
+        file: Option<&NewFile>,
+        replaces: &[i64],
+        dropped: &[(i64, i64)],
+    ) -> Result<Option<i64>> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        for &f in replaces {
+            let live: bool = tx
+                .prepare_cached("SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'")
+                .and_then(|mut s| s.exists([f]))
+                .map_err(sqlite_err("check compacted file", path))?;
+            if !live {
+                return Err(Error::invalid(format!(
+                    "compaction input file {f} is no longer catalogued as live"
+                )));
+            }
+        }
+        let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
+        for &(f, id) in dropped {
+            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute([f, id]))
+                .map_err(sqlite_err("drop tombstone", path))?;
+        }
+        for &f in replaces {
+            if let Some(n) = new_id {
+                tx.prepare_cached("UPDATE OR IGNORE cold_dead SET file_id = ?2 WHERE file_id = ?1")
+                    .and_then(|mut s| s.execute([f, n]))
+                    .map_err(sqlite_err("move tombstones", path))?;
+            }
+            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1")
+                .and_then(|mut s| s.execute([f]))
+                .map_err(sqlite_err("drop tombstones", path))?;
+            tx.prepare_cached("DELETE FROM cold_files WHERE file_id = ?1")
+                .and_then(|mut s| s.execute([f]))
+                .map_err(sqlite_err("uncatalogue file", path))?;
+        }
+        tx.commit().map_err(sqlite_err("commit compaction", path))?;
+        Ok(new_id)
+    }
+
+    fn rebuild_catalog(&mut self, plan: &CatalogRebuild) -> Result<()> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        for &f in &plan.remove {
+            tx.execute("DELETE FROM cold_dead WHERE file_id = ?1", [f])
+                .and_then(|_| tx.execute("DELETE FROM cold_files WHERE file_id = ?1", [f]))
+                .map_err(sqlite_err("uncatalogue missing file", path))?;
+        }
+        for (file, dead) in &plan.add {
+            let file_id = insert_file(&tx, path, file)?;
+            for &id in dead {
+                tombstone(&tx, path, file_id, id)?;
+            }
+        }
+        for &(file_id, id) in &plan.dead {
+            tombstone(&tx, path, file_id, id)?;
+        }
+        tx.commit()
+            .map_err(sqlite_err("commit catalog rebuild", path))
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
@@ -293,6 +512,7 @@ impl Writer {
             path,
             delta: &self.shared.sig_delta,
             watermark: self.sig_watermark,
+            archived: self.shared.archived_signature.get(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -316,17 +536,12 @@ impl Writer {
                         }
                         next_id += 1;
                         delta += 1;
-                        Ok(WriteAck {
-                            id,
-                            seq,
-                            removed: false,
-                        })
+                        Ok(WriteAck::new(id, seq))
                     }
                 }
-                WriteOp::Update(rec) => {
+                WriteOp::Update(rec, home) => {
                     let id = rec.id.expect("update carries an id");
                     match index.current_hash(id)? {
-                        None => Err(Error::NotFound { id }),
                         Some(old_hash) => {
                             if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
                                 Err(duplicate(rec, existing_id))
@@ -334,7 +549,7 @@ impl Writer {
                                 write_row(
                                     &tx,
                                     "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4,
-                                     payload = ?5 WHERE id = ?1",
+                                     payload = ?5, rev = rev + 1 WHERE id = ?1",
                                     id,
                                     rec,
                                 )
@@ -342,21 +557,48 @@ impl Writer {
                                 if old_hash != rec.sig_hash {
                                     index.rekey(id, old_hash, rec.sig_hash, &mut changes)?;
                                 }
-                                Ok(WriteAck {
-                                    id,
-                                    seq,
-                                    removed: false,
-                                })
+                                Ok(WriteAck::new(id, seq))
                             }
                         }
+                        None => match home {
+                            None => Err(Error::NotFound { id }),
+                            Some(home) if !cold_copy_is_live(&tx, path, home.file_id, id)? => {
+                                Ok(WriteAck {
+                                    moved: true,
+                                    ..WriteAck::new(id, seq)
+                                })
+                            }
+                            Some(home) => {
+                                if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
+                                    Err(duplicate(rec, existing_id))
+                                } else {
+                                    // The new version comes back to warm; the archived copy
+                                    // is tombstoned in the same transaction.
+                                    write_row(
+                                        &tx,
+                                        "INSERT INTO records (id, sig_hash, signature, ts, payload, rev)
+                                         VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                                        id,
+                                        rec,
+                                    )
+                                    .map_err(sqlite_err("insert", path))?;
+                                    tombstone(&tx, path, home.file_id, id)?;
+                                    if home.sig_hash != rec.sig_hash {
+                                        index.rekey(
+                                            id,
+                                            home.sig_hash,
+                                            rec.sig_hash,
+                                            &mut changes,
+                                        )?;
+                                    }
+                                    delta += 1;
+                                    Ok(WriteAck::new(id, seq))
+                                }
+                            }
+                        },
                     }
                 }
-                WriteOp::Remove(id) => match index.current_hash(*id)? {
-                    None => Ok(WriteAck {
-                        id: *id,
-                        seq,
-                        removed: false,
-                    }),
+                WriteOp::Remove(id, home) => match index.current_hash(*id)? {
                     Some(old_hash) => {
                         tx.prepare_cached("DELETE FROM records WHERE id = ?1")
                             .and_then(|mut s| s.execute([id]))
@@ -368,11 +610,27 @@ impl Writer {
                         delta -= 1;
                         deleted = true;
                         Ok(WriteAck {
-                            id: *id,
-                            seq,
                             removed: true,
+                            ..WriteAck::new(*id, seq)
                         })
                     }
+                    None => match home {
+                        None => Ok(WriteAck::new(*id, seq)),
+                        Some(home) if !cold_copy_is_live(&tx, path, home.file_id, *id)? => {
+                            Ok(WriteAck {
+                                moved: true,
+                                ..WriteAck::new(*id, seq)
+                            })
+                        }
+                        Some(home) => {
+                            tombstone(&tx, path, home.file_id, *id)?;
+                            index.rekey(*id, home.sig_hash, None, &mut changes)?;
+                            Ok(WriteAck {
+                                removed: true,
+                                ..WriteAck::new(*id, seq)
+                            })
+                        }
+                    },
                 },
             };
             results.push(r);
@@ -550,6 +808,7 @@ struct SigIndexTx<'a> {
     path: &'a std::path::Path,
     delta: &'a SignatureDelta,
     watermark: i64,
+    archived: Option<&'a ArchivedSignature>,
 }
 
 impl SigIndexTx<'_> {
@@ -579,6 +838,7 @@ impl SigIndexTx<'_> {
             DeltaChange::Add(h, id) if h == hash => Some(id),
             _ => None,
         }));
+        let mut indexed = Vec::new();
         {
             let mut stmt = self
                 .conn
@@ -588,10 +848,12 @@ impl SigIndexTx<'_> {
                 .query_map([hash], |r| r.get::<_, i64>(0))
                 .map_err(sqlite_err("signature check", self.path))?;
             for id in ids {
-                candidates.push(id.map_err(sqlite_err("signature check", self.path))?);
+                indexed.push(id.map_err(sqlite_err("signature check", self.path))?);
             }
         }
-        for id in candidates {
+        let indexed_len = indexed.len();
+        candidates.splice(0..0, indexed);
+        for (i, id) in candidates.into_iter().enumerate() {
             if Some(id) == exclude {
                 continue;
             }
@@ -600,8 +862,22 @@ impl SigIndexTx<'_> {
                 .prepare_cached("SELECT signature FROM records WHERE id = ?1")
                 .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
                 .map_err(sqlite_err("signature check", self.path))?;
-            if text.flatten().as_deref() == Some(sig) {
-                return Ok(Some(id));
+            match text {
+                Some(text) if text.as_deref() == Some(sig) => return Ok(Some(id)),
+                Some(_) => {}
+                // A `sig_index` pair whose row left warm: the record is archived (signatures
+                // stay indexed when records move to cold). Confirm its text in cold; with no
+                // cold tier to ask, a 64-bit hash match counts as taken.
+                None if i < indexed_len && id <= self.watermark => {
+                    let taken = match self.archived {
+                        Some(lookup) => lookup(id)?.as_deref() == Some(sig),
+                        None => true,
+                    };
+                    if taken {
+                        return Ok(Some(id));
+                    }
+                }
+                None => {}
             }
         }
         Ok(None)
@@ -642,4 +918,49 @@ impl SigIndexTx<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether file `file_id` is catalogued, live, covers `id` and holds no tombstone for it.
+fn cold_copy_is_live(
+    conn: &Connection,
+    path: &std::path::Path,
+    file_id: i64,
+    id: i64,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'
+         AND min_id <= ?2 AND max_id >= ?2
+         AND NOT EXISTS (SELECT 1 FROM cold_dead WHERE file_id = ?1 AND id = ?2)",
+    )
+    .and_then(|mut s| s.exists([file_id, id]))
+    .map_err(sqlite_err("check cold copy", path))
+}
+
+/// Mark the copy of `id` in cold file `file_id` as no longer served.
+fn tombstone(conn: &Connection, path: &std::path::Path, file_id: i64, id: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO cold_dead (file_id, id) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute([file_id, id]))
+        .map_err(sqlite_err("tombstone", path))?;
+    Ok(())
+}
+
+fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO cold_files (path, min_id, max_id, min_ts, max_ts, row_count, bytes, state,
+         created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            file.path,
+            file.min_id,
+            file.max_id,
+            file.min_ts,
+            file.max_ts,
+            file.rows as i64,
+            file.bytes as i64,
+            now_ms()
+        ])
+    })
+    .map_err(sqlite_err("insert cold file", path))?;
+    Ok(conn.last_insert_rowid())
 }

@@ -1,0 +1,115 @@
+//! The cold-file catalog's types: stored by the warm tier (in its SQLite database, as in
+//! DuckLake), read by the cold tier through [`ColdCatalog`].
+
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// Whether a cold file is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FileState {
+    /// Readable and served.
+    Live,
+    /// Missing, truncated or unreadable: reads of the records it holds fail with
+    /// [`Error::ColdFile`](crate::Error::ColdFile) until it is restored or the catalog rebuilt.
+    Quarantined,
+}
+
+impl FileState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FileState::Live => "live",
+            FileState::Quarantined => "quarantined",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        if s == "live" {
+            FileState::Live
+        } else {
+            FileState::Quarantined
+        }
+    }
+}
+
+/// One cold file as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogEntry {
+    /// Catalog key.
+    pub file_id: i64,
+    /// Path relative to the cold directory, `/`-separated: `date=YYYY-MM-DD/part-N.parquet`.
+    pub path: String,
+    /// Smallest record id in the file.
+    pub min_id: i64,
+    /// Largest record id in the file.
+    pub max_id: i64,
+    /// Earliest record timestamp, Unix ms.
+    pub min_ts: i64,
+    /// Latest record timestamp, Unix ms.
+    pub max_ts: i64,
+    /// Rows written to the file.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Rows superseded by a newer version or deleted since (tombstones).
+    pub dead_rows: u64,
+    /// Whether the file is served.
+    pub state: FileState,
+}
+
+impl CatalogEntry {
+    /// Rows still live in the file.
+    pub fn live_rows(&self) -> u64 {
+        self.rows.saturating_sub(self.dead_rows)
+    }
+}
+
+/// A file ready to be catalogued: its path and what its footer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewFile {
+    pub path: String,
+    pub min_id: i64,
+    pub max_id: i64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Where a record lives, as seen in one database snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// In warm (read it there).
+    Warm,
+    /// Not in warm: these catalogued files cover the id and hold no tombstone for it. The record
+    /// is in at most one of them; none may hold it.
+    Cold(Vec<CatalogEntry>),
+}
+
+/// The catalog queries the cold tier needs. Each call answers from one database snapshot, so
+/// a record moving between tiers is seen in exactly one place.
+pub(crate) trait ColdCatalog: Send + Sync {
+    /// Where `id` lives.
+    fn locate(&self, id: i64) -> Result<Location>;
+    /// Ids that the signature index maps `sig_hash` to and that are not in warm (archived
+    /// records), plus whether some candidate is in warm.
+    fn archived_ids(&self, sig_hash: i64) -> Result<(Vec<i64>, bool)>;
+    /// Every catalogued file.
+    fn entries(&self) -> Result<Vec<CatalogEntry>>;
+    /// Tombstoned ids of a file within `[lo, hi]`, ascending.
+    fn dead_ids(&self, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>>;
+    /// Which of `ids` are in warm.
+    fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>>;
+}
+
+/// A catalog rebuilt from Parquet footers: rows to drop, files to add with their tombstones.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogRebuild {
+    /// Catalogued files whose file is gone.
+    pub remove: Vec<i64>,
+    /// Files found with no catalog row, each with the ids in it that must not be served
+    /// (a newer copy exists in warm or in a newer file).
+    pub add: Vec<(NewFile, Vec<i64>)>,
+    /// Tombstones to add to files that stay catalogued.
+    pub dead: Vec<(i64, i64)>,
+}

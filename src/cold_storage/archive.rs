@@ -1,0 +1,313 @@
+//! Building the files of a tier move: archival output (warm rows by day partition) and
+//! compaction output (live rows of several files merged). Each file is written to a temp path,
+//! fsynced, renamed into place and its directory fsynced; the coordinator then commits the
+//! catalog change through the warm writer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+
+use super::file::{publish, ColdFileScan, ColdFileWriter, ScanBounds};
+use super::{day_of, ColdArchiveStorage};
+use crate::catalog::{CatalogEntry, FileState, NewFile};
+use crate::error::{Error, Result};
+use crate::failpoint::crash_point;
+use crate::record::Record;
+
+/// A published file, ready for its catalog commit.
+#[derive(Debug)]
+pub(crate) struct FinishedFile {
+    pub file: NewFile,
+    /// `(id, rev)` of every row, for an archival commit.
+    pub rows: Vec<(i64, i64)>,
+}
+
+/// One output file being written.
+struct Part<R: Record> {
+    writer: Option<ColdFileWriter<R>>,
+    tmp: PathBuf,
+    final_path: PathBuf,
+    relative: String,
+    rows: Vec<(i64, i64)>,
+    prefix: &'static str,
+}
+
+impl<R: Record> Part<R> {
+    fn create(cold: &ColdArchiveStorage<R>, day: i64, prefix: &'static str) -> Result<Self> {
+        let relative = cold.new_file_path(day);
+        let final_path = cold.file_path(&relative);
+        let tmp = final_path.with_extension("parquet.tmp");
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                op: "create cold partition",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let writer = ColdFileWriter::create(&tmp, &cold.writer_options())?;
+        Ok(Self {
+            writer: Some(writer),
+            tmp,
+            final_path,
+            relative,
+            rows: Vec::new(),
+            prefix,
+        })
+    }
+
+    fn append(&mut self, records: &[R], revs: impl Iterator<Item = i64>) -> Result<()> {
+        self.writer
+            .as_mut()
+            .expect("an open part has a writer")
+            .append(records)?;
+        self.rows.extend(
+            records
+                .iter()
+                .map(|r| r.id().expect("stored records carry their id"))
+                .zip(revs),
+        );
+        Ok(())
+    }
+
+    fn estimated_bytes(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.estimated_bytes())
+    }
+
+    /// Steps 1–4 of a move: close and fsync the temp file, rename it into place, fsync the
+    /// directory.
+    fn finish(mut self) -> Result<FinishedFile> {
+        let writer = self.writer.take().expect("finished once");
+        let summary = writer.finish()?;
+        crash_point(&format!("{}:temp_written", self.prefix));
+        publish(&self.tmp, &self.final_path)?;
+        crash_point(&format!("{}:published", self.prefix));
+        Ok(FinishedFile {
+            file: NewFile {
+                path: std::mem::take(&mut self.relative),
+                min_id: summary.min_id,
+                max_id: summary.max_id,
+                min_ts: summary.min_ts,
+                max_ts: summary.max_ts,
+                rows: summary.rows,
+                bytes: summary.bytes,
+            },
+            rows: std::mem::take(&mut self.rows),
+        })
+    }
+}
+
+impl<R: Record> Drop for Part<R> {
+    fn drop(&mut self) {
+        // An abandoned part (error, or a pass cut short) leaves no temp file behind.
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Archival output: one open file per day partition (at most `max_open_partitions`), each
+/// closed at the target size.
+pub(crate) struct ArchiveBuilder<R: Record> {
+    cold: ColdArchiveStorage<R>,
+    open: BTreeMap<i64, Part<R>>,
+}
+
+impl<R: Record> ArchiveBuilder<R> {
+    pub(crate) fn new(cold: ColdArchiveStorage<R>) -> Self {
+        Self {
+            cold,
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// Add one keyset page of warm rows `(rev, record)`, in ascending id order. Returns the
+    /// files that reached the target size (or were closed to make room), already published.
+    pub(crate) fn add_page(&mut self, page: Vec<(i64, R)>) -> Result<Vec<FinishedFile>> {
+        let mut by_day: BTreeMap<i64, (Vec<R>, Vec<i64>)> = BTreeMap::new();
+        for (rev, r) in page {
+            let e = by_day.entry(day_of(r.timestamp_ms())).or_default();
+            e.0.push(r);
+            e.1.push(rev);
+        }
+        let mut finished = Vec::new();
+        let target = self.cold.config().target_file_bytes();
+        for (day, (records, revs)) in by_day {
+            if !self.open.contains_key(&day) {
+                if self.open.len() >= self.cold.config().max_open_partitions {
+                    // Close the fullest open file to make room.
+                    let fullest = *self
+                        .open
+                        .iter()
+                        .max_by_key(|(_, p)| p.rows.len())
+                        .expect("at least one open part")
+                        .0;
+                    let part = self.open.remove(&fullest).expect("present");
+                    finished.push(part.finish()?);
+                }
+                self.open
+                    .insert(day, Part::create(&self.cold, day, "archive")?);
+            }
+            let part = self.open.get_mut(&day).expect("just opened");
+            part.append(&records, revs.into_iter())?;
+            if part.estimated_bytes() >= target {
+                let part = self.open.remove(&day).expect("present");
+                finished.push(part.finish()?);
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Close every open file.
+    pub(crate) fn finish(mut self) -> Result<Vec<FinishedFile>> {
+        let parts = std::mem::take(&mut self.open);
+        parts.into_values().map(Part::finish).collect()
+    }
+}
+
+/// Files of one partition to merge into one.
+#[derive(Debug, Clone)]
+pub(crate) struct CompactionGroup {
+    pub inputs: Vec<CatalogEntry>,
+}
+
+/// The partition (`date=...`) of a relative path.
+fn partition(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+impl<R: Record> ColdArchiveStorage<R> {
+    /// Which files to compact: per day partition, the live files that are small (below
+    /// `compact_small_fraction` of the target) or hold many dead rows (at least
+    /// `compact_dead_fraction`), packed into groups whose live bytes fit the target. A group
+    /// of one small file with nothing dead is left alone: rewriting it gains nothing.
+    pub(crate) fn plan_compaction(&self, entries: &[CatalogEntry]) -> Vec<CompactionGroup> {
+        let cfg = self.config();
+        let target = cfg.target_file_bytes();
+        let small = (target as f64 * cfg.compact_small_fraction) as u64;
+        let mut by_partition: BTreeMap<&str, Vec<&CatalogEntry>> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.state == FileState::Live) {
+            let dead_heavy =
+                e.rows > 0 && e.dead_rows as f64 >= e.rows as f64 * cfg.compact_dead_fraction;
+            if dead_heavy || e.bytes < small {
+                by_partition.entry(partition(&e.path)).or_default().push(e);
+            }
+        }
+        let mut groups = Vec::new();
+        for files in by_partition.into_values() {
+            let mut current: Vec<CatalogEntry> = Vec::new();
+            let mut bytes = 0u64;
+            for e in files {
+                let live_bytes = e.bytes * e.live_rows() / e.rows.max(1);
+                if !current.is_empty() && bytes + live_bytes > target {
+                    groups.push(std::mem::take(&mut current));
+                    bytes = 0;
+                }
+                bytes += live_bytes;
+                current.push(e.clone());
+            }
+            groups.push(current);
+        }
+        groups
+            .into_iter()
+            .filter(|g| g.len() > 1 || g.iter().any(|e| e.dead_rows > 0))
+            .map(|inputs| CompactionGroup { inputs })
+            .collect()
+    }
+
+    /// Write the merged file of a group: the live rows of its inputs in id order, tombstoned
+    /// rows dropped. Returns the published file (`None` when no row is live) and the
+    /// tombstones it consumed, for the catalog commit.
+    pub(crate) fn build_compaction(
+        &self,
+        group: &CompactionGroup,
+    ) -> Result<(Option<FinishedFile>, Vec<(i64, i64)>)> {
+        let mut dropped = Vec::new();
+        let mut sources = Vec::new();
+        let bounds = ScanBounds {
+            min_id: i64::MIN,
+            max_id: i64::MAX,
+            min_ts: i64::MIN,
+            max_ts: i64::MAX,
+            equals: Vec::new(),
+            batch_rows: 8192,
+        };
+        for e in &group.inputs {
+            let dead = self.catalog().dead_ids(e.file_id, i64::MIN, i64::MAX)?;
+            dropped.extend(dead.iter().map(|&id| (e.file_id, id)));
+            sources.push(MergeSource {
+                scan: self.scan_file(e, &bounds)?,
+                buffer: VecDeque::new(),
+                dead,
+            });
+        }
+        let day = super::day_of(group.inputs[0].min_ts);
+        let mut part: Option<Part<R>> = None;
+        let mut batch: Vec<R> = Vec::with_capacity(8192);
+        let mut last: Option<i64> = None;
+        loop {
+            let mut best: Option<(usize, i64)> = None;
+            for (i, s) in sources.iter_mut().enumerate() {
+                if let Some(id) = s.peek_id()? {
+                    if best.is_none_or(|(_, b)| id < b) {
+                        best = Some((i, id));
+                    }
+                }
+            }
+            let Some((i, id)) = best else { break };
+            let r = sources[i].buffer.pop_front().expect("peeked");
+            if last == Some(id) {
+                // Two live copies of one id cannot happen (exactly-once); keep the first.
+                tracing::warn!(
+                    id,
+                    "duplicate live id across compaction inputs; keeping one"
+                );
+                continue;
+            }
+            last = Some(id);
+            batch.push(r);
+            if batch.len() == 8192 {
+                let p = match part.as_mut() {
+                    Some(p) => p,
+                    None => part.insert(Part::create(self, day, "compact")?),
+                };
+                p.append(&batch, std::iter::repeat(0))?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            let p = match part.as_mut() {
+                Some(p) => p,
+                None => part.insert(Part::create(self, day, "compact")?),
+            };
+            p.append(&batch, std::iter::repeat(0))?;
+        }
+        let finished = part.map(Part::finish).transpose()?;
+        Ok((finished, dropped))
+    }
+}
+
+/// One compaction input: its scan, a buffer of rows, and the ids to drop.
+struct MergeSource<R: Record> {
+    scan: ColdFileScan<R>,
+    buffer: VecDeque<R>,
+    dead: Vec<i64>,
+}
+
+impl<R: Record> MergeSource<R> {
+    /// The next live id, refilling the buffer from the scan as needed.
+    fn peek_id(&mut self) -> Result<Option<i64>> {
+        loop {
+            while let Some(r) = self.buffer.front() {
+                let id = r.id().expect("cold rows carry their id");
+                if self.dead.binary_search(&id).is_ok() {
+                    self.buffer.pop_front();
+                } else {
+                    return Ok(Some(id));
+                }
+            }
+            match self.scan.next() {
+                Some(batch) => self.buffer.extend(batch?),
+                None => return Ok(None),
+            }
+        }
+    }
+}

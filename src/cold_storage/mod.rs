@@ -1,0 +1,599 @@
+//! Cold tier (L3): immutable Parquet files under `cold/date=YYYY-MM-DD/`, catalogued in the warm
+//! SQLite database.
+//!
+//! - `file.rs` writes and reads one Parquet file (point reads through the page index, scans
+//!   pruned by statistics).
+//! - `archive.rs` builds archival and compaction output files; the coordinator commits them.
+//! - `recovery.rs` checks the directory against the catalog on open, verifies files and
+//!   rebuilds the catalog from footers.
+//!
+//! The cold tier never writes the catalog itself: a move's catalog change must commit in the
+//! same SQLite transaction as the warm delete, so the warm writer applies it. Reads go through
+//! [`ColdCatalog`], which answers each question from one database snapshot.
+
+mod archive;
+pub(crate) mod file;
+mod recovery;
+
+pub(crate) use archive::{ArchiveBuilder, FinishedFile};
+pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::catalog::{CatalogEntry, ColdCatalog, FileState, Location};
+use crate::config::{ColdConfig, StorageConfig};
+use crate::error::{Error, Result};
+use crate::metrics::{AccessStats, TierMetrics};
+use crate::record::{signature_hash, Record, TransactionRecord};
+use crate::tier::StorageTier;
+use file::{ColdFile, ScanBounds, WriterOptions};
+
+/// Directory of the cold tier inside the data directory.
+pub const COLD_DIR: &str = "cold";
+/// Target access time of the cold tier (the seed's "< 100 ms").
+pub const COLD_TARGET_ACCESS_TIME: Duration = Duration::from_millis(100);
+
+/// How often a read re-locates a record whose file vanished under it (compaction replaced it).
+const RELOCATE_ATTEMPTS: usize = 8;
+
+/// The Parquet archive. Cheap to clone; clones share one metadata cache.
+pub struct ColdArchiveStorage<R: Record = TransactionRecord> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Record> Clone for ColdArchiveStorage<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R: Record> std::fmt::Debug for ColdArchiveStorage<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdArchiveStorage")
+            .field("root", &self.inner.root)
+            .finish()
+    }
+}
+
+struct Inner<R: Record> {
+    root: PathBuf,
+    cfg: ColdConfig,
+    catalog: Arc<dyn ColdCatalog>,
+    cache: Mutex<MetaCache<R>>,
+    stats: AccessStats,
+    problems: Mutex<Vec<ColdFileProblem>>,
+    /// Next file sequence number: file names are `part-<seq>.parquet`, unique and increasing.
+    next_seq: AtomicU64,
+    /// Records archived by this process, and files written.
+    archived: AtomicU64,
+    files_written: AtomicU64,
+    _record: PhantomData<fn() -> R>,
+}
+
+/// Opened files (footer and page index), bounded by their in-memory size, least recently used
+/// evicted first.
+struct MetaCache<R: Record> {
+    files: HashMap<i64, (Arc<ColdFile<R>>, usize, u64)>,
+    bytes: usize,
+    limit: usize,
+    tick: u64,
+}
+
+impl<R: Record> MetaCache<R> {
+    fn get(&mut self, file_id: i64) -> Option<Arc<ColdFile<R>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.files.get_mut(&file_id).map(|e| {
+            e.2 = tick;
+            Arc::clone(&e.0)
+        })
+    }
+
+    fn insert(&mut self, file_id: i64, file: Arc<ColdFile<R>>) {
+        let size = file.memory_size();
+        self.tick += 1;
+        if let Some(old) = self.files.insert(file_id, (file, size, self.tick)) {
+            self.bytes -= old.1;
+        }
+        self.bytes += size;
+        while self.bytes > self.limit && self.files.len() > 1 {
+            let (&victim, _) = self
+                .files
+                .iter()
+                .filter(|(&id, _)| id != file_id)
+                .min_by_key(|(_, e)| e.2)
+                .expect("more than one entry");
+            self.remove(victim);
+        }
+    }
+
+    fn remove(&mut self, file_id: i64) {
+        if let Some((_, size, _)) = self.files.remove(&file_id) {
+            self.bytes -= size;
+        }
+    }
+}
+
+/// See [`ColdArchiveStorage::downgrade`].
+pub(crate) struct WeakCold<R: Record>(std::sync::Weak<Inner<R>>);
+
+impl<R: Record> WeakCold<R> {
+    pub(crate) fn upgrade(&self) -> Option<ColdArchiveStorage<R>> {
+        self.0.upgrade().map(|inner| ColdArchiveStorage { inner })
+    }
+}
+
+/// What a cold read found.
+pub(crate) enum ColdRead<R> {
+    /// The record, and the file holding its live copy.
+    Found { record: R, file_id: i64 },
+    /// No live copy in cold, and not in warm either (as of one snapshot).
+    Absent,
+    /// The record is in warm now (it moved back since warm was read): read warm again.
+    InWarm,
+}
+
+/// Cold-tier counters, from [`ColdArchiveStorage::cold_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ColdStats {
+    /// Catalogued files (live and quarantined).
+    pub files: u64,
+    /// Quarantined files.
+    pub quarantined_files: u64,
+    /// Bytes of catalogued files.
+    pub bytes: u64,
+    /// Rows written to catalogued files.
+    pub rows: u64,
+    /// Of those, rows superseded or deleted (tombstoned).
+    pub dead_rows: u64,
+    /// Bytes of Parquet metadata held in the cache now.
+    pub metadata_cache_bytes: u64,
+    /// Files open in the metadata cache.
+    pub metadata_cache_files: u64,
+}
+
+impl<R: Record> ColdArchiveStorage<R> {
+    /// Open the archive under `<data_dir>/cold`, with `catalog` answering catalog queries.
+    /// Blocking file I/O; does not check the directory (see `recover`).
+    pub(crate) fn open(config: &StorageConfig, catalog: Arc<dyn ColdCatalog>) -> Result<Self> {
+        let root = config.data_dir.join(COLD_DIR);
+        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+            op: "create cold directory",
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                cfg: config.cold.clone(),
+                catalog,
+                cache: Mutex::new(MetaCache {
+                    files: HashMap::new(),
+                    bytes: 0,
+                    limit: (config.cold.metadata_cache_mib * 1024 * 1024) as usize,
+                    tick: 0,
+                }),
+                stats: AccessStats::default(),
+                problems: Mutex::new(Vec::new()),
+                next_seq: AtomicU64::new(1),
+                archived: AtomicU64::new(0),
+                files_written: AtomicU64::new(0),
+                _record: PhantomData,
+            }),
+        })
+    }
+
+    /// A handle that does not keep the archive alive (for hooks held by other tiers, which
+    /// would otherwise form a reference cycle).
+    pub(crate) fn downgrade(&self) -> WeakCold<R> {
+        WeakCold(Arc::downgrade(&self.inner))
+    }
+
+    /// The cold directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    pub(crate) fn config(&self) -> &ColdConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<dyn ColdCatalog> {
+        &self.inner.catalog
+    }
+
+    pub(crate) fn writer_options(&self) -> WriterOptions {
+        WriterOptions {
+            zstd_level: self.inner.cfg.zstd_level,
+            row_group_rows: self.inner.cfg.row_group_rows,
+            data_page_rows: self.inner.cfg.data_page_rows,
+        }
+    }
+
+    /// A fresh relative path `date=YYYY-MM-DD/part-<seq>.parquet` for a file of `day`.
+    pub(crate) fn new_file_path(&self, day: i64) -> String {
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        format!("date={}/part-{seq:012}.parquet", day_string(day))
+    }
+
+    /// The absolute path of a catalogued relative path.
+    pub fn file_path(&self, relative: &str) -> PathBuf {
+        self.inner.root.join(relative)
+    }
+
+    /// Every catalogued file.
+    pub fn files(&self) -> Result<Vec<CatalogEntry>> {
+        self.inner.catalog.entries()
+    }
+
+    /// Problems found with cold files (missing, truncated, unreadable), newest last. They are
+    /// also logged at error level; issue-4 alerts are raised from this list.
+    pub fn problems(&self) -> Vec<ColdFileProblem> {
+        self.inner.problems.lock().clone()
+    }
+
+    pub(crate) fn report(&self, problem: ColdFileProblem) {
+        tracing::error!(path = %problem.path.display(), kind = ?problem.kind, detail = %problem.detail, "cold file problem");
+        let mut problems = self.inner.problems.lock();
+        if !problems
+            .iter()
+            .any(|p| p.path == problem.path && p.kind == problem.kind)
+        {
+            problems.push(problem);
+        }
+        let excess = problems.len().saturating_sub(1024);
+        problems.drain(..excess);
+    }
+
+    /// The opened file for a catalog entry, from the cache or the disk.
+    fn open_file(&self, entry: &CatalogEntry) -> Result<Arc<ColdFile<R>>> {
+        if let Some(f) = self.inner.cache.lock().get(entry.file_id) {
+            return Ok(f);
+        }
+        let file = Arc::new(ColdFile::open(&self.file_path(&entry.path))?);
+        self.inner
+            .cache
+            .lock()
+            .insert(entry.file_id, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Drop cached metadata of files that are no longer catalogued.
+    pub(crate) fn forget(&self, file_ids: &[i64]) {
+        let mut cache = self.inner.cache.lock();
+        for &f in file_ids {
+            cache.remove(f);
+        }
+    }
+
+    /// Read a record by id, blocking (about one page per column). The record is returned only
+    /// from a file that, in one catalog snapshot, covers the id with no tombstone for it.
+    pub(crate) fn read(&self, id: i64) -> Result<ColdRead<R>> {
+        let start = Instant::now();
+        let out = self.read_inner(id);
+        let hit = matches!(out, Ok(ColdRead::Found { .. }));
+        self.inner.stats.record(hit, start.elapsed());
+        out
+    }
+
+    fn read_inner(&self, id: i64) -> Result<ColdRead<R>> {
+        for _ in 0..RELOCATE_ATTEMPTS {
+            let files = match self.inner.catalog.locate(id)? {
+                Location::Warm => return Ok(ColdRead::InWarm),
+                Location::Cold(files) => files,
+            };
+            match self.read_from(id, &files)? {
+                Some(found) => return Ok(found),
+                None => continue,
+            }
+        }
+        Err(Error::cold_file(
+            self.inner.root.clone(),
+            format!("record {id}: its file kept vanishing while being read (is another process compacting this store?)"),
+        ))
+    }
+
+    /// `None`: a file vanished (replaced by compaction since the snapshot); locate again.
+    fn read_from(&self, id: i64, files: &[CatalogEntry]) -> Result<Option<ColdRead<R>>> {
+        for entry in files {
+            let path = self.file_path(&entry.path);
+            if entry.state == FileState::Quarantined {
+                return Err(Error::cold_file(
+                    path,
+                    format!("quarantined; it may hold record {id}"),
+                ));
+            }
+            if !path.exists() {
+                self.forget(&[entry.file_id]);
+                return Ok(None);
+            }
+            let got = self.open_file(entry).and_then(|f| f.get(id));
+            match got {
+                Ok(Some(record)) => {
+                    return Ok(Some(ColdRead::Found {
+                        record,
+                        file_id: entry.file_id,
+                    }))
+                }
+                Ok(None) => {}
+                Err(e) if !path.exists() => {
+                    tracing::debug!(error = %e, "cold file replaced during a read; locating again");
+                    self.forget(&[entry.file_id]);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.forget(&[entry.file_id]);
+                    self.report(ColdFileProblem::new(
+                        Some(entry.file_id),
+                        path,
+                        ProblemKind::Unreadable,
+                        e.to_string(),
+                    ));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Some(ColdRead::Absent))
+    }
+
+    /// Read an archived record by signature: the signature index maps its hash to archived
+    /// ids, each read by id and confirmed by its text.
+    pub(crate) fn read_by_signature(&self, signature: &str) -> Result<ColdRead<R>> {
+        let (ids, in_warm) = self.inner.catalog.archived_ids(signature_hash(signature))?;
+        let mut moved = in_warm;
+        for id in ids {
+            match self.read(id)? {
+                ColdRead::Found { record, file_id } if record.signature() == Some(signature) => {
+                    return Ok(ColdRead::Found { record, file_id })
+                }
+                ColdRead::InWarm => moved = true,
+                _ => {}
+            }
+        }
+        Ok(if moved {
+            ColdRead::InWarm
+        } else {
+            ColdRead::Absent
+        })
+    }
+
+    /// The signature of an archived record, for the warm writer's duplicate check.
+    pub(crate) fn archived_signature(&self, id: i64) -> Result<Option<String>> {
+        Ok(match self.read(id)? {
+            ColdRead::Found { record, .. } => record.signature().map(str::to_owned),
+            _ => None,
+        })
+    }
+
+    /// Open a streaming scan of one catalogued file within `bounds`.
+    pub(crate) fn scan_file(
+        &self,
+        entry: &CatalogEntry,
+        bounds: &ScanBounds,
+    ) -> Result<file::ColdFileScan<R>> {
+        if entry.state == FileState::Quarantined {
+            return Err(Error::cold_file(
+                self.file_path(&entry.path),
+                "quarantined; a scan over its range cannot be complete",
+            ));
+        }
+        self.open_file(entry)?.scan(bounds)
+    }
+
+    /// Counters and sizes.
+    pub fn cold_stats(&self) -> Result<ColdStats> {
+        let entries = self.inner.catalog.entries()?;
+        let cache = self.inner.cache.lock();
+        Ok(ColdStats {
+            files: entries.len() as u64,
+            quarantined_files: entries
+                .iter()
+                .filter(|e| e.state == FileState::Quarantined)
+                .count() as u64,
+            bytes: entries.iter().map(|e| e.bytes).sum(),
+            rows: entries.iter().map(|e| e.rows).sum(),
+            dead_rows: entries.iter().map(|e| e.dead_rows).sum(),
+            metadata_cache_bytes: cache.bytes as u64,
+            metadata_cache_files: cache.files.len() as u64,
+        })
+    }
+
+    /// Bytes of Parquet metadata cached in memory: the cold tier's resident index.
+    pub fn metadata_cache_bytes(&self) -> u64 {
+        self.inner.cache.lock().bytes as u64
+    }
+
+    pub(crate) fn note_archived(&self, rows: u64) {
+        self.inner.archived.fetch_add(rows, Ordering::Relaxed);
+        self.inner.files_written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counters snapshot. `record_count` is the live rows of catalogued files.
+    pub fn metrics(&self) -> TierMetrics {
+        let mut m = TierMetrics {
+            tier_name: "cold".to_owned(),
+            ..TierMetrics::default()
+        };
+        match self.inner.catalog.entries() {
+            Ok(entries) => {
+                m.record_count = entries.iter().map(CatalogEntry::live_rows).sum();
+                m.bytes_stored = entries.iter().map(|e| e.bytes).sum();
+            }
+            Err(e) => tracing::warn!(error = %e, "cold metrics: catalog unreadable"),
+        }
+        m.promotions = 0;
+        self.inner.stats.fill(&mut m);
+        m
+    }
+}
+
+/// `YYYY-MM-DD` of a day number (days since the Unix epoch), proleptic Gregorian.
+pub(crate) fn day_string(day: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The day (since the Unix epoch, UTC) of a Unix-ms timestamp.
+pub(crate) fn day_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(86_400_000)
+}
+
+#[async_trait]
+impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
+    async fn get(&self, id: i64) -> Result<Option<R>> {
+        let this = self.clone();
+        let read = tokio::task::spawn_blocking(move || this.read(id))
+            .await
+            .map_err(|_| Error::Closed)??;
+        Ok(match read {
+            ColdRead::Found { record, .. } => Some(record),
+            _ => None,
+        })
+    }
+
+    async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
+        let this = self.clone();
+        let sig = signature.to_owned();
+        let read = tokio::task::spawn_blocking(move || this.read_by_signature(&sig))
+            .await
+            .map_err(|_| Error::Closed)??;
+        Ok(match read {
+            ColdRead::Found { record, .. } => Some(record),
+            _ => None,
+        })
+    }
+
+    /// Refused: the cold tier is written by archival, whose catalog change must commit with
+    /// the warm delete. Use `AutoTieringCoordinator::archive_now`.
+    async fn put(&self, _record: &R) -> Result<i64> {
+        Err(Error::invalid(
+            "the cold tier is written only by archival (AutoTieringCoordinator::archive_now); put through the coordinator",
+        ))
+    }
+
+    /// Refused: a cold delete is a tombstone committed by the warm writer. Use
+    /// `AutoTieringCoordinator::remove`.
+    async fn remove(&self, _id: i64) -> Result<bool> {
+        Err(Error::invalid(
+            "cold records are removed through AutoTieringCoordinator::remove, which tombstones them",
+        ))
+    }
+
+    async fn list_since(
+        &self,
+        since_ms: i64,
+        after_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.page_since(since_ms, after_id, limit))
+            .await
+            .map_err(|_| Error::Closed)?
+    }
+
+    async fn count(&self) -> Result<u64> {
+        Ok(self
+            .inner
+            .catalog
+            .entries()?
+            .iter()
+            .map(CatalogEntry::live_rows)
+            .sum())
+    }
+
+    async fn get_metrics(&self) -> Result<TierMetrics> {
+        Ok(self.metrics())
+    }
+
+    fn tier_name(&self) -> &'static str {
+        "cold"
+    }
+
+    fn target_access_time(&self) -> Duration {
+        COLD_TARGET_ACCESS_TIME
+    }
+}
+
+impl<R: Record> ColdArchiveStorage<R> {
+    /// One page of live archived records with `timestamp_ms() >= since_ms` and id above
+    /// `after_id`, in id order, file by file (blocking).
+    fn page_since(&self, since_ms: i64, after_id: Option<i64>, limit: usize) -> Result<Vec<R>> {
+        let after = after_id.unwrap_or(i64::MIN);
+        let mut entries: Vec<CatalogEntry> = self
+            .inner
+            .catalog
+            .entries()?
+            .into_iter()
+            .filter(|e| e.max_id > after && e.max_ts >= since_ms)
+            .collect();
+        entries.sort_by_key(|e| e.min_id);
+        let mut out: Vec<R> = Vec::new();
+        let bounds = ScanBounds {
+            min_id: after.saturating_add(1),
+            max_id: i64::MAX,
+            min_ts: since_ms,
+            max_ts: i64::MAX,
+            equals: Vec::new(),
+            batch_rows: limit.clamp(1, 8192),
+        };
+        for entry in &entries {
+            // Files are sorted by min_id; once the page is full and the next file starts past
+            // its last id, no later file can contribute a smaller id.
+            if out.len() >= limit && out.last().and_then(Record::id) < Some(entry.min_id) {
+                break;
+            }
+            let dead = self
+                .inner
+                .catalog
+                .dead_ids(entry.file_id, bounds.min_id, entry.max_id)?;
+            for batch in self.scan_file(entry, &bounds)? {
+                for r in batch? {
+                    let id = r.id().expect("cold rows carry their id");
+                    if dead.binary_search(&id).is_err() {
+                        out.push(r);
+                    }
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            out.sort_by_key(|r| r.id());
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_storage_day_strings() {
+        assert_eq!(day_string(0), "1970-01-01");
+        assert_eq!(day_string(day_of(1_700_000_000_000)), "2023-11-14");
+        assert_eq!(day_string(day_of(951_782_400_000)), "2000-02-29");
+        assert_eq!(day_string(-1), "1969-12-31");
+        assert_eq!(day_of(-1), -1);
+    }
+}

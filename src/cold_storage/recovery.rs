@@ -1,0 +1,322 @@
+//! Keeping the cold directory and its catalog in agreement: the check on open, `verify` (every
+//! file against its catalog row) and the catalog rebuild from Parquet footers alone.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::file::{ColdFile, FileSummary};
+use super::ColdArchiveStorage;
+use crate::catalog::{CatalogEntry, CatalogRebuild, FileState, NewFile};
+use crate::error::{Error, Result};
+use crate::record::Record;
+
+/// What is wrong with a cold file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProblemKind {
+    /// A catalogued file is not on disk.
+    Missing,
+    /// A catalogued file's size differs from the catalog's (truncated or overwritten).
+    SizeMismatch,
+    /// The file's footer or data cannot be read.
+    Unreadable,
+    /// The footer disagrees with the catalog row (rows, id range or time range).
+    CatalogMismatch,
+    /// Parquet files were found but the catalog is empty: nothing was deleted; run
+    /// `rebuild_cold_catalog` to register them.
+    Uncatalogued,
+}
+
+/// One problem found with a cold file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColdFileProblem {
+    /// The catalog id, if the file is catalogued.
+    pub file_id: Option<i64>,
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// Details.
+    pub detail: String,
+}
+
+impl ColdFileProblem {
+    pub(crate) fn new(
+        file_id: Option<i64>,
+        path: PathBuf,
+        kind: ProblemKind,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            file_id,
+            path,
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The result of [`verify_cold`](crate::AutoTieringCoordinator::verify_cold).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Catalogued files checked.
+    pub files_checked: u64,
+    /// Rows in files that matched their catalog row.
+    pub rows_verified: u64,
+    /// Files that did not match (now quarantined).
+    pub problems: Vec<ColdFileProblem>,
+    /// Quarantined files found sound again (now live).
+    pub revived: Vec<i64>,
+}
+
+/// What the check on open did and what must be quarantined.
+#[derive(Debug, Default)]
+pub(crate) struct OpenCheck {
+    pub temp_removed: usize,
+    pub orphans_removed: usize,
+    pub quarantine: Vec<i64>,
+}
+
+/// `part-<seq>.parquet` → seq.
+fn file_seq(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Every file under `root`, one partition level deep, as `(relative path, absolute path)`.
+fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { op, path, source }
+    };
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root).map_err(io("list cold directory", root))? {
+        let dir = dir.map_err(io("list cold directory", root))?;
+        let dpath = dir.path();
+        if dpath.is_dir() {
+            let dname = dir.file_name().to_string_lossy().into_owned();
+            for f in std::fs::read_dir(&dpath).map_err(io("list cold partition", &dpath))? {
+                let f = f.map_err(io("list cold partition", &dpath))?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                out.push((format!("{dname}/{name}"), f.path()));
+            }
+        } else {
+            out.push((dir.file_name().to_string_lossy().into_owned(), dpath));
+        }
+    }
+    Ok(out)
+}
+
+fn new_file(path: String, s: &FileSummary) -> NewFile {
+    NewFile {
+        path,
+        min_id: s.min_id,
+        max_id: s.max_id,
+        min_ts: s.min_ts,
+        max_ts: s.max_ts,
+        rows: s.rows,
+        bytes: s.bytes,
+    }
+}
+
+impl<R: Record> ColdArchiveStorage<R> {
+    /// The check on open (blocking): remove temp files and files no catalog row names (the
+    /// leftovers of a move that crashed before its commit, or of a compaction that crashed
+    /// after it), and find catalogued files that are missing or whose size changed. If the
+    /// catalog is empty but Parquet files exist, nothing is deleted and a problem is reported.
+    pub(crate) fn check_on_open(&self) -> Result<OpenCheck> {
+        let entries = self.catalog().entries()?;
+        let known: HashMap<&str, &CatalogEntry> =
+            entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let mut check = OpenCheck::default();
+        let mut max_seq = 0;
+        let files = walk(self.root())?;
+        let uncatalogued =
+            entries.is_empty() && files.iter().any(|(rel, _)| rel.ends_with(".parquet"));
+        for (rel, abs) in files {
+            max_seq = max_seq.max(file_seq(&abs).unwrap_or(0));
+            if rel.ends_with(".tmp") {
+                std::fs::remove_file(&abs).map_err(|source| Error::Io {
+                    op: "remove temp file",
+                    path: abs.clone(),
+                    source,
+                })?;
+                check.temp_removed += 1;
+            } else if rel.ends_with(".parquet") && !known.contains_key(rel.as_str()) {
+                if uncatalogued {
+                    continue;
+                }
+                tracing::info!(path = %abs.display(), "removing cold file with no catalog row (left by an interrupted move)");
+                std::fs::remove_file(&abs).map_err(|source| Error::Io {
+                    op: "remove orphan cold file",
+                    path: abs.clone(),
+                    source,
+                })?;
+                check.orphans_removed += 1;
+            }
+        }
+        if uncatalogued {
+            self.report(ColdFileProblem::new(
+                None,
+                self.root().to_path_buf(),
+                ProblemKind::Uncatalogued,
+                "Parquet files found but the catalog is empty; nothing was deleted. Run rebuild_cold_catalog to register them",
+            ));
+        }
+        if check.orphans_removed > 0 || check.temp_removed > 0 {
+            // Make the removals durable before anything new is written.
+            super::file::fsync_dir(self.root())?;
+        }
+        for e in &entries {
+            let abs = self.file_path(&e.path);
+            let problem = match std::fs::metadata(&abs) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some((
+                    ProblemKind::Missing,
+                    format!("catalogued with {} rows, not on disk", e.rows),
+                )),
+                Err(err) => Some((ProblemKind::Unreadable, err.to_string())),
+                Ok(m) if m.len() != e.bytes => Some((
+                    ProblemKind::SizeMismatch,
+                    format!("{} bytes on disk, {} catalogued", m.len(), e.bytes),
+                )),
+                Ok(_) => None,
+            };
+            if let Some((kind, detail)) = problem {
+                self.report(ColdFileProblem::new(Some(e.file_id), abs, kind, detail));
+                if e.state == FileState::Live {
+                    check.quarantine.push(e.file_id);
+                }
+            }
+        }
+        self.inner.next_seq.store(max_seq + 1, Ordering::Relaxed);
+        Ok(check)
+    }
+
+    /// Open every catalogued file afresh and compare its footer with its catalog row
+    /// (blocking). Returns the report; the caller persists quarantines and revivals.
+    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for e in self.catalog().entries()? {
+            report.files_checked += 1;
+            let abs = self.file_path(&e.path);
+            let checked = ColdFile::<R>::open(&abs).and_then(|f| f.summary());
+            let problem = match checked {
+                Err(err) => Some((
+                    if abs.exists() {
+                        ProblemKind::Unreadable
+                    } else {
+                        ProblemKind::Missing
+                    },
+                    err.to_string(),
+                )),
+                Ok(s) => {
+                    let catalogued = (e.rows, e.min_id, e.max_id, e.min_ts, e.max_ts, e.bytes);
+                    let found = (s.rows, s.min_id, s.max_id, s.min_ts, s.max_ts, s.bytes);
+                    if catalogued == found {
+                        report.rows_verified += s.rows;
+                        None
+                    } else {
+                        Some((
+                            ProblemKind::CatalogMismatch,
+                            format!("catalog (rows, min_id, max_id, min_ts, max_ts, bytes) = {catalogued:?}, footer = {found:?}"),
+                        ))
+                    }
+                }
+            };
+            match problem {
+                Some((kind, detail)) => {
+                    self.forget(&[e.file_id]);
+                    let p = ColdFileProblem::new(Some(e.file_id), abs, kind, detail);
+                    self.report(p.clone());
+                    report.problems.push(p);
+                }
+                None if e.state == FileState::Quarantined => report.revived.push(e.file_id),
+                None => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Plan a catalog rebuild from the Parquet footers alone (blocking). Catalogued files
+    /// still on disk keep their rows (and tombstones). Rows whose file is gone are dropped.
+    /// Every other Parquet file is added; of its ids, those in warm or in another served file
+    /// (catalogued, or added with a higher sequence number: newer) are tombstoned, so every
+    /// record stays readable exactly once.
+    pub(crate) fn rebuild_plan(&self) -> Result<CatalogRebuild> {
+        let entries = self.catalog().entries()?;
+        let mut plan = CatalogRebuild::default();
+        let known: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        for e in &entries {
+            if !self.file_path(&e.path).exists() {
+                plan.remove.push(e.file_id);
+            }
+        }
+        // Found files, newest (highest sequence) first.
+        let mut found: Vec<(u64, String, PathBuf, FileSummary)> = Vec::new();
+        for (rel, abs) in walk(self.root())? {
+            if !rel.ends_with(".parquet") || known.contains(rel.as_str()) {
+                continue;
+            }
+            match ColdFile::<R>::open(&abs).and_then(|f| f.summary()) {
+                Ok(s) => found.push((file_seq(&abs).unwrap_or(0), rel, abs, s)),
+                Err(err) => self.report(ColdFileProblem::new(
+                    None,
+                    abs,
+                    ProblemKind::Unreadable,
+                    format!("not added to the catalog: {err}"),
+                )),
+            }
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        // Served ranges: catalogued files that stay, then added files as they are accepted.
+        let mut served: Vec<(i64, i64, PathBuf, Option<i64>)> = entries
+            .iter()
+            .filter(|e| !plan.remove.contains(&e.file_id))
+            .map(|e| (e.min_id, e.max_id, self.file_path(&e.path), Some(e.file_id)))
+            .collect();
+        for (_, rel, abs, summary) in found {
+            let file = ColdFile::<R>::open(&abs)?;
+            // Ids of served files overlapping this one (usually none), minus their tombstones.
+            let mut taken: BTreeSet<i64> = BTreeSet::new();
+            for (lo, hi, path, file_id) in &served {
+                if *hi < summary.min_id || *lo > summary.max_id {
+                    continue;
+                }
+                let dead: HashSet<i64> = match file_id {
+                    Some(f) => self
+                        .catalog()
+                        .dead_ids(*f, summary.min_id, summary.max_id)?
+                        .into_iter()
+                        .collect(),
+                    None => HashSet::new(),
+                };
+                for ids in ColdFile::<R>::open(path)?.ids()? {
+                    taken.extend(
+                        ids?.into_iter()
+                            .filter(|id| (summary.min_id..=summary.max_id).contains(id))
+                            .filter(|id| !dead.contains(id)),
+                    );
+                }
+            }
+            let mut dead = Vec::new();
+            for ids in file.ids()? {
+                let ids = ids?;
+                let in_warm = self.catalog().in_warm(&ids)?;
+                for (id, warm) in ids.into_iter().zip(in_warm) {
+                    if warm || taken.contains(&id) {
+                        dead.push(id);
+                    }
+                }
+            }
+            served.push((summary.min_id, summary.max_id, abs, None));
+            plan.add.push((new_file(rel, &summary), dead));
+        }
+        Ok(plan)
+    }
+}

@@ -1,0 +1,227 @@
+//! Tier moves: archival (warm → cold), compaction (cold → cold) and the catalog tools. Each
+//! move writes its file(s) first (temp, fsync, rename, fsync of the directory), then commits the
+//! catalog change and the delete of the source in one warm transaction, then removes what is no
+//! longer referenced.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{join_error, AutoTieringCoordinator};
+use crate::catalog::FileState;
+use crate::cold_storage::{ArchiveBuilder, FinishedFile, VerifyReport};
+use crate::error::{Error, Result};
+use crate::failpoint::crash_point;
+use crate::record::Record;
+
+/// What one archival pass did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ArchiveReport {
+    /// Parquet files written and catalogued.
+    pub files: u64,
+    /// Records moved from warm to cold.
+    pub archived: u64,
+    /// Records copied but changed or removed before the commit: warm keeps them and their
+    /// copies are tombstoned.
+    pub superseded: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CompactionReport {
+    /// Input files replaced.
+    pub files_in: u64,
+    /// Output files written.
+    pub files_out: u64,
+    /// Rows written to output files.
+    pub rows_written: u64,
+    /// Tombstoned rows dropped.
+    pub rows_dropped: u64,
+    /// Bytes of the inputs.
+    pub bytes_in: u64,
+    /// Bytes of the outputs.
+    pub bytes_out: u64,
+}
+
+/// What a catalog rebuild did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    /// Catalog rows dropped because their file is gone.
+    pub removed: u64,
+    /// Files registered from their footers.
+    pub added: u64,
+    /// Rows of registered files tombstoned because a newer copy exists.
+    pub tombstoned: u64,
+}
+
+impl<R: Record> AutoTieringCoordinator<R> {
+    /// Archive every warm record older than `warm_to_cold_age` (by its timestamp) now.
+    pub async fn archive_now(&self) -> Result<ArchiveReport> {
+        let age_ms = i64::try_from(self.config.tiering.warm_to_cold_age)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        self.archive_older_than(crate::warm_storage::now_ms().saturating_sub(age_ms))
+            .await
+    }
+
+    /// Archive every warm record with `timestamp_ms() < cutoff_ms`, in bounded batches: warm
+    /// is read a keyset page at a time and each day partition's file is closed at the target
+    /// size, so memory holds one page plus the open files' row-group buffers.
+    pub async fn archive_older_than(&self, cutoff_ms: i64) -> Result<ArchiveReport> {
+        let _move = self.moves.lock().await;
+        let started = Instant::now();
+        let warm = self.warm.clone();
+        let cold = self.cold.clone();
+        let handle = tokio::runtime::Handle::current();
+        let mut report = tokio::task::spawn_blocking(move || {
+            let mut report = ArchiveReport::default();
+            let mut builder = ArchiveBuilder::new(cold.clone());
+            let batch = cold.config().archive_batch_rows;
+            let mut after = i64::MIN;
+            loop {
+                let page = warm.archive_page(cutoff_ms, after, batch)?;
+                let Some((_, last)) = page.last() else { break };
+                after = last.id().expect("warm rows carry their id");
+                for file in builder.add_page(page)? {
+                    commit_archive(&handle, &warm, &cold, file, &mut report)?;
+                }
+            }
+            for file in builder.finish()? {
+                commit_archive(&handle, &warm, &cold, file, &mut report)?;
+            }
+            Ok::<_, Error>(report)
+        })
+        .await
+        .map_err(join_error)??;
+        report.elapsed = started.elapsed();
+        if report.files > 0 {
+            tracing::info!(
+                files = report.files,
+                archived = report.archived,
+                superseded = report.superseded,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "archival pass"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Merge small cold files and rewrite files with many superseded or deleted rows. Each
+    /// group's output is published before its catalog switch; the inputs are removed after it.
+    pub async fn compact_now(&self) -> Result<CompactionReport> {
+        let _move = self.moves.lock().await;
+        let mut report = CompactionReport::default();
+        let entries = self.cold.files()?;
+        let groups = self.cold.plan_compaction(&entries);
+        for group in groups {
+            let cold = self.cold.clone();
+            let g = group.clone();
+            let (built, dropped) = tokio::task::spawn_blocking(move || cold.build_compaction(&g))
+                .await
+                .map_err(join_error)??;
+            let replaces: Vec<i64> = group.inputs.iter().map(|e| e.file_id).collect();
+            report.files_in += replaces.len() as u64;
+            report.bytes_in += group.inputs.iter().map(|e| e.bytes).sum::<u64>();
+            report.rows_dropped += dropped.len() as u64;
+            let new_file = built.map(|f: FinishedFile| f.file);
+            if let Some(f) = &new_file {
+                report.files_out += 1;
+                report.rows_written += f.rows;
+                report.bytes_out += f.bytes;
+            }
+            self.warm
+                .commit_compaction(new_file, replaces.clone(), dropped)
+                .await?;
+            crash_point("compact:committed");
+            self.cold.forget(&replaces);
+            let cold = self.cold.clone();
+            let inputs = group.inputs.clone();
+            tokio::task::spawn_blocking(move || {
+                for e in &inputs {
+                    let path = cold.file_path(&e.path);
+                    if let Err(err) = std::fs::remove_file(&path) {
+                        // Harmless: the file is uncatalogued and the next open removes it.
+                        tracing::warn!(path = %path.display(), error = %err, "could not remove compacted file");
+                    }
+                }
+                crate::cold_storage::file::fsync_dir(cold.root())
+            })
+            .await
+            .map_err(join_error)??;
+            crash_point("compact:old_removed");
+        }
+        Ok(report)
+    }
+
+    /// Open every cold file afresh and check its footer (row count, id and time ranges, size)
+    /// against the catalog. Files that do not match are quarantined and reported; quarantined
+    /// files found sound again are served again.
+    pub async fn verify_cold(&self) -> Result<VerifyReport> {
+        let _move = self.moves.lock().await;
+        let cold = self.cold.clone();
+        let report = tokio::task::spawn_blocking(move || cold.verify())
+            .await
+            .map_err(join_error)??;
+        let entries = self.cold.files()?;
+        for p in &report.problems {
+            if let Some(file_id) = p.file_id {
+                if entries
+                    .iter()
+                    .any(|e| e.file_id == file_id && e.state == FileState::Live)
+                {
+                    self.warm
+                        .set_file_state(file_id, FileState::Quarantined)
+                        .await?;
+                }
+            }
+        }
+        for &file_id in &report.revived {
+            self.warm.set_file_state(file_id, FileState::Live).await?;
+        }
+        Ok(report)
+    }
+
+    /// Rebuild the cold catalog from the Parquet footers alone: drop rows of files that are
+    /// gone and register files that have no row, tombstoning any of their records that exist
+    /// in warm or in a newer file, so every record is still served exactly once. For a lost
+    /// or damaged catalog.
+    pub async fn rebuild_cold_catalog(&self) -> Result<RebuildReport> {
+        let _move = self.moves.lock().await;
+        let cold = self.cold.clone();
+        let plan = tokio::task::spawn_blocking(move || cold.rebuild_plan())
+            .await
+            .map_err(join_error)??;
+        let report = RebuildReport {
+            removed: plan.remove.len() as u64,
+            added: plan.add.len() as u64,
+            tombstoned: plan.add.iter().map(|(_, d)| d.len() as u64).sum(),
+        };
+        self.cold.forget(&plan.remove);
+        self.warm.rebuild_catalog(plan).await?;
+        Ok(report)
+    }
+}
+
+/// Step 5 of an archival move (steps 1–4 ran in `finish`): catalogue the file and delete the
+/// warm rows in one transaction.
+fn commit_archive<R: Record>(
+    handle: &tokio::runtime::Handle,
+    warm: &crate::warm_storage::WarmSqliteStorage<R>,
+    cold: &crate::cold_storage::ColdArchiveStorage<R>,
+    file: FinishedFile,
+    report: &mut ArchiveReport,
+) -> Result<()> {
+    let bytes = file.file.bytes;
+    let ack = handle.block_on(warm.commit_archive(file.file, file.rows))?;
+    crash_point("archive:committed");
+    cold.note_archived(ack.archived);
+    report.files += 1;
+    report.archived += ack.archived;
+    report.superseded += ack.superseded;
+    report.bytes += bytes;
+    Ok(())
+}

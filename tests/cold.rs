@@ -1,0 +1,404 @@
+//! Protects the cold tier through the coordinator: archival moves records warm → cold and every
+//! record stays readable exactly once (by id, by signature, in scans), updates and removes of
+//! archived records win over the cold copy, compaction keeps every live record, the directory is
+//! reconciled with the catalog on open, corrupt files are detected and reported, and the
+//! catalog can be verified and rebuilt from footers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tiered_storage::{
+    AutoTieringCoordinator, Error, FileState, Outcome, ProblemKind, ScanRange, StorageConfig,
+    TransactionRecord,
+};
+
+type Store = AutoTieringCoordinator<TransactionRecord>;
+
+const DAY: i64 = 86_400_000;
+/// 2023-11-14T22:13:20Z.
+const T0: i64 = 1_700_000_000_000;
+
+fn config(dir: &Path) -> StorageConfig {
+    let mut c = StorageConfig::default()
+        .with_data_dir(dir)
+        .with_hot_capacity(1000);
+    c.cold.row_group_rows = 1024;
+    c.cold.data_page_rows = 64;
+    c.cold.archive_batch_rows = 100;
+    c
+}
+
+async fn open(config: StorageConfig) -> Store {
+    AutoTieringCoordinator::open(config).await.expect("open")
+}
+
+fn record(n: u64) -> TransactionRecord {
+    let mut market = BTreeMap::new();
+    market.insert("sol_usd".to_owned(), 150.0 + n as f64);
+    TransactionRecord {
+        transaction_signature: Some(format!("{n:0>80}coldsig")),
+        // Three days of records, interleaved by id.
+        timestamp_decision_made: T0 + (n % 3) as i64 * DAY + n as i64,
+        buy_price_sol: Some(n as f64 * 1e-6),
+        actual_outcome: match n % 4 {
+            0 => Outcome::Profit(n as f64),
+            1 => Outcome::Loss(0.5),
+            2 => Outcome::ExecutionError(format!("err {n}")),
+            _ => Outcome::PendingConfirmation,
+        },
+        market_context_snapshot: market,
+        scored_candidate: tiered_storage::ScoredCandidate {
+            base: tiered_storage::PremintCandidate {
+                mint: format!("mint{}", n % 10),
+                program: if n % 2 == 0 { "pump" } else { "raydium" }.to_owned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..TransactionRecord::default()
+    }
+}
+
+/// Put records 0..n and return them with their ids.
+async fn fill(store: &Store, range: std::ops::Range<u64>) -> BTreeMap<i64, TransactionRecord> {
+    let mut model = BTreeMap::new();
+    for n in range {
+        let mut r = record(n);
+        let id = store.put(&r).await.unwrap();
+        r.id = Some(id);
+        model.insert(id, r);
+    }
+    model
+}
+
+async fn scan_all(store: &Store, range: ScanRange, page: usize) -> Vec<TransactionRecord> {
+    let mut cursor = store.scan(range, page).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = cursor.next_page().await.unwrap() {
+        out.extend(p);
+    }
+    out
+}
+
+/// Every record of the model is readable by id and by signature, and a full scan returns
+/// exactly the model, in id order.
+async fn check(store: &Store, model: &BTreeMap<i64, TransactionRecord>) {
+    for (id, r) in model {
+        assert_eq!(store.get(*id).await.unwrap().as_ref(), Some(r), "id {id}");
+        let sig = r.transaction_signature.as_deref().unwrap();
+        assert_eq!(
+            store.get_by_signature(sig).await.unwrap().as_ref(),
+            Some(r),
+            "signature of {id}"
+        );
+    }
+    for page in [7, 100] {
+        let all = scan_all(store, ScanRange::default(), page).await;
+        let expected: Vec<_> = model.values().cloned().collect();
+        assert_eq!(all, expected, "full scan, page {page}");
+    }
+    let stats = store.get_stats().await.unwrap();
+    assert_eq!(stats.total_records, model.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_archival_keeps_every_record_readable_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let model = fill(&store, 0..600).await;
+    // Archive the first two days; the third stays warm.
+    let report = store.archive_older_than(T0 + 2 * DAY).await.unwrap();
+    assert_eq!(report.archived, 400, "{report:?}");
+    assert_eq!(report.superseded, 0);
+    let stats = store.get_stats().await.unwrap();
+    assert_eq!((stats.warm_records, stats.cold_records), (200, 400));
+    let files = store.cold_tier().files().unwrap();
+    assert!(files.len() >= 2, "one file per day partition at least");
+    for f in &files {
+        assert!(f.path.starts_with("date=2023-11-1"), "{}", f.path);
+        assert!(store.cold_tier().file_path(&f.path).exists());
+    }
+    store.hot_tier().clear();
+    check(&store, &model).await;
+    assert!(store.collect_metrics().await.unwrap().cold.unwrap().hits > 0);
+    // Archiving again moves nothing.
+    assert_eq!(
+        store.archive_older_than(T0 + 2 * DAY).await.unwrap().files,
+        0
+    );
+    drop(store);
+    let store = open(config(dir.path())).await;
+    check(&store, &model).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_updates_and_removes_of_archived_records_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let mut model = fill(&store, 0..300).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    assert_eq!(store.get_stats().await.unwrap().warm_records, 0);
+    // Update one archived record (changing its signature), remove another.
+    let ids: Vec<i64> = model.keys().copied().collect();
+    let mut changed = model[&ids[10]].clone();
+    let old_sig = changed.transaction_signature.clone().unwrap();
+    changed.transaction_signature = Some("renamed-after-archival".into());
+    changed.actual_outcome = Outcome::Profit(9.0);
+    store.update(&changed).await.unwrap();
+    model.insert(ids[10], changed.clone());
+    store.remove(ids[20]).await.unwrap();
+    let removed = model.remove(&ids[20]).unwrap();
+    assert!(matches!(
+        store.remove(ids[20]).await,
+        Err(Error::NotFound { .. })
+    ));
+    let mut ghost = changed.clone();
+    ghost.id = Some(1_000_000);
+    assert!(matches!(
+        store.update(&ghost).await,
+        Err(Error::NotFound { .. })
+    ));
+    store.hot_tier().clear();
+    assert!(store.get_by_signature(&old_sig).await.unwrap().is_none());
+    assert!(store.get(ids[20]).await.unwrap().is_none());
+    check(&store, &model).await;
+    // An archived signature is still taken; a removed one is free again.
+    let mut dup = record(999);
+    dup.transaction_signature = model[&ids[30]].transaction_signature.clone();
+    assert!(matches!(
+        store.put(&dup).await,
+        Err(Error::DuplicateSignature { existing_id, .. }) if existing_id == ids[30]
+    ));
+    let mut reuse = record(998);
+    reuse.transaction_signature = removed.transaction_signature.clone();
+    let reused = store.put(&reuse).await.unwrap();
+    reuse.id = Some(reused);
+    model.insert(reused, reuse);
+    // The updated record is archived again: two cold copies, the newer one served.
+    store.archive_older_than(i64::MAX).await.unwrap();
+    store.hot_tier().clear();
+    check(&store, &model).await;
+    drop(store);
+    let store = open(config(dir.path())).await;
+    check(&store, &model).await;
+    // Compaction drops the dead copies and keeps every live record.
+    let before = store.cold_tier().cold_stats().unwrap();
+    assert!(before.dead_rows >= 2, "{before:?}");
+    let report = store.compact_now().await.unwrap();
+    assert!(report.files_in >= 2, "{report:?}");
+    let after = store.cold_tier().cold_stats().unwrap();
+    assert_eq!(after.dead_rows, 0, "{after:?}");
+    assert!(after.files < before.files, "{before:?} -> {after:?}");
+    check(&store, &model).await;
+    // Only catalogued files remain on disk.
+    let on_disk = count_parquet(&dir.path().join("cold"));
+    assert_eq!(on_disk, after.files as usize);
+}
+
+fn count_parquet(dir: &Path) -> usize {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_scans_filter_and_merge_all_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let model = fill(&store, 0..900).await;
+    store.archive_older_than(T0 + DAY).await.unwrap();
+    let stats = store.get_stats().await.unwrap();
+    assert!(stats.warm_records > 0 && stats.cold_records > 0);
+    let cases = [
+        ScanRange::default(),
+        ScanRange::default().with_time(T0 + DAY..=T0 + 2 * DAY - 1),
+        ScanRange::default().with_ids(100..=350),
+        ScanRange::default().with_outcome("Profit"),
+        ScanRange::default()
+            .with_mint("mint3")
+            .with_program("raydium"),
+        ScanRange::default()
+            .with_time(T0..=T0 + DAY + 500)
+            .with_ids(50..=800)
+            .with_outcome("Loss"),
+    ];
+    for range in cases {
+        let expected: Vec<_> = model
+            .values()
+            .filter(|r| {
+                let id = r.id.unwrap();
+                let ts = r.timestamp_decision_made;
+                (range.min_id..=range.max_id).contains(&id)
+                    && (range.min_ts..=range.max_ts).contains(&ts)
+                    && range.equals.iter().all(|(k, v)| match k.as_str() {
+                        "outcome_kind" => r.actual_outcome.kind() == v,
+                        "mint" => &r.scored_candidate.base.mint == v,
+                        "program" => &r.scored_candidate.base.program == v,
+                        _ => unreachable!(),
+                    })
+            })
+            .cloned()
+            .collect();
+        for page in [1, 33, 512] {
+            assert_eq!(
+                scan_all(&store, range.clone(), page).await,
+                expected,
+                "{range:?} page {page}"
+            );
+        }
+    }
+    // list_since across tiers.
+    let since = T0 + DAY;
+    let mut cursor = store.list_since_with_page_size(since, 50);
+    let mut got = Vec::new();
+    while let Some(r) = cursor.next().await.unwrap() {
+        got.push(r);
+    }
+    let expected: Vec<_> = model
+        .values()
+        .filter(|r| r.timestamp_decision_made >= since)
+        .cloned()
+        .collect();
+    assert_eq!(got, expected);
+    assert!(matches!(
+        store.scan(ScanRange::default().with_field("no_such_column", "x"), 10),
+        Err(Error::InvalidRecord { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_open_removes_leftovers_and_quarantines_corrupt_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, victim) = {
+        let store = open(config(dir.path())).await;
+        let model = fill(&store, 0..300).await;
+        store.archive_older_than(i64::MAX).await.unwrap();
+        let files = store.cold_tier().files().unwrap();
+        assert!(files.len() >= 3);
+        (model, files[0].clone())
+    };
+    let cold = dir.path().join("cold");
+    // Leftovers of interrupted moves: a temp file and an uncatalogued Parquet file.
+    let part = cold.join(victim.path.rsplit_once('/').unwrap().0);
+    std::fs::write(part.join("part-999999999999.parquet.tmp"), b"partial").unwrap();
+    std::fs::copy(
+        cold.join(&victim.path),
+        part.join("part-999999999998.parquet"),
+    )
+    .unwrap();
+    // Truncate one catalogued file.
+    let victim_path = cold.join(&victim.path);
+    let len = std::fs::metadata(&victim_path).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim_path)
+        .unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+
+    let store = open(config(dir.path())).await;
+    assert!(!part.join("part-999999999999.parquet.tmp").exists());
+    assert!(!part.join("part-999999999998.parquet").exists());
+    let problems = store.cold_tier().problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::SizeMismatch && p.file_id == Some(victim.file_id)),
+        "{problems:?}"
+    );
+    let entry = store
+        .cold_tier()
+        .files()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.file_id == victim.file_id)
+        .unwrap();
+    assert_eq!(entry.state, FileState::Quarantined);
+    // Records of the truncated file fail loudly; every other record is served.
+    let mut failed = 0;
+    for (id, r) in &model {
+        if (victim.min_id..=victim.max_id).contains(id) && in_file(&victim, r) {
+            assert!(matches!(store.get(*id).await, Err(Error::ColdFile { .. })));
+            failed += 1;
+        } else if !(victim.min_id..=victim.max_id).contains(id) {
+            assert_eq!(store.get(*id).await.unwrap().as_ref(), Some(r));
+        }
+    }
+    assert_eq!(failed, victim.rows);
+    assert!(matches!(
+        scan_all_result(&store).await,
+        Err(Error::ColdFile { .. })
+    ));
+    let verify = store.verify_cold().await.unwrap();
+    assert_eq!(verify.problems.len(), 1, "{verify:?}");
+}
+
+fn in_file(entry: &tiered_storage::CatalogEntry, r: &TransactionRecord) -> bool {
+    let day = r.timestamp_decision_made.div_euclid(DAY);
+    entry.min_ts.div_euclid(DAY) == day
+}
+
+async fn scan_all_result(store: &Store) -> tiered_storage::Result<usize> {
+    let mut cursor = store.scan(ScanRange::default(), 64)?;
+    let mut n = 0;
+    while let Some(p) = cursor.next_page().await? {
+        n += p.len();
+    }
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_catalog_rebuilds_from_footers() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = {
+        let store = open(config(dir.path())).await;
+        let mut model = fill(&store, 0..300).await;
+        store.archive_older_than(i64::MAX).await.unwrap();
+        // One archived record updated back into warm: its cold copy is tombstoned.
+        let id = *model.keys().nth(5).unwrap();
+        let mut r = model[&id].clone();
+        r.actual_outcome = Outcome::Neutral;
+        store.update(&r).await.unwrap();
+        model.insert(id, r);
+        let verify = store.verify_cold().await.unwrap();
+        assert!(verify.problems.is_empty(), "{verify:?}");
+        assert_eq!(verify.rows_verified, 300);
+        model
+    };
+    // Lose the catalog.
+    let db = rusqlite::Connection::open(dir.path().join("warm.sqlite3")).unwrap();
+    db.execute_batch("DELETE FROM cold_dead; DELETE FROM cold_files;")
+        .unwrap();
+    drop(db);
+    let store = open(config(dir.path())).await;
+    assert!(store
+        .cold_tier()
+        .problems()
+        .iter()
+        .any(|p| p.kind == ProblemKind::Uncatalogued));
+    assert!(
+        count_parquet(&dir.path().join("cold")) >= 3,
+        "nothing deleted"
+    );
+    let report = store.rebuild_cold_catalog().await.unwrap();
+    assert!(report.added >= 3);
+    assert_eq!(
+        report.tombstoned, 1,
+        "the copy superseded by warm: {report:?}"
+    );
+    check(&store, &model).await;
+}
