@@ -117,7 +117,7 @@ fn column<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<
     })
 }
 
-/// Like [`column`], for a column that must not hold nulls.
+/// Like [`column()`], for a column that must not hold nulls.
 fn required<'a, A: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a A> {
     let col = column::<A>(batch, name)?;
     if col.null_count() > 0 {

@@ -50,7 +50,12 @@ fn record(n: u64) -> TransactionRecord {
         scored_candidate: tiered_storage::ScoredCandidate {
             base: tiered_storage::PremintCandidate {
                 mint: format!("mint{}", n % 10),
-                program: if n % 2 == 0 { "pump" } else { "raydium" }.to_owned(),
+                program: if n.is_multiple_of(2) {
+                    "pump"
+                } else {
+                    "raydium"
+                }
+                .to_owned(),
                 ..Default::default()
             },
             ..Default::default()

@@ -274,10 +274,10 @@ async fn race_readers_against_one_writer(pressure: Pressure) -> Violations {
             let mut b_gone = false;
             let mut reads = 0u64;
             while !done.load(Ordering::SeqCst) {
-                let how = if reads % 2 == 0 { "get" } else { "get_by_signature" };
+                let how = if reads.is_multiple_of(2) { "get" } else { "get_by_signature" };
                 let floor = acked.load(Ordering::SeqCst);
                 let removed_before = b_removed.load(Ordering::SeqCst);
-                let got = if reads % 2 == 0 {
+                let got = if reads.is_multiple_of(2) {
                     store.get(id_a).await.unwrap()
                 } else {
                     store.get_by_signature("hammered-a").await.unwrap()
@@ -305,7 +305,7 @@ async fn race_readers_against_one_writer(pressure: Pressure) -> Violations {
                     }
                 }
 
-                let got_b = if reads % 2 == 0 {
+                let got_b = if reads.is_multiple_of(2) {
                     store.get(id_b).await.unwrap()
                 } else {
                     store.get_by_signature("hammered-b").await.unwrap()

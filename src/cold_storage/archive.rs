@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
 
+/// A compaction's output (none when no input row was live) and the tombstones it consumed.
+pub(crate) type CompactionOutput = (Option<FinishedFile>, Vec<(i64, i64)>);
+
 /// A published file, ready for its catalog commit.
 #[derive(Debug)]
 pub(crate) struct FinishedFile {
@@ -216,10 +219,7 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// Write the merged file of a group: the live rows of its inputs in id order, tombstoned
     /// rows dropped. Returns the published file (`None` when no row is live) and the
     /// tombstones it consumed, for the catalog commit.
-    pub(crate) fn build_compaction(
-        &self,
-        group: &CompactionGroup,
-    ) -> Result<(Option<FinishedFile>, Vec<(i64, i64)>)> {
+    pub(crate) fn build_compaction(&self, group: &CompactionGroup) -> Result<CompactionOutput> {
         let mut dropped = Vec::new();
         let mut sources = Vec::new();
         let bounds = ScanBounds {

@@ -273,7 +273,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                 )),
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
         // Served ranges: catalogued files that stay, then added files as they are accepted.
         let mut served: Vec<(i64, i64, PathBuf, Option<i64>)> = entries
             .iter()
