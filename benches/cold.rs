@@ -97,10 +97,13 @@ fn main() -> anyhow::Result<()> {
             archive_secs += secs;
             next += n;
             println!(
-                "filled {next}/{rows}: put {n} in {put_secs:.1} s; archived {} in {secs:.2} s ({:.0} records/s, {} files)",
+                "filled {next}/{rows}: put {n} in {put_secs:.1} s; archived {} in {secs:.2} s ({:.0} records/s, {} files; read {:.2} s, write {:.2} s, commit {:.2} s)",
                 report.archived,
                 report.archived as f64 / secs,
-                report.files
+                report.files,
+                report.read_time.as_secs_f64(),
+                report.write_time.as_secs_f64(),
+                report.commit_time.as_secs_f64(),
             );
         }
         println!(

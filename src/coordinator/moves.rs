@@ -28,6 +28,12 @@ pub struct ArchiveReport {
     pub bytes: u64,
     /// Wall time of the pass.
     pub elapsed: Duration,
+    /// Of which: reading and decoding warm rows.
+    pub read_time: Duration,
+    /// Of which: encoding, compressing and publishing Parquet files.
+    pub write_time: Duration,
+    /// Of which: catalog commits (catalogue the file, delete the warm rows).
+    pub commit_time: Duration,
 }
 
 /// What one compaction pass did.
@@ -83,14 +89,22 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let batch = cold.config().archive_batch_rows;
             let mut after = i64::MIN;
             loop {
+                let t = Instant::now();
                 let page = warm.archive_page(cutoff_ms, after, batch)?;
+                report.read_time += t.elapsed();
                 let Some((_, last)) = page.last() else { break };
                 after = last.id().expect("warm rows carry their id");
-                for file in builder.add_page(page)? {
+                let t = Instant::now();
+                let finished = builder.add_page(page)?;
+                report.write_time += t.elapsed();
+                for file in finished {
                     commit_archive(&handle, &warm, &cold, file, &mut report)?;
                 }
             }
-            for file in builder.finish()? {
+            let t = Instant::now();
+            let finished = builder.finish()?;
+            report.write_time += t.elapsed();
+            for file in finished {
                 commit_archive(&handle, &warm, &cold, file, &mut report)?;
             }
             Ok::<_, Error>(report)
@@ -216,7 +230,9 @@ fn commit_archive<R: Record>(
     report: &mut ArchiveReport,
 ) -> Result<()> {
     let bytes = file.file.bytes;
+    let t = Instant::now();
     let ack = handle.block_on(warm.commit_archive(file.file, file.rows))?;
+    report.commit_time += t.elapsed();
     crash_point("archive:committed");
     cold.note_archived(ack.archived);
     report.files += 1;

@@ -134,6 +134,8 @@ struct ScanState<R: Record> {
 }
 
 struct FileCursor<R: Record> {
+    /// The file's catalogued path: with the id, what identifies the file.
+    path: String,
     scan: ColdFileScan<R>,
     buffer: VecDeque<R>,
 }
@@ -245,10 +247,15 @@ impl<R: Record> ScanState<R> {
             let win = self
                 .warm
                 .scan_window(lo, hi, self.range.min_ts, self.range.max_ts)?;
-            let in_view: HashSet<i64> = win.files.iter().map(|e| e.file_id).collect();
+            let in_view: HashSet<(i64, &str)> = win
+                .files
+                .iter()
+                .map(|e| (e.file_id, e.path.as_str()))
+                .collect();
             // Files that left the catalog (compacted away) are done with; their rows, if
             // still live, are in the files that replaced them, which are in view.
-            self.scanners.retain(|f, _| in_view.contains(f));
+            self.scanners
+                .retain(|f, c| in_view.contains(&(*f, c.path.as_str())));
             let dead: HashSet<(i64, i64)> = win.dead.iter().copied().collect();
             let mut rows = win.warm;
             for entry in &win.files {
@@ -271,6 +278,7 @@ impl<R: Record> ScanState<R> {
                     self.scanners.insert(
                         entry.file_id,
                         FileCursor {
+                            path: entry.path.clone(),
                             scan,
                             buffer: VecDeque::new(),
                         },

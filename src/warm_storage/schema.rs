@@ -49,12 +49,14 @@ const MIGRATIONS: &[&str] = &[
     // its catalog row and the delete of its warm rows in one transaction.
     // - `records.rev` counts a row's updates: archival deletes a row only if it is still the
     //   version it copied, and otherwise tombstones the copy.
-    // - `cold_files` has one row per Parquet file; `cold_dead` holds tombstones: rows of a file
+    // - `cold_files` has one row per Parquet file. Its ids are never reused (AUTOINCREMENT):
+    //   caches and open scans key files by id, and a reused id would make them read a
+    //   replaced file as if it were its successor; `cold_dead` holds tombstones: rows of a file
     //   that were superseded (updated back into warm) or deleted. Signatures of archived records
     //   stay in `sig_index`, which then maps to an id found in cold.
     "ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE cold_files (
-        file_id    INTEGER PRIMARY KEY,
+        file_id    INTEGER PRIMARY KEY AUTOINCREMENT,
         path       TEXT NOT NULL UNIQUE,
         min_id     INTEGER NOT NULL,
         max_id     INTEGER NOT NULL,

@@ -361,26 +361,59 @@ impl Writer {
         let file_id = insert_file(&tx, path, file)?;
         let (mut archived, mut superseded) = (0u64, 0u64);
         {
+            // Rows are deleted a run of consecutive ids at a time: no other row can sit inside
+            // such a run (ids are unique and never reused), so a range delete removes exactly
+            // the run's rows, after one range read has checked that each is still the version
+            // that was copied. A row that changed or went away splits the run and is tombstoned.
+            let mut read = tx
+                .prepare_cached(
+                    "SELECT id, rev FROM records WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+                )
+                .map_err(sqlite_err("prepare archive check", path))?;
             let mut delete = tx
-                .prepare_cached("DELETE FROM records WHERE id = ?1 AND rev = ?2")
+                .prepare_cached("DELETE FROM records WHERE id >= ?1 AND id <= ?2")
                 .map_err(sqlite_err("prepare archive delete", path))?;
             let mut delete_access = tx
-                .prepare_cached("DELETE FROM access WHERE id = ?1")
+                .prepare_cached("DELETE FROM access WHERE id >= ?1 AND id <= ?2")
                 .map_err(sqlite_err("prepare archive delete", path))?;
-            for &(id, rev) in rows {
-                if delete
-                    .execute([id, rev])
-                    .map_err(sqlite_err("archive delete", path))?
-                    == 1
-                {
-                    delete_access
-                        .execute([id])
-                        .map_err(sqlite_err("archive delete access", path))?;
-                    archived += 1;
-                } else {
+            let mut run_delete = |lo: i64, hi: i64| -> Result<u64> {
+                let n = delete
+                    .execute([lo, hi])
+                    .map_err(sqlite_err("archive delete", path))?;
+                delete_access
+                    .execute([lo, hi])
+                    .map_err(sqlite_err("archive delete access", path))?;
+                Ok(n as u64)
+            };
+            let mut i = 0;
+            while i < rows.len() {
+                let mut j = i + 1;
+                while j < rows.len() && rows[j].0 == rows[j - 1].0 + 1 {
+                    j += 1;
+                }
+                let run = &rows[i..j];
+                let current: HashMap<i64, i64> = read
+                    .query_map([run[0].0, run[run.len() - 1].0], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(sqlite_err("archive check", path))?;
+                let mut start: Option<i64> = None;
+                for &(id, rev) in run {
+                    if current.get(&id) == Some(&rev) {
+                        start.get_or_insert(id);
+                        continue;
+                    }
+                    if let Some(lo) = start.take() {
+                        archived += run_delete(lo, id - 1)?;
+                    }
                     tombstone(&tx, path, file_id, id)?;
                     superseded += 1;
                 }
+                if let Some(lo) = start {
+                    archived += run_delete(lo, run[run.len() - 1].0)?;
+                }
+                i = j;
             }
         }
         // Ids are never reused, even if the archived rows held the largest one.

@@ -1,0 +1,531 @@
+//! Protects crash-safe tier moves (DESIGN invariants 2 and 3): a process that aborts at any step
+//! of an archival or a compaction (every name in `CRASH_POINTS`) leaves a store that, once
+//! reopened, serves every record exactly once in its newest version (by id, by signature, in
+//! scans), keeps no temp or uncatalogued file, verifies clean, and finishes the interrupted move
+//! when it is run again.
+//!
+//! Each test prepares a store in the parent (records over several days, archived in several
+//! passes so partitions hold several small files, some archived records updated or removed so
+//! files hold dead rows), then re-runs this test binary as a child process with
+//! `TIERED_STORAGE_CRASH_AT=<point>`; the child runs the move and aborts at the point. The parent
+//! then inspects the directory, reopens the store and checks it against its model.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tiered_storage::{
+    AutoTieringCoordinator, FileState, Outcome, ScanRange, StorageConfig, StorageTier,
+    TransactionRecord, CRASH_AT_ENV, CRASH_POINTS,
+};
+
+type Store = AutoTieringCoordinator<TransactionRecord>;
+
+/// Set in the child process: the data directory prepared by the parent.
+const CHILD_DIR_ENV: &str = "TIERED_STORAGE_COLD_CRASH_CHILD_DIR";
+
+const DAY: i64 = 86_400_000;
+/// 2023-11-14T22:13:20Z.
+const T0: i64 = 1_700_000_000_000;
+/// The child's archival moves every record of the first three days.
+const ARCHIVE_CUTOFF: i64 = T0 + 3 * DAY;
+
+fn config(dir: &Path) -> StorageConfig {
+    let mut c = StorageConfig::default()
+        .with_data_dir(dir)
+        .with_hot_capacity(1000);
+    c.cold.row_group_rows = 1024;
+    c.cold.data_page_rows = 64;
+    c.cold.archive_batch_rows = 40;
+    c.cold.target_file_mib = 1;
+    // Three days per pass but two open files: a third day closes the fullest file early, so
+    // one pass writes several files per partition.
+    c.cold.max_open_partitions = 2;
+    c
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(dir: &Path) -> Store {
+    AutoTieringCoordinator::open(config(dir))
+        .await
+        .expect("open")
+}
+
+/// Record `n`: three days of old timestamps, interleaved by id.
+fn record(n: u64) -> TransactionRecord {
+    let mut market = BTreeMap::new();
+    market.insert("sol_usd".to_owned(), 150.0 + n as f64);
+    TransactionRecord {
+        transaction_signature: Some(format!("{n:0>80}crashsig")),
+        timestamp_decision_made: T0 + (n % 3) as i64 * DAY + n as i64,
+        buy_price_sol: Some(n as f64 * 1e-6),
+        actual_outcome: match n % 4 {
+            0 => Outcome::Profit(n as f64),
+            1 => Outcome::Loss(0.5),
+            2 => Outcome::ExecutionError(format!("err {n}")),
+            _ => Outcome::PendingConfirmation,
+        },
+        market_context_snapshot: market,
+        scored_candidate: tiered_storage::ScoredCandidate {
+            base: tiered_storage::PremintCandidate {
+                mint: format!("mint{}", n % 10),
+                program: if n.is_multiple_of(2) {
+                    "pump"
+                } else {
+                    "raydium"
+                }
+                .to_owned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..TransactionRecord::default()
+    }
+}
+
+/// What must (and must not) be readable after the crash.
+#[derive(Debug, Default)]
+struct Model {
+    live: BTreeMap<i64, TransactionRecord>,
+    /// Removed ids: never readable again.
+    removed: Vec<i64>,
+    /// Signatures that were renamed away or removed: no longer resolve to anything.
+    stale_signatures: Vec<String>,
+}
+
+impl Model {
+    async fn put(&mut self, store: &Store, mut r: TransactionRecord) {
+        let id = store.put(&r).await.unwrap();
+        r.id = Some(id);
+        self.live.insert(id, r);
+    }
+
+    async fn fill(&mut self, store: &Store, range: std::ops::Range<u64>) {
+        for n in range {
+            self.put(store, record(n)).await;
+        }
+    }
+
+    /// Update `id` (same day, so its partition does not change); `rename` changes its
+    /// signature too.
+    async fn update(&mut self, store: &Store, id: i64, rename: bool) {
+        let mut r = self.live[&id].clone();
+        r.final_sol_received = Some(id as f64 / 7.0);
+        r.actual_outcome = Outcome::Profit(id as f64);
+        r.timestamp_decision_made += 1;
+        if rename {
+            self.stale_signatures
+                .push(r.transaction_signature.clone().unwrap());
+            r.transaction_signature = Some(format!("renamed-{id:0>70}-after-archival"));
+        }
+        store.update(&r).await.unwrap();
+        self.live.insert(id, r);
+    }
+
+    async fn remove(&mut self, store: &Store, id: i64) {
+        store.remove(id).await.unwrap();
+        let r = self.live.remove(&id).unwrap();
+        self.removed.push(id);
+        self.stale_signatures.push(r.transaction_signature.unwrap());
+    }
+
+    /// Live ids that warm does not hold: archived.
+    async fn archived_ids(&self, store: &Store) -> Vec<i64> {
+        let mut out = Vec::new();
+        for &id in self.live.keys() {
+            if !store.warm_tier().contains(id).await.unwrap() {
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+/// The parent's setup: several archival passes over three days, so partitions hold several
+/// small files; archived records updated (back to warm, cold copy tombstoned), renamed and
+/// removed, so files hold dead rows; warm rows left for the child's archival, old and new.
+async fn prepare(dir: &Path) -> Model {
+    let store = open(dir).await;
+    let mut m = Model::default();
+    m.fill(&store, 0..240).await;
+    // Warm updates before any archival: rows with rev > 1.
+    let ids: Vec<i64> = m.live.keys().copied().step_by(7).collect();
+    for id in ids {
+        m.update(&store, id, false).await;
+    }
+    store.archive_older_than(T0 + DAY).await.unwrap();
+    m.fill(&store, 240..360).await;
+    store.archive_older_than(T0 + 2 * DAY).await.unwrap();
+    m.fill(&store, 360..480).await;
+    store.archive_older_than(T0 + 2 * DAY).await.unwrap();
+    // Dead rows in archived files: updates (some renamed) and removes of archived records.
+    let archived = m.archived_ids(&store).await;
+    assert!(archived.len() > 200, "{}", archived.len());
+    for (i, &id) in archived.iter().enumerate().step_by(5) {
+        match i % 3 {
+            0 => m.update(&store, id, false).await,
+            1 => m.update(&store, id, true).await,
+            _ => m.remove(&store, id).await,
+        }
+    }
+    // Re-archive the updated ones: the live copy is in a new file, the old one tombstoned.
+    store.archive_older_than(T0 + 2 * DAY).await.unwrap();
+    // More dead rows, and updated records waiting in warm for the child's pass.
+    let archived = m.archived_ids(&store).await;
+    for (i, &id) in archived.iter().enumerate().skip(2).step_by(11) {
+        match i % 3 {
+            0 => m.update(&store, id, true).await,
+            1 => m.remove(&store, id).await,
+            _ => m.update(&store, id, false).await,
+        }
+    }
+    // Old records for the child's archival, and recent ones that stay warm.
+    m.fill(&store, 480..600).await;
+    for n in 600..640 {
+        let mut r = record(n);
+        r.timestamp_decision_made = T0 + 10 * DAY + n as i64;
+        m.put(&store, r).await;
+    }
+    let stats = store.cold_tier().cold_stats().unwrap();
+    assert!(stats.dead_rows > 10, "{stats:?}");
+    assert!(stats.files >= 6, "{stats:?}");
+    check(&store, &m, dir).await;
+    drop(store);
+    m
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Paths relative to the cold directory, `/`-separated, of files with this suffix.
+fn cold_files_on_disk(dir: &Path, suffix: &str) -> BTreeSet<String> {
+    let cold = dir.join("cold");
+    walk(&cold)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .map(|p| {
+            p.strip_prefix(&cold)
+                .unwrap()
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
+}
+
+fn catalog_paths(store: &Store) -> BTreeSet<String> {
+    store
+        .cold_tier()
+        .files()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
+}
+
+async fn scan_all(store: &Store, range: ScanRange, page: usize) -> Vec<TransactionRecord> {
+    let mut cursor = store.scan(range, page).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = cursor.next_page().await.unwrap() {
+        assert!(p.len() <= page, "page of {} > {page}", p.len());
+        out.extend(p);
+    }
+    out
+}
+
+/// The whole contract after a crash: every live record exactly once, newest version, by id,
+/// by signature and in scans; removed records and stale signatures gone; counts agree; the
+/// directory holds exactly the catalogued files; verification is clean.
+async fn check(store: &Store, m: &Model, dir: &Path) {
+    store.hot_tier().clear();
+    for (id, r) in &m.live {
+        assert_eq!(store.get(*id).await.unwrap().as_ref(), Some(r), "id {id}");
+        let sig = r.transaction_signature.as_deref().unwrap();
+        assert_eq!(
+            store.get_by_signature(sig).await.unwrap().as_ref(),
+            Some(r),
+            "signature of {id}"
+        );
+    }
+    for id in &m.removed {
+        assert_eq!(store.get(*id).await.unwrap(), None, "removed id {id}");
+    }
+    for sig in &m.stale_signatures {
+        assert_eq!(
+            store.get_by_signature(sig).await.unwrap(),
+            None,
+            "stale signature {sig}"
+        );
+    }
+    let expected: Vec<TransactionRecord> = m.live.values().cloned().collect();
+    for page in [1, 7, 64, 1000] {
+        let all = scan_all(store, ScanRange::default(), page).await;
+        assert_eq!(all.len(), expected.len(), "full scan, page {page}");
+        assert_eq!(all, expected, "full scan, page {page}");
+    }
+    // Scans from a later day start inside the id space and skip cold files by time.
+    let since = T0 + 2 * DAY;
+    let mut cursor = store.list_since_with_page_size(since, 50);
+    let mut got = Vec::new();
+    while let Some(r) = cursor.next().await.unwrap() {
+        got.push(r);
+    }
+    let want: Vec<_> = m
+        .live
+        .values()
+        .filter(|r| r.timestamp_decision_made >= since)
+        .cloned()
+        .collect();
+    assert_eq!(got, want, "list_since({since})");
+
+    let stats = store.get_stats().await.unwrap();
+    assert_eq!(stats.total_records, m.live.len() as u64, "{stats:?}");
+    assert_eq!(stats.warm_records + stats.cold_records, stats.total_records);
+
+    assert_eq!(
+        cold_files_on_disk(dir, ".tmp"),
+        BTreeSet::new(),
+        "temp files left"
+    );
+    let on_disk = cold_files_on_disk(dir, ".parquet");
+    assert_eq!(
+        on_disk,
+        catalog_paths(store),
+        "Parquet files on disk vs catalog"
+    );
+    for e in store.cold_tier().files().unwrap() {
+        assert_eq!(e.state, FileState::Live, "{e:?}");
+    }
+    let verify = store.verify_cold().await.unwrap();
+    assert!(verify.problems.is_empty(), "{verify:?}");
+    assert_eq!(verify.files_checked, on_disk.len() as u64, "{verify:?}");
+    assert!(
+        store.cold_tier().problems().is_empty(),
+        "{:?}",
+        store.cold_tier().problems()
+    );
+}
+
+/// The child: open the prepared store and run the move that must abort at the crash point.
+fn child(dir: &Path) {
+    let point = std::env::var(CRASH_AT_ENV).expect("the child runs with a crash point");
+    runtime().block_on(async {
+        let store = open(dir).await;
+        if point.starts_with("archive:") {
+            let report = store.archive_older_than(ARCHIVE_CUTOFF).await.unwrap();
+            eprintln!("archival finished without reaching {point}: {report:?}");
+        } else {
+            let report = store.compact_now().await.unwrap();
+            eprintln!("compaction finished without reaching {point}: {report:?}");
+        }
+    });
+}
+
+/// What the parent saw before the child ran.
+#[derive(Debug)]
+struct Before {
+    warm_records: u64,
+    cold_records: u64,
+    catalog: BTreeSet<String>,
+    files: u64,
+}
+
+async fn snapshot(dir: &Path) -> Before {
+    let store = open(dir).await;
+    let stats = store.get_stats().await.unwrap();
+    Before {
+        warm_records: stats.warm_records,
+        cold_records: stats.cold_records,
+        catalog: catalog_paths(&store),
+        files: store.cold_tier().cold_stats().unwrap().files,
+    }
+}
+
+/// Run the child at `point` and check the store afterwards.
+fn crash_at(test_name: &str, point: &str) {
+    if let Some(dir) = std::env::var_os(CHILD_DIR_ENV) {
+        child(Path::new(&dir));
+        return;
+    }
+    assert!(CRASH_POINTS.contains(&point), "unknown crash point {point}");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let model = rt.block_on(prepare(dir));
+    let before = rt.block_on(snapshot(dir));
+    assert!(before.warm_records > 100, "{before:?}");
+    assert!(before.cold_records > 100, "{before:?}");
+
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR_ENV, dir)
+        .env(CRASH_AT_ENV, point)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the child did not crash at {point}: {}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains(&format!("crash point {point}")),
+        "the child failed, but not at crash point {point}: {}\nstderr:\n{stderr}",
+        out.status
+    );
+
+    // The directory as the crash left it, before open reconciles it.
+    let tmps = cold_files_on_disk(dir, ".tmp");
+    let parquet = cold_files_on_disk(dir, ".parquet");
+    let new_files: BTreeSet<String> = parquet.difference(&before.catalog).cloned().collect();
+    let old_files_left = before.catalog.intersection(&parquet).count();
+    match point.split_once(':').unwrap().1 {
+        "temp_written" => assert!(!tmps.is_empty(), "no temp file at {point}"),
+        "published" | "committed" => {
+            assert!(!new_files.is_empty(), "no new file at {point}: {parquet:?}")
+        }
+        "old_removed" => assert!(
+            old_files_left < before.catalog.len(),
+            "no compacted input removed at {point}"
+        ),
+        other => panic!("unexpected step {other}"),
+    }
+    if point == "compact:committed" {
+        assert_eq!(
+            old_files_left,
+            before.catalog.len(),
+            "inputs removed before {point}"
+        );
+    }
+
+    rt.block_on(async {
+        let store = open(dir).await;
+        let stats = store.get_stats().await.unwrap();
+        let catalog = catalog_paths(&store);
+        match point {
+            // Nothing committed: warm still holds the records, the catalog is unchanged, and
+            // the published-but-uncommitted file was removed on open.
+            "archive:temp_written" | "archive:published" => {
+                assert_eq!(stats.warm_records, before.warm_records, "{stats:?}");
+                assert_eq!(stats.cold_records, before.cold_records, "{stats:?}");
+                assert_eq!(catalog, before.catalog);
+            }
+            // One file committed: its rows left warm in the same transaction.
+            "archive:committed" => {
+                assert!(stats.warm_records < before.warm_records, "{stats:?}");
+                assert!(stats.cold_records > before.cold_records, "{stats:?}");
+                assert!(catalog.is_superset(&before.catalog));
+                assert!(catalog.len() > before.catalog.len());
+                for f in &new_files {
+                    assert!(catalog.contains(f), "committed file {f} not catalogued");
+                }
+            }
+            "compact:temp_written" | "compact:published" => {
+                assert_eq!(catalog, before.catalog);
+                assert_eq!(stats.warm_records, before.warm_records, "{stats:?}");
+                assert_eq!(stats.cold_records, before.cold_records, "{stats:?}");
+            }
+            // The catalog switch committed: the merged file replaces its inputs.
+            "compact:committed" | "compact:old_removed" => {
+                assert_ne!(catalog, before.catalog);
+                assert!(
+                    (catalog.len() as u64) < before.files,
+                    "{catalog:?} vs {before:?}"
+                );
+                assert!(!catalog.is_superset(&before.catalog), "no input replaced");
+                assert!(
+                    catalog.difference(&before.catalog).count() >= 1,
+                    "no merged file catalogued"
+                );
+                assert_eq!(stats.warm_records, before.warm_records, "{stats:?}");
+                assert_eq!(stats.cold_records, before.cold_records, "{stats:?}");
+            }
+            _ => unreachable!(),
+        }
+        check(&store, &model, dir).await;
+
+        // Finish the interrupted move: still exactly once, and it completes.
+        if point.starts_with("archive:") {
+            store.archive_older_than(ARCHIVE_CUTOFF).await.unwrap();
+            let stats = store.get_stats().await.unwrap();
+            let recent = model
+                .live
+                .values()
+                .filter(|r| r.timestamp_decision_made >= ARCHIVE_CUTOFF)
+                .count();
+            assert_eq!(stats.warm_records, recent as u64, "{stats:?}");
+            let again = store.archive_older_than(ARCHIVE_CUTOFF).await.unwrap();
+            assert_eq!(again.files, 0, "{again:?}");
+        } else {
+            store.compact_now().await.unwrap();
+            let cold = store.cold_tier().cold_stats().unwrap();
+            assert_eq!(cold.dead_rows, 0, "{cold:?}");
+            let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+            for path in catalog_paths(&store) {
+                *per_partition
+                    .entry(path.rsplit_once('/').unwrap().0.to_owned())
+                    .or_default() += 1;
+            }
+            assert!(
+                per_partition.values().all(|&n| n == 1),
+                "small files left unmerged: {per_partition:?}"
+            );
+            let again = store.compact_now().await.unwrap();
+            assert_eq!(again.files_in, 0, "{again:?}");
+        }
+        check(&store, &model, dir).await;
+        drop(store);
+        let store = open(dir).await;
+        check(&store, &model, dir).await;
+    });
+}
+
+macro_rules! crash_tests {
+    ($($name:ident => $point:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                crash_at(stringify!($name), $point);
+            }
+        )*
+
+        #[test]
+        fn cold_crash_tests_cover_every_crash_point() {
+            let covered: BTreeSet<&str> = [$($point),*].into_iter().collect();
+            let all: BTreeSet<&str> = CRASH_POINTS.iter().copied().collect();
+            assert_eq!(covered, all);
+        }
+    };
+}
+
+crash_tests! {
+    cold_crash_at_archive_temp_written => "archive:temp_written",
+    cold_crash_at_archive_published => "archive:published",
+    cold_crash_at_archive_committed => "archive:committed",
+    cold_crash_at_compact_temp_written => "compact:temp_written",
+    cold_crash_at_compact_published => "compact:published",
+    cold_crash_at_compact_committed => "compact:committed",
+    cold_crash_at_compact_old_removed => "compact:old_removed",
+}
