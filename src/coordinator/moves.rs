@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use super::{join_error, AutoTieringCoordinator};
 use crate::catalog::FileState;
-use crate::cold_storage::{ArchiveBuilder, FinishedFile, VerifyReport};
+use crate::cold_storage::{ArchiveBuilder, ColdArchiveStorage, FinishedFile, VerifyReport};
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
+use crate::warm_storage::{ArchiveAck, WarmSqliteStorage};
 
 /// What one archival pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -32,7 +33,8 @@ pub struct ArchiveReport {
     pub read_time: Duration,
     /// Of which: encoding, compressing and publishing Parquet files.
     pub write_time: Duration,
-    /// Of which: catalog commits (catalogue the file, delete the warm rows).
+    /// Catalog commits (catalogue the file, delete the warm rows), from start to end; they
+    /// overlap the reading and writing of the next file.
     pub commit_time: Duration,
 }
 
@@ -86,28 +88,36 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let mut report = tokio::task::spawn_blocking(move || {
             let mut report = ArchiveReport::default();
             let mut builder = ArchiveBuilder::new(cold.clone());
+            let mut commits = Commits::default();
             let batch = cold.config().archive_batch_rows;
             let mut after = i64::MIN;
-            loop {
+            let result = (|| {
+                loop {
+                    let t = Instant::now();
+                    let page = warm.archive_page(cutoff_ms, after, batch)?;
+                    report.read_time += t.elapsed();
+                    let Some((_, last)) = page.last() else { break };
+                    after = last.id().expect("warm rows carry their id");
+                    let t = Instant::now();
+                    let finished = builder.add_page(page)?;
+                    report.write_time += t.elapsed();
+                    for file in finished {
+                        commits.start(&handle, &warm, file, &cold, &mut report)?;
+                    }
+                }
                 let t = Instant::now();
-                let page = warm.archive_page(cutoff_ms, after, batch)?;
-                report.read_time += t.elapsed();
-                let Some((_, last)) = page.last() else { break };
-                after = last.id().expect("warm rows carry their id");
-                let t = Instant::now();
-                let finished = builder.add_page(page)?;
+                let finished =
+                    std::mem::replace(&mut builder, ArchiveBuilder::new(cold.clone())).finish()?;
                 report.write_time += t.elapsed();
                 for file in finished {
-                    commit_archive(&handle, &warm, &cold, file, &mut report)?;
+                    commits.start(&handle, &warm, file, &cold, &mut report)?;
                 }
-            }
-            let t = Instant::now();
-            let finished = builder.finish()?;
-            report.write_time += t.elapsed();
-            for file in finished {
-                commit_archive(&handle, &warm, &cold, file, &mut report)?;
-            }
-            Ok::<_, Error>(report)
+                Ok::<_, Error>(())
+            })();
+            // Every commit started is awaited, even after an error, so none is left running
+            // when the pass returns.
+            let drained = commits.drain(&handle, &cold, &mut report);
+            result.and(drained).map(|()| report)
         })
         .await
         .map_err(join_error)??;
@@ -220,24 +230,71 @@ impl<R: Record> AutoTieringCoordinator<R> {
     }
 }
 
-/// Step 5 of an archival move (steps 1–4 ran in `finish`): catalogue the file and delete the
-/// warm rows in one transaction.
-fn commit_archive<R: Record>(
-    handle: &tokio::runtime::Handle,
-    warm: &crate::warm_storage::WarmSqliteStorage<R>,
-    cold: &crate::cold_storage::ColdArchiveStorage<R>,
-    file: FinishedFile,
-    report: &mut ArchiveReport,
-) -> Result<()> {
-    let bytes = file.file.bytes;
-    let t = Instant::now();
-    let ack = handle.block_on(warm.commit_archive(file.file, file.rows))?;
-    report.commit_time += t.elapsed();
-    crash_point("archive:committed");
-    cold.note_archived(ack.archived);
-    report.files += 1;
-    report.archived += ack.archived;
-    report.superseded += ack.superseded;
-    report.bytes += bytes;
-    Ok(())
+/// Step 5 of archival moves (steps 1–4 ran in `finish`): catalogue each file and delete its
+/// warm rows in one transaction. Commits run on the warm writer thread while the next file is
+/// written (at most `MAX_PENDING_COMMITS` at a time), so reading and encoding overlap them.
+#[derive(Default)]
+struct Commits {
+    pending:
+        std::collections::VecDeque<(Instant, u64, tokio::task::JoinHandle<Result<ArchiveAck>>)>,
+}
+
+const MAX_PENDING_COMMITS: usize = 2;
+
+impl Commits {
+    fn start<R: Record>(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        warm: &WarmSqliteStorage<R>,
+        file: FinishedFile,
+        cold: &ColdArchiveStorage<R>,
+        report: &mut ArchiveReport,
+    ) -> Result<()> {
+        if self.pending.len() >= MAX_PENDING_COMMITS {
+            self.finish_one(handle, cold, report)?;
+        }
+        let warm = warm.clone();
+        let bytes = file.file.bytes;
+        let task = handle.spawn(async move { warm.commit_archive(file.file, file.rows).await });
+        self.pending.push_back((Instant::now(), bytes, task));
+        Ok(())
+    }
+
+    fn finish_one<R: Record>(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        cold: &ColdArchiveStorage<R>,
+        report: &mut ArchiveReport,
+    ) -> Result<()> {
+        let Some((started, bytes, task)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let ack = handle.block_on(task).map_err(join_error)??;
+        report.commit_time += started.elapsed();
+        crash_point("archive:committed");
+        cold.note_archived(ack.archived);
+        report.files += 1;
+        report.archived += ack.archived;
+        report.superseded += ack.superseded;
+        report.bytes += bytes;
+        Ok(())
+    }
+
+    /// Await every pending commit; the first error wins.
+    fn drain<R: Record>(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        cold: &ColdArchiveStorage<R>,
+        report: &mut ArchiveReport,
+    ) -> Result<()> {
+        let mut first = Ok(());
+        while !self.pending.is_empty() {
+            if let Err(e) = self.finish_one(handle, cold, report) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
 }
