@@ -1,6 +1,7 @@
 //! A tour of the tiered store: store a few thousand trades, read them from the hot and warm
 //! tiers, watch a record get promoted, fill in a trade's outcome, remove one, stream a range,
-//! and print per-tier counts and latencies.
+//! archive week-old trades to Parquet and read them back from the cold tier, and print
+//! per-tier counts and latencies.
 //!
 //! Run: `cargo run --release --example demo_tiered_storage`
 //!
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 use tiered_storage::{
-    AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScoredCandidate, StorageStats,
-    StorageTier, TierMetrics, TransactionRecord,
+    AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScanRange, ScoredCandidate,
+    StorageStats, StorageTier, TierMetrics, TransactionRecord,
 };
 
 /// Trades stored by one run. Below the default hot capacity (10,000), so all of them are
@@ -32,6 +33,9 @@ const RECORDS: usize = 5_000;
 const WRITERS: usize = 16;
 /// Reads per latency measurement.
 const SAMPLES: usize = 2_000;
+/// Week-old trades stored then archived to the cold tier by one run.
+const OLD_RECORDS: usize = 3_000;
+const DAY_MS: i64 = 86_400_000;
 
 /// pump.fun's program id.
 const PUMP_FUN: &str = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P";
@@ -60,8 +64,8 @@ async fn main() -> Result<()> {
     println!("promotion        on read #{promote_on} of a record that is not in hot");
     let at_open = store.get_stats().await?;
     println!(
-        "already stored   {} records (from earlier runs)",
-        at_open.warm_records
+        "already stored   {} records (from earlier runs: {} warm, {} archived in cold)",
+        at_open.total_records, at_open.warm_records, at_open.cold_records
     );
 
     // ── 2. Store ─────────────────────────────────────────────────────────────────────────────
@@ -325,16 +329,152 @@ async fn main() -> Result<()> {
         expected.len()
     );
 
-    // ── 10. Counts and latencies ─────────────────────────────────────────────────────────────
-    section("10. Per-tier counts and latencies");
+    // ── 10. Archive to the cold tier ─────────────────────────────────────────────────────────
+    let age_days = cfg.tiering.warm_to_cold_age as f64 / 86_400.0;
+    section(&format!(
+        "10. Archive trades older than warm_to_cold_age ({age_days:.0} days) to Parquet"
+    ));
+    // Trades decided 8 to 10 days ago, spread over three day partitions.
+    let old_start = run_start_ms - 10 * DAY_MS;
+    let mut old: Vec<TransactionRecord> = (0..OLD_RECORDS)
+        .map(|i| {
+            let at = old_start + (i as i64 * 2 * DAY_MS) / OLD_RECORDS as i64;
+            trade(&mut rng, RECORDS + i, at)
+        })
+        .collect();
+    for r in old.iter_mut() {
+        r.id = Some(store.put(r).await?);
+    }
+    let before = store.get_stats().await?;
+    let report = store.archive_now().await?;
+    let after = store.get_stats().await?;
+    println!(
+        "archive_now: {} records moved to {} Parquet files ({:.0} bytes/record, ZSTD) in {:.0} ms",
+        report.archived,
+        report.files,
+        report.bytes as f64 / report.archived.max(1) as f64,
+        ms(report.elapsed)
+    );
+    // Everything this run stored 8+ days back is archived (and anything older an earlier run
+    // left in warm); nothing newer is.
+    ensure!(report.archived >= OLD_RECORDS as u64);
+    ensure!(after.cold_records == before.cold_records + report.archived);
+    ensure!(
+        after.total_records == before.total_records,
+        "a move neither adds nor loses"
+    );
+    for f in store.cold_tier().files()?.iter().rev().take(3) {
+        println!(
+            "  cold/{}  {} rows, ids {}..={}, {:.1} KiB",
+            f.path,
+            f.rows,
+            f.min_id,
+            f.max_id,
+            f.bytes as f64 / 1024.0
+        );
+    }
+    store.hot_tier().clear();
+    let mut cold_by_id = Vec::new();
+    let mut cold_by_sig = Vec::new();
+    for (n, r) in old.iter().enumerate().step_by(OLD_RECORDS / 100) {
+        let id = r.id.expect("stored");
+        let s0 = store.get_stats().await?;
+        let t = Instant::now();
+        let got = store.get(id).await?;
+        cold_by_id.push(t.elapsed());
+        let s1 = store.get_stats().await?;
+        ensure!(
+            got.as_ref() == Some(r),
+            "archived record {id} reads back unchanged"
+        );
+        if n == 0 {
+            println!("get({id}): {} ({})", describe(r), route(&s0, &s1));
+            ensure!(
+                s1.cold_hits == s0.cold_hits + 1,
+                "first read of an archived trade hits cold"
+            );
+        }
+        let t = Instant::now();
+        let got = store.get_by_signature(signature(r)).await?;
+        cold_by_sig.push(t.elapsed());
+        ensure!(got.as_ref().and_then(|g| g.id) == Some(id));
+    }
+    // The newest version wins: an archived trade's outcome is filled in (it comes back to
+    // warm and its cold copy is tombstoned), another archived trade is removed.
+    let mut settled = old[10].clone();
+    settled.actual_outcome = Outcome::Profit(0.42);
+    settled.final_sol_received = Some(0.92);
+    store.update(&settled).await?;
+    store.remove(old[11].id.expect("stored")).await?;
+    store.hot_tier().clear();
+    ensure!(store.get(settled.id.expect("stored")).await?.as_ref() == Some(&settled));
+    ensure!(store.get(old[11].id.expect("stored")).await?.is_none());
+    ensure!(store.get_by_signature(signature(&old[11])).await?.is_none());
+    println!("update of an archived trade: newest version served; remove: gone everywhere");
+    // A filtered range scan across warm and cold, merged in id order.
+    let window = ScanRange::default()
+        .with_time(old_start..=run_start_ms + RECORDS as i64)
+        .with_outcome("Profit")
+        .with_program(PUMP_FUN);
+    let mut cursor = store.scan(window, 256)?;
+    let mut profitable = Vec::new();
+    while let Some(page) = cursor.next_page().await? {
+        profitable.extend(page);
+    }
+    // This run's trades as the store now holds them: two were updated, two removed.
+    let expected = old
+        .iter()
+        .chain(&records)
+        .filter(|r| r.id != old[11].id && r.id != Some(ids[gone]))
+        .map(|r| match r.id {
+            id if id == closed.id => &closed,
+            id if id == settled.id => &settled,
+            _ => r,
+        })
+        .filter(|r| matches!(r.actual_outcome, Outcome::Profit(_)))
+        .filter(|r| r.scored_candidate.base.program == PUMP_FUN)
+        .count();
+    let mine: HashSet<i64> = old.iter().chain(&records).filter_map(|r| r.id).collect();
+    let from_run = profitable
+        .iter()
+        .filter(|r| r.id.is_some_and(|id| mine.contains(&id)))
+        .count();
+    ensure!(
+        from_run == expected,
+        "scan found {from_run} of this run's {expected} profitable pump.fun trades"
+    );
+    ensure!(profitable.windows(2).all(|w| w[0].id < w[1].id), "id order");
+    println!(
+        "scan(last 10 days, outcome = Profit, program = pump.fun): {} trades across warm and cold",
+        profitable.len()
+    );
+    let compaction = store.compact_now().await?;
+    let verify = store.verify_cold().await?;
+    ensure!(
+        verify.problems.is_empty(),
+        "cold files verify: {:?}",
+        verify.problems
+    );
+    println!(
+        "compact_now: {} files merged into {}, {} dead rows dropped; verify_cold: {} files, {} rows match the catalog",
+        compaction.files_in, compaction.files_out, compaction.rows_dropped, verify.files_checked, verify.rows_verified
+    );
+    println!("{}", latency_line("cold get by id", &mut cold_by_id));
+    println!(
+        "{}",
+        latency_line("cold get by signature", &mut cold_by_sig)
+    );
+
+    // ── 11. Counts and latencies ─────────────────────────────────────────────────────────────
+    section("11. Per-tier counts and latencies");
     let stats = store.get_stats().await?;
     print_stats(&stats);
     let metrics = store.collect_metrics().await?;
-    for m in [&metrics.hot, &metrics.warm].into_iter().flatten() {
+    for m in [&metrics.hot, &metrics.warm, &metrics.cold]
+        .into_iter()
+        .flatten()
+    {
         print_tier(m);
-    }
-    if metrics.cold.is_none() {
-        println!("cold tier        not built yet (Parquet, next issue)");
     }
     println!();
     println!("measured by this demo, through the coordinator (Instant around each call):");
@@ -344,11 +484,14 @@ async fn main() -> Result<()> {
     );
     let hot_target = store.hot_tier().target_access_time();
     let warm_target = store.warm_tier().target_access_time();
+    let cold_target = store.cold_tier().target_access_time();
     for (name, samples, target) in [
         ("hot get by id", &mut hot_by_id, hot_target),
         ("hot get by signature", &mut hot_by_sig, hot_target),
         ("warm get by id", &mut warm_by_id, warm_target),
         ("warm get by signature", &mut warm_by_sig, warm_target),
+        ("cold get by id", &mut cold_by_id, cold_target),
+        ("cold get by signature", &mut cold_by_sig, cold_target),
     ] {
         let (p50, p95) = percentiles(samples);
         println!(
@@ -359,7 +502,7 @@ async fn main() -> Result<()> {
             target.as_millis()
         );
     }
-    ensure!(stats.warm_records == at_open.warm_records + RECORDS as u64 - 1);
+    ensure!(stats.total_records == at_open.total_records + (RECORDS + OLD_RECORDS) as u64 - 2);
     println!(
         "\ndone in {:.2} s; data kept in {}",
         started.elapsed().as_secs_f64(),
@@ -505,10 +648,13 @@ fn route(before: &StorageStats, after: &StorageStats) -> &'static str {
     match (
         after.hot_hits > before.hot_hits,
         after.warm_hits > before.warm_hits,
+        after.cold_hits > before.cold_hits,
     ) {
-        (true, _) => "hot hit",
-        (false, true) if promoted => "warm hit, promoted",
-        (false, true) => "warm hit",
+        (true, _, _) => "hot hit",
+        (false, true, _) if promoted => "warm hit, promoted",
+        (false, true, _) => "warm hit",
+        (false, false, true) if promoted => "cold hit, promoted",
+        (false, false, true) => "cold hit",
         _ => "miss",
     }
 }
@@ -534,12 +680,12 @@ fn ms(d: Duration) -> f64 {
 
 fn print_stats(s: &StorageStats) {
     println!(
-        "get_stats        {} records stored: warm holds {}, hot caches {}",
-        s.total_records, s.warm_records, s.hot_records
+        "get_stats        {} records stored: warm holds {}, cold holds {}, hot caches {}",
+        s.total_records, s.warm_records, s.cold_records, s.hot_records
     );
     println!(
-        "reads since open hot hits {}, warm hits {}, misses {}, promotions {}, hot evictions {}",
-        s.hot_hits, s.warm_hits, s.misses, s.promotions, s.hot_evictions
+        "reads since open hot hits {}, warm hits {}, cold hits {}, misses {}, promotions {}, hot evictions {}",
+        s.hot_hits, s.warm_hits, s.cold_hits, s.misses, s.promotions, s.hot_evictions
     );
 }
 
