@@ -1,14 +1,17 @@
 //! A tiered record store for a Solana trading bot: microsecond reads of recent trades from an
-//! in-memory cache, durable group-committed writes to SQLite, and (next) compressed Parquet
-//! history that DuckDB, Polars and Spark read directly.
+//! in-memory cache, durable group-committed writes to SQLite, and compressed Parquet history
+//! that DuckDB, Polars and Spark read directly.
 //!
 //! ```text
 //! put/update/remove ──► warm (SQLite WAL, group commit) ──ack──► hot cache refreshed
-//! get(id|signature) ──► hot (moka) ─miss─► warm ─miss─► none    (promote on the Nth read)
+//! get(id|signature) ──► hot (moka) ─miss─► warm ─miss─► cold    (promote on the Nth read)
+//! archive_now       ──► warm rows older than warm_to_cold_age ──► cold/date=YYYY-MM-DD/*.parquet
 //! ```
 //!
-//! Hot is only a cache: every record in it is also in warm, so losing it loses nothing. A write
-//! returns after its SQLite transaction commits (see [`Durability`] for what survives what).
+//! Hot is only a cache: every record in it is also in warm or cold, so losing it loses nothing.
+//! A write returns after its SQLite transaction commits (see [`Durability`] for what survives
+//! what). A record lives in warm or in exactly one live cold file; every move between them
+//! commits in one SQLite transaction.
 //!
 //! # Basic example
 //!
@@ -76,6 +79,8 @@
 //! // Access individual tiers for advanced use cases
 //! let hot_tier = coordinator.hot_tier();
 //! let warm_tier = coordinator.warm_tier();
+//! let cold_tier = coordinator.cold_tier();
+//! # let _ = cold_tier;
 //!
 //! // Store directly in specific tier
 //! warm_tier.put(&record).await?;
@@ -85,6 +90,53 @@
 //!     println!("Record is in hot tier");
 //! }
 //! # assert!(hot_tier.contains(id).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # The cold tier
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let coordinator = tiered_storage::AutoTieringCoordinator::new(
+//! #     tiered_storage::StorageConfig::default().with_data_dir(dir.path())).await?;
+//! # let mut old = tiered_storage::TransactionRecord::default();
+//! # old.transaction_signature = Some("sig-of-an-old-trade".into());
+//! # old.actual_outcome = tiered_storage::Outcome::Profit(0.1);
+//! # old.scored_candidate.base.program = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P".into();
+//! # let id = coordinator.put(&old).await?; // timestamp 0: older than warm_to_cold_age
+//! # let (day_start_ms, day_end_ms) = (0, 86_399_999);
+//! use tiered_storage::ScanRange;
+//!
+//! // Move warm records older than warm_to_cold_age to cold/date=YYYY-MM-DD/part-N.parquet.
+//! let report = coordinator.archive_now().await?;
+//! println!("{} records archived into {} files", report.archived, report.files);
+//!
+//! // Archived records read back exactly as before: by id, by signature, in scans.
+//! let record = coordinator.get(id).await?;
+//! # assert_eq!(report.archived, 1);
+//! # assert_eq!(record.unwrap().transaction_signature, old.transaction_signature);
+//!
+//! // A range scan over every tier: time range, id range, and filters on outcome, mint and program.
+//! // Cold files and row groups whose statistics exclude the range are skipped.
+//! let range = ScanRange::default()
+//!     .with_time(day_start_ms..=day_end_ms)
+//!     .with_outcome("Profit")
+//!     .with_program("6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P");
+//! let mut cursor = coordinator.scan(range, 512)?;
+//! while let Some(page) = cursor.next_page().await? {
+//!     // ...
+//! #   assert_eq!(page.len(), 1);
+//! }
+//!
+//! // Merge small files and drop rows superseded by updates or deleted (tombstones).
+//! let compaction = coordinator.compact_now().await?;
+//!
+//! // Check every file's footer against the catalog; files that do not match are quarantined.
+//! let verify = coordinator.verify_cold().await?;
+//! assert!(verify.problems.is_empty());
+//! # let _ = compaction;
 //! # Ok(()) }
 //! ```
 //!

@@ -32,6 +32,8 @@ struct Part<R: Record> {
     relative: String,
     rows: Vec<(i64, i64)>,
     prefix: &'static str,
+    /// The archival page that last added rows (to close the least recently used part).
+    last_page: u64,
 }
 
 impl<R: Record> Part<R> {
@@ -54,6 +56,7 @@ impl<R: Record> Part<R> {
             relative,
             rows: Vec::new(),
             prefix,
+            last_page: 0,
         })
     }
 
@@ -107,11 +110,12 @@ impl<R: Record> Drop for Part<R> {
     }
 }
 
-/// Archival output: one open file per day partition (at most `max_open_partitions`), each
-/// closed at the target size.
+/// Archival output: one open file per day partition (at most `max_open_partitions`; beyond
+/// that the least recently used is closed), each closed at the target size.
 pub(crate) struct ArchiveBuilder<R: Record> {
     cold: ColdArchiveStorage<R>,
     open: BTreeMap<i64, Part<R>>,
+    pages: u64,
 }
 
 impl<R: Record> ArchiveBuilder<R> {
@@ -119,6 +123,7 @@ impl<R: Record> ArchiveBuilder<R> {
         Self {
             cold,
             open: BTreeMap::new(),
+            pages: 0,
         }
     }
 
@@ -133,23 +138,26 @@ impl<R: Record> ArchiveBuilder<R> {
         }
         let mut finished = Vec::new();
         let target = self.cold.config().target_file_bytes();
+        self.pages += 1;
         for (day, (records, revs)) in by_day {
             if !self.open.contains_key(&day) {
                 if self.open.len() >= self.cold.config().max_open_partitions {
-                    // Close the fullest open file to make room.
-                    let fullest = *self
+                    // Close the file that went longest without rows: pages come in id order,
+                    // so a day that stopped receiving rows is usually done.
+                    let stalest = *self
                         .open
                         .iter()
-                        .max_by_key(|(_, p)| p.rows.len())
+                        .min_by_key(|(_, p)| p.last_page)
                         .expect("at least one open part")
                         .0;
-                    let part = self.open.remove(&fullest).expect("present");
+                    let part = self.open.remove(&stalest).expect("present");
                     finished.push(part.finish()?);
                 }
                 self.open
                     .insert(day, Part::create(&self.cold, day, "archive")?);
             }
             let part = self.open.get_mut(&day).expect("just opened");
+            part.last_page = self.pages;
             part.append(&records, revs.into_iter())?;
             if part.estimated_bytes() >= target {
                 let part = self.open.remove(&day).expect("present");
