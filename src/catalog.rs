@@ -103,6 +103,7 @@ pub(crate) trait ColdCatalog: Send + Sync {
 }
 
 /// A catalog rebuilt from Parquet footers: rows to drop, files to add with their tombstones.
+/// Catalogued files that are still on disk keep their rows and tombstones.
 #[derive(Debug, Default)]
 pub(crate) struct CatalogRebuild {
     /// Catalogued files whose file is gone.
@@ -110,6 +111,4 @@ pub(crate) struct CatalogRebuild {
     /// Files found with no catalog row, each with the ids in it that must not be served
     /// (a newer copy exists in warm or in a newer file).
     pub add: Vec<(NewFile, Vec<i64>)>,
-    /// Tombstones to add to files that stay catalogued.
-    pub dead: Vec<(i64, i64)>,
 }

@@ -58,8 +58,10 @@ pub const DEFAULT_WARM_GROUP_COMMIT_WINDOW_US: u64 = 100;
 /// Default: 1,024 pages released per incremental vacuum step.
 pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
 
-/// Default: ZSTD level 3 for cold files.
-pub const DEFAULT_COLD_ZSTD_LEVEL: i32 = 3;
+/// Default: ZSTD level 1 for the string columns of cold files. Measured here on 2.5M records:
+/// level 1 gave 159.3 bytes/record and 261k records/s of archival, level 3 158.0 bytes/record
+/// and 241k records/s (the signatures, most of the bytes, do not compress).
+pub const DEFAULT_COLD_ZSTD_LEVEL: i32 = 1;
 /// Default: 128 MiB, the size at which an archival or compaction output file is closed.
 pub const DEFAULT_COLD_TARGET_FILE_MIB: u64 = 128;
 /// Default: 131,072 rows per Parquet row group.

@@ -48,37 +48,32 @@ pub(crate) const FORMAT_VERSION_KEY: &str = "tiered_storage.format_version";
 /// Footer key-value metadata key holding the Rust type name of the records (informational).
 pub(crate) const RECORD_TYPE_KEY: &str = "tiered_storage.record_type";
 
-/// ZSTD level. Default: 3.
-pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
-/// Rows per row group. Default: 131 072. Barely matters for lookups by id; bounds the memory of
-/// a scan (one row group's pages per column are in flight).
-pub(crate) const DEFAULT_ROW_GROUP_ROWS: usize = 131_072;
-/// Rows per data page. Default: 1024. Decides lookup speed: a lookup reads one page per column
-/// (1k-row pages measured 0.66–0.76 ms p95 at 10M rows; 8k-row pages 2.5 ms).
-pub(crate) const DEFAULT_DATA_PAGE_ROWS: usize = 1024;
 /// Rows per batch of [`ColdFile::ids`].
 const IDS_BATCH_ROWS: usize = 8192;
 /// Rows per batch of a [`ScanBounds::default`] scan.
 pub(crate) const DEFAULT_SCAN_BATCH_ROWS: usize = 8192;
 
-/// How a cold file is written.
+/// How a cold file is written (from `ColdConfig`, whose defaults explain the choices).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WriterOptions {
-    /// ZSTD level (1–22). Default: [`DEFAULT_ZSTD_LEVEL`].
+    /// ZSTD level (1–22) of string and binary columns.
     pub zstd_level: i32,
-    /// Rows per row group. Default: [`DEFAULT_ROW_GROUP_ROWS`].
+    /// Rows per row group. Barely matters for lookups by id; bounds a scan's memory.
     pub row_group_rows: usize,
-    /// Rows per data page (best effort: checked every `data_page_rows` rows written).
-    /// Default: [`DEFAULT_DATA_PAGE_ROWS`].
+    /// Rows per data page (best effort: checked every `data_page_rows` rows written). Decides
+    /// lookup speed: a lookup reads one page per column.
     pub data_page_rows: usize,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
+        use crate::config::{
+            DEFAULT_COLD_DATA_PAGE_ROWS, DEFAULT_COLD_ROW_GROUP_ROWS, DEFAULT_COLD_ZSTD_LEVEL,
+        };
         Self {
-            zstd_level: DEFAULT_ZSTD_LEVEL,
-            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
-            data_page_rows: DEFAULT_DATA_PAGE_ROWS,
+            zstd_level: DEFAULT_COLD_ZSTD_LEVEL,
+            row_group_rows: DEFAULT_COLD_ROW_GROUP_ROWS,
+            data_page_rows: DEFAULT_COLD_DATA_PAGE_ROWS,
         }
     }
 }

@@ -496,9 +496,6 @@ impl Writer {
                 tombstone(&tx, path, file_id, id)?;
             }
         }
-        for &(file_id, id) in &plan.dead {
-            tombstone(&tx, path, file_id, id)?;
-        }
         tx.commit()
             .map_err(sqlite_err("commit catalog rebuild", path))
     }
