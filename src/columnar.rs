@@ -184,19 +184,7 @@ pub(crate) fn generic_from_batch<R: Record>(batch: &RecordBatch) -> Result<Vec<R
     let ids = required::<Int64Array>(batch, "id")?;
     let payloads = required::<BinaryArray>(batch, "payload")?;
     (0..batch.num_rows())
-        .map(|row| {
-            let id = ids.value(row);
-            let mut record = R::decode(payloads.value(row)).map_err(|e| match e {
-                Error::Codec { op, message, .. } => Error::Codec {
-                    op,
-                    id: Some(id),
-                    message,
-                },
-                other => other,
-            })?;
-            record.set_id(id);
-            Ok(record)
-        })
+        .map(|row| crate::record::decode_with_id(ids.value(row), payloads.value(row)))
         .collect()
 }
 

@@ -238,6 +238,20 @@ impl Record for TransactionRecord {
     }
 }
 
+/// Decode a stored record and give it its id; a codec error names the id.
+pub(crate) fn decode_with_id<R: Record>(id: i64, payload: &[u8]) -> Result<R> {
+    let mut record = R::decode(payload).map_err(|e| match e {
+        Error::Codec { op, message, .. } => Error::Codec {
+            op,
+            id: Some(id),
+            message,
+        },
+        other => other,
+    })?;
+    record.set_id(id);
+    Ok(record)
+}
+
 /// Stable 64-bit hash of a signature, stored in SQLite as the signature index key.
 /// xxh3 is fixed by its spec, so stored hashes stay valid across builds.
 pub(crate) fn signature_hash(sig: &str) -> i64 {

@@ -29,14 +29,17 @@ pub struct ArchiveReport {
     pub bytes: u64,
     /// Wall time of the pass.
     pub elapsed: Duration,
-    /// Of which: reading and decoding warm rows.
+    /// Reading and decoding warm rows (on a reader thread, overlapping the rest).
     pub read_time: Duration,
-    /// Of which: encoding, compressing and publishing Parquet files.
+    /// Encoding, compressing and publishing Parquet files.
     pub write_time: Duration,
     /// Catalog commits (catalogue the file, delete the warm rows), from start to end; they
     /// overlap the reading and writing of the next file.
     pub commit_time: Duration,
 }
+
+/// One keyset page of warm rows to archive: `(rev, record)`.
+type ArchivePage<R> = Vec<(i64, R)>;
 
 /// What one compaction pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -90,30 +93,58 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let mut builder = ArchiveBuilder::new(cold.clone());
             let mut commits = Commits::default();
             let batch = cold.config().archive_batch_rows;
-            let mut after = i64::MIN;
-            let result = (|| {
-                loop {
+            // Three stages overlap: a reader thread pages through warm, this thread encodes and
+            // publishes files, the warm writer commits them.
+            let result = std::thread::scope(|scope| {
+                let (tx, rx) =
+                    std::sync::mpsc::sync_channel::<Result<(ArchivePage<R>, Duration)>>(2);
+                let reader = warm.clone();
+                scope.spawn(move || {
+                    let mut after = i64::MIN;
+                    loop {
+                        let t = Instant::now();
+                        let page = reader.archive_page(cutoff_ms, after, batch);
+                        let last = match &page {
+                            Ok(p) => p
+                                .last()
+                                .map(|(_, r)| r.id().expect("warm rows carry their id")),
+                            Err(_) => None,
+                        };
+                        // Stop at the end, on an error, or when the consumer has gone.
+                        if tx.send(page.map(|p| (p, t.elapsed()))).is_err() {
+                            return;
+                        }
+                        match last {
+                            Some(id) => after = id,
+                            None => return,
+                        }
+                    }
+                });
+                (|| {
+                    for msg in &rx {
+                        let (page, read) = msg?;
+                        report.read_time += read;
+                        if page.is_empty() {
+                            break;
+                        }
+                        let t = Instant::now();
+                        let finished = builder.add_page(page)?;
+                        report.write_time += t.elapsed();
+                        for file in finished {
+                            commits.start(&handle, &warm, file, &cold, &mut report)?;
+                        }
+                    }
                     let t = Instant::now();
-                    let page = warm.archive_page(cutoff_ms, after, batch)?;
-                    report.read_time += t.elapsed();
-                    let Some((_, last)) = page.last() else { break };
-                    after = last.id().expect("warm rows carry their id");
-                    let t = Instant::now();
-                    let finished = builder.add_page(page)?;
+                    let finished =
+                        std::mem::replace(&mut builder, ArchiveBuilder::new(cold.clone()))
+                            .finish()?;
                     report.write_time += t.elapsed();
                     for file in finished {
                         commits.start(&handle, &warm, file, &cold, &mut report)?;
                     }
-                }
-                let t = Instant::now();
-                let finished =
-                    std::mem::replace(&mut builder, ArchiveBuilder::new(cold.clone())).finish()?;
-                report.write_time += t.elapsed();
-                for file in finished {
-                    commits.start(&handle, &warm, file, &cold, &mut report)?;
-                }
-                Ok::<_, Error>(())
-            })();
+                    Ok::<_, Error>(())
+                })()
+            });
             // Every commit started is awaited, even after an error, so none is left running
             // when the pass returns.
             let drained = commits.drain(&handle, &cold, &mut report);

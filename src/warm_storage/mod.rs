@@ -25,7 +25,7 @@ use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, Locat
 use crate::config::{StorageConfig, WarmConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
-use crate::record::{signature_hash, EncodedRecord, Record, TransactionRecord};
+use crate::record::{decode_with_id, signature_hash, EncodedRecord, Record, TransactionRecord};
 use crate::tier::StorageTier;
 use schema::sqlite_err;
 pub(crate) use writer::now_ms;
@@ -136,19 +136,6 @@ impl Inner {
 pub(crate) struct WarmRow<R> {
     pub record: R,
     pub bytes: usize,
-}
-
-fn decode_row<R: Record>(id: i64, payload: &[u8]) -> Result<R> {
-    let mut record = R::decode(payload).map_err(|e| match e {
-        Error::Codec { op, message, .. } => Error::Codec {
-            op,
-            id: Some(id),
-            message,
-        },
-        other => other,
-    })?;
-    record.set_id(id);
-    Ok(record)
 }
 
 impl<R: Record> WarmSqliteStorage<R> {
@@ -287,7 +274,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                 self.inner.note_access(id);
                 Some(WarmRow {
                     bytes: p.len(),
-                    record: decode_row(id, &p)?,
+                    record: decode_with_id(id, &p)?,
                 })
             }
             None => None,
@@ -344,7 +331,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                     .get_ref(1)
                     .and_then(|v| v.as_blob().map_err(Into::into))
                     .map_err(sqlite_err("list_since", path))?;
-                out.push(decode_row(id, payload)?);
+                out.push(decode_with_id(id, payload)?);
             }
             Ok(out)
         })
@@ -433,7 +420,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                     .get_ref(2)
                     .and_then(|v| v.as_blob().map_err(Into::into))
                     .map_err(sqlite_err("archive scan", path))?;
-                out.push((rev, decode_row(id, payload)?));
+                out.push((rev, decode_with_id(id, payload)?));
             }
             Ok(out)
         })
@@ -472,7 +459,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                         .get_ref(1)
                         .and_then(|v| v.as_blob().map_err(Into::into))
                         .map_err(sqlite_err("scan window", path))?;
-                    warm.push(decode_row(id, payload)?);
+                    warm.push(decode_with_id(id, payload)?);
                 }
             }
             let files = query_entries(
