@@ -14,16 +14,11 @@ use tiered_storage::{
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
-const DAY: i64 = 86_400_000;
-/// 2023-11-14T22:13:20Z.
-const T0: i64 = 1_700_000_000_000;
+mod common;
+use common::{DAY, T0};
 
 fn config(dir: &Path) -> StorageConfig {
-    let mut c = StorageConfig::default()
-        .with_data_dir(dir)
-        .with_hot_capacity(1000);
-    c.cold.row_group_rows = 1024;
-    c.cold.data_page_rows = 64;
+    let mut c = common::cold_config(dir);
     c.cold.archive_batch_rows = 100;
     c
 }
@@ -33,35 +28,7 @@ async fn open(config: StorageConfig) -> Store {
 }
 
 fn record(n: u64) -> TransactionRecord {
-    let mut market = BTreeMap::new();
-    market.insert("sol_usd".to_owned(), 150.0 + n as f64);
-    TransactionRecord {
-        transaction_signature: Some(format!("{n:0>80}coldsig")),
-        // Three days of records, interleaved by id.
-        timestamp_decision_made: T0 + (n % 3) as i64 * DAY + n as i64,
-        buy_price_sol: Some(n as f64 * 1e-6),
-        actual_outcome: match n % 4 {
-            0 => Outcome::Profit(n as f64),
-            1 => Outcome::Loss(0.5),
-            2 => Outcome::ExecutionError(format!("err {n}")),
-            _ => Outcome::PendingConfirmation,
-        },
-        market_context_snapshot: market,
-        scored_candidate: tiered_storage::ScoredCandidate {
-            base: tiered_storage::PremintCandidate {
-                mint: format!("mint{}", n % 10),
-                program: if n.is_multiple_of(2) {
-                    "pump"
-                } else {
-                    "raydium"
-                }
-                .to_owned(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..TransactionRecord::default()
-    }
+    common::record(n, "coldsig")
 }
 
 /// Put records 0..n and return them with their ids.

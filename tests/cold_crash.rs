@@ -24,18 +24,13 @@ type Store = AutoTieringCoordinator<TransactionRecord>;
 /// Set in the child process: the data directory prepared by the parent.
 const CHILD_DIR_ENV: &str = "TIERED_STORAGE_COLD_CRASH_CHILD_DIR";
 
-const DAY: i64 = 86_400_000;
-/// 2023-11-14T22:13:20Z.
-const T0: i64 = 1_700_000_000_000;
+mod common;
+use common::{runtime, DAY, T0};
 /// The child's archival moves every record of the first three days.
 const ARCHIVE_CUTOFF: i64 = T0 + 3 * DAY;
 
 fn config(dir: &Path) -> StorageConfig {
-    let mut c = StorageConfig::default()
-        .with_data_dir(dir)
-        .with_hot_capacity(1000);
-    c.cold.row_group_rows = 1024;
-    c.cold.data_page_rows = 64;
+    let mut c = common::cold_config(dir);
     c.cold.archive_batch_rows = 40;
     c.cold.target_file_mib = 1;
     // Three days per pass but two open files: a third day closes the fullest file early, so
@@ -44,50 +39,14 @@ fn config(dir: &Path) -> StorageConfig {
     c
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn open(dir: &Path) -> Store {
     AutoTieringCoordinator::open(config(dir))
         .await
         .expect("open")
 }
 
-/// Record `n`: three days of old timestamps, interleaved by id.
 fn record(n: u64) -> TransactionRecord {
-    let mut market = BTreeMap::new();
-    market.insert("sol_usd".to_owned(), 150.0 + n as f64);
-    TransactionRecord {
-        transaction_signature: Some(format!("{n:0>80}crashsig")),
-        timestamp_decision_made: T0 + (n % 3) as i64 * DAY + n as i64,
-        buy_price_sol: Some(n as f64 * 1e-6),
-        actual_outcome: match n % 4 {
-            0 => Outcome::Profit(n as f64),
-            1 => Outcome::Loss(0.5),
-            2 => Outcome::ExecutionError(format!("err {n}")),
-            _ => Outcome::PendingConfirmation,
-        },
-        market_context_snapshot: market,
-        scored_candidate: tiered_storage::ScoredCandidate {
-            base: tiered_storage::PremintCandidate {
-                mint: format!("mint{}", n % 10),
-                program: if n.is_multiple_of(2) {
-                    "pump"
-                } else {
-                    "raydium"
-                }
-                .to_owned(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..TransactionRecord::default()
-    }
+    common::record(n, "crashsig")
 }
 
 /// What must (and must not) be readable after the crash.

@@ -16,18 +16,13 @@ use tiered_storage::{
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
-const DAY: i64 = 86_400_000;
-/// 2023-11-14T22:13:20Z.
-const T0: i64 = 1_700_000_000_000;
+mod common;
+use common::{runtime, DAY, T0};
 /// Day choices for timestamps: days 0..DAYS after T0.
 const DAYS: u8 = 5;
 
 fn config(dir: &Path) -> StorageConfig {
-    let mut c = StorageConfig::default()
-        .with_data_dir(dir)
-        .with_hot_capacity(16);
-    c.cold.row_group_rows = 1024;
-    c.cold.data_page_rows = 64;
+    let mut c = common::cold_config(dir).with_hot_capacity(16);
     c.cold.archive_batch_rows = 4;
     c.cold.target_file_mib = 1;
     c.cold.max_open_partitions = 2;
@@ -37,14 +32,6 @@ fn config(dir: &Path) -> StorageConfig {
     c.tiering.min_hot_access_count = 2;
     c.warm.read_connections = 2;
     c
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 async fn scan_all(
