@@ -16,10 +16,10 @@ use crate::catalog::ColdCatalog;
 use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::hot_storage::{FillTicket, HotMemoryStorage};
+use crate::hot_storage::HotMemoryStorage;
 use crate::metrics::TierMetrics;
 use crate::record::{signature_hash, Record, TransactionRecord};
-use crate::warm_storage::{ColdHome, MaintenanceReport, WarmRow, WarmSqliteStorage, WriteOp};
+use crate::warm_storage::{ColdHome, MaintenanceReport, WarmSqliteStorage, WriteOp};
 
 /// How many times a read or write follows a record that moved between warm and cold while it
 /// was being looked up, before giving up. Each retry needs another tier move of the same record
@@ -271,17 +271,34 @@ impl<R: Record> AutoTieringCoordinator<R> {
         if let Some(r) = self.hot.lookup(id) {
             return Ok(Some(r));
         }
+        let ticket = self.hot.fill_ticket(id);
+        let Some(found) = self.read_lower(id).await? else {
+            return Ok(None);
+        };
+        if self.should_promote(id) {
+            self.hot.fill(found.record.clone(), found.bytes(), ticket);
+        }
+        Ok(Some(found.record))
+    }
+
+    /// Read by id from warm, then cold. A cold answer "in warm now" (the record moved back
+    /// after warm was read) reads warm again, so a live record is always found.
+    async fn read_lower(&self, id: i64) -> Result<Option<LowerHit<R>>> {
         for _ in 0..MOVE_RETRIES {
-            let ticket = self.hot.fill_ticket(id);
             if let Some(row) = self.warm.read_by_id(id)? {
-                return Ok(Some(self.after_lower_hit(row, ticket)));
+                return Ok(Some(LowerHit {
+                    record: row.record,
+                    bytes: Some(row.bytes),
+                }));
             }
             match self.cold_read(move |cold| cold.read(id)).await? {
                 ColdRead::Found { record, .. } => {
-                    return Ok(Some(self.after_cold_hit(record, ticket)))
+                    return Ok(Some(LowerHit {
+                        record,
+                        bytes: None,
+                    }))
                 }
                 ColdRead::Absent => return Ok(None),
-                // Moved back to warm after warm was read: read warm again.
                 ColdRead::InWarm => continue,
             }
         }
@@ -330,20 +347,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
             return Ok(Some(record));
         }
         let ticket = self.hot.fill_ticket(id);
-        let fresh = match self.warm.read_by_id(id)? {
-            Some(row) => Some((row.record, row.bytes)),
-            None => match self.cold_read(move |cold| cold.read(id)).await? {
-                ColdRead::Found { record, .. } => {
-                    let bytes = encoded_len(&record);
-                    Some((record, bytes))
-                }
-                _ => None,
-            },
-        };
-        match fresh {
-            Some((fresh, bytes)) if fresh.signature() == Some(signature) => {
-                self.hot.fill(fresh.clone(), bytes, ticket);
-                Ok(Some(fresh))
+        match self.read_lower(id).await? {
+            Some(fresh) if fresh.record.signature() == Some(signature) => {
+                self.hot.fill(fresh.record.clone(), fresh.bytes(), ticket);
+                Ok(Some(fresh.record))
             }
             // Renamed or removed since the first read.
             _ => Ok(None),
@@ -361,25 +368,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
             .map_err(join_error)?
     }
 
-    fn after_cold_hit(&self, record: R, ticket: FillTicket) -> R {
-        let id = record.id().expect("cold rows carry their id");
-        if self.should_promote(id) {
-            self.hot.fill(record.clone(), encoded_len(&record), ticket);
-        }
-        record
-    }
-
     fn should_promote(&self, id: i64) -> bool {
         self.config.tiering.auto_promote_on_access
             && u64::from(self.hot.touch(id)) >= self.config.tiering.min_hot_access_count
-    }
-
-    fn after_lower_hit(&self, row: WarmRow<R>, ticket: FillTicket) -> R {
-        let id = row.record.id().expect("lower-tier rows carry their id");
-        if self.should_promote(id) {
-            self.hot.fill(row.record.clone(), row.bytes, ticket);
-        }
-        row.record
     }
 
     /// Records with `timestamp_ms() >= since_ms`, from every tier, in id order, fetched a page
@@ -508,6 +499,19 @@ async fn locate_home<R: Record>(
         ColdRead::InWarm => Some(None),
         ColdRead::Absent => None,
     })
+}
+
+/// A record read from warm or cold, with its encoded size when warm knew it.
+struct LowerHit<R> {
+    record: R,
+    bytes: Option<usize>,
+}
+
+impl<R: Record> LowerHit<R> {
+    /// Encoded size, for the hot tier's byte bound (encoded now for a cold hit).
+    fn bytes(&self) -> usize {
+        self.bytes.unwrap_or_else(|| encoded_len(&self.record))
+    }
 }
 
 fn moving(id: i64) -> Error {

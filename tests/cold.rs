@@ -374,3 +374,104 @@ async fn cold_storage_catalog_rebuilds_from_footers() {
     );
     check(&store, &model).await;
 }
+
+/// Reads and scans racing archival, compaction and updates of archived records: every read of a
+/// live record finds it (in one of its acknowledged versions), and every full scan returns each
+/// record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_reads_and_scans_race_tier_moves() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.cold.max_open_partitions = 1; // many small files: compaction has work
+    c.cold.archive_batch_rows = 20;
+    let store = Arc::new(open(c).await);
+    let model = fill(&store, 0..900).await;
+    let ids: Vec<i64> = model.keys().copied().collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Versions a reader may see: the original, or the update (outcome Neutral).
+    let is_valid = |got: &TransactionRecord, original: &TransactionRecord| {
+        got == original || {
+            let mut updated = original.clone();
+            updated.actual_outcome = Outcome::Neutral;
+            *got == updated
+        }
+    };
+    let mut readers = Vec::new();
+    for r in 0..2u64 {
+        let (store, model, ids, stop) = (store.clone(), model.clone(), ids.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0u64;
+            let mut i = r as usize;
+            while !stop.load(Ordering::Relaxed) {
+                let id = ids[(i * 7919) % ids.len()];
+                let original = &model[&id];
+                let got = store
+                    .get(id)
+                    .await
+                    .unwrap()
+                    .expect("a live record is always found");
+                assert!(is_valid(&got, original), "id {id}: {got:?}");
+                let sig = original.transaction_signature.as_deref().unwrap();
+                let got = store
+                    .get_by_signature(sig)
+                    .await
+                    .unwrap()
+                    .expect("found by signature");
+                assert!(is_valid(&got, original), "signature of {id}: {got:?}");
+                reads += 1;
+                i += 1;
+                if i.is_multiple_of(50) {
+                    store.hot_tier().clear();
+                }
+                // Hot and warm hits never await: let the moves' tasks run on these workers.
+                tokio::task::yield_now().await;
+            }
+            reads
+        }));
+    }
+    let scanner = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut scans = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let all = scan_all(&store, ScanRange::default(), 64).await;
+                let scanned: Vec<i64> = all.iter().map(|r| r.id.unwrap()).collect();
+                assert_eq!(scanned.len(), 900, "each record exactly once");
+                assert!(
+                    scanned.windows(2).all(|w| w[0] < w[1]),
+                    "id order, no duplicates"
+                );
+                scans += 1;
+            }
+            scans
+        })
+    };
+    // Moves: archive day by day, update some archived records back into warm, archive them
+    // again, compact; twice over.
+    for round in 0..2 {
+        for day in 1..=3 {
+            store.archive_older_than(T0 + day * DAY).await.unwrap();
+        }
+        for &id in ids.iter().skip(round).step_by(9) {
+            let mut r = model[&id].clone();
+            r.actual_outcome = Outcome::Neutral;
+            store.update(&r).await.unwrap();
+        }
+        store.archive_older_than(i64::MAX).await.unwrap();
+        store.compact_now().await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap();
+    }
+    let scans = scanner.await.unwrap();
+    assert!(
+        reads > 100 && scans > 0,
+        "the race ran: {reads} reads, {scans} scans"
+    );
+    assert_eq!(store.get_stats().await.unwrap().cold_records, 900);
+}

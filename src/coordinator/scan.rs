@@ -133,6 +133,9 @@ struct ScanState<R: Record> {
     pending: VecDeque<R>,
 }
 
+/// Windows read again because a file vanished before it was opened, before giving up.
+const VANISHED_RETRIES: usize = 16;
+
 struct FileCursor<R: Record> {
     /// The file's catalogued path: with the id, what identifies the file.
     path: String,
@@ -226,6 +229,47 @@ impl<R: Record> ScanState<R> {
 
     /// At most `page_size` records: whole windows are read until a page is full, and what
     /// overflows waits in `pending` for the next page.
+    /// Open a scan (from id `lo + 1`) for each file of the window that has none. `false` if a
+    /// file vanished since the snapshot that listed it.
+    fn open_scanners(&mut self, files: &[crate::catalog::CatalogEntry], lo: i64) -> Result<bool> {
+        for entry in files {
+            if entry.state == FileState::Quarantined {
+                return Err(Error::cold_file(
+                    self.cold.file_path(&entry.path),
+                    format!("quarantined; ids above {lo} cannot be scanned completely"),
+                ));
+            }
+            if self.scanners.contains_key(&entry.file_id) {
+                continue;
+            }
+            let bounds = ScanBounds {
+                min_id: lo.saturating_add(1).max(self.range.min_id),
+                max_id: self.range.max_id,
+                min_ts: self.range.min_ts,
+                max_ts: self.range.max_ts,
+                equals: self.range.equals.clone(),
+                batch_rows: self.page_size.clamp(256, 8192),
+            };
+            let scan = match self.cold.scan_file(entry, &bounds) {
+                Ok(scan) => scan,
+                Err(_) if !self.cold.file_path(&entry.path).exists() => {
+                    self.cold.forget(&[entry.file_id]);
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            };
+            self.scanners.insert(
+                entry.file_id,
+                FileCursor {
+                    path: entry.path.clone(),
+                    scan,
+                    buffer: VecDeque::new(),
+                },
+            );
+        }
+        Ok(true)
+    }
+
     fn next_page(&mut self) -> Result<Vec<R>> {
         if self.after.is_none() {
             match self.start()? {
@@ -237,6 +281,7 @@ impl<R: Record> ScanState<R> {
             }
         }
         let window = (self.page_size as i64).max(64);
+        let mut vanished = 0;
         while self.pending.len() < self.page_size && !self.done {
             let lo = self.after.expect("started");
             if lo >= self.range.max_id {
@@ -256,34 +301,23 @@ impl<R: Record> ScanState<R> {
             // still live, are in the files that replaced them, which are in view.
             self.scanners
                 .retain(|f, c| in_view.contains(&(*f, c.path.as_str())));
+            // Open a scan for every file in view before taking any row from this window: a file
+            // in the snapshot may be unlinked (compaction) before it is opened, and then the
+            // window is read again from a fresh snapshot, with nothing consumed yet. An open
+            // scan keeps its file handle, so a later unlink does not affect it.
+            if !self.open_scanners(&win.files, lo)? {
+                vanished += 1;
+                if vanished > VANISHED_RETRIES {
+                    return Err(Error::cold_file(
+                        self.cold.root().to_path_buf(),
+                        format!("cold files kept vanishing while ids {lo}..={hi} were scanned"),
+                    ));
+                }
+                continue;
+            }
             let dead: HashSet<(i64, i64)> = win.dead.iter().copied().collect();
             let mut rows = win.warm;
             for entry in &win.files {
-                if entry.state == FileState::Quarantined {
-                    return Err(Error::cold_file(
-                        self.cold.file_path(&entry.path),
-                        format!("quarantined; ids {lo}..={hi} cannot be scanned completely"),
-                    ));
-                }
-                if !self.scanners.contains_key(&entry.file_id) {
-                    let bounds = ScanBounds {
-                        min_id: lo.saturating_add(1).max(self.range.min_id),
-                        max_id: self.range.max_id,
-                        min_ts: self.range.min_ts,
-                        max_ts: self.range.max_ts,
-                        equals: self.range.equals.clone(),
-                        batch_rows: self.page_size.clamp(256, 8192),
-                    };
-                    let scan = self.cold.scan_file(entry, &bounds)?;
-                    self.scanners.insert(
-                        entry.file_id,
-                        FileCursor {
-                            path: entry.path.clone(),
-                            scan,
-                            buffer: VecDeque::new(),
-                        },
-                    );
-                }
                 let cursor = self.scanners.get_mut(&entry.file_id).expect("opened");
                 loop {
                     while let Some(r) = cursor.buffer.front() {
