@@ -84,6 +84,9 @@ async fn cold_storage_archival_keeps_every_record_readable_once() {
     assert_eq!(report.superseded, 0);
     let stats = store.get_stats().await.unwrap();
     assert_eq!((stats.warm_records, stats.cold_records), (200, 400));
+    let cold = store.cold_tier().cold_stats().unwrap();
+    assert_eq!(cold.archived_since_open, 400);
+    assert_eq!(cold.archive_files_since_open, report.files);
     let files = store.cold_tier().files().unwrap();
     assert!(files.len() >= 2, "one file per day partition at least");
     for f in &files {

@@ -160,6 +160,10 @@ pub struct ColdStats {
     pub metadata_cache_bytes: u64,
     /// Files open in the metadata cache.
     pub metadata_cache_files: u64,
+    /// Records archived since the store was opened.
+    pub archived_since_open: u64,
+    /// Files written by archival since the store was opened.
+    pub archive_files_since_open: u64,
 }
 
 impl<R: Record> ColdArchiveStorage<R> {
@@ -405,6 +409,8 @@ impl<R: Record> ColdArchiveStorage<R> {
             dead_rows: entries.iter().map(|e| e.dead_rows).sum(),
             metadata_cache_bytes: cache.bytes as u64,
             metadata_cache_files: cache.files.len() as u64,
+            archived_since_open: self.inner.archived.load(Ordering::Relaxed),
+            archive_files_since_open: self.inner.files_written.load(Ordering::Relaxed),
         })
     }
 
