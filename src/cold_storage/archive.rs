@@ -230,14 +230,7 @@ impl<R: Record> ColdArchiveStorage<R> {
     pub(crate) fn build_compaction(&self, group: &CompactionGroup) -> Result<CompactionOutput> {
         let mut dropped = Vec::new();
         let mut sources = Vec::new();
-        let bounds = ScanBounds {
-            min_id: i64::MIN,
-            max_id: i64::MAX,
-            min_ts: i64::MIN,
-            max_ts: i64::MAX,
-            equals: Vec::new(),
-            batch_rows: 8192,
-        };
+        let bounds = ScanBounds::default();
         for e in &group.inputs {
             let dead = self.catalog().dead_ids(e.file_id, i64::MIN, i64::MAX)?;
             dropped.extend(dead.iter().map(|&id| (e.file_id, id)));
