@@ -7,8 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, Result};
 
 /// Default: 3600 s (1 hour) before a record leaves the hot tier.
@@ -77,6 +80,45 @@ pub const DEFAULT_COLD_MAX_OPEN_PARTITIONS: usize = 4;
 pub const DEFAULT_COLD_METADATA_CACHE_MIB: u64 = 64;
 /// Default: a file below 1/4 of the target size is small and is merged by compaction.
 pub const DEFAULT_COLD_COMPACT_SMALL_FRACTION: f64 = 0.25;
+/// Default: 100,000 records/s at most moved by background archival (about a third of what one
+/// unthrottled pass reaches on a 2-core machine), so a backlog leaves CPU for foreground reads.
+pub const DEFAULT_MAINTENANCE_ARCHIVE_RECORDS_PER_SEC: u64 = 100_000;
+/// Default: 1,000,000 records at most archived by one maintenance step; a larger backlog is
+/// drained over the following steps.
+pub const DEFAULT_MAINTENANCE_ARCHIVE_MAX_RECORDS_PER_STEP: u64 = 1_000_000;
+/// Default: 5 s between maintenance steps while an archival backlog remains (the regular
+/// interval is `tiering.maintenance_interval`).
+pub const DEFAULT_MAINTENANCE_BACKLOG_INTERVAL_SECS: u64 = 5;
+/// Default: compaction runs on every maintenance step that leaves no archival backlog.
+pub const DEFAULT_MAINTENANCE_COMPACT: bool = true;
+
+/// Default: 60 s of recent accesses behind the access-time percentiles and recent hit rates.
+pub const DEFAULT_METRICS_WINDOW_SECS: u64 = 60;
+
+/// Default: 1 ms, the hot tier's p95 access-time target.
+pub const DEFAULT_ALERT_HOT_P95_TARGET_US: u64 = 1_000;
+/// Default: 10 ms, the warm tier's p95 access-time target.
+pub const DEFAULT_ALERT_WARM_P95_TARGET_US: u64 = 10_000;
+/// Default: 100 ms, the cold tier's p95 access-time target.
+pub const DEFAULT_ALERT_COLD_P95_TARGET_US: u64 = 100_000;
+/// Default: an alert when the hot tier answers fewer than 50% of recent lookups.
+pub const DEFAULT_ALERT_HOT_HIT_RATE_FLOOR_PCT: f64 = 50.0;
+/// Default: 200 lookups in the window before access-time, hit-rate and degradation alerts may
+/// fire, so a quiet store raises no alert from a handful of reads.
+pub const DEFAULT_ALERT_MIN_SAMPLES: u64 = 200;
+/// Default: a warning when the hot tier is 80% full.
+pub const DEFAULT_ALERT_HOT_CAPACITY_WARNING_PCT: f64 = 80.0;
+/// Default: a critical alert when the hot tier is 95% full.
+pub const DEFAULT_ALERT_HOT_CAPACITY_CRITICAL_PCT: f64 = 95.0;
+/// Default: 1 GiB, the free-disk floor of the data directory's file system.
+pub const DEFAULT_ALERT_MIN_FREE_DISK_BYTES: u64 = 1 << 30;
+/// Default: 3,600 s of grace past `warm_to_cold_age` before an archival-lag alert.
+pub const DEFAULT_ALERT_ARCHIVAL_GRACE_SECS: u64 = 3_600;
+/// Default: a degradation alert when a tier's recent p95 is 3× its p95 since open.
+pub const DEFAULT_ALERT_DEGRADATION_FACTOR: f64 = 3.0;
+/// Default: 256 resolved alerts kept in the history.
+pub const DEFAULT_ALERT_HISTORY_LIMIT: usize = 256;
+
 /// Default: a file whose rows are 20% superseded or deleted is rewritten by compaction.
 pub const DEFAULT_COLD_COMPACT_DEAD_FRACTION: f64 = 0.2;
 
@@ -377,6 +419,211 @@ impl ColdConfig {
     }
 }
 
+/// Background maintenance settings (see `AutoTieringCoordinator::start_maintenance_loop`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Most records per second background archival moves; the archival reader waits between
+    /// pages to stay under it. Default: [`DEFAULT_MAINTENANCE_ARCHIVE_RECORDS_PER_SEC`].
+    pub archive_records_per_sec: u64,
+    /// Most records one maintenance step archives. Default:
+    /// [`DEFAULT_MAINTENANCE_ARCHIVE_MAX_RECORDS_PER_STEP`].
+    pub archive_max_records_per_step: u64,
+    /// Seconds between steps while an archival backlog remains. Default:
+    /// [`DEFAULT_MAINTENANCE_BACKLOG_INTERVAL_SECS`].
+    pub backlog_interval_secs: u64,
+    /// Whether steps compact the cold tier once no backlog remains. Default:
+    /// [`DEFAULT_MAINTENANCE_COMPACT`].
+    pub compact: bool,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            archive_records_per_sec: DEFAULT_MAINTENANCE_ARCHIVE_RECORDS_PER_SEC,
+            archive_max_records_per_step: DEFAULT_MAINTENANCE_ARCHIVE_MAX_RECORDS_PER_STEP,
+            backlog_interval_secs: DEFAULT_MAINTENANCE_BACKLOG_INTERVAL_SECS,
+            compact: DEFAULT_MAINTENANCE_COMPACT,
+        }
+    }
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Seconds of recent accesses behind access-time percentiles and recent hit rates.
+    /// Default: [`DEFAULT_METRICS_WINDOW_SECS`].
+    pub window_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: DEFAULT_METRICS_WINDOW_SECS,
+        }
+    }
+}
+
+/// Alert thresholds (see `AutoTieringCoordinator::get_alerts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Hot p95 access-time target, µs. Default: [`DEFAULT_ALERT_HOT_P95_TARGET_US`].
+    pub hot_p95_target_us: u64,
+    /// Warm p95 access-time target, µs. Default: [`DEFAULT_ALERT_WARM_P95_TARGET_US`].
+    pub warm_p95_target_us: u64,
+    /// Cold p95 access-time target, µs. Default: [`DEFAULT_ALERT_COLD_P95_TARGET_US`].
+    pub cold_p95_target_us: u64,
+    /// Alert when hot answers fewer than this percentage of recent lookups; `None` disables.
+    /// Default: [`DEFAULT_ALERT_HOT_HIT_RATE_FLOOR_PCT`].
+    pub hot_hit_rate_floor_pct: Option<f64>,
+    /// The same floor for warm (share of lookups that reached warm and found the record there);
+    /// `None` disables. Default: none.
+    pub warm_hit_rate_floor_pct: Option<f64>,
+    /// Lookups in the window before access-time, hit-rate and degradation alerts may fire.
+    /// Default: [`DEFAULT_ALERT_MIN_SAMPLES`].
+    pub min_samples: u64,
+    /// Hot fill (records / capacity) that raises a warning, percent. Default:
+    /// [`DEFAULT_ALERT_HOT_CAPACITY_WARNING_PCT`].
+    pub hot_capacity_warning_pct: f64,
+    /// Hot fill that raises a critical alert, percent. Default:
+    /// [`DEFAULT_ALERT_HOT_CAPACITY_CRITICAL_PCT`].
+    pub hot_capacity_critical_pct: f64,
+    /// Alert when the data directory holds more bytes than this; `None` disables. Default: none.
+    pub disk_budget_bytes: Option<u64>,
+    /// Alert when the data directory's file system has fewer free bytes than this; `None`
+    /// disables. Default: [`DEFAULT_ALERT_MIN_FREE_DISK_BYTES`].
+    pub min_free_disk_bytes: Option<u64>,
+    /// Seconds past `warm_to_cold_age` a warm record may wait for archival before an alert.
+    /// Default: [`DEFAULT_ALERT_ARCHIVAL_GRACE_SECS`].
+    pub archival_grace_secs: u64,
+    /// Alert when a tier's recent p95 is at least this multiple of its p95 since open.
+    /// Default: [`DEFAULT_ALERT_DEGRADATION_FACTOR`].
+    pub degradation_factor: f64,
+    /// Resolved alerts kept. Default: [`DEFAULT_ALERT_HISTORY_LIMIT`].
+    pub history_limit: usize,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            hot_p95_target_us: DEFAULT_ALERT_HOT_P95_TARGET_US,
+            warm_p95_target_us: DEFAULT_ALERT_WARM_P95_TARGET_US,
+            cold_p95_target_us: DEFAULT_ALERT_COLD_P95_TARGET_US,
+            hot_hit_rate_floor_pct: Some(DEFAULT_ALERT_HOT_HIT_RATE_FLOOR_PCT),
+            warm_hit_rate_floor_pct: None,
+            min_samples: DEFAULT_ALERT_MIN_SAMPLES,
+            hot_capacity_warning_pct: DEFAULT_ALERT_HOT_CAPACITY_WARNING_PCT,
+            hot_capacity_critical_pct: DEFAULT_ALERT_HOT_CAPACITY_CRITICAL_PCT,
+            disk_budget_bytes: None,
+            min_free_disk_bytes: Some(DEFAULT_ALERT_MIN_FREE_DISK_BYTES),
+            archival_grace_secs: DEFAULT_ALERT_ARCHIVAL_GRACE_SECS,
+            degradation_factor: DEFAULT_ALERT_DEGRADATION_FACTOR,
+            history_limit: DEFAULT_ALERT_HISTORY_LIMIT,
+        }
+    }
+}
+
+impl AlertConfig {
+    fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("alerts.hot_p95_target_us", self.hot_p95_target_us),
+            ("alerts.warm_p95_target_us", self.warm_p95_target_us),
+            ("alerts.cold_p95_target_us", self.cold_p95_target_us),
+        ] {
+            if v == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        for (field, v) in [
+            ("alerts.hot_hit_rate_floor_pct", self.hot_hit_rate_floor_pct),
+            (
+                "alerts.warm_hit_rate_floor_pct",
+                self.warm_hit_rate_floor_pct,
+            ),
+            (
+                "alerts.hot_capacity_warning_pct",
+                Some(self.hot_capacity_warning_pct),
+            ),
+            (
+                "alerts.hot_capacity_critical_pct",
+                Some(self.hot_capacity_critical_pct),
+            ),
+        ] {
+            if v.is_some_and(|v| !(0.0..=100.0).contains(&v)) {
+                return Err(Error::config(field, "must be between 0 and 100"));
+            }
+        }
+        if self.hot_capacity_warning_pct > self.hot_capacity_critical_pct {
+            return Err(Error::config(
+                "alerts.hot_capacity_warning_pct",
+                "must not exceed alerts.hot_capacity_critical_pct",
+            ));
+        }
+        if !(self.degradation_factor >= 1.0 && self.degradation_factor.is_finite()) {
+            return Err(Error::config(
+                "alerts.degradation_factor",
+                "must be a finite number of at least 1.0",
+            ));
+        }
+        if self.history_limit == 0 || self.history_limit > 1 << 20 {
+            return Err(Error::config(
+                "alerts.history_limit",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if self.archival_grace_secs > MAX_AGE_SECS {
+            return Err(Error::config(
+                "alerts.archival_grace_secs",
+                format!("must be at most {MAX_AGE_SECS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The store's clock inside [`StorageConfig`]: the system clock unless a test or simulation
+/// sets another (see [`StorageConfig::with_clock`]). Not part of TOML. Two handles are equal
+/// when both are the system clock or both share one clock.
+#[derive(Clone, Default)]
+pub struct ClockHandle(Option<SharedClock>);
+
+impl std::fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("SystemClock"),
+            Some(c) => c.fmt(f),
+        }
+    }
+}
+
+impl PartialEq for ClockHandle {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl ClockHandle {
+    /// Now, per this clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.get().now_ms()
+    }
+
+    /// The clock (one process-wide system clock when none was set).
+    pub(crate) fn get(&self) -> SharedClock {
+        static SYSTEM: std::sync::OnceLock<SharedClock> = std::sync::OnceLock::new();
+        match &self.0 {
+            Some(c) => Arc::clone(c),
+            None => Arc::clone(SYSTEM.get_or_init(|| Arc::new(SystemClock::default()))),
+        }
+    }
+}
+
 /// The whole store's configuration. Loadable from TOML:
 ///
 /// ```
@@ -406,8 +653,17 @@ pub struct StorageConfig {
     pub warm: WarmConfig,
     /// Cold tier settings.
     pub cold: ColdConfig,
+    /// Background maintenance settings.
+    pub maintenance: MaintenanceConfig,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
+    /// Alert thresholds.
+    pub alerts: AlertConfig,
     /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
+    /// Where time comes from. Default: the system clock. Not read from TOML.
+    #[serde(skip)]
+    pub clock: ClockHandle,
 }
 
 impl Default for StorageConfig {
@@ -422,7 +678,11 @@ impl Default for StorageConfig {
             hot: HotConfig::default(),
             warm: WarmConfig::default(),
             cold: ColdConfig::default(),
+            maintenance: MaintenanceConfig::default(),
+            metrics: MetricsConfig::default(),
+            alerts: AlertConfig::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            clock: ClockHandle::default(),
         }
     }
 }
@@ -461,6 +721,13 @@ impl StorageConfig {
         self
     }
 
+    /// Take time from `clock` instead of the system clock: ageing, TTL, metric windows and
+    /// alerts then move only when it does (see [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = ClockHandle(Some(Arc::new(clock)));
+        self
+    }
+
     /// Parse a TOML document. Unknown keys are errors, so typos are caught.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let config: Self = toml::from_str(text).map_err(|e| Error::ConfigFile {
@@ -490,6 +757,32 @@ impl StorageConfig {
     pub fn validate(&self) -> Result<()> {
         self.tiering.validate()?;
         self.cold.validate()?;
+        self.alerts.validate()?;
+        let m = &self.maintenance;
+        if m.archive_records_per_sec == 0 {
+            return Err(Error::config(
+                "maintenance.archive_records_per_sec",
+                "must be at least 1",
+            ));
+        }
+        if m.archive_max_records_per_step == 0 {
+            return Err(Error::config(
+                "maintenance.archive_max_records_per_step",
+                "must be at least 1",
+            ));
+        }
+        if m.backlog_interval_secs == 0 || m.backlog_interval_secs > MAX_AGE_SECS {
+            return Err(Error::config(
+                "maintenance.backlog_interval_secs",
+                format!("must be between 1 and {MAX_AGE_SECS}"),
+            ));
+        }
+        if !(1..=86_400 * 7).contains(&self.metrics.window_secs) {
+            return Err(Error::config(
+                "metrics.window_secs",
+                "must be between 1 and 604800",
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::config("data_dir", "must not be empty"));
         }

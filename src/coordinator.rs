@@ -1,13 +1,16 @@
 //! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
+mod maintenance;
 mod moves;
 mod scan;
 
+pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{ArchiveReport, CompactionReport, RebuildReport};
 pub use scan::{RecordCursor, ScanRange};
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -17,6 +20,7 @@ use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::hot_storage::HotMemoryStorage;
+use crate::metrics::alerts::AlertBook;
 use crate::metrics::TierMetrics;
 use crate::record::{signature_hash, Record, TransactionRecord};
 use crate::warm_storage::{ColdHome, MaintenanceReport, WarmSqliteStorage, WriteOp};
@@ -58,6 +62,16 @@ pub struct AutoTieringCoordinator<R: Record = TransactionRecord> {
     cold: ColdArchiveStorage<R>,
     /// One tier move (archival, compaction, catalog rebuild) at a time.
     moves: tokio::sync::Mutex<()>,
+    /// Set when shutdown begins: moves and maintenance steps are refused, a running archival
+    /// ends at its next page.
+    stopping: Arc<AtomicBool>,
+    /// Writes hold it shared for their whole duration; shutdown takes it exclusively (waiting
+    /// for them) and sets it, after which writes fail with `Error::Closed`.
+    gate: Arc<tokio::sync::RwLock<bool>>,
+    /// Whether shutdown has completed (a second call waits on the first).
+    shutdown_done: tokio::sync::Mutex<bool>,
+    maintenance: maintenance::MaintenanceState,
+    alerts: parking_lot::Mutex<AlertBook>,
 }
 
 impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
@@ -165,12 +179,18 @@ impl<R: Record> AutoTieringCoordinator<R> {
             cold_quarantined = check.quarantine.len(),
             "store opened"
         );
+        let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
         Ok(Self {
             config,
             hot,
             warm,
             cold,
             moves: tokio::sync::Mutex::new(()),
+            stopping: Arc::new(AtomicBool::new(false)),
+            gate: Arc::new(tokio::sync::RwLock::new(false)),
+            shutdown_done: tokio::sync::Mutex::new(false),
+            maintenance: maintenance::MaintenanceState::default(),
+            alerts,
         })
     }
 
@@ -186,7 +206,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
+        let open = self.gate.read().await;
+        if *open {
+            return Err(Error::Closed);
+        }
         let ack = self.warm.write(WriteOp::Put(encoded)).await?;
+        drop(open);
         let mut cached = record.clone();
         cached.set_id(ack.id);
         self.hot.insert_put(cached, bytes, ack.seq);
@@ -204,6 +229,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
         };
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
+        let open = self.gate.clone().read_owned().await;
+        if *open {
+            return Err(Error::Closed);
+        }
         // Evict before the commit, so hot never serves the old version once warm has the new.
         // The guard is finished by a task that waits for the commit even if this future is
         // dropped: a cancelled update that still commits cannot leave hot stale.
@@ -213,6 +242,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
         // Only a record that was cached is re-cached: skip the clone otherwise.
         let recache = guard.was_cached().then(|| record.clone());
         let done = tokio::spawn(async move {
+            // Shutdown waits for this write, even if the caller stops waiting.
+            let _open = open;
             let mut home = None;
             for _ in 0..MOVE_RETRIES {
                 match warm.write(WriteOp::Update(encoded.clone(), home)).await {
@@ -238,10 +269,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
+        let open = self.gate.clone().read_owned().await;
+        if *open {
+            return Err(Error::Closed);
+        }
         let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let done = tokio::spawn(async move {
+            // Shutdown waits for this write, even if the caller stops waiting.
+            let _open = open;
             let mut home = None;
             for _ in 0..MOVE_RETRIES {
                 let ack = warm.write(WriteOp::Remove(id, home)).await?;
@@ -423,18 +460,51 @@ impl<R: Record> AutoTieringCoordinator<R> {
         })
     }
 
-    /// Metrics of every tier.
+    /// Metrics of every tier: counts, measured bytes, hits and misses, access times over the
+    /// recent window (`metrics.window_secs`), evictions, promotions, records archived,
+    /// archival lag and cold files. As in the seed:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let coordinator = tiered_storage::AutoTieringCoordinator::new(
+    /// #     tiered_storage::StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let metrics = coordinator.collect_metrics().await?;
+    ///
+    /// if let Some(hot) = metrics.hot {
+    ///     println!("Hot tier: {} records, {:.2}% hit rate",
+    ///         hot.record_count, hot.hit_rate());
+    ///     println!("P95 access time: {}µs", hot.p95_access_time_us);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn collect_metrics(&self) -> Result<TieredMetrics> {
+        let mut warm = self.warm.metrics();
+        if let Some(oldest) = self.warm.oldest_timestamp_ms()? {
+            let overdue_ms = self.archive_cutoff_ms().saturating_sub(oldest);
+            warm.archival_lag_secs = (overdue_ms.max(0) / 1000) as u64;
+        }
         Ok(TieredMetrics {
             hot: Some(self.hot.metrics()),
-            warm: Some(self.warm.metrics()),
+            warm: Some(warm),
             cold: Some(self.cold.metrics()),
         })
     }
 
-    /// Run one maintenance pass now: hot housekeeping, then warm upkeep.
+    /// Every metric and active alert as a Prometheus text exposition (content type
+    /// [`PROMETHEUS_CONTENT_TYPE`](crate::PROMETHEUS_CONTENT_TYPE)), for a `/metrics` endpoint.
+    pub async fn export_prometheus(&self) -> Result<String> {
+        let alerts = self.get_alerts().await;
+        let metrics = self.collect_metrics().await?;
+        Ok(crate::metrics::prometheus::render(&metrics, &alerts))
+    }
+
+    /// Run warm upkeep now (access-statistics flush, signature merge, sampled ANALYZE, one
+    /// incremental-vacuum step, checkpoint). [`run_maintenance_step`](Self::run_maintenance_step)
+    /// runs a whole maintenance step, archival and compaction included.
     pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
-        self.hot.metrics();
+        self.hot.run_pending_tasks();
         self.warm.run_maintenance().await
     }
 

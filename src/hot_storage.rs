@@ -34,6 +34,7 @@ use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 
+use crate::clock::SharedClock;
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
@@ -100,6 +101,9 @@ struct HotEntry<R> {
     sig_hash: Option<i64>,
     bytes: u32,
     weight: u32,
+    /// When the entry's time in hot (`hot_to_warm_age`) is up, by the store's clock. Moka's
+    /// own TTL reclaims memory on real time; this makes reads agree with an injected clock.
+    expires_ms: i64,
 }
 
 /// Proof that a read of a lower tier started before any write it could have missed.
@@ -202,6 +206,8 @@ struct HotInner<R: Record> {
     stamps: AtomicU64,
     freq: FrequencySketch,
     stats: AccessStats,
+    clock: SharedClock,
+    ttl_ms: i64,
     /// Set when a byte bound is configured.
     weights: Option<WeightScale>,
     max_record_bytes: usize,
@@ -217,7 +223,32 @@ impl<R: Record> HotInner<R> {
             stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
             bytes,
             weight,
+            expires_ms: self.clock.now_ms().saturating_add(self.ttl_ms),
         }
+    }
+
+    /// Whether `e` is still within its time in hot at `now_ms`; if not, remove it (unless it
+    /// was replaced meanwhile) and count an expiration.
+    #[inline]
+    fn live(&self, id: i64, e: &HotEntry<R>, now_ms: i64) -> bool {
+        if e.expires_ms > now_ms {
+            return true;
+        }
+        let stamp = e.stamp;
+        let mut expired = false;
+        self.cache
+            .entry(id)
+            .and_compute_with(|current| match current {
+                Some(c) if c.value().stamp == stamp => {
+                    expired = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        if expired {
+            self.counters.expirations.fetch_add(1, Ordering::Relaxed);
+        }
+        false
     }
 
     /// Move the signature mapping from `old` (if any) to `new`, inside the key lock.
@@ -298,7 +329,14 @@ impl<R: Record> HotMemoryStorage<R> {
                 last_write: stripes(),
                 stamps: AtomicU64::new(1),
                 freq: FrequencySketch::new(hot.frequency_counters),
-                stats: AccessStats::default(),
+                stats: AccessStats::new(
+                    config.clock.get(),
+                    Duration::from_secs(config.metrics.window_secs),
+                ),
+                clock: config.clock.get(),
+                ttl_ms: i64::try_from(config.tiering.hot_to_warm_age)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1000),
                 weights,
                 max_record_bytes: config.max_record_bytes,
             }),
@@ -313,24 +351,33 @@ impl<R: Record> HotMemoryStorage<R> {
     #[inline]
     pub(crate) fn lookup(&self, id: i64) -> Option<R> {
         let start = Instant::now();
-        let found = self.inner.cache.get(&id).map(|e| R::clone(&e.record));
-        self.inner.stats.record(found.is_some(), start.elapsed());
+        let inner = &*self.inner;
+        let found = inner
+            .cache
+            .get(&id)
+            .filter(|e| inner.live(id, e, inner.clock.ms_at(start)))
+            .map(|e| R::clone(&e.record));
+        inner.stats.record(found.is_some(), start);
         found
     }
 
     /// Look up by signature, counting a hit or miss.
     pub(crate) fn lookup_signature(&self, signature: &str) -> Option<R> {
         let start = Instant::now();
-        let found = self.peek_signature(signature);
-        self.inner.stats.record(found.is_some(), start.elapsed());
+        let found = self.peek_signature(signature, start);
+        self.inner.stats.record(found.is_some(), start);
         found
     }
 
-    fn peek_signature(&self, signature: &str) -> Option<R> {
+    fn peek_signature(&self, signature: &str, start: Instant) -> Option<R> {
+        let inner = &*self.inner;
         let h = signature_hash(signature);
-        let (id, stamp) = *self.inner.sigs.get(&h)?;
-        let e = self.inner.cache.get(&id)?;
-        (e.stamp == stamp && e.record.signature() == Some(signature)).then(|| R::clone(&e.record))
+        let (id, stamp) = *inner.sigs.get(&h)?;
+        let e = inner.cache.get(&id)?;
+        (e.stamp == stamp
+            && e.record.signature() == Some(signature)
+            && inner.live(id, &e, inner.clock.ms_at(start)))
+        .then(|| R::clone(&e.record))
     }
 
     /// Take a ticket before reading a lower tier for `id`.
@@ -466,6 +513,7 @@ impl<R: Record> HotMemoryStorage<R> {
         let mut m = TierMetrics {
             tier_name: "hot".to_owned(),
             record_count: self.inner.cache.entry_count(),
+            capacity: Some(self.capacity()),
             bytes_stored: self.inner.counters.bytes.load(Ordering::Relaxed),
             evictions: self.inner.counters.evictions.load(Ordering::Relaxed),
             expirations: self.inner.counters.expirations.load(Ordering::Relaxed),
@@ -474,6 +522,11 @@ impl<R: Record> HotMemoryStorage<R> {
         };
         self.inner.stats.fill(&mut m);
         m
+    }
+
+    /// Apply moka's pending evictions and expirations now.
+    pub(crate) fn run_pending_tasks(&self) {
+        self.inner.cache.run_pending_tasks();
     }
 
     /// Size of the signature side map (equals the number of cached records with a signature

@@ -211,6 +211,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+mod clock;
 mod cold_storage;
 mod columnar;
 pub mod config;
@@ -224,21 +225,32 @@ mod tier;
 mod warm_storage;
 
 pub use catalog::{CatalogEntry, FileState};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{
     ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport, COLD_DIR,
     COLD_TARGET_ACCESS_TIME,
 };
-pub use config::{ColdConfig, Durability, HotConfig, StorageConfig, TieringConfig, WarmConfig};
+pub use config::{
+    AlertConfig, ClockHandle, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
+    StorageConfig, TieringConfig, WarmConfig,
+};
 pub use coordinator::{
-    ArchiveReport, AutoTieringCoordinator, CompactionReport, RebuildReport, RecordCursor,
-    ScanRange, StorageStats, TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
+    ArchiveReport, AutoTieringCoordinator, CompactionReport, MaintenanceStatus,
+    MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats, TieredMetrics,
+    DEFAULT_LIST_PAGE_SIZE,
 };
 pub use error::{Error, Result};
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
-pub use metrics::{LatencyHistogram, TierMetrics};
+pub use metrics::alerts::{Alert, AlertKind, AlertSeverity};
+pub use metrics::{
+    HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot, TierMetrics,
+};
 pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
 pub use tier::StorageTier;
+/// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
+pub const PROMETHEUS_CONTENT_TYPE: &str = metrics::prometheus::CONTENT_TYPE;
+
 pub use warm_storage::{
     MaintenanceReport, WarmSqliteStorage, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,
 };

@@ -187,7 +187,10 @@ impl<R: Record> ColdArchiveStorage<R> {
                     limit: (config.cold.metadata_cache_mib * 1024 * 1024) as usize,
                     tick: 0,
                 }),
-                stats: AccessStats::default(),
+                stats: AccessStats::new(
+                    config.clock.get(),
+                    std::time::Duration::from_secs(config.metrics.window_secs),
+                ),
                 problems: Mutex::new(Vec::new()),
                 next_seq: AtomicU64::new(1),
                 archived: AtomicU64::new(0),
@@ -241,9 +244,15 @@ impl<R: Record> ColdArchiveStorage<R> {
     }
 
     /// Problems found with cold files (missing, truncated, unreadable), newest last. They are
-    /// also logged at error level; issue-4 alerts are raised from this list.
+    /// also logged at error level, and each raises a `ColdFileCorruption` alert. A file's
+    /// problems are forgotten when `verify_cold` finds it sound or it leaves the catalog.
     pub fn problems(&self) -> Vec<ColdFileProblem> {
         self.inner.problems.lock().clone()
+    }
+
+    /// Forget the problems recorded for `path` (it was found sound again, or left the catalog).
+    pub(crate) fn clear_problems(&self, matches: impl Fn(&ColdFileProblem) -> bool) {
+        self.inner.problems.lock().retain(|p| !matches(p));
     }
 
     pub(crate) fn report(&self, problem: ColdFileProblem) {
@@ -286,7 +295,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         let start = Instant::now();
         let out = self.read_inner(id);
         let hit = matches!(out, Ok(ColdRead::Found { .. }));
-        self.inner.stats.record(hit, start.elapsed());
+        self.inner.stats.record(hit, start);
         out
     }
 
@@ -434,10 +443,15 @@ impl<R: Record> ColdArchiveStorage<R> {
             Ok(entries) => {
                 m.record_count = entries.iter().map(CatalogEntry::live_rows).sum();
                 m.bytes_stored = entries.iter().map(|e| e.bytes).sum();
+                m.file_count = entries.len() as u64;
+                m.quarantined_files = entries
+                    .iter()
+                    .filter(|e| e.state == FileState::Quarantined)
+                    .count() as u64;
             }
             Err(e) => tracing::warn!(error = %e, "cold metrics: catalog unreadable"),
         }
-        m.promotions = 0;
+        m.records_archived = self.inner.archived.load(Ordering::Relaxed);
         self.inner.stats.fill(&mut m);
         m
     }

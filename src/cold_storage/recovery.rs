@@ -236,8 +236,12 @@ impl<R: Record> ColdArchiveStorage<R> {
                     self.report(p.clone());
                     report.problems.push(p);
                 }
-                None if e.state == FileState::Quarantined => report.revived.push(e.file_id),
-                None => {}
+                None => {
+                    self.clear_problems(|p| p.path == abs);
+                    if e.state == FileState::Quarantined {
+                        report.revived.push(e.file_id);
+                    }
+                }
             }
         }
         Ok(report)

@@ -3,6 +3,8 @@
 //! catalog change and the delete of the source in one warm transaction, then removes what is no
 //! longer referenced.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,6 +38,21 @@ pub struct ArchiveReport {
     /// Catalog commits (catalogue the file, delete the warm rows), from start to end; they
     /// overlap the reading and writing of the next file.
     pub commit_time: Duration,
+    /// The pass stopped at its record budget or because the store is shutting down, so
+    /// records older than the cut-off may remain in warm for the next pass.
+    pub cut_short: bool,
+}
+
+/// Bounds of one archival pass.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveLimits {
+    /// Most records to read from warm.
+    pub max_records: u64,
+    /// Most records per second to read (the reader waits between pages).
+    pub records_per_sec: Option<u64>,
+    /// Set when the store shuts down: the pass ends at the next page and publishes and
+    /// commits what it has.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// One keyset page of warm rows to archive: `(rev, record)`.
@@ -56,6 +73,9 @@ pub struct CompactionReport {
     pub bytes_in: u64,
     /// Bytes of the outputs.
     pub bytes_out: u64,
+    /// Groups planned but left for a later pass (a maintenance step rewrites a bounded
+    /// number).
+    pub groups_left: u64,
 }
 
 /// What a catalog rebuild did.
@@ -71,25 +91,47 @@ pub struct RebuildReport {
 
 impl<R: Record> AutoTieringCoordinator<R> {
     /// Archive every warm record older than `warm_to_cold_age` (by its timestamp) now.
+    /// Unthrottled: the maintenance loop archives at a bounded rate instead.
     pub async fn archive_now(&self) -> Result<ArchiveReport> {
+        self.archive_older_than(self.archive_cutoff_ms()).await
+    }
+
+    /// Records with a timestamp before this (by the store's clock) are due for archival.
+    pub(crate) fn archive_cutoff_ms(&self) -> i64 {
         let age_ms = i64::try_from(self.config.tiering.warm_to_cold_age)
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
-        self.archive_older_than(crate::warm_storage::now_ms().saturating_sub(age_ms))
-            .await
+        self.config.clock.now_ms().saturating_sub(age_ms)
     }
 
     /// Archive every warm record with `timestamp_ms() < cutoff_ms`, in bounded batches: warm
     /// is read a keyset page at a time and each day partition's file is closed at the target
     /// size, so memory holds one page plus the open files' row-group buffers.
     pub async fn archive_older_than(&self, cutoff_ms: i64) -> Result<ArchiveReport> {
+        let limits = ArchiveLimits {
+            max_records: u64::MAX,
+            records_per_sec: None,
+            stop: self.stopping.clone(),
+        };
+        self.archive_with(cutoff_ms, limits).await
+    }
+
+    /// [`archive_older_than`](Self::archive_older_than) within `limits`.
+    #[tracing::instrument(level = "debug", skip(self, limits), fields(max_records = limits.max_records))]
+    pub(crate) async fn archive_with(
+        &self,
+        cutoff_ms: i64,
+        limits: ArchiveLimits,
+    ) -> Result<ArchiveReport> {
         let _move = self.moves.lock().await;
+        self.check_open()?;
         let started = Instant::now();
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let handle = tokio::runtime::Handle::current();
         let mut report = tokio::task::spawn_blocking(move || {
             let mut report = ArchiveReport::default();
+            let cut_short = AtomicBool::new(false);
             let mut builder = ArchiveBuilder::new(cold.clone());
             let mut commits = Commits::default();
             let batch = cold.config().archive_batch_rows;
@@ -99,17 +141,33 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 let (tx, rx) =
                     std::sync::mpsc::sync_channel::<Result<(ArchivePage<R>, Duration)>>(2);
                 let reader = warm.clone();
+                let cut_short = &cut_short;
                 scope.spawn(move || {
                     let mut after = i64::MIN;
+                    let mut read = 0u64;
                     loop {
+                        // Ending here closes the channel: the consumer publishes and commits
+                        // what it has, so a cut-short pass leaves nothing half-done.
+                        if read >= limits.max_records || limits.stop.load(Ordering::Acquire) {
+                            cut_short.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        if let Some(rate) = limits.records_per_sec {
+                            if !pace(started, read, rate, &limits.stop) {
+                                cut_short.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                        let want = batch.min((limits.max_records - read) as usize);
                         let t = Instant::now();
-                        let page = reader.archive_page(cutoff_ms, after, batch);
+                        let page = reader.archive_page(cutoff_ms, after, want);
                         let last = match &page {
                             Ok(p) => p
                                 .last()
                                 .map(|(_, r)| r.id().expect("warm rows carry their id")),
                             Err(_) => None,
                         };
+                        read += page.as_ref().map_or(0, |p| p.len() as u64);
                         // Stop at the end, on an error, or when the consumer has gone.
                         if tx.send(page.map(|p| (p, t.elapsed()))).is_err() {
                             return;
@@ -148,6 +206,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             // Every commit started is awaited, even after an error, so none is left running
             // when the pass returns.
             let drained = commits.drain(&handle, &cold, &mut report);
+            report.cut_short = cut_short.load(Ordering::Relaxed);
             result.and(drained).map(|()| report)
         })
         .await
@@ -168,11 +227,20 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Merge small cold files and rewrite files with many superseded or deleted rows. Each
     /// group's output is published before its catalog switch; the inputs are removed after it.
     pub async fn compact_now(&self) -> Result<CompactionReport> {
+        self.compact_groups(usize::MAX).await
+    }
+
+    /// [`compact_now`](Self::compact_now), rewriting at most `max_groups` groups (each at
+    /// most one target-size output file).
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub(crate) async fn compact_groups(&self, max_groups: usize) -> Result<CompactionReport> {
         let _move = self.moves.lock().await;
+        self.check_open()?;
         let mut report = CompactionReport::default();
         let entries = self.cold.files()?;
         let groups = self.cold.plan_compaction(&entries);
-        for group in groups {
+        report.groups_left = groups.len().saturating_sub(max_groups) as u64;
+        for group in groups.into_iter().take(max_groups) {
             let cold = self.cold.clone();
             let g = group.clone();
             let (built, dropped) = tokio::task::spawn_blocking(move || cold.build_compaction(&g))
@@ -217,6 +285,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// files found sound again are served again.
     pub async fn verify_cold(&self) -> Result<VerifyReport> {
         let _move = self.moves.lock().await;
+        self.check_open()?;
         let cold = self.cold.clone();
         let report = tokio::task::spawn_blocking(move || cold.verify())
             .await
@@ -246,6 +315,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// or damaged catalog.
     pub async fn rebuild_cold_catalog(&self) -> Result<RebuildReport> {
         let _move = self.moves.lock().await;
+        self.check_open()?;
         let cold = self.cold.clone();
         let plan = tokio::task::spawn_blocking(move || cold.rebuild_plan())
             .await
@@ -256,8 +326,30 @@ impl<R: Record> AutoTieringCoordinator<R> {
             tombstoned: plan.add.iter().map(|(_, d)| d.len() as u64).sum(),
         };
         self.cold.forget(&plan.remove);
+        let removed = plan.remove.clone();
         self.warm.rebuild_catalog(plan).await?;
+        // Files now catalogued, or dropped from the catalog, no longer need an alert.
+        self.cold.clear_problems(|p| {
+            p.kind == crate::ProblemKind::Uncatalogued
+                || p.file_id.is_some_and(|f| removed.contains(&f))
+        });
         Ok(report)
+    }
+}
+
+/// Wait until reading `read` records since `started` keeps under `rate` per second. Returns
+/// false if `stop` was set meanwhile.
+fn pace(started: Instant, read: u64, rate: u64, stop: &AtomicBool) -> bool {
+    let due = Duration::from_secs_f64(read as f64 / rate as f64);
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= due {
+            return true;
+        }
+        std::thread::sleep((due - elapsed).min(Duration::from_millis(20)));
     }
 }
 

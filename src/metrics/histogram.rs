@@ -4,7 +4,7 @@
 //! value is reported within 1/32 of itself. Recording is two relaxed atomic adds and a max: no
 //! lock, safe on the hot path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 const SUB_BITS: u32 = 5;
@@ -69,6 +69,24 @@ impl LatencyHistogram {
         self.max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
+    /// Zero every count (concurrent records may land on either side of the reset).
+    fn clear(&self) {
+        for c in self.counts.iter() {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sum_ns.store(0, Ordering::Relaxed);
+        self.max_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// Add this histogram's counts into `into`.
+    fn add_to(&self, into: &mut HistogramSnapshot) {
+        for (dst, c) in into.counts.iter_mut().zip(self.counts.iter()) {
+            *dst += c.load(Ordering::Relaxed);
+        }
+        into.sum_ns += self.sum_ns.load(Ordering::Relaxed);
+        into.max_ns = into.max_ns.max(self.max_ns.load(Ordering::Relaxed));
+    }
+
     /// A consistent-enough copy for computing quantiles.
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
@@ -81,6 +99,115 @@ impl LatencyHistogram {
             max_ns: self.max_ns.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Slots of a [`RecentHistogram`]: the window covers the current slot and the `SLOTS - 1`
+/// before it.
+const SLOTS: usize = 6;
+
+struct Slot {
+    /// Which slot period (`now_ms / slot_ms`) the counts belong to.
+    epoch: AtomicI64,
+    latency: LatencyHistogram,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Latencies and hit/miss counts over a sliding window of wall time, as a ring of
+/// [`LatencyHistogram`]s, one per slot (a sixth of the window). Recording is lock-free: it
+/// picks the slot of `now_ms`, and the first recorder of a new period claims the slot with a
+/// compare-and-swap and clears it (a few records racing that clear may be lost, at slot
+/// boundaries only). Reading merges the slots of the last window.
+pub struct RecentHistogram {
+    slot_ms: i64,
+    slots: Box<[Slot]>,
+}
+
+impl std::fmt::Debug for RecentHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentHistogram")
+            .field("window_ms", &(self.slot_ms * SLOTS as i64))
+            .finish()
+    }
+}
+
+impl RecentHistogram {
+    /// A window of `window` (rounded to whole milliseconds per slot, at least 1 ms each).
+    pub fn new(window: Duration) -> Self {
+        let slot_ms = (window.as_millis() as i64 / SLOTS as i64).max(1);
+        Self {
+            slot_ms,
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    epoch: AtomicI64::new(i64::MIN),
+                    latency: LatencyHistogram::default(),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        Duration::from_millis((self.slot_ms * SLOTS as i64) as u64)
+    }
+
+    /// Record one access that ended at `now_ms`.
+    #[inline]
+    pub fn record(&self, hit: bool, elapsed: Duration, now_ms: i64) {
+        let epoch = now_ms.div_euclid(self.slot_ms);
+        let slot = &self.slots[epoch.rem_euclid(SLOTS as i64) as usize];
+        let seen = slot.epoch.load(Ordering::Acquire);
+        if seen < epoch
+            && slot
+                .epoch
+                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            slot.latency.clear();
+            slot.hits.store(0, Ordering::Relaxed);
+            slot.misses.store(0, Ordering::Relaxed);
+        }
+        // A slot of a later period (the clock stepped back) takes the record too: close enough.
+        let counter = if hit { &slot.hits } else { &slot.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        slot.latency.record(elapsed);
+    }
+
+    /// Latencies, hits and misses recorded in the window ending at `now_ms`.
+    pub fn snapshot(&self, now_ms: i64) -> RecentSnapshot {
+        let current = now_ms.div_euclid(self.slot_ms);
+        let mut out = RecentSnapshot {
+            latency: HistogramSnapshot {
+                counts: vec![0; BUCKETS],
+                sum_ns: 0,
+                max_ns: 0,
+            },
+            hits: 0,
+            misses: 0,
+        };
+        for slot in self.slots.iter() {
+            let epoch = slot.epoch.load(Ordering::Acquire);
+            if epoch > current - SLOTS as i64 && epoch <= current {
+                slot.latency.add_to(&mut out.latency);
+                out.hits += slot.hits.load(Ordering::Relaxed);
+                out.misses += slot.misses.load(Ordering::Relaxed);
+            }
+        }
+        out
+    }
+}
+
+/// What a [`RecentHistogram`] held over its window.
+#[derive(Debug, Clone)]
+pub struct RecentSnapshot {
+    /// Access times.
+    pub latency: HistogramSnapshot,
+    /// Accesses that found their record.
+    pub hits: u64,
+    /// Accesses that did not.
+    pub misses: u64,
 }
 
 /// A point-in-time copy of a [`LatencyHistogram`].
@@ -161,5 +288,51 @@ mod tests {
         assert_eq!(s.quantile_ns(1.0), 10_000);
         assert!((s.mean_ns() - 5000.5).abs() < 1e-6);
         assert_eq!(LatencyHistogram::default().snapshot().quantile_ns(0.5), 0);
+    }
+
+    #[test]
+    fn recent_window_forgets_old_slots() {
+        let w = RecentHistogram::new(Duration::from_secs(60)); // 10 s slots
+        let t0 = 1_700_000_000_000;
+        for _ in 0..100 {
+            w.record(true, Duration::from_millis(50), t0);
+        }
+        w.record(false, Duration::from_micros(10), t0 + 30_000);
+        let s = w.snapshot(t0 + 30_000);
+        assert_eq!((s.hits, s.misses), (100, 1));
+        assert!(s.latency.quantile_ns(0.95) >= 50_000_000);
+        // 60 s after the first records, their slot has left the window.
+        let s = w.snapshot(t0 + 60_000);
+        assert_eq!((s.hits, s.misses), (0, 1));
+        assert!(s.latency.quantile_ns(0.95) <= 11_000);
+        // The slot is reused by a later period: its old counts are cleared first.
+        w.record(true, Duration::from_micros(20), t0 + 120_000);
+        let s = w.snapshot(t0 + 120_000);
+        assert_eq!((s.hits, s.misses, s.latency.count()), (1, 0, 1));
+        assert_eq!(w.window(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn recent_window_records_from_many_threads() {
+        let w = std::sync::Arc::new(RecentHistogram::new(Duration::from_secs(60)));
+        // Claim the slot first: records racing the claim's clear may be lost by design.
+        w.record(true, Duration::from_nanos(1), 5_000);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u64 {
+                        w.record(i % 2 == 0, Duration::from_nanos(i), 5_000);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = w.snapshot(5_000);
+        // All records share one claimed period: none is lost.
+        assert_eq!(s.hits + s.misses, 40_001);
+        assert_eq!(s.latency.count(), 40_001);
     }
 }

@@ -1,11 +1,17 @@
-//! Per-tier counters and latency histograms, and the `TierMetrics` snapshot they produce.
+//! Per-tier counters and latency histograms, the `TierMetrics` snapshot they produce, alerts
+//! raised from them, and their Prometheus exposition.
 
+pub(crate) mod alerts;
+pub(crate) mod disk;
 mod histogram;
+pub(crate) mod prometheus;
 
-pub use histogram::LatencyHistogram;
+pub use histogram::{HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::clock::SharedClock;
 
 use serde::Serialize;
 
@@ -16,28 +22,51 @@ pub struct TierMetrics {
     pub tier_name: String,
     /// Records held by the tier now.
     pub record_count: u64,
-    /// Bytes held by the tier now (encoded payloads for hot, database file size for warm).
+    /// Bytes the tier holds now, measured: encoded payloads of the cached records (hot), the
+    /// database file plus its WAL (warm), the catalogued Parquet files (cold).
     pub bytes_stored: u64,
-    /// Lookups answered by this tier.
+    /// Most records the tier holds (hot), `None` when unbounded.
+    pub capacity: Option<u64>,
+    /// Lookups answered by this tier since the store opened.
     pub hits: u64,
-    /// Lookups this tier could not answer.
+    /// Lookups this tier could not answer since the store opened.
     pub misses: u64,
+    /// Lookups answered by this tier in the recent window.
+    pub recent_hits: u64,
+    /// Lookups this tier could not answer in the recent window.
+    pub recent_misses: u64,
     /// Records evicted for capacity.
     pub evictions: u64,
-    /// Records expired by TTL.
+    /// Records expired by TTL (`hot_to_warm_age` for hot).
     pub expirations: u64,
-    /// Records promoted into this tier.
+    /// Records promoted into this tier by reads.
     pub promotions: u64,
-    /// Mean lookup time, µs.
+    /// Records moved into this tier by archival since the store opened (cold).
+    pub records_archived: u64,
+    /// How far the oldest record held is past its move to the next tier, seconds (warm: its
+    /// age minus `warm_to_cold_age`; 0 when nothing is overdue).
+    pub archival_lag_secs: u64,
+    /// Data files (cold: catalogued Parquet files, quarantined included).
+    pub file_count: u64,
+    /// Files quarantined as missing or corrupt (cold).
+    pub quarantined_files: u64,
+    /// Length of the recent window the access times below cover, seconds.
+    pub window_secs: u64,
+    /// Mean lookup time over the recent window, µs.
     pub avg_access_time_us: f64,
-    /// Median lookup time, µs.
+    /// Median lookup time over the recent window, µs.
     pub p50_access_time_us: u64,
-    /// 95th percentile lookup time, µs.
+    /// 95th percentile lookup time over the recent window, µs.
     pub p95_access_time_us: u64,
-    /// 99th percentile lookup time, µs.
+    /// 99th percentile lookup time over the recent window, µs.
     pub p99_access_time_us: u64,
-    /// Slowest lookup, µs.
+    /// Slowest lookup in the recent window, µs.
     pub max_access_time_us: u64,
+    /// 95th percentile lookup time since the store opened, µs: the baseline that degradation
+    /// alerts compare the recent window with.
+    pub baseline_p95_access_time_us: u64,
+    /// Lookups timed since the store opened (the baseline's sample count).
+    pub baseline_samples: u64,
 }
 
 impl TierMetrics {
@@ -50,43 +79,77 @@ impl TierMetrics {
             self.hits as f64 * 100.0 / total as f64
         }
     }
+
+    /// Hit rate over the recent window, in percent; `None` when nothing was looked up in it.
+    pub fn recent_hit_rate(&self) -> Option<f64> {
+        let total = self.recent_hits + self.recent_misses;
+        (total > 0).then(|| self.recent_hits as f64 * 100.0 / total as f64)
+    }
 }
 
-/// Hit/miss counters plus a latency histogram; shared by all tiers.
-#[derive(Debug, Default)]
+/// Hit/miss counters and access times of one tier, since open and over a recent window;
+/// shared by all tiers. Recording is lock-free.
+#[derive(Debug)]
 pub(crate) struct AccessStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub latency: LatencyHistogram,
+    clock: SharedClock,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    all_time: LatencyHistogram,
+    recent: RecentHistogram,
 }
 
 impl AccessStats {
-    #[inline]
-    pub fn record(&self, hit: bool, elapsed: Duration) {
-        if hit {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
+    pub fn new(clock: SharedClock, window: Duration) -> Self {
+        Self {
+            clock,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            all_time: LatencyHistogram::default(),
+            recent: RecentHistogram::new(window),
         }
-        self.latency.record(elapsed);
+    }
+
+    /// Record an access that began at `start` and ends now.
+    #[inline]
+    pub fn record(&self, hit: bool, start: Instant) {
+        let end = Instant::now();
+        self.record_at(hit, end - start, self.clock.ms_at(end));
+    }
+
+    /// Record an access of `elapsed` that ended at `now_ms` (tests inject latencies this way).
+    #[inline]
+    pub fn record_at(&self, hit: bool, elapsed: Duration, now_ms: i64) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.all_time.record(elapsed);
+        self.recent.record(hit, elapsed, now_ms);
     }
 
     /// Fill the access fields of `m` from these counters.
     pub fn fill(&self, m: &mut TierMetrics) {
         m.hits = self.hits.load(Ordering::Relaxed);
         m.misses = self.misses.load(Ordering::Relaxed);
-        let s = self.latency.snapshot();
+        let recent = self.recent.snapshot(self.clock.now_ms());
+        m.recent_hits = recent.hits;
+        m.recent_misses = recent.misses;
+        m.window_secs = self.recent.window().as_secs();
+        let s = &recent.latency;
         m.avg_access_time_us = s.mean_ns() / 1000.0;
         m.p50_access_time_us = s.quantile_ns(0.50) / 1000;
         m.p95_access_time_us = s.quantile_ns(0.95) / 1000;
         m.p99_access_time_us = s.quantile_ns(0.99) / 1000;
         m.max_access_time_us = s.max_ns() / 1000;
+        let all = self.all_time.snapshot();
+        m.baseline_p95_access_time_us = all.quantile_ns(0.95) / 1000;
+        m.baseline_samples = all.count();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
+    use std::sync::Arc;
 
     #[test]
     fn hit_rate_is_a_percentage() {
@@ -101,15 +164,28 @@ mod tests {
 
     #[test]
     fn access_stats_fill_metrics() {
-        let s = AccessStats::default();
+        let clock = crate::clock::ManualClock::new(1_000_000);
+        let s = AccessStats::new(Arc::new(clock.clone()), Duration::from_secs(60));
         for us in 1..=100u64 {
-            s.record(us % 4 != 0, Duration::from_micros(us));
+            s.record_at(us % 4 != 0, Duration::from_micros(us), clock.now_ms());
         }
         let mut m = TierMetrics::default();
         s.fill(&mut m);
         assert_eq!((m.hits, m.misses), (75, 25));
+        assert_eq!((m.recent_hits, m.recent_misses), (75, 25));
+        assert_eq!(m.recent_hit_rate(), Some(75.0));
         assert!((94..=97).contains(&m.p95_access_time_us), "{m:?}");
         assert!((49..=51).contains(&m.p50_access_time_us), "{m:?}");
         assert_eq!(m.max_access_time_us, 100);
+        assert_eq!(m.window_secs, 60);
+
+        // A minute later the window is empty; the totals and the baseline remain.
+        clock.advance(Duration::from_secs(61));
+        let mut m = TierMetrics::default();
+        s.fill(&mut m);
+        assert_eq!((m.hits, m.recent_hits, m.p95_access_time_us), (75, 0, 0));
+        assert_eq!(m.recent_hit_rate(), None);
+        assert!((94..=97).contains(&m.baseline_p95_access_time_us), "{m:?}");
+        assert_eq!(m.baseline_samples, 100);
     }
 }

@@ -164,7 +164,10 @@ impl<R: Record> WarmSqliteStorage<R> {
             writer: Some(handle),
             shared,
             idle: Mutex::new(Vec::new()),
-            stats: AccessStats::default(),
+            stats: AccessStats::new(
+                config.clock.get(),
+                Duration::from_secs(config.metrics.window_secs),
+            ),
         };
         // Open one reader now so a broken database fails at open, not at the first read.
         inner.with_reader(|_| Ok(()))?;
@@ -279,7 +282,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             }
             None => None,
         };
-        self.inner.stats.record(out.is_some(), start.elapsed());
+        self.inner.stats.record(out.is_some(), start);
         Ok(out)
     }
 
@@ -569,6 +572,16 @@ impl<R: Record> WarmSqliteStorage<R> {
     /// Wire in the lookup of archived signatures used by duplicate checks.
     pub(crate) fn set_archived_signature(&self, lookup: ArchivedSignature) {
         let _ = self.inner.shared.archived_signature.set(lookup);
+    }
+
+    /// The smallest record timestamp in warm (an index lookup), `None` when warm is empty.
+    pub fn oldest_timestamp_ms(&self) -> Result<Option<i64>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT min(ts) FROM records")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
+                .map_err(sqlite_err("read oldest timestamp", path))
+        })
     }
 
     /// Counters snapshot.

@@ -87,7 +87,7 @@ impl WriteAck {
 }
 
 /// What one maintenance run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MaintenanceReport {
     /// Rows whose access statistics were written.
     pub access_rows_flushed: usize,

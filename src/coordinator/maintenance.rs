@@ -1,0 +1,357 @@
+//! Background maintenance: the loop, its bounded steps, alerts, and graceful shutdown.
+//!
+//! A step runs, in order: hot housekeeping, warm upkeep (access-statistics flush, signature
+//! merge, sampled ANALYZE, one incremental-vacuum step, checkpoint), archival of records past
+//! `warm_to_cold_age` (rate-limited and capped per step), compaction of a bounded number of
+//! file groups once no archival backlog remains, and an evaluation of every alert. Steps never
+//! overlap. A failed task is logged, raised as a `MaintenanceFailure` alert (cleared by its
+//! next success) and the step goes on to the next task.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::moves::ArchiveLimits;
+use super::{ArchiveReport, AutoTieringCoordinator, CompactionReport};
+use crate::error::{Error, Result};
+use crate::metrics::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
+use crate::metrics::disk;
+use crate::record::Record;
+use crate::warm_storage::MaintenanceReport;
+
+/// Most compaction groups one maintenance step rewrites (each at most one target-size file).
+const COMPACTION_GROUPS_PER_STEP: usize = 2;
+
+/// What one maintenance step did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MaintenanceStepReport {
+    /// Warm upkeep, if it succeeded.
+    pub warm: Option<MaintenanceReport>,
+    /// Archival, if it ran and succeeded.
+    pub archive: Option<ArchiveReport>,
+    /// Compaction, if it ran and succeeded.
+    pub compaction: Option<CompactionReport>,
+    /// Records due for archival may remain (the step hit its budget): the loop runs the next
+    /// step after `maintenance.backlog_interval_secs` instead of the full interval.
+    pub backlog: bool,
+    /// Tasks that failed, with their errors (also logged and raised as alerts).
+    pub failures: Vec<(String, String)>,
+    /// Wall time of the step.
+    pub elapsed: Duration,
+}
+
+/// Counters of the maintenance loop, from
+/// [`AutoTieringCoordinator::maintenance_status`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MaintenanceStatus {
+    /// Whether a loop started by `start_maintenance_loop` is running.
+    pub loop_running: bool,
+    /// Steps run since open (by the loop or by `run_maintenance_step`).
+    pub steps: u64,
+    /// Steps in which at least one task failed.
+    pub failed_steps: u64,
+    /// When the last step ended, Unix ms by the store's clock (0: none yet).
+    pub last_step_ms: i64,
+}
+
+/// Shared state of the maintenance loop and shutdown.
+#[derive(Debug)]
+pub(crate) struct MaintenanceState {
+    /// Held for the whole of a step, so steps never overlap, and by shutdown, so none starts
+    /// after it.
+    step: tokio::sync::Mutex<()>,
+    running: AtomicBool,
+    /// Wakes the loop when shutdown begins.
+    stop: tokio::sync::watch::Sender<bool>,
+    steps: AtomicU64,
+    failed_steps: AtomicU64,
+    last_step_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Default for MaintenanceState {
+    fn default() -> Self {
+        Self {
+            step: tokio::sync::Mutex::new(()),
+            running: AtomicBool::new(false),
+            stop: tokio::sync::watch::channel(false).0,
+            steps: AtomicU64::new(0),
+            failed_steps: AtomicU64::new(0),
+            last_step_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+}
+
+/// Clears `running` when the loop ends, however it ends (a panic, or the task dropped).
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl<R: Record> AutoTieringCoordinator<R> {
+    /// Run maintenance in the background until [`shutdown`](Self::shutdown): one step now,
+    /// then one every `tiering.maintenance_interval` seconds, or every
+    /// `maintenance.backlog_interval_secs` while an archival backlog remains. Returns when the
+    /// store shuts down. A second loop on the same store returns at once.
+    ///
+    /// ```no_run
+    /// # async fn f(coordinator: tiered_storage::AutoTieringCoordinator) {
+    /// use std::sync::Arc;
+    ///
+    /// let coordinator = Arc::new(coordinator);
+    /// let coordinator_clone = coordinator.clone();
+    /// tokio::spawn(async move {
+    ///     coordinator_clone.start_maintenance_loop().await;
+    /// });
+    /// // ... serve traffic ...
+    /// coordinator.shutdown().await.unwrap(); // finishes the current step, then stops the loop
+    /// # }
+    /// ```
+    pub async fn start_maintenance_loop(self: Arc<Self>) {
+        if self.maintenance.running.swap(true, Ordering::AcqRel) {
+            tracing::warn!("maintenance loop already running; not starting another");
+            return;
+        }
+        let _running = Running(&self.maintenance.running);
+        let mut stop = self.maintenance.stop.subscribe();
+        let interval = Duration::from_secs(self.config.tiering.maintenance_interval);
+        let backlog_interval = Duration::from_secs(self.config.maintenance.backlog_interval_secs);
+        tracing::info!(
+            interval_secs = interval.as_secs(),
+            "maintenance loop started"
+        );
+        while !*stop.borrow_and_update() {
+            let wait = match self.run_maintenance_step().await {
+                Ok(report) if report.backlog => backlog_interval,
+                Ok(_) => interval,
+                // Closed: shutdown won the race for the next step.
+                Err(_) => break,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("maintenance loop stopped");
+    }
+
+    /// Run one maintenance step now (waiting for a running one to end first). Task failures
+    /// do not fail the step: they are in the report, logged and raised as alerts.
+    /// [`Error::Closed`] after shutdown.
+    pub async fn run_maintenance_step(&self) -> Result<MaintenanceStepReport> {
+        let _step = self.maintenance.step.lock().await;
+        self.check_open()?;
+        let n = self.maintenance.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        let span = tracing::info_span!("maintenance_step", step = n);
+        let report = self.step_tasks().instrument(span).await;
+        if !report.failures.is_empty() {
+            self.maintenance
+                .failed_steps
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.maintenance
+            .last_step_ms
+            .store(self.config.clock.now_ms(), Ordering::Relaxed);
+        Ok(report)
+    }
+
+    async fn step_tasks(&self) -> MaintenanceStepReport {
+        let started = Instant::now();
+        let mut report = MaintenanceStepReport::default();
+        self.hot.run_pending_tasks();
+
+        report.warm = self
+            .task(
+                "warm_upkeep",
+                &mut report.failures,
+                self.warm.run_maintenance(),
+            )
+            .await;
+
+        let m = &self.config.maintenance;
+        let limits = ArchiveLimits {
+            max_records: m.archive_max_records_per_step,
+            records_per_sec: Some(m.archive_records_per_sec),
+            stop: self.stopping.clone(),
+        };
+        let cutoff = self.archive_cutoff_ms();
+        report.archive = self
+            .task(
+                "archive",
+                &mut report.failures,
+                self.archive_with(cutoff, limits),
+            )
+            .await;
+        report.backlog = report.archive.as_ref().is_some_and(|a| a.cut_short);
+
+        if m.compact && !report.backlog {
+            report.compaction = self
+                .task(
+                    "compact",
+                    &mut report.failures,
+                    self.compact_groups(COMPACTION_GROUPS_PER_STEP),
+                )
+                .await;
+        }
+
+        self.evaluate_alerts().await;
+        report.elapsed = started.elapsed();
+        tracing::debug!(
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            archived = report.archive.as_ref().map_or(0, |a| a.archived),
+            backlog = report.backlog,
+            failures = report.failures.len(),
+            "maintenance step done"
+        );
+        report
+    }
+
+    /// Run one task of a step: on success clear its failure alert, on failure log it, raise
+    /// the alert and record it.
+    async fn task<T>(
+        &self,
+        name: &'static str,
+        failures: &mut Vec<(String, String)>,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Option<T> {
+        let now = || self.config.clock.now_ms();
+        match work.await {
+            Ok(v) => {
+                self.alerts.lock().resolve_where(now(), |a| {
+                    a.kind == AlertKind::MaintenanceFailure && a.subject == name
+                });
+                Some(v)
+            }
+            // Shutdown began during the step: the task was refused, it did not fail.
+            Err(Error::Closed) if self.stopping.load(Ordering::Acquire) => None,
+            Err(e) => {
+                tracing::error!(task = name, error = %e, "maintenance task failed; the loop goes on");
+                let finding = Finding::new(
+                    AlertKind::MaintenanceFailure,
+                    AlertSeverity::Critical,
+                    "store",
+                    format!("maintenance task {name} failed: {e}"),
+                )
+                .subject(name);
+                self.alerts.lock().raise(finding, now());
+                failures.push((name.to_owned(), e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Re-evaluate every threshold alert from fresh metrics, disk figures and cold-file
+    /// problems.
+    pub(crate) async fn evaluate_alerts(&self) {
+        let metrics = match self.collect_metrics().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: metrics unavailable; alerts left as they were");
+                return;
+            }
+        };
+        let dir = self.config.data_dir.clone();
+        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir)).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: disk figures unavailable");
+                return;
+            }
+        };
+        let problems = self.cold.problems();
+        let findings = alerts::evaluate(
+            &self.config.alerts,
+            &alerts::Inputs {
+                metrics: &metrics,
+                disk,
+                cold_problems: &problems,
+            },
+        );
+        let now = self.config.clock.now_ms();
+        self.alerts
+            .lock()
+            .observe(&alerts::EVALUATED, findings, now);
+    }
+
+    /// Active alerts, most severe first, re-evaluated now, as in the seed:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let coordinator = tiered_storage::AutoTieringCoordinator::new(
+    /// #     tiered_storage::StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let alerts = coordinator.get_alerts().await;
+    /// for alert in alerts {
+    ///     println!("[{:?}] {}: {}", alert.severity, alert.tier_name, alert.message);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_alerts(&self) -> Vec<Alert> {
+        self.evaluate_alerts().await;
+        self.alerts.lock().active()
+    }
+
+    /// Alerts that were raised and have cleared, oldest first (at most
+    /// `alerts.history_limit`).
+    pub fn alert_history(&self) -> Vec<Alert> {
+        self.alerts.lock().history()
+    }
+
+    /// Counters of the maintenance loop.
+    pub fn maintenance_status(&self) -> MaintenanceStatus {
+        let s = &self.maintenance;
+        MaintenanceStatus {
+            loop_running: s.running.load(Ordering::Acquire),
+            steps: s.steps.load(Ordering::Relaxed),
+            failed_steps: s.failed_steps.load(Ordering::Relaxed),
+            last_step_ms: s.last_step_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stop gracefully: a running archival ends at its next page and commits what it wrote,
+    /// the current maintenance step finishes and the loop stops; then writes in flight
+    /// complete and new ones fail with [`Error::Closed`]; then access statistics are flushed
+    /// and the warm tier checkpointed. Every write acknowledged before or during shutdown is
+    /// durable. Reads still work afterwards. Calling it again does nothing.
+    pub async fn shutdown(&self) -> Result<()> {
+        // A second call waits for the first to finish.
+        let mut done = self.shutdown_done.lock().await;
+        if *done {
+            return Ok(());
+        }
+        self.stopping.store(true, Ordering::Release);
+        let span = tracing::info_span!("shutdown");
+        async {
+            self.maintenance.stop.send_replace(true);
+            // The step in progress (if any) ends; none starts after this.
+            let _step = self.maintenance.step.lock().await;
+            // A tier move started outside the loop ends too.
+            let _move = self.moves.lock().await;
+            // Writes holding the gate finish; later ones see it closed.
+            *self.gate.write().await = true;
+            self.warm.flush_access_stats().await?;
+            let upkeep = self.warm.run_maintenance().await?;
+            tracing::info!(?upkeep, "store shut down");
+            Ok::<_, Error>(())
+        }
+        .instrument(span)
+        .await?;
+        *done = true;
+        Ok(())
+    }
+
+    /// [`Error::Closed`] once shutdown has begun.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.stopping.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}

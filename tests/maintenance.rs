@@ -1,0 +1,427 @@
+//! Protects the operations layer: maintenance steps age records by an injected clock, the loop
+//! survives failures (alerting on them), shutdown loses no acknowledged write, and metrics and
+//! alerts report what the store really holds.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{cold_config, record, runtime, DAY, T0};
+use tiered_storage::{
+    AlertKind, AlertSeverity, AutoTieringCoordinator, Error, ManualClock, StorageConfig,
+    TransactionRecord,
+};
+
+/// The store's clock starts 30 days after the test records' timestamps.
+const NOW: i64 = T0 + 30 * DAY;
+
+fn config(dir: &std::path::Path, clock: &ManualClock) -> StorageConfig {
+    let mut c = cold_config(dir).with_clock(clock.clone());
+    c.tiering.maintenance_interval = 1;
+    c.maintenance.backlog_interval_secs = 1;
+    c
+}
+
+/// Puts `n` records whose timestamp is `at_ms` (ids in order).
+async fn put_at(
+    store: &AutoTieringCoordinator,
+    n: u64,
+    at_ms: i64,
+    tag: &str,
+) -> anyhow::Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut r = record(i, tag);
+        r.timestamp_decision_made = at_ms;
+        ids.push(store.put(&r).await?);
+    }
+    Ok(ids)
+}
+
+#[test]
+fn maintenance_step_ages_records_by_the_injected_clock() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let store = AutoTieringCoordinator::new(config(dir.path(), &clock)).await?;
+        let age = store.config().tiering.warm_to_cold_age as i64 * 1000;
+        // Written "now": not due for archival for 7 days.
+        let ids = put_at(&store, 50, NOW, "a").await?;
+
+        let step = store.run_maintenance_step().await?;
+        assert_eq!(step.archive.as_ref().unwrap().archived, 0);
+        assert!(step.failures.is_empty(), "{:?}", step.failures);
+        let m = store.collect_metrics().await?;
+        assert_eq!(m.warm.as_ref().unwrap().archival_lag_secs, 0);
+
+        // One second short of the age: still warm. Then due: archived by the next step.
+        clock.set(NOW + age - 1000);
+        assert_eq!(
+            store
+                .run_maintenance_step()
+                .await?
+                .archive
+                .unwrap()
+                .archived,
+            0
+        );
+        clock.set(NOW + age + 10_000);
+        let m = store.collect_metrics().await?;
+        assert_eq!(m.warm.as_ref().unwrap().archival_lag_secs, 10);
+        let step = store.run_maintenance_step().await?;
+        assert_eq!(step.archive.as_ref().unwrap().archived, 50);
+        assert!(!step.backlog);
+        let m = store.collect_metrics().await?;
+        let (warm, cold) = (m.warm.unwrap(), m.cold.unwrap());
+        assert_eq!((warm.record_count, warm.archival_lag_secs), (0, 0));
+        assert_eq!((cold.record_count, cold.records_archived), (50, 50));
+        assert!(cold.file_count >= 1);
+        for (i, id) in ids.iter().enumerate() {
+            let r = store.get(*id).await?.expect("archived record readable");
+            assert_eq!(
+                r.transaction_signature,
+                record(i as u64, "a").transaction_signature
+            );
+        }
+        assert_eq!(store.maintenance_status().steps, 3);
+        Ok(())
+    })
+}
+
+#[test]
+fn maintenance_hot_ttl_follows_the_injected_clock() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let store = AutoTieringCoordinator::new(config(dir.path(), &clock)).await?;
+        let ttl = Duration::from_secs(store.config().tiering.hot_to_warm_age);
+        let id = put_at(&store, 1, NOW, "ttl").await?[0];
+        assert!(store.hot_tier().contains_id(id));
+        assert!(store.get(id).await?.is_some());
+        assert_eq!(store.collect_metrics().await?.hot.unwrap().hits, 1);
+
+        clock.advance(ttl - Duration::from_millis(1));
+        assert!(store.get(id).await?.is_some());
+        let hot = store.collect_metrics().await?.hot.unwrap();
+        assert_eq!((hot.hits, hot.expirations), (2, 0));
+
+        // Its time in hot is up: the read misses hot, is answered by warm, and counts an
+        // expiration.
+        clock.advance(Duration::from_millis(1));
+        let r = store.get(id).await?.expect("still stored in warm");
+        assert_eq!(r.id, Some(id));
+        let m = store.collect_metrics().await?;
+        let hot = m.hot.unwrap();
+        assert_eq!((hot.hits, hot.misses, hot.expirations), (2, 1, 1));
+        assert_eq!(m.warm.unwrap().hits, 1);
+        assert!(!store.hot_tier().contains_id(id));
+        Ok(())
+    })
+}
+
+/// Blocks archival of `day`'s partition by putting a regular file where its directory goes.
+fn block_partition(dir: &std::path::Path, day_ms: i64) -> std::path::PathBuf {
+    let secs = day_ms / 1000;
+    let days = secs / 86_400;
+    // civil date of `days` since the epoch (the tests' records are in 2023-11).
+    let date = time_date(days);
+    let path = dir.join("cold").join(format!("date={date}"));
+    std::fs::create_dir_all(dir.join("cold")).unwrap();
+    std::fs::write(&path, b"not a directory").unwrap();
+    path
+}
+
+fn time_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Polls `cond` every 20 ms for up to 60 s.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn maintenance_loop_goes_on_after_a_failure_and_alerts() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let store = Arc::new(AutoTieringCoordinator::new(config(dir.path(), &clock)).await?);
+        let ids = put_at(&store, 40, T0, "fail").await?;
+        let blocker = block_partition(dir.path(), T0);
+
+        let looping = tokio::spawn(store.clone().start_maintenance_loop());
+        wait_for("two failed steps", || {
+            store.maintenance_status().failed_steps >= 2
+        })
+        .await;
+        assert!(store.maintenance_status().loop_running);
+        let alerts = store.get_alerts().await;
+        let failure = alerts
+            .iter()
+            .find(|a| a.kind == AlertKind::MaintenanceFailure)
+            .unwrap_or_else(|| panic!("no failure alert in {alerts:?}"));
+        assert_eq!(failure.severity, AlertSeverity::Critical);
+        assert_eq!(
+            (failure.tier_name.as_str(), failure.subject.as_str()),
+            ("store", "archive")
+        );
+        assert!(
+            failure.message.contains("create cold partition"),
+            "{}",
+            failure.message
+        );
+        // Deduplicated: one alert, seen by every failed step.
+        assert_eq!(
+            alerts
+                .iter()
+                .filter(|a| a.kind == AlertKind::MaintenanceFailure)
+                .count(),
+            1
+        );
+        // Every record is still served while archival fails.
+        assert!(store.get(ids[7]).await?.is_some());
+
+        // The cause goes away: the loop, still running, archives and the alert clears.
+        std::fs::remove_file(&blocker)?;
+        wait_for("archival after the failure", || {
+            store
+                .cold_tier()
+                .cold_stats()
+                .map(|s| s.archived_since_open == 40)
+                .unwrap_or(false)
+        })
+        .await;
+        wait_for("the failure alert to clear", || {
+            store
+                .alert_history()
+                .iter()
+                .any(|a| a.kind == AlertKind::MaintenanceFailure)
+        })
+        .await;
+        let resolved = store
+            .alert_history()
+            .into_iter()
+            .find(|a| a.kind == AlertKind::MaintenanceFailure)
+            .unwrap();
+        assert!(resolved.occurrences >= 2, "{resolved:?}");
+        assert!(resolved.resolved_ms.is_some());
+        assert!(!store
+            .get_alerts()
+            .await
+            .iter()
+            .any(|a| a.kind == AlertKind::MaintenanceFailure));
+
+        store.shutdown().await?;
+        tokio::time::timeout(Duration::from_secs(30), looping).await??;
+        assert!(!store.maintenance_status().loop_running);
+        Ok(())
+    })
+}
+
+#[test]
+fn maintenance_shutdown_racing_puts_loses_no_acknowledged_write() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(NOW);
+    let acked: Vec<(i64, String)> = runtime().block_on(async {
+        let store = Arc::new(AutoTieringCoordinator::new(config(dir.path(), &clock)).await?);
+        // A backlog, so shutdown also races a running archival.
+        put_at(&store, 3000, T0, "old").await?;
+        let looping = tokio::spawn(store.clone().start_maintenance_loop());
+        let writers: Vec<_> = (0..8u64)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0.. {
+                        let mut r = record(w * 1_000_000 + i, "race");
+                        r.timestamp_decision_made = NOW;
+                        let sig = r.transaction_signature.clone().unwrap();
+                        match store.put(&r).await {
+                            Ok(id) => acked.push((id, sig)),
+                            Err(Error::Closed) => return acked,
+                            Err(e) => panic!("put failed: {e}"),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.shutdown().await?;
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await?);
+        }
+        tokio::time::timeout(Duration::from_secs(30), looping).await??;
+        assert!(acked.len() > 100, "writers made progress: {}", acked.len());
+        // After shutdown every write is refused and nothing is written.
+        let before = store.get_stats().await?.total_records;
+        let late = record(99, "late");
+        assert!(matches!(store.put(&late).await, Err(Error::Closed)));
+        assert!(matches!(store.remove(acked[0].0).await, Err(Error::Closed)));
+        assert!(matches!(store.archive_now().await, Err(Error::Closed)));
+        assert!(matches!(
+            store.run_maintenance_step().await,
+            Err(Error::Closed)
+        ));
+        assert_eq!(store.get_stats().await?.total_records, before);
+        // Reads still work, and a second shutdown is a no-op.
+        assert!(store.get(acked[0].0).await?.is_some());
+        store.shutdown().await?;
+        Ok::<_, anyhow::Error>(acked)
+    })?;
+
+    // Reopen: every acknowledged write is there, and nothing else was added.
+    runtime().block_on(async {
+        let store =
+            AutoTieringCoordinator::<TransactionRecord>::open(config(dir.path(), &clock)).await?;
+        for (id, sig) in &acked {
+            let r = store
+                .get(*id)
+                .await?
+                .unwrap_or_else(|| panic!("acked {id} lost"));
+            assert_eq!(r.transaction_signature.as_deref(), Some(sig.as_str()));
+        }
+        let stats = store.get_stats().await?;
+        assert_eq!(stats.total_records, 3000 + acked.len() as u64);
+        Ok(())
+    })
+}
+
+#[test]
+fn maintenance_alerts_for_archival_lag_and_corrupt_cold_files() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let store = AutoTieringCoordinator::new(config(dir.path(), &clock)).await?;
+        let age = store.config().tiering.warm_to_cold_age as i64 * 1000;
+        let grace = store.config().alerts.archival_grace_secs as i64 * 1000;
+        let ids = put_at(&store, 20, NOW - age - grace + 5_000, "lag").await?;
+        assert!(store.get_alerts().await.is_empty());
+
+        // Ten seconds later the oldest warm record is 5 s past its grace period.
+        clock.advance(Duration::from_secs(10));
+        let alerts = store.get_alerts().await;
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(
+            (alerts[0].kind, alerts[0].tier_name.as_str()),
+            (AlertKind::ArchivalLag, "warm")
+        );
+        assert_eq!(alerts[0].first_seen_ms, NOW + 10_000);
+        clock.advance(Duration::from_secs(1));
+        let again = store.get_alerts().await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].first_seen_ms, again[0].last_seen_ms),
+            (NOW + 10_000, NOW + 11_000)
+        );
+
+        // A maintenance step archives them: the lag alert clears.
+        let step = store.run_maintenance_step().await?;
+        assert_eq!(step.archive.unwrap().archived, 20);
+        assert!(store.get_alerts().await.is_empty());
+        let history = store.alert_history();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].resolved_ms, Some(NOW + 11_000));
+
+        // Damage a cold file: reading it fails loudly and raises a critical alert.
+        let file = store.cold_tier().files()?.remove(0);
+        let path = store.cold_tier().file_path(&file.path);
+        let original = std::fs::read(&path)?;
+        std::fs::write(&path, &original[..original.len() / 2])?;
+        store.hot_tier().clear();
+        assert!(store.get(ids[0]).await.is_err());
+        let alerts = store.get_alerts().await;
+        let corrupt: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::ColdFileCorruption)
+            .collect();
+        assert_eq!(corrupt.len(), 1, "{alerts:?}");
+        assert_eq!(corrupt[0].severity, AlertSeverity::Critical);
+        assert_eq!(corrupt[0].tier_name, "cold");
+        assert_eq!(corrupt[0].subject, path.display().to_string());
+
+        // Restored and verified: the alert clears.
+        std::fs::write(&path, &original)?;
+        let verify = store.verify_cold().await?;
+        assert!(verify.problems.is_empty(), "{:?}", verify.problems);
+        assert!(store.get_alerts().await.is_empty());
+        assert!(store.get(ids[0]).await?.is_some());
+        Ok(())
+    })
+}
+
+#[test]
+fn maintenance_metrics_report_real_bytes_evictions_and_promotions() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let mut c = config(dir.path(), &clock).with_hot_capacity(10);
+        c.alerts.min_free_disk_bytes = None;
+        let store = AutoTieringCoordinator::new(c).await?;
+        let ids = put_at(&store, 30, T0, "m").await?;
+        store.archive_now().await?;
+        let recent = put_at(&store, 30, NOW, "n").await?;
+
+        // Read an archived record twice: the second read promotes it into hot.
+        store.hot_tier().clear();
+        store.get(ids[3]).await?;
+        store.get(ids[3]).await?;
+        let m = store.collect_metrics().await?;
+        let (hot, warm, cold) = (m.hot.unwrap(), m.warm.unwrap(), m.cold.unwrap());
+        assert_eq!(hot.promotions, 1);
+        assert_eq!(hot.capacity, Some(10));
+        assert!(hot.record_count <= 10);
+        // 30 puts and one promotion into 10 slots: the rest were evicted.
+        assert!(hot.evictions >= 20, "{hot:?}");
+        assert_eq!((cold.hits, hot.hits), (2, 0));
+
+        // Bytes are measured: the files on disk.
+        let db = dir.path().join(tiered_storage::WARM_DB_FILE);
+        let wal = db.with_extension("sqlite3-wal");
+        let on_disk =
+            std::fs::metadata(&db)?.len() + std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert_eq!(warm.bytes_stored, on_disk);
+        let cold_bytes: u64 = store
+            .cold_tier()
+            .files()?
+            .iter()
+            .map(|e| {
+                std::fs::metadata(store.cold_tier().file_path(&e.path))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert_eq!(cold.bytes_stored, cold_bytes);
+        assert_eq!(
+            (warm.record_count, cold.record_count),
+            (recent.len() as u64, ids.len() as u64)
+        );
+
+        // The Prometheus exposition carries the same figures.
+        let text = store.export_prometheus().await?;
+        assert!(text.contains(&format!("cold_bytes {cold_bytes}")), "{text}");
+        assert!(text.contains("hot_promotion_total 1"), "{text}");
+        assert!(
+            text.contains("warm_access_seconds{quantile=\"0.95\"}"),
+            "{text}"
+        );
+        Ok(())
+    })
+}
