@@ -1,7 +1,8 @@
 //! A tour of the tiered store: store a few thousand trades, read them from the hot and warm
 //! tiers, watch a record get promoted, fill in a trade's outcome, remove one, stream a range,
-//! archive week-old trades to Parquet and read them back from the cold tier, and print
-//! per-tier counts and latencies.
+//! archive week-old trades to Parquet and read them back from the cold tier, print per-tier
+//! metrics and alerts (and the Prometheus exposition), with the maintenance loop running in the
+//! background, and shut down gracefully.
 //!
 //! Run: `cargo run --release --example demo_tiered_storage`
 //!
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 use tiered_storage::{
-    AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScanRange, ScoredCandidate,
-    StorageStats, StorageTier, TierMetrics, TransactionRecord,
+    AlertKind, AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScanRange,
+    ScoredCandidate, StorageStats, StorageTier, TierMetrics, TransactionRecord,
 };
 
 /// Trades stored by one run. Below the default hot capacity (10,000), so all of them are
@@ -66,6 +67,23 @@ async fn main() -> Result<()> {
     println!(
         "already stored   {} records (from earlier runs: {} warm, {} archived in cold)",
         at_open.total_records, at_open.warm_records, at_open.cold_records
+    );
+    // Background maintenance, as in the seed. Its first step runs at once (warm upkeep,
+    // archival of anything an earlier run left due, alerts); the next one after
+    // `maintenance_interval`. Wait for the first, so the counts below are this run's own.
+    let looping = {
+        let coordinator_clone = store.clone();
+        tokio::spawn(async move {
+            coordinator_clone.start_maintenance_loop().await;
+        })
+    };
+    while store.maintenance_status().steps == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at_open = store.get_stats().await?;
+    println!(
+        "maintenance loop running: every {} s, archival at most {} records/s",
+        cfg.tiering.maintenance_interval, cfg.maintenance.archive_records_per_sec
     );
 
     // ── 2. Store ─────────────────────────────────────────────────────────────────────────────
@@ -466,7 +484,7 @@ async fn main() -> Result<()> {
     );
 
     // ── 11. Counts and latencies ─────────────────────────────────────────────────────────────
-    section("11. Per-tier counts and latencies");
+    section("11. Per-tier metrics (collect_metrics, as in the seed)");
     let stats = store.get_stats().await?;
     print_stats(&stats);
     let metrics = store.collect_metrics().await?;
@@ -476,6 +494,19 @@ async fn main() -> Result<()> {
     {
         print_tier(m);
     }
+    let (hot, warm, cold) = (
+        metrics.hot.as_ref().context("hot metrics")?,
+        metrics.warm.as_ref().context("warm metrics")?,
+        metrics.cold.as_ref().context("cold metrics")?,
+    );
+    ensure!(hot.record_count == stats.hot_records && warm.record_count == stats.warm_records);
+    ensure!(cold.record_count == stats.cold_records);
+    ensure!(hot.promotions == stats.promotions && hot.evictions == stats.hot_evictions);
+    ensure!(cold.records_archived >= report.archived && cold.file_count >= 1);
+    ensure!(
+        warm.bytes_stored >= std::fs::metadata(store.warm_tier().path())?.len(),
+        "warm bytes are the database file and its WAL"
+    );
     println!();
     println!("measured by this demo, through the coordinator (Instant around each call):");
     println!(
@@ -503,6 +534,102 @@ async fn main() -> Result<()> {
         );
     }
     ensure!(stats.total_records == at_open.total_records + (RECORDS + OLD_RECORDS) as u64 - 2);
+
+    // ── 12. Alerts ───────────────────────────────────────────────────────────────────────────
+    section("12. Alerts (get_alerts, as in the seed) and the Prometheus exposition");
+    let alerts = store.get_alerts().await;
+    for alert in &alerts {
+        println!(
+            "[{:?}] {}: {}",
+            alert.severity, alert.tier_name, alert.message
+        );
+    }
+    if alerts.is_empty() {
+        println!("no active alerts");
+    }
+    // Section 10's update moved an archived trade back to warm with its 8-day-old timestamp:
+    // warm now holds a record past warm_to_cold_age + grace, and the lag alert says so.
+    ensure!(
+        alerts.iter().any(|a| a.kind == AlertKind::ArchivalLag),
+        "the updated archived trade is overdue for archival"
+    );
+    let step = store.run_maintenance_step().await?;
+    let rearchived = step.archive.as_ref().map_or(0, |a| a.archived);
+    ensure!(rearchived >= 1 && step.failures.is_empty());
+    ensure!(!store
+        .get_alerts()
+        .await
+        .iter()
+        .any(|a| a.kind == AlertKind::ArchivalLag));
+    println!(
+        "run_maintenance_step: {rearchived} overdue record archived in {:.0} ms; cleared alerts:",
+        ms(step.elapsed)
+    );
+    for alert in store.alert_history() {
+        println!(
+            "  [{:?}] {}: {:?}, first seen {} ms before it cleared",
+            alert.severity,
+            alert.tier_name,
+            alert.kind,
+            alert.resolved_ms.unwrap_or(alert.last_seen_ms) - alert.first_seen_ms
+        );
+    }
+    let a = &store.config().alerts;
+    for alert in &alerts {
+        ensure!(!alert.message.is_empty() && alert.first_seen_ms <= alert.last_seen_ms);
+        if alert.kind == AlertKind::AccessTimeOverTarget && alert.tier_name == "hot" {
+            ensure!(hot.p95_access_time_us > a.hot_p95_target_us);
+        }
+    }
+    println!(
+        "thresholds: p95 targets hot {} µs, warm {} µs, cold {} µs; hot hit-rate floor {:?}%; \
+         hot capacity {}%/{}%; archival grace {} s; degradation {}× baseline",
+        a.hot_p95_target_us,
+        a.warm_p95_target_us,
+        a.cold_p95_target_us,
+        a.hot_hit_rate_floor_pct,
+        a.hot_capacity_warning_pct,
+        a.hot_capacity_critical_pct,
+        a.archival_grace_secs,
+        a.degradation_factor
+    );
+    let exposition = store.export_prometheus().await?;
+    let families = exposition
+        .lines()
+        .filter(|l| l.starts_with("# TYPE"))
+        .count();
+    println!("export_prometheus: {families} metric families, for example:");
+    for line in exposition.lines().filter(|l| {
+        l.starts_with("hot_hit_total")
+            || l.starts_with("warm_access_seconds{")
+            || l.starts_with("cold_files")
+            || l.starts_with("store_alerts")
+    }) {
+        println!("  {line}");
+    }
+    ensure!(exposition.contains(&format!("hot_hit_total {}", stats.hot_hits)));
+
+    // ── 13. Shut down ────────────────────────────────────────────────────────────────────────
+    section("13. Graceful shutdown");
+    let t = Instant::now();
+    store.shutdown().await?;
+    looping.await.context("maintenance loop panicked")?;
+    let status = store.maintenance_status();
+    ensure!(!status.loop_running);
+    match store
+        .put(&trade(&mut rng, RECORDS + OLD_RECORDS, now_ms()))
+        .await
+    {
+        Err(Error::Closed) => {}
+        other => bail!("a put after shutdown must fail with Closed, got {other:?}"),
+    }
+    println!(
+        "shutdown in {:.0} ms after {} maintenance steps ({} with a failure): loop stopped, \
+         access statistics flushed, WAL checkpointed; later writes fail with Error::Closed",
+        ms(t.elapsed()),
+        status.steps,
+        status.failed_steps
+    );
     println!(
         "\ndone in {:.2} s; data kept in {}",
         started.elapsed().as_secs_f64(),
@@ -689,15 +816,36 @@ fn print_stats(s: &StorageStats) {
     );
 }
 
-/// As in the seed's metrics snippet.
+/// As in the seed's metrics snippet, then the rest of the tier's metrics.
 fn print_tier(m: &TierMetrics) {
+    let mut name = m.tier_name.clone();
+    name[..1].make_ascii_uppercase();
     println!(
-        "{:<16} {} records, {:.2}% hit rate, access p50 {} µs, p95 {} µs, p99 {} µs",
-        format!("{} tier", m.tier_name),
+        "{name} tier: {} records, {:.2}% hit rate",
         m.record_count,
-        m.hit_rate(),
-        m.p50_access_time_us,
-        m.p95_access_time_us,
-        m.p99_access_time_us
+        m.hit_rate()
     );
+    println!("P95 access time: {}µs", m.p95_access_time_us);
+    println!(
+        "  last {} s: avg {:.1} µs, p50 {} µs, p99 {} µs, max {} µs; {} bytes stored; \
+         evictions {}, expirations {}, promotions {}",
+        m.window_secs,
+        m.avg_access_time_us,
+        m.p50_access_time_us,
+        m.p99_access_time_us,
+        m.max_access_time_us,
+        m.bytes_stored,
+        m.evictions,
+        m.expirations,
+        m.promotions
+    );
+    match m.tier_name.as_str() {
+        "hot" => println!("  capacity {} records", m.capacity.unwrap_or(0)),
+        "warm" => println!("  archival lag {} s", m.archival_lag_secs),
+        "cold" => println!(
+            "  {} files ({} quarantined), {} records archived since open",
+            m.file_count, m.quarantined_files, m.records_archived
+        ),
+        _ => {}
+    }
 }
