@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::catalog::ColdCatalog;
 use crate::cold_storage::{ColdArchiveStorage, ColdRead};
@@ -141,6 +142,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// opens (and migrates) the warm database.
     pub async fn open(config: impl Into<StorageConfig>) -> Result<Self> {
         let config = config.into();
+        let span = tracing::info_span!("open", data_dir = %config.data_dir.display());
+        Self::open_inner(config).instrument(span).await
+    }
+
+    async fn open_inner(config: StorageConfig) -> Result<Self> {
         config.validate()?;
         let warm_config = config.clone();
         let warm = tokio::task::spawn_blocking(move || {
@@ -503,6 +509,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Run warm upkeep now (access-statistics flush, signature merge, sampled ANALYZE, one
     /// incremental-vacuum step, checkpoint). [`run_maintenance_step`](Self::run_maintenance_step)
     /// runs a whole maintenance step, archival and compaction included.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
         self.hot.run_pending_tasks();
         self.warm.run_maintenance().await

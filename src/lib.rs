@@ -6,6 +6,7 @@
 //! put/update/remove ──► warm (SQLite WAL, group commit) ──ack──► hot cache refreshed
 //! get(id|signature) ──► hot (moka) ─miss─► warm ─miss─► cold    (promote on the Nth read)
 //! archive_now       ──► warm rows older than warm_to_cold_age ──► cold/date=YYYY-MM-DD/*.parquet
+//! maintenance step  ──► warm upkeep · rate-limited archival · compaction · metrics · alerts
 //! ```
 //!
 //! Hot is only a cache: every record in it is also in warm or cold, so losing it loses nothing.
@@ -139,6 +140,66 @@
 //! # let _ = compaction;
 //! # Ok(()) }
 //! ```
+//!
+//! # Metrics & monitoring
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let coordinator = tiered_storage::AutoTieringCoordinator::new(
+//! #     tiered_storage::StorageConfig::default().with_data_dir(dir.path())).await?;
+//! # coordinator.put(&tiered_storage::TransactionRecord::default()).await?;
+//! // Collect metrics from all tiers
+//! let metrics = coordinator.collect_metrics().await?;
+//!
+//! if let Some(hot) = metrics.hot {
+//!     println!("Hot tier: {} records, {:.2}% hit rate",
+//!         hot.record_count, hot.hit_rate());
+//!     println!("P95 access time: {}µs", hot.p95_access_time_us);
+//! #   assert_eq!(hot.record_count, 1);
+//! }
+//!
+//! // Check for alerts
+//! let alerts = coordinator.get_alerts().await;
+//! for alert in alerts {
+//!     println!("[{:?}] {}: {}",
+//!         alert.severity, alert.tier_name, alert.message);
+//! }
+//!
+//! // The same figures and the active alerts, as Prometheus text for a /metrics endpoint.
+//! let text = coordinator.export_prometheus().await?;
+//! # assert!(text.contains("hot_records 1"));
+//! # Ok(()) }
+//! ```
+//!
+//! # Background maintenance
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tiered_storage::Result<()> {
+//! # let _dir = tempfile::tempdir().unwrap();
+//! # std::env::set_var(tiered_storage::config::DATA_DIR_ENV, _dir.path());
+//! # use tiered_storage::AutoTieringCoordinator;
+//! use std::sync::Arc;
+//!
+//! let coordinator = Arc::new(AutoTieringCoordinator::with_defaults().await?);
+//!
+//! // Start automatic maintenance loop (runs in background)
+//! let coordinator_clone = coordinator.clone();
+//! tokio::spawn(async move {
+//!     coordinator_clone.start_maintenance_loop().await;
+//! });
+//!
+//! // On the way out: finish the current step, stop the loop, let writes in flight complete,
+//! // flush access statistics. Later writes fail with `Error::Closed`.
+//! coordinator.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Tests and simulations give the store a [`ManualClock`]
+//! (`StorageConfig::default().with_clock(clock.clone())`): ageing, hot-tier TTL, the metrics
+//! window and alert times then move only when the test moves the clock.
 //!
 //! # Custom storage tiers
 //!

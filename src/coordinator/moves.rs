@@ -283,6 +283,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Open every cold file afresh and check its footer (row count, id and time ranges, size)
     /// against the catalog. Files that do not match are quarantined and reported; quarantined
     /// files found sound again are served again.
+    #[tracing::instrument(level = "info", skip_all)]
     pub async fn verify_cold(&self) -> Result<VerifyReport> {
         let _move = self.moves.lock().await;
         self.check_open()?;
@@ -313,6 +314,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// gone and register files that have no row, tombstoning any of their records that exist
     /// in warm or in a newer file, so every record is still served exactly once. For a lost
     /// or damaged catalog.
+    #[tracing::instrument(level = "info", skip_all)]
     pub async fn rebuild_cold_catalog(&self) -> Result<RebuildReport> {
         let _move = self.moves.lock().await;
         self.check_open()?;
