@@ -425,3 +425,39 @@ fn maintenance_metrics_report_real_bytes_evictions_and_promotions() -> anyhow::R
         Ok(())
     })
 }
+
+#[test]
+fn maintenance_steps_never_overlap_and_a_second_loop_returns_at_once() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let mut c = config(dir.path(), &clock);
+        // A slow step: 3,000 due records at 2,000 records/s take about 1.5 s to archive.
+        c.maintenance.archive_records_per_sec = 2_000;
+        c.tiering.maintenance_interval = 3600;
+        let store = Arc::new(AutoTieringCoordinator::new(c).await?);
+        put_at(&store, 3000, T0, "slow").await?;
+
+        let first = tokio::spawn(store.clone().start_maintenance_loop());
+        wait_for("the first loop to start", || {
+            store.maintenance_status().loop_running
+        })
+        .await;
+        // A second loop on the same store returns at once, leaving the first running.
+        tokio::time::timeout(Duration::from_secs(5), store.clone().start_maintenance_loop())
+            .await?;
+        assert!(store.maintenance_status().loop_running);
+
+        // A step asked for meanwhile waits for the loop's step to end, then finds nothing left.
+        let t = std::time::Instant::now();
+        let step = store.run_maintenance_step().await?;
+        assert!(t.elapsed() >= Duration::from_millis(800), "{:?}", t.elapsed());
+        assert_eq!(step.archive.unwrap().archived, 0);
+        assert_eq!(store.cold_tier().cold_stats()?.archived_since_open, 3000);
+        assert_eq!(store.maintenance_status().steps, 2);
+
+        store.shutdown().await?;
+        tokio::time::timeout(Duration::from_secs(30), first).await??;
+        Ok(())
+    })
+}
