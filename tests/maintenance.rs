@@ -444,14 +444,21 @@ fn maintenance_steps_never_overlap_and_a_second_loop_returns_at_once() -> anyhow
         })
         .await;
         // A second loop on the same store returns at once, leaving the first running.
-        tokio::time::timeout(Duration::from_secs(5), store.clone().start_maintenance_loop())
-            .await?;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            store.clone().start_maintenance_loop(),
+        )
+        .await?;
         assert!(store.maintenance_status().loop_running);
 
         // A step asked for meanwhile waits for the loop's step to end, then finds nothing left.
         let t = std::time::Instant::now();
         let step = store.run_maintenance_step().await?;
-        assert!(t.elapsed() >= Duration::from_millis(800), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(800),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(step.archive.unwrap().archived, 0);
         assert_eq!(store.cold_tier().cold_stats()?.archived_since_open, 3000);
         assert_eq!(store.maintenance_status().steps, 2);

@@ -116,6 +116,8 @@ pub(crate) struct ArchiveBuilder<R: Record> {
     cold: ColdArchiveStorage<R>,
     open: BTreeMap<i64, Part<R>>,
     pages: u64,
+    /// Files are also closed at this many rows (bounding each archival commit).
+    max_file_rows: usize,
 }
 
 impl<R: Record> ArchiveBuilder<R> {
@@ -124,7 +126,15 @@ impl<R: Record> ArchiveBuilder<R> {
             cold,
             open: BTreeMap::new(),
             pages: 0,
+            max_file_rows: usize::MAX,
         }
+    }
+
+    /// Close files at `rows` rows too (checked after each page, so a file may exceed it by
+    /// less than one page).
+    pub(crate) fn with_max_file_rows(mut self, rows: usize) -> Self {
+        self.max_file_rows = rows.max(1);
+        self
     }
 
     /// Add one keyset page of warm rows `(rev, record)`, in ascending id order. Returns the
@@ -159,7 +169,7 @@ impl<R: Record> ArchiveBuilder<R> {
             let part = self.open.get_mut(&day).expect("just opened");
             part.last_page = self.pages;
             part.append(&records, revs.into_iter())?;
-            if part.estimated_bytes() >= target {
+            if part.estimated_bytes() >= target || part.rows.len() >= self.max_file_rows {
                 let part = self.open.remove(&day).expect("present");
                 finished.push(part.finish()?);
             }

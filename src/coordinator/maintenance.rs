@@ -177,6 +177,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let limits = ArchiveLimits {
             max_records: m.archive_max_records_per_step,
             records_per_sec: Some(m.archive_records_per_sec),
+            max_file_rows: Some(m.archive_commit_rows),
             stop: self.stopping.clone(),
         };
         let cutoff = self.archive_cutoff_ms();

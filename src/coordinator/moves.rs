@@ -50,6 +50,9 @@ pub(crate) struct ArchiveLimits {
     pub max_records: u64,
     /// Most records per second to read (the reader waits between pages).
     pub records_per_sec: Option<u64>,
+    /// Most rows per file, hence per catalog commit (which holds the warm writer while it
+    /// deletes the file's warm rows).
+    pub max_file_rows: Option<u64>,
     /// Set when the store shuts down: the pass ends at the next page and publishes and
     /// commits what it has.
     pub stop: Arc<AtomicBool>,
@@ -111,6 +114,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let limits = ArchiveLimits {
             max_records: u64::MAX,
             records_per_sec: None,
+            max_file_rows: None,
             stop: self.stopping.clone(),
         };
         self.archive_with(cutoff_ms, limits).await
@@ -132,7 +136,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let mut report = tokio::task::spawn_blocking(move || {
             let mut report = ArchiveReport::default();
             let cut_short = AtomicBool::new(false);
-            let mut builder = ArchiveBuilder::new(cold.clone());
+            let max_file_rows = limits
+                .max_file_rows
+                .map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
+            let new_builder =
+                || ArchiveBuilder::new(cold.clone()).with_max_file_rows(max_file_rows);
+            let mut builder = new_builder();
             let mut commits = Commits::default();
             let batch = cold.config().archive_batch_rows;
             // Three stages overlap: a reader thread pages through warm, this thread encodes and
@@ -193,9 +202,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
                         }
                     }
                     let t = Instant::now();
-                    let finished =
-                        std::mem::replace(&mut builder, ArchiveBuilder::new(cold.clone()))
-                            .finish()?;
+                    let finished = std::mem::replace(&mut builder, new_builder()).finish()?;
                     report.write_time += t.elapsed();
                     for file in finished {
                         commits.start(&handle, &warm, file, &cold, &mut report)?;

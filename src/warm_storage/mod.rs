@@ -942,6 +942,51 @@ mod tests {
         assert_eq!(w.access_stats(never_read).unwrap(), Some((0, None)));
     }
 
+    /// A periodic flush writes its statistics a chunk at a time between write batches; every
+    /// read is still counted once, and puts interleaved with the chunks all commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_periodic_access_flush_is_chunked_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::default().with_data_dir(dir.path());
+        c.warm.access_flush_interval_ms = 1;
+        let w = WarmSqliteStorage::open(&c).unwrap();
+        let n = 3 * writer::ACCESS_FLUSH_CHUNK + 17;
+        let mut ids = Vec::new();
+        for i in 0..n {
+            ids.push(w.put(&sample(i as u64)).await.unwrap());
+        }
+        // Reads queue statistics; with a 1 ms interval, reads themselves request periodic
+        // flushes, and puts keep arriving while the chunks are written.
+        for (k, &id) in ids.iter().enumerate() {
+            w.get(id).await.unwrap();
+            if k % 1000 == 0 {
+                w.put(&sample(1_000_000 + k as u64)).await.unwrap();
+            }
+        }
+        // One more read, past the interval, requests the flush that takes the last reads.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        w.get(ids[0]).await.unwrap();
+        let mut waited = 0;
+        while ids
+            .iter()
+            .any(|&id| w.access_stats(id).unwrap().unwrap().0 == 0)
+        {
+            assert!(waited < 500, "periodic flushes never wrote every statistic");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        // Nothing was counted twice or lost, and an explicit flush finds nothing left.
+        w.flush_access_stats().await.unwrap();
+        for (k, &id) in ids.iter().enumerate() {
+            let reads = if k == 0 { 2 } else { 1 };
+            assert_eq!(w.access_stats(id).unwrap().unwrap().0, reads, "id {id}");
+        }
+        assert_eq!(
+            w.count().await.unwrap(),
+            n as u64 + (n as u64).div_ceil(1000)
+        );
+    }
+
     /// A remove drops the record's statistics, and a flush after a racing remove adds none.
     #[tokio::test]
     async fn warm_storage_access_stats_follow_removes() {

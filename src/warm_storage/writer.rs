@@ -172,7 +172,14 @@ pub(crate) struct Writer {
     seq: u64,
     /// Every row with id <= this has its signature in `sig_index`.
     sig_watermark: i64,
+    /// Access statistics taken from `shared.access` and not yet written, in id order. A
+    /// periodic flush writes them `ACCESS_FLUSH_CHUNK` at a time, between write batches, so a
+    /// busy second of reads never holds puts behind one long transaction.
+    access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
 }
+
+/// Access-statistic upserts per transaction of a periodic flush (a few ms of work).
+pub(crate) const ACCESS_FLUSH_CHUNK: usize = 2048;
 
 /// A lingering group commit closes once no write has arrived for this long.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
@@ -238,6 +245,7 @@ impl Writer {
             next_id,
             seq: 0,
             sig_watermark,
+            access_backlog: std::collections::VecDeque::new(),
         })
     }
 
@@ -247,7 +255,23 @@ impl Writer {
         let mut deferred = Vec::new();
         let window = std::time::Duration::from_micros(self.cfg.group_commit_window_us);
         let mut concurrent = false;
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            // With access statistics left to write, write a chunk whenever no command waits.
+            let first = if self.access_backlog.is_empty() {
+                match rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.flush_access_chunk_logged();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            };
             let mut next = Some(first);
             let mut last_arrival = std::time::Instant::now();
             let deadline = last_arrival + window;
@@ -290,6 +314,10 @@ impl Writer {
             for cmd in deferred.drain(..) {
                 self.handle_other(cmd);
             }
+            // Under a steady stream of writes the backlog still drains: one chunk per batch.
+            if !self.access_backlog.is_empty() {
+                self.flush_access_chunk_logged();
+            }
         }
         if let Err(e) = self.flush_access() {
             tracing::error!(error = %e, "final access-statistics flush failed");
@@ -299,14 +327,18 @@ impl Writer {
     fn handle_other(&mut self, cmd: Command) {
         match cmd {
             Command::Write { .. } => unreachable!("writes are batched"),
-            Command::FlushAccess { reply } => {
+            // A periodic flush (no one waiting) takes the statistics and writes the first chunk;
+            // the run loop writes the rest between write batches. A requested flush writes all.
+            Command::FlushAccess { reply: None } => {
+                self.take_access();
+                self.flush_access_chunk_logged();
+            }
+            Command::FlushAccess { reply: Some(reply) } => {
                 let r = self.flush_access();
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, "access-statistics flush failed");
                 }
-                if let Some(reply) = reply {
-                    let _ = reply.send(r);
-                }
+                let _ = reply.send(r);
             }
             Command::Maintenance { reply } => {
                 let _ = reply.send(self.maintenance());
@@ -733,23 +765,54 @@ impl Writer {
     }
 
     /// Write pending access statistics in one transaction.
-    fn flush_access(&mut self) -> Result<usize> {
+    /// Move the pending access statistics into the backlog (in id order, so consecutive
+    /// upserts land on the same `access` pages).
+    fn take_access(&mut self) {
         self.shared.flush_requested.store(false, Ordering::Relaxed);
         self.shared
             .last_flush_ms
             .store(now_ms() as u64, Ordering::Relaxed);
         let pending = std::mem::take(&mut *self.shared.access.lock());
         if pending.is_empty() {
+            return;
+        }
+        let mut all: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..).collect();
+        all.extend(pending);
+        // An id read again since the last take appears twice; both upserts add up correctly.
+        all.sort_unstable_by_key(|&(id, _)| id);
+        self.access_backlog = all.into();
+    }
+
+    /// Write every pending access statistic; returns the rows updated.
+    fn flush_access(&mut self) -> Result<usize> {
+        self.take_access();
+        let mut updated = 0;
+        while !self.access_backlog.is_empty() {
+            updated += self.flush_access_chunk()?;
+        }
+        Ok(updated)
+    }
+
+    fn flush_access_chunk_logged(&mut self) {
+        if let Err(e) = self.flush_access_chunk() {
+            tracing::warn!(error = %e, "access-statistics flush failed");
+        }
+    }
+
+    /// Write up to `ACCESS_FLUSH_CHUNK` statistics from the backlog in one transaction. On an
+    /// error the chunk is dropped (statistics are advisory), so a bad row cannot wedge the
+    /// writer.
+    fn flush_access_chunk(&mut self) -> Result<usize> {
+        let n = self.access_backlog.len().min(ACCESS_FLUSH_CHUNK);
+        if n == 0 {
             return Ok(0);
         }
+        let chunk: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..n).collect();
         let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_err("begin", path))?;
-        let mut pending: Vec<(i64, (u32, i64))> = pending.into_iter().collect();
-        // In id order, so consecutive upserts land on the same `access` pages.
-        pending.sort_unstable_by_key(|&(id, _)| id);
         let mut updated = 0;
         {
             // Rows removed since they were read are skipped, so no orphan statistics remain.
@@ -761,9 +824,9 @@ impl Writer {
                      last_ms = max(last_ms, excluded.last_ms)",
                 )
                 .map_err(sqlite_err("prepare access upsert", path))?;
-            for (id, (n, last)) in &pending {
+            for (id, (reads, last)) in &chunk {
                 updated += stmt
-                    .execute(params![id, n, last])
+                    .execute(params![id, reads, last])
                     .map_err(sqlite_err("upsert access", path))?;
             }
         }
