@@ -179,7 +179,7 @@ pub(crate) struct Writer {
 }
 
 /// Access-statistic upserts per transaction of a periodic flush (a few ms of work).
-pub(crate) const ACCESS_FLUSH_CHUNK: usize = 2048;
+pub(crate) const ACCESS_FLUSH_CHUNK: usize = 512;
 
 /// A lingering group commit closes once no write has arrived for this long.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
