@@ -352,32 +352,34 @@ impl<R: Record> HotMemoryStorage<R> {
     pub(crate) fn lookup(&self, id: i64) -> Option<R> {
         let start = Instant::now();
         let inner = &*self.inner;
+        let now_ms = inner.clock.ms_at(start);
         let found = inner
             .cache
             .get(&id)
-            .filter(|e| inner.live(id, e, inner.clock.ms_at(start)))
+            .filter(|e| inner.live(id, e, now_ms))
             .map(|e| R::clone(&e.record));
-        inner.stats.record(found.is_some(), start);
+        inner.stats.record_since(found.is_some(), start, now_ms);
         found
     }
 
     /// Look up by signature, counting a hit or miss.
     pub(crate) fn lookup_signature(&self, signature: &str) -> Option<R> {
         let start = Instant::now();
-        let found = self.peek_signature(signature, start);
-        self.inner.stats.record(found.is_some(), start);
+        let now_ms = self.inner.clock.ms_at(start);
+        let found = self.peek_signature(signature, now_ms);
+        self.inner
+            .stats
+            .record_since(found.is_some(), start, now_ms);
         found
     }
 
-    fn peek_signature(&self, signature: &str, start: Instant) -> Option<R> {
+    fn peek_signature(&self, signature: &str, now_ms: i64) -> Option<R> {
         let inner = &*self.inner;
         let h = signature_hash(signature);
         let (id, stamp) = *inner.sigs.get(&h)?;
         let e = inner.cache.get(&id)?;
-        (e.stamp == stamp
-            && e.record.signature() == Some(signature)
-            && inner.live(id, &e, inner.clock.ms_at(start)))
-        .then(|| R::clone(&e.record))
+        (e.stamp == stamp && e.record.signature() == Some(signature) && inner.live(id, &e, now_ms))
+            .then(|| R::clone(&e.record))
     }
 
     /// Take a ticket before reading a lower tier for `id`.

@@ -66,16 +66,25 @@ impl LatencyHistogram {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.counts[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
-        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        // A load first: the maximum rarely moves, and a plain load keeps the line shared.
+        if ns > self.max_ns.load(Ordering::Relaxed) {
+            self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        }
     }
 
-    /// Zero every count (concurrent records may land on either side of the reset).
-    fn clear(&self) {
-        for c in self.counts.iter() {
-            c.store(0, Ordering::Relaxed);
+    /// Move every count into `into` and zero them here (concurrent records may land on
+    /// either side).
+    fn drain_into(&self, into: &LatencyHistogram) {
+        for (c, dst) in self.counts.iter().zip(into.counts.iter()) {
+            let n = c.swap(0, Ordering::Relaxed);
+            if n != 0 {
+                dst.fetch_add(n, Ordering::Relaxed);
+            }
         }
-        self.sum_ns.store(0, Ordering::Relaxed);
-        self.max_ns.store(0, Ordering::Relaxed);
+        into.sum_ns
+            .fetch_add(self.sum_ns.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        into.max_ns
+            .fetch_max(self.max_ns.swap(0, Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Add this histogram's counts into `into`.
@@ -114,13 +123,17 @@ struct Slot {
 }
 
 /// Latencies and hit/miss counts over a sliding window of wall time, as a ring of
-/// [`LatencyHistogram`]s, one per slot (a sixth of the window). Recording is lock-free: it
-/// picks the slot of `now_ms`, and the first recorder of a new period claims the slot with a
-/// compare-and-swap and clears it (a few records racing that clear may be lost, at slot
-/// boundaries only). Reading merges the slots of the last window.
+/// [`LatencyHistogram`]s, one per slot (a sixth of the window), plus every latency since
+/// creation. Recording is lock-free: it picks the slot of `now_ms`, and the first recorder of
+/// a new period claims the slot with a compare-and-swap and moves its old latencies into the
+/// since-creation histogram (a few records racing that move may land in the new period, or
+/// their hit/miss count may be lost, at slot boundaries only). Reading merges the slots of the
+/// last window. One record costs one histogram's atomics, not two.
 pub struct RecentHistogram {
     slot_ms: i64,
     slots: Box<[Slot]>,
+    /// Latencies of periods that left the ring.
+    retired: LatencyHistogram,
 }
 
 impl std::fmt::Debug for RecentHistogram {
@@ -145,7 +158,17 @@ impl RecentHistogram {
                     misses: AtomicU64::new(0),
                 })
                 .collect(),
+            retired: LatencyHistogram::default(),
         }
+    }
+
+    /// Every latency recorded since creation.
+    pub fn snapshot_all(&self) -> HistogramSnapshot {
+        let mut out = self.retired.snapshot();
+        for slot in self.slots.iter() {
+            slot.latency.add_to(&mut out);
+        }
+        out
     }
 
     /// The window's length.
@@ -165,7 +188,7 @@ impl RecentHistogram {
                 .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            slot.latency.clear();
+            slot.latency.drain_into(&self.retired);
             slot.hits.store(0, Ordering::Relaxed);
             slot.misses.store(0, Ordering::Relaxed);
         }
@@ -310,6 +333,11 @@ mod tests {
         let s = w.snapshot(t0 + 120_000);
         assert_eq!((s.hits, s.misses, s.latency.count()), (1, 0, 1));
         assert_eq!(w.window(), Duration::from_secs(60));
+        // Nothing is lost from the since-creation view, retired or not.
+        let all = w.snapshot_all();
+        assert_eq!(all.count(), 102);
+        assert_eq!(all.max_ns(), 50_000_000);
+        assert!(all.quantile_ns(0.5) >= 50_000_000);
     }
 
     #[test]
