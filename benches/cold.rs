@@ -17,7 +17,7 @@ use std::time::Instant;
 use tiered_storage::{AutoTieringCoordinator, Record, StorageConfig, TieringConfig};
 
 mod common;
-use common::{hist, pick, print_rows, put_concurrently, record_at, us, Row, WRITERS};
+use common::{env_u64, hist, pick, print_rows, put_concurrently, record_at, us, Row, WRITERS};
 
 /// Records are stamped 120 ms apart: 10M records span about 14 days (14 day partitions).
 const STEP_MS: i64 = 120;
@@ -25,14 +25,6 @@ const BASE_MS: i64 = 1_750_000_000_000;
 /// Records put per round, then archived in one pass: an archival backlog of this size.
 /// `BENCH_ARCHIVE_BACKLOG` overrides it.
 const CHUNK: u64 = 2_500_000;
-
-fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
-    Ok(std::env::var(name)
-        .ok()
-        .map(|v| v.parse())
-        .transpose()?
-        .unwrap_or(default))
-}
 
 /// A `/proc/self/status` field in bytes (Linux), e.g. `RssAnon`: the process's own heap, as
 /// opposed to `RssFile`, which counts the memory-mapped database and the page cache.

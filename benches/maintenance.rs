@@ -29,7 +29,7 @@ use tiered_storage::{
 };
 
 mod common;
-use common::{hist, record_at, us, WRITERS};
+use common::{env_u64, hist, record_at, us, WRITERS};
 
 const DAY_MS: i64 = 86_400_000;
 /// The foreground load wakes this often and issues what is due.
@@ -43,14 +43,6 @@ const SIG_POOL: usize = 50_000;
 /// Foreground puts number their records from here, far above the fills' numbers (numbers, hence
 /// signatures, must be distinct).
 const FOREGROUND_FIRST_N: u64 = 1 << 40;
-
-fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
-    Ok(std::env::var(name)
-        .ok()
-        .map(|v| v.parse())
-        .transpose()?
-        .unwrap_or(default))
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -8,6 +8,15 @@ use tiered_storage::{
     AutoTieringCoordinator, PremintCandidate, ScoredCandidate, TransactionRecord,
 };
 
+/// The value of environment variable `name` as a number, or `default` when unset.
+pub fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
+    Ok(std::env::var(name)
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(default))
+}
+
 /// Concurrent writers used by the throughput runs.
 pub const WRITERS: usize = 64;
 
