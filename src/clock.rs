@@ -11,9 +11,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Now, in milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
 
-    /// The wall time of `instant` (an `Instant` just taken by the caller), in milliseconds
-    /// since the Unix epoch. The default reads [`now_ms`](Clock::now_ms); [`SystemClock`]
-    /// converts the instant with arithmetic alone, so the hot path makes no extra system call.
+    /// The time of `instant` (an `Instant` just taken by the caller), in milliseconds since the
+    /// Unix epoch. The default reads [`now_ms`](Clock::now_ms); [`SystemClock`] converts the
+    /// instant with arithmetic alone (monotonic time since the clock was made, added to the
+    /// wall time then), so the hot path makes no extra system call. The store stamps and checks
+    /// hot-tier expiry and the metrics window in this base only, so a suspend or a wall-clock
+    /// step cannot put one side of a comparison in another base than the other.
     fn ms_at(&self, instant: Instant) -> i64 {
         let _ = instant;
         self.now_ms()

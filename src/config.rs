@@ -793,10 +793,11 @@ impl StorageConfig {
                 format!("must be between 1 and {MAX_AGE_SECS}"),
             ));
         }
-        if !(1..=86_400 * 7).contains(&self.metrics.window_secs) {
+        // Six slots of at least a second each.
+        if !(6..=86_400 * 7).contains(&self.metrics.window_secs) {
             return Err(Error::config(
                 "metrics.window_secs",
-                "must be between 1 and 604800",
+                "must be between 6 and 604800",
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

@@ -213,7 +213,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         let open = self.gate.read().await;
-        if *open {
+        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let ack = self.warm.write(WriteOp::Put(encoded)).await?;
@@ -236,7 +236,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         let open = self.gate.clone().read_owned().await;
-        if *open {
+        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }
         // Evict before the commit, so hot never serves the old version once warm has the new.
@@ -276,7 +276,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
         let open = self.gate.clone().read_owned().await;
-        if *open {
+        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let mut guard = self.hot.begin_write(id);

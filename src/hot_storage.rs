@@ -223,7 +223,8 @@ impl<R: Record> HotInner<R> {
             stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
             bytes,
             weight,
-            expires_ms: self.clock.now_ms().saturating_add(self.ttl_ms),
+            // `ms_at`, the base reads check against: consistent even if the wall clock steps.
+            expires_ms: self.clock.ms_at(Instant::now()).saturating_add(self.ttl_ms),
         }
     }
 

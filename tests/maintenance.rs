@@ -468,3 +468,56 @@ fn maintenance_steps_never_overlap_and_a_second_loop_returns_at_once() -> anyhow
         Ok(())
     })
 }
+
+#[test]
+fn maintenance_cancelled_shutdown_still_closes_the_store_to_writes() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let mut c = config(dir.path(), &clock);
+        c.maintenance.archive_records_per_sec = 1_000;
+        let store = Arc::new(AutoTieringCoordinator::new(c).await?);
+        put_at(&store, 2000, T0, "cancel").await?;
+        let looping = tokio::spawn(store.clone().start_maintenance_loop());
+        wait_for("a step to start", || {
+            store.maintenance_status().loop_running
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The caller gives up on shutdown before the step ends: writes are refused anyway,
+        // never half-accepted.
+        let gave_up = tokio::time::timeout(Duration::from_micros(1), store.shutdown()).await;
+        assert!(gave_up.is_err(), "shutdown finished inside 1 µs");
+        let late = record(5, "after-cancel");
+        assert!(matches!(store.put(&late).await, Err(Error::Closed)));
+        assert!(store
+            .get_by_signature(late.transaction_signature.as_deref().unwrap())
+            .await?
+            .is_none());
+        // A second shutdown completes it; the loop stops.
+        store.shutdown().await?;
+        tokio::time::timeout(Duration::from_secs(30), looping).await??;
+        Ok(())
+    })
+}
+
+#[test]
+fn maintenance_loop_does_not_keep_a_dropped_store_open() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(NOW);
+    runtime().block_on(async {
+        let store = Arc::new(AutoTieringCoordinator::new(config(dir.path(), &clock)).await?);
+        let id = put_at(&store, 1, NOW, "drop").await?[0];
+        let looping = tokio::spawn(store.clone().start_maintenance_loop());
+        wait_for("the first step", || store.maintenance_status().steps >= 1).await;
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        // Between steps the loop holds the store weakly: dropping the last handle ends it.
+        tokio::time::timeout(Duration::from_secs(30), looping).await??;
+        assert!(weak.upgrade().is_none(), "the loop kept the store alive");
+        // Closed for real: the same directory opens again, with the record in it.
+        let again = AutoTieringCoordinator::new(config(dir.path(), &clock)).await?;
+        assert!(again.get(id).await?.is_some());
+        Ok(())
+    })
+}

@@ -140,13 +140,27 @@ impl<R: Record> ArchiveBuilder<R> {
     /// Add one keyset page of warm rows `(rev, record)`, in ascending id order. Returns the
     /// files that reached the target size (or were closed to make room), already published.
     pub(crate) fn add_page(&mut self, page: Vec<(i64, R)>) -> Result<Vec<FinishedFile>> {
+        let mut finished = Vec::new();
+        match self.add_page_into(page, &mut finished) {
+            Ok(()) => Ok(finished),
+            Err(e) => {
+                discard(&self.cold, &finished);
+                Err(e)
+            }
+        }
+    }
+
+    fn add_page_into(
+        &mut self,
+        page: Vec<(i64, R)>,
+        finished: &mut Vec<FinishedFile>,
+    ) -> Result<()> {
         let mut by_day: BTreeMap<i64, (Vec<R>, Vec<i64>)> = BTreeMap::new();
         for (rev, r) in page {
             let e = by_day.entry(day_of(r.timestamp_ms())).or_default();
             e.0.push(r);
             e.1.push(rev);
         }
-        let mut finished = Vec::new();
         let target = self.cold.config().target_file_bytes();
         self.pages += 1;
         for (day, (records, revs)) in by_day {
@@ -174,13 +188,45 @@ impl<R: Record> ArchiveBuilder<R> {
                 finished.push(part.finish()?);
             }
         }
-        Ok(finished)
+        Ok(())
     }
 
-    /// Close every open file.
+    /// Close every open file. On an error, files already published by this call are removed
+    /// again (they would never be catalogued); the others' temp files go with their parts.
     pub(crate) fn finish(mut self) -> Result<Vec<FinishedFile>> {
         let parts = std::mem::take(&mut self.open);
-        parts.into_values().map(Part::finish).collect()
+        let mut finished = Vec::with_capacity(parts.len());
+        for part in parts.into_values() {
+            match part.finish() {
+                Ok(f) => finished.push(f),
+                Err(e) => {
+                    discard(&self.cold, &finished);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(finished)
+    }
+}
+
+/// Remove published files that will never be catalogued (their pass failed first). Best
+/// effort: a file left behind is uncatalogued, and the next open removes it.
+pub(crate) fn discard<R: Record>(cold: &ColdArchiveStorage<R>, files: &[FinishedFile]) {
+    for f in files {
+        discard_path(cold, &f.file.path);
+    }
+}
+
+/// [`discard`] for one catalog-relative path.
+pub(crate) fn discard_path<R: Record>(cold: &ColdArchiveStorage<R>, relative: &str) {
+    let path = cold.file_path(relative);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "removed a published file its failed pass never catalogued")
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove an uncatalogued file; the next open will")
+        }
     }
 }
 

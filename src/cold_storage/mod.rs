@@ -15,7 +15,7 @@ mod archive;
 pub(crate) mod file;
 mod recovery;
 
-pub(crate) use archive::{ArchiveBuilder, FinishedFile};
+pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 
 use std::collections::HashMap;

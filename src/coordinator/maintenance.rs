@@ -63,7 +63,10 @@ pub(crate) struct MaintenanceState {
     /// Held for the whole of a step, so steps never overlap, and by shutdown, so none starts
     /// after it.
     step: tokio::sync::Mutex<()>,
-    running: AtomicBool,
+    /// Shared with the loop, which holds the store only weakly.
+    running: Arc<AtomicBool>,
+    /// One alert evaluation at a time, so an older one never lands after a newer one.
+    evaluation: tokio::sync::Mutex<()>,
     /// Wakes the loop when shutdown begins.
     stop: tokio::sync::watch::Sender<bool>,
     steps: AtomicU64,
@@ -75,7 +78,8 @@ impl Default for MaintenanceState {
     fn default() -> Self {
         Self {
             step: tokio::sync::Mutex::new(()),
-            running: AtomicBool::new(false),
+            running: Arc::new(AtomicBool::new(false)),
+            evaluation: tokio::sync::Mutex::new(()),
             stop: tokio::sync::watch::channel(false).0,
             steps: AtomicU64::new(0),
             failed_steps: AtomicU64::new(0),
@@ -85,9 +89,9 @@ impl Default for MaintenanceState {
 }
 
 /// Clears `running` when the loop ends, however it ends (a panic, or the task dropped).
-struct Running<'a>(&'a AtomicBool);
+struct Running(Arc<AtomicBool>);
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
@@ -97,7 +101,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Run maintenance in the background until [`shutdown`](Self::shutdown): one step now,
     /// then one every `tiering.maintenance_interval` seconds, or every
     /// `maintenance.backlog_interval_secs` while an archival backlog remains. Returns when the
-    /// store shuts down. A second loop on the same store returns at once.
+    /// store shuts down (or is dropped: between steps the loop holds it only weakly, so it
+    /// does not keep the store open). A second loop on the same store returns at once.
     ///
     /// ```no_run
     /// # async fn f(coordinator: tiered_storage::AutoTieringCoordinator) {
@@ -117,7 +122,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             tracing::warn!("maintenance loop already running; not starting another");
             return;
         }
-        let _running = Running(&self.maintenance.running);
+        let _running = Running(Arc::clone(&self.maintenance.running));
         let mut stop = self.maintenance.stop.subscribe();
         let interval = Duration::from_secs(self.config.tiering.maintenance_interval);
         let backlog_interval = Duration::from_secs(self.config.maintenance.backlog_interval_secs);
@@ -125,15 +130,23 @@ impl<R: Record> AutoTieringCoordinator<R> {
             interval_secs = interval.as_secs(),
             "maintenance loop started"
         );
-        while !*stop.borrow_and_update() {
-            let wait = match self.run_maintenance_step().await {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        loop {
+            let Some(store) = weak.upgrade() else { break };
+            if *stop.borrow_and_update() {
+                break;
+            }
+            let wait = match store.run_maintenance_step().await {
                 Ok(report) if report.backlog => backlog_interval,
                 Ok(_) => interval,
                 // Closed: shutdown won the race for the next step.
                 Err(_) => break,
             };
+            drop(store);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                // A stop, or the store dropped (the sender with it): either way, look again.
                 _ = stop.changed() => {}
             }
         }
@@ -249,13 +262,37 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Re-evaluate every threshold alert from fresh metrics, disk figures and cold-file
     /// problems.
     pub(crate) async fn evaluate_alerts(&self) {
+        let _one = self.maintenance.evaluation.lock().await;
         let metrics = match self.collect_metrics().await {
-            Ok(m) => m,
+            Ok(m) => {
+                self.alerts
+                    .lock()
+                    .resolve_where(self.config.clock.now_ms(), |a| {
+                        a.kind == AlertKind::MaintenanceFailure && a.subject == "metrics"
+                    });
+                m
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "alerts: metrics unavailable; alerts left as they were");
+                tracing::warn!(error = %e, "alerts: metrics unavailable; threshold alerts left as they were");
+                let finding = Finding::new(
+                    AlertKind::MaintenanceFailure,
+                    AlertSeverity::Critical,
+                    "store",
+                    format!("metrics could not be collected, so threshold alerts are stale: {e}"),
+                )
+                .subject("metrics");
+                self.alerts
+                    .lock()
+                    .raise(finding, self.config.clock.now_ms());
                 return;
             }
         };
+        // Problems of files that left the catalog (compacted away, rebuilt) are over.
+        if let Ok(entries) = self.cold.files() {
+            let live: std::collections::HashSet<i64> = entries.iter().map(|e| e.file_id).collect();
+            self.cold
+                .clear_problems(|p| p.file_id.is_some_and(|f| !live.contains(&f)));
+        }
         let dir = self.config.data_dir.clone();
         let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir)).await {
             Ok(d) => d,

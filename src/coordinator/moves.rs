@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use super::{join_error, AutoTieringCoordinator};
 use crate::catalog::FileState;
-use crate::cold_storage::{ArchiveBuilder, ColdArchiveStorage, FinishedFile, VerifyReport};
+use crate::cold_storage::{
+    discard_path, ArchiveBuilder, ColdArchiveStorage, FinishedFile, VerifyReport,
+};
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
@@ -167,7 +169,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
                                 return;
                             }
                         }
-                        let want = batch.min((limits.max_records - read) as usize);
+                        // A page never exceeds a file's row cap, so no file (and no commit)
+                        // passes the cap by more than one page's rows.
+                        let want = batch
+                            .min((limits.max_records - read) as usize)
+                            .min(max_file_rows);
                         let t = Instant::now();
                         let page = reader.archive_page(cutoff_ms, after, want);
                         let last = match &page {
@@ -197,22 +203,23 @@ impl<R: Record> AutoTieringCoordinator<R> {
                         let t = Instant::now();
                         let finished = builder.add_page(page)?;
                         report.write_time += t.elapsed();
-                        for file in finished {
-                            commits.start(&handle, &warm, file, &cold, &mut report)?;
-                        }
+                        commits.start_all(&handle, &warm, finished, &cold, &mut report)?;
                     }
                     let t = Instant::now();
                     let finished = std::mem::replace(&mut builder, new_builder()).finish()?;
                     report.write_time += t.elapsed();
-                    for file in finished {
-                        commits.start(&handle, &warm, file, &cold, &mut report)?;
-                    }
+                    commits.start_all(&handle, &warm, finished, &cold, &mut report)?;
                     Ok::<_, Error>(())
                 })()
             });
             // Every commit started is awaited, even after an error, so none is left running
             // when the pass returns.
             let drained = commits.drain(&handle, &cold, &mut report);
+            // Published files whose commit never ran or was rolled back are not catalogued:
+            // remove them now rather than leave them to the next open.
+            for relative in &commits.orphans {
+                discard_path(&cold, relative);
+            }
             report.cut_short = cut_short.load(Ordering::Relaxed);
             result.and(drained).map(|()| report)
         })
@@ -246,8 +253,14 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let mut report = CompactionReport::default();
         let entries = self.cold.files()?;
         let groups = self.cold.plan_compaction(&entries);
-        report.groups_left = groups.len().saturating_sub(max_groups) as u64;
-        for group in groups.into_iter().take(max_groups) {
+        let planned = groups.len();
+        report.groups_left = planned.saturating_sub(max_groups) as u64;
+        for (done, group) in groups.into_iter().take(max_groups).enumerate() {
+            // Shutdown waits for the group being rewritten, not for the rest.
+            if self.stopping.load(Ordering::Acquire) {
+                report.groups_left = (planned - done) as u64;
+                break;
+            }
             let cold = self.cold.clone();
             let g = group.clone();
             let (built, dropped) = tokio::task::spawn_blocking(move || cold.build_compaction(&g))
@@ -367,8 +380,16 @@ fn pace(started: Instant, read: u64, rate: u64, stop: &AtomicBool) -> bool {
 /// written (at most `MAX_PENDING_COMMITS` at a time), so reading and encoding overlap them.
 #[derive(Default)]
 struct Commits {
-    pending:
-        std::collections::VecDeque<(Instant, u64, tokio::task::JoinHandle<Result<ArchiveAck>>)>,
+    /// Started commits: start time, bytes, the file's relative path, the task.
+    pending: std::collections::VecDeque<(
+        Instant,
+        u64,
+        String,
+        tokio::task::JoinHandle<Result<ArchiveAck>>,
+    )>,
+    /// Published files that certainly will not be catalogued: their commit never started, or
+    /// it failed in SQLite (rolled back).
+    orphans: Vec<String>,
 }
 
 const MAX_PENDING_COMMITS: usize = 2;
@@ -383,12 +404,35 @@ impl Commits {
         report: &mut ArchiveReport,
     ) -> Result<()> {
         if self.pending.len() >= MAX_PENDING_COMMITS {
-            self.finish_one(handle, cold, report)?;
+            if let Err(e) = self.finish_one(handle, cold, report) {
+                self.orphans.push(file.file.path);
+                return Err(e);
+            }
         }
         let warm = warm.clone();
         let bytes = file.file.bytes;
+        let path = file.file.path.clone();
         let task = handle.spawn(async move { warm.commit_archive(file.file, file.rows).await });
-        self.pending.push_back((Instant::now(), bytes, task));
+        self.pending.push_back((Instant::now(), bytes, path, task));
+        Ok(())
+    }
+
+    /// Start the commits of `files` in order; on an error, the files not started are orphans.
+    fn start_all<R: Record>(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        warm: &WarmSqliteStorage<R>,
+        files: Vec<FinishedFile>,
+        cold: &ColdArchiveStorage<R>,
+        report: &mut ArchiveReport,
+    ) -> Result<()> {
+        let mut files = files.into_iter();
+        while let Some(file) = files.next() {
+            if let Err(e) = self.start(handle, warm, file, cold, report) {
+                self.orphans.extend(files.map(|f| f.file.path));
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -398,10 +442,20 @@ impl Commits {
         cold: &ColdArchiveStorage<R>,
         report: &mut ArchiveReport,
     ) -> Result<()> {
-        let Some((started, bytes, task)) = self.pending.pop_front() else {
+        let Some((started, bytes, path, task)) = self.pending.pop_front() else {
             return Ok(());
         };
-        let ack = handle.block_on(task).map_err(join_error)??;
+        let ack = match handle.block_on(task).map_err(join_error)? {
+            Ok(ack) => ack,
+            Err(e) => {
+                // An SQLite error rolled the transaction back; other errors (the writer gone)
+                // leave the outcome unknown, and the next open sorts the file out.
+                if matches!(e, Error::Sqlite { .. }) {
+                    self.orphans.push(path);
+                }
+                return Err(e);
+            }
+        };
         report.commit_time += started.elapsed();
         crash_point("archive:committed");
         cold.note_archived(ack.archived);

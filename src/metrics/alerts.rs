@@ -242,6 +242,9 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
             .subject(p.path.display().to_string()),
         );
     }
+    // One finding per alert (a file can have two problems on record): the first wins.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| seen.insert(f.key()));
     out
 }
 
@@ -654,6 +657,13 @@ mod tests {
         );
         assert_eq!(
             run(0, 0, fine, std::slice::from_ref(&problem)),
+            [(AlertKind::ColdFileCorruption, AlertSeverity::Critical)]
+        );
+        // Two problems on record for one file are one alert.
+        let mut second = problem.clone();
+        second.kind = crate::cold_storage::ProblemKind::Missing;
+        assert_eq!(
+            run(0, 0, fine, &[problem.clone(), second]),
             [(AlertKind::ColdFileCorruption, AlertSeverity::Critical)]
         );
     }

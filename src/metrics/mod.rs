@@ -133,7 +133,9 @@ impl AccessStats {
     pub fn fill(&self, m: &mut TierMetrics) {
         m.hits = self.hits.load(Ordering::Relaxed);
         m.misses = self.misses.load(Ordering::Relaxed);
-        let recent = self.recent.snapshot(self.clock.now_ms());
+        // The same time base as the recording (`ms_at`), so a suspend or a wall-clock step
+        // cannot push every sample out of the window.
+        let recent = self.recent.snapshot(self.clock.ms_at(Instant::now()));
         m.recent_hits = recent.hits;
         m.recent_misses = recent.misses;
         m.window_secs = self.recent.window().as_secs();

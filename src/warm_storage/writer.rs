@@ -772,6 +772,11 @@ impl Writer {
         self.shared
             .last_flush_ms
             .store(now_ms() as u64, Ordering::Relaxed);
+        // Bounded (invariant 4): while the backlog is this long, new statistics wait in the
+        // shared map, which is capped and drops new ids beyond its cap.
+        if self.access_backlog.len() >= self.cfg.access_flush_threshold {
+            return;
+        }
         let pending = std::mem::take(&mut *self.shared.access.lock());
         if pending.is_empty() {
             return;
@@ -783,14 +788,31 @@ impl Writer {
         self.access_backlog = all.into();
     }
 
-    /// Write every pending access statistic; returns the rows updated.
+    /// Write every pending access statistic; returns the rows updated. A failed chunk does
+    /// not stop the rest; the first error is returned after all were tried.
     fn flush_access(&mut self) -> Result<usize> {
-        self.take_access();
         let mut updated = 0;
+        let mut first_err = None;
+        // One take (reads arriving meanwhile wait for the next flush), even past the backlog
+        // bound: an explicit flush writes everything queued when it was asked.
+        let pending = std::mem::take(&mut *self.shared.access.lock());
+        self.access_backlog.extend(pending);
+        self.take_access();
+        let mut all: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..).collect();
+        all.sort_unstable_by_key(|&(id, _)| id);
+        self.access_backlog = all.into();
         while !self.access_backlog.is_empty() {
-            updated += self.flush_access_chunk()?;
+            match self.flush_access_chunk() {
+                Ok(n) => updated += n,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        Ok(updated)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(updated),
+        }
     }
 
     fn flush_access_chunk_logged(&mut self) {
