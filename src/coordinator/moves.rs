@@ -138,6 +138,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let mut report = tokio::task::spawn_blocking(move || {
             let mut report = ArchiveReport::default();
             let cut_short = AtomicBool::new(false);
+            // Nothing due: no pass (and no scan of the young records).
+            let Some(upto_id) = warm.max_due_id(cutoff_ms)? else {
+                return Ok(report);
+            };
             let max_file_rows = limits
                 .max_file_rows
                 .map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
@@ -175,7 +179,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
                             .min((limits.max_records - read) as usize)
                             .min(max_file_rows);
                         let t = Instant::now();
-                        let page = reader.archive_page(cutoff_ms, after, want);
+                        let page = reader.archive_page(cutoff_ms, after, upto_id, want);
                         let last = match &page {
                             Ok(p) => p
                                 .last()

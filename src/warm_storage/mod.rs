@@ -395,25 +395,31 @@ impl<R: Record> WarmSqliteStorage<R> {
         })
     }
 
-    /// One archival step: up to `limit` rows with `ts < cutoff_ms` and id above `after_id`, in
+    /// One archival step: up to `limit` rows with `ts < cutoff_ms` and id in `(after_id, upto_id]`, in
     /// id order (keyset pagination), each with its `rev` so the commit can tell whether it
     /// changed meanwhile.
     pub(crate) fn archive_page(
         &self,
         cutoff_ms: i64,
         after_id: i64,
+        upto_id: i64,
         limit: usize,
     ) -> Result<Vec<(i64, R)>> {
         let path = &self.inner.path;
         self.inner.with_reader(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, rev, payload FROM records WHERE id > ?1 AND +ts < ?2
+                    "SELECT id, rev, payload FROM records WHERE id > ?1 AND id <= ?4 AND +ts < ?2
                      ORDER BY id LIMIT ?3",
                 )
                 .map_err(sqlite_err("archive scan", path))?;
             let mut rows = stmt
-                .query(rusqlite::params![after_id, cutoff_ms, limit as i64])
+                .query(rusqlite::params![
+                    after_id,
+                    cutoff_ms,
+                    limit as i64,
+                    upto_id
+                ])
                 .map_err(sqlite_err("archive scan", path))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(sqlite_err("archive scan", path))? {
@@ -572,6 +578,18 @@ impl<R: Record> WarmSqliteStorage<R> {
     /// Wire in the lookup of archived signatures used by duplicate checks.
     pub(crate) fn set_archived_signature(&self, lookup: ArchivedSignature) {
         let _ = self.inner.shared.archived_signature.set(lookup);
+    }
+
+    /// The largest id of a record with `ts < cutoff_ms` (a scan of the timestamp index over
+    /// the due records only), `None` when none is due. Bounds an archival pass's keyset scan,
+    /// so a pass never reads the young records after the last due one.
+    pub(crate) fn max_due_id(&self, cutoff_ms: i64) -> Result<Option<i64>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT max(id) FROM records INDEXED BY records_ts WHERE ts < ?1")
+                .and_then(|mut s| s.query_row([cutoff_ms], |r| r.get::<_, Option<i64>>(0)))
+                .map_err(sqlite_err("find the last record due for archival", path))
+        })
     }
 
     /// The smallest record timestamp in warm (an index lookup), `None` when warm is empty.
@@ -985,6 +1003,31 @@ mod tests {
             w.count().await.unwrap(),
             n as u64 + (n as u64).div_ceil(1000)
         );
+    }
+
+    /// An archival pass reads only up to the last due record: young records after it are never
+    /// scanned, and none is due when the oldest record is young.
+    #[tokio::test]
+    async fn warm_storage_archive_scan_stops_at_the_last_due_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let mut ids = Vec::new();
+        for (n, ts) in [(1, 100), (2, 5_000), (3, 200), (4, 9_000), (5, 9_500)] {
+            let mut r = sample(n);
+            r.timestamp_decision_made = ts;
+            ids.push(w.put(&r).await.unwrap());
+        }
+        assert_eq!(w.max_due_id(50).unwrap(), None);
+        assert_eq!(w.max_due_id(1_000).unwrap(), Some(ids[2]));
+        assert_eq!(w.max_due_id(i64::MAX).unwrap(), Some(ids[4]));
+        let page: Vec<i64> = w
+            .archive_page(1_000, i64::MIN, ids[2], 100)
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.id.unwrap())
+            .collect();
+        assert_eq!(page, [ids[0], ids[2]]);
+        assert_eq!(w.oldest_timestamp_ms().unwrap(), Some(100));
     }
 
     /// A remove drops the record's statistics, and a flush after a racing remove adds none.
