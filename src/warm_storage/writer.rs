@@ -330,7 +330,7 @@ impl Writer {
             // A periodic flush (no one waiting) takes the statistics and writes the first chunk;
             // the run loop writes the rest between write batches. A requested flush writes all.
             Command::FlushAccess { reply: None } => {
-                self.take_access();
+                self.take_access(true);
                 self.flush_access_chunk_logged();
             }
             Command::FlushAccess { reply: Some(reply) } => {
@@ -764,17 +764,16 @@ impl Writer {
         Ok(merged)
     }
 
-    /// Write pending access statistics in one transaction.
     /// Move the pending access statistics into the backlog (in id order, so consecutive
-    /// upserts land on the same `access` pages).
-    fn take_access(&mut self) {
+    /// upserts land on the same `access` pages). `bounded`: not while the backlog is already
+    /// `access_flush_threshold` long (invariant 4: new statistics then wait in the shared map,
+    /// which is capped and drops new ids beyond its cap).
+    fn take_access(&mut self, bounded: bool) {
         self.shared.flush_requested.store(false, Ordering::Relaxed);
         self.shared
             .last_flush_ms
             .store(now_ms() as u64, Ordering::Relaxed);
-        // Bounded (invariant 4): while the backlog is this long, new statistics wait in the
-        // shared map, which is capped and drops new ids beyond its cap.
-        if self.access_backlog.len() >= self.cfg.access_flush_threshold {
+        if bounded && self.access_backlog.len() >= self.cfg.access_flush_threshold {
             return;
         }
         let pending = std::mem::take(&mut *self.shared.access.lock());
@@ -795,12 +794,7 @@ impl Writer {
         let mut first_err = None;
         // One take (reads arriving meanwhile wait for the next flush), even past the backlog
         // bound: an explicit flush writes everything queued when it was asked.
-        let pending = std::mem::take(&mut *self.shared.access.lock());
-        self.access_backlog.extend(pending);
-        self.take_access();
-        let mut all: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..).collect();
-        all.sort_unstable_by_key(|&(id, _)| id);
-        self.access_backlog = all.into();
+        self.take_access(false);
         while !self.access_backlog.is_empty() {
             match self.flush_access_chunk() {
                 Ok(n) => updated += n,
