@@ -521,3 +521,80 @@ fn maintenance_loop_does_not_keep_a_dropped_store_open() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn maintenance_step_quarantines_a_file_a_read_found_corrupt() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let clock = ManualClock::new(NOW);
+        let store = AutoTieringCoordinator::new(config(dir.path(), &clock)).await?;
+        // Two day partitions, so two files: one is damaged, the other keeps serving.
+        let a = put_at(&store, 300, T0, "qa").await?;
+        let b = put_at(&store, 300, T0 + 2 * DAY, "qb").await?;
+        store.archive_now().await?;
+        let files = store.cold_tier().files()?;
+        assert_eq!(files.len(), 2);
+        let damaged = files.iter().find(|e| e.min_id == a[0]).unwrap();
+        let path = store.cold_tier().file_path(&damaged.path);
+
+        // Overwrite the data pages, keeping the size and footer: only a read of the pages
+        // notices, and the footer check at open and in verify_cold does not.
+        let original = std::fs::read(&path)?;
+        let mut bad = original.clone();
+        let (lo, hi) = (4, bad.len() * 3 / 4);
+        bad[lo..hi].fill(0xA5);
+        std::fs::write(&path, &bad)?;
+        store.hot_tier().clear();
+        assert!(
+            store.get(a[10]).await.is_err(),
+            "a read of a damaged page fails loudly"
+        );
+
+        let step = store.run_maintenance_step().await?;
+        assert!(step.failures.is_empty(), "{:?}", step.failures);
+        let state = |id| {
+            store
+                .cold_tier()
+                .files()
+                .unwrap()
+                .into_iter()
+                .find(|e| e.file_id == id)
+                .unwrap()
+                .state
+        };
+        assert_eq!(
+            state(damaged.file_id),
+            tiered_storage::FileState::Quarantined
+        );
+        let alerts = store.get_alerts().await;
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.kind == AlertKind::ColdFileCorruption
+                    && a.subject == path.display().to_string()),
+            "{alerts:?}"
+        );
+        // Its records fail fast; the other file's are served.
+        assert!(store.get(a[20]).await.is_err());
+        assert!(store.get(b[20]).await?.is_some());
+        // The footer alone looks fine, so a quarantined file is read in full before it is
+        // revived: still damaged, still quarantined.
+        let verify = store.verify_cold().await?;
+        assert_eq!(verify.problems.len(), 1, "{:?}", verify.problems);
+        assert!(verify.revived.is_empty());
+
+        // Restored: verify_cold reads it in full, revives it, and the alert clears.
+        std::fs::write(&path, &original)?;
+        let verify = store.verify_cold().await?;
+        assert!(verify.problems.is_empty(), "{:?}", verify.problems);
+        assert_eq!(verify.revived, [damaged.file_id]);
+        assert_eq!(state(damaged.file_id), tiered_storage::FileState::Live);
+        assert!(!store
+            .get_alerts()
+            .await
+            .iter()
+            .any(|a| a.kind == AlertKind::ColdFileCorruption));
+        assert!(store.get(a[20]).await?.is_some());
+        Ok(())
+    })
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::file::{ColdFile, FileSummary};
+use super::file::{ColdFile, FileSummary, ScanBounds};
 use super::ColdArchiveStorage;
 use crate::catalog::{CatalogEntry, CatalogRebuild, FileState, NewFile};
 use crate::error::{Error, Result};
@@ -199,37 +199,16 @@ impl<R: Record> ColdArchiveStorage<R> {
     }
 
     /// Open every catalogued file afresh and compare its footer with its catalog row
-    /// (blocking). Returns the report; the caller persists quarantines and revivals.
+    /// (blocking). A quarantined file is also read in full before it is served again, since
+    /// it may have been quarantined for a bad page its footer does not show. Returns the
+    /// report; the caller persists quarantines and revivals.
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         for e in self.catalog().entries()? {
             report.files_checked += 1;
             let abs = self.file_path(&e.path);
-            let checked = ColdFile::<R>::open(&abs).and_then(|f| f.summary());
-            let problem = match checked {
-                Err(err) => Some((
-                    if abs.exists() {
-                        ProblemKind::Unreadable
-                    } else {
-                        ProblemKind::Missing
-                    },
-                    err.to_string(),
-                )),
-                Ok(s) => {
-                    let catalogued = (e.rows, e.min_id, e.max_id, e.min_ts, e.max_ts, e.bytes);
-                    let found = (s.rows, s.min_id, s.max_id, s.min_ts, s.max_ts, s.bytes);
-                    if catalogued == found {
-                        report.rows_verified += s.rows;
-                        None
-                    } else {
-                        Some((
-                            ProblemKind::CatalogMismatch,
-                            format!("catalog (rows, min_id, max_id, min_ts, max_ts, bytes) = {catalogued:?}, footer = {found:?}"),
-                        ))
-                    }
-                }
-            };
-            match problem {
+            let deep = e.state == FileState::Quarantined;
+            match self.check_file(&e, &abs, deep) {
                 Some((kind, detail)) => {
                     self.forget(&[e.file_id]);
                     let p = ColdFileProblem::new(Some(e.file_id), abs, kind, detail);
@@ -237,14 +216,70 @@ impl<R: Record> ColdArchiveStorage<R> {
                     report.problems.push(p);
                 }
                 None => {
+                    report.rows_verified += e.rows;
                     self.clear_problems(|p| p.path == abs);
-                    if e.state == FileState::Quarantined {
+                    if deep {
                         report.revived.push(e.file_id);
                     }
                 }
             }
         }
         Ok(report)
+    }
+
+    /// What is wrong with catalogued file `e` at `abs`, if anything: its footer against the
+    /// catalog row, and with `deep`, every page decoded and every row counted (about as costly
+    /// as a full scan of the file). Opens the file afresh, bypassing the metadata cache.
+    pub(crate) fn check_file(
+        &self,
+        e: &CatalogEntry,
+        abs: &Path,
+        deep: bool,
+    ) -> Option<(ProblemKind, String)> {
+        let unreadable = |err: Error| {
+            let kind = if abs.exists() {
+                ProblemKind::Unreadable
+            } else {
+                ProblemKind::Missing
+            };
+            Some((kind, err.to_string()))
+        };
+        let file = match ColdFile::<R>::open(abs) {
+            Ok(f) => f,
+            Err(err) => return unreadable(err),
+        };
+        let s = match file.summary() {
+            Ok(s) => s,
+            Err(err) => return unreadable(err),
+        };
+        let catalogued = (e.rows, e.min_id, e.max_id, e.min_ts, e.max_ts, e.bytes);
+        let found = (s.rows, s.min_id, s.max_id, s.min_ts, s.max_ts, s.bytes);
+        if catalogued != found {
+            return Some((
+                ProblemKind::CatalogMismatch,
+                format!("catalog (rows, min_id, max_id, min_ts, max_ts, bytes) = {catalogued:?}, footer = {found:?}"),
+            ));
+        }
+        if deep {
+            let mut rows = 0u64;
+            let scan = match file.scan(&ScanBounds::default()) {
+                Ok(scan) => scan,
+                Err(err) => return unreadable(err),
+            };
+            for batch in scan {
+                match batch {
+                    Ok(records) => rows += records.len() as u64,
+                    Err(err) => return unreadable(err),
+                }
+            }
+            if rows != e.rows {
+                return Some((
+                    ProblemKind::CatalogMismatch,
+                    format!("{rows} rows decoded, {} catalogued", e.rows),
+                ));
+            }
+        }
+        None
     }
 
     /// Plan a catalog rebuild from the Parquet footers alone (blocking). Catalogued files

@@ -16,6 +16,8 @@ use tracing::Instrument;
 
 use super::moves::ArchiveLimits;
 use super::{ArchiveReport, AutoTieringCoordinator, CompactionReport};
+use crate::catalog::FileState;
+use crate::cold_storage::ColdFileProblem;
 use crate::error::{Error, Result};
 use crate::metrics::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
 use crate::metrics::disk;
@@ -186,6 +188,13 @@ impl<R: Record> AutoTieringCoordinator<R> {
             )
             .await;
 
+        self.task(
+            "confirm_cold_problems",
+            &mut report.failures,
+            self.confirm_cold_problems(),
+        )
+        .await;
+
         let m = &self.config.maintenance;
         let limits = ArchiveLimits {
             max_records: m.archive_max_records_per_step,
@@ -257,6 +266,55 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 None
             }
         }
+    }
+
+    /// Confirm the problems reads reported: each live file with a problem on record is read
+    /// in full. A bad one is quarantined (its records then fail fast, compaction skips it, and
+    /// its alert stays until `verify_cold` finds it sound); a sound one (the read hit a
+    /// transient I/O error) has its problems forgotten. Returns the files quarantined.
+    pub(crate) async fn confirm_cold_problems(&self) -> Result<u64> {
+        let suspects: std::collections::HashSet<i64> = self
+            .cold
+            .problems()
+            .iter()
+            .filter_map(|p| p.file_id)
+            .collect();
+        if suspects.is_empty() {
+            return Ok(0);
+        }
+        let _move = self.moves.lock().await;
+        self.check_open()?;
+        let mut quarantined = 0;
+        for e in self.cold.files()? {
+            if e.state != FileState::Live || !suspects.contains(&e.file_id) {
+                continue;
+            }
+            let cold = self.cold.clone();
+            let (e, abs, found) = tokio::task::spawn_blocking(move || {
+                let abs = cold.file_path(&e.path);
+                let found = cold.check_file(&e, &abs, true);
+                (e, abs, found)
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+            match found {
+                Some((kind, detail)) => {
+                    tracing::error!(path = %abs.display(), ?kind, %detail, "cold file confirmed bad; quarantined");
+                    self.cold.forget(&[e.file_id]);
+                    self.cold
+                        .report(ColdFileProblem::new(Some(e.file_id), abs, kind, detail));
+                    self.warm
+                        .set_file_state(e.file_id, FileState::Quarantined)
+                        .await?;
+                    quarantined += 1;
+                }
+                None => {
+                    tracing::info!(path = %abs.display(), "cold file read back in full: sound; its problem was transient");
+                    self.cold.clear_problems(|p| p.path == abs);
+                }
+            }
+        }
+        Ok(quarantined)
     }
 
     /// Re-evaluate every threshold alert from fresh metrics, disk figures and cold-file
