@@ -517,6 +517,7 @@ impl<R: Record> HotMemoryStorage<R> {
             tier_name: "hot".to_owned(),
             record_count: self.inner.cache.entry_count(),
             capacity: Some(self.capacity()),
+            capacity_bytes: self.inner.weights.as_ref().map(|w| w.max_bytes),
             bytes_stored: self.inner.counters.bytes.load(Ordering::Relaxed),
             evictions: self.inner.counters.evictions.load(Ordering::Relaxed),
             expirations: self.inner.counters.expirations.load(Ordering::Relaxed),

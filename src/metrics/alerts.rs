@@ -162,8 +162,24 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
         }
     }
     if let Some(hot) = &m.hot {
-        if let Some(capacity) = hot.capacity.filter(|c| *c > 0) {
-            let used = hot.record_count as f64 * 100.0 / capacity as f64;
+        // Full by records or by bytes, whichever is fuller.
+        let by_records = hot.capacity.filter(|c| *c > 0).map(|c| {
+            (
+                hot.record_count as f64 * 100.0 / c as f64,
+                format!("{} of {c} records", hot.record_count),
+            )
+        });
+        let by_bytes = hot.capacity_bytes.filter(|c| *c > 0).map(|c| {
+            (
+                hot.bytes_stored as f64 * 100.0 / c as f64,
+                format!("{} of {c} bytes", hot.bytes_stored),
+            )
+        });
+        let fullest = by_records
+            .into_iter()
+            .chain(by_bytes)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((used, what)) = fullest {
             let severity = if used >= cfg.hot_capacity_critical_pct {
                 Some(AlertSeverity::Critical)
             } else if used >= cfg.hot_capacity_warning_pct {
@@ -177,9 +193,8 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
                     severity,
                     "hot",
                     format!(
-                        "hot tier {used:.1}% full ({} of {capacity} records): the least recently \
-                         used records are being evicted; raise hot.capacity if reads miss",
-                        hot.record_count
+                        "hot tier {used:.1}% full ({what}): the least recently used records \
+                         are being evicted; raise hot.capacity (or hot.max_bytes) if reads miss"
                     ),
                 ));
             }
@@ -639,6 +654,29 @@ mod tests {
         assert_eq!(
             run(950, 0, fine, &[]),
             [(AlertKind::HotCapacity, AlertSeverity::Critical)]
+        );
+        // Full by bytes though not by records.
+        let mut by_bytes = hot(10);
+        by_bytes.capacity_bytes = Some(1 << 20);
+        by_bytes.bytes_stored = 1 << 20;
+        let m = TieredMetrics {
+            hot: Some(by_bytes),
+            ..Default::default()
+        };
+        let found = evaluate(
+            &cfg,
+            &Inputs {
+                metrics: &m,
+                disk: fine,
+                cold_problems: &[],
+            },
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].severity, AlertSeverity::Critical);
+        assert!(
+            found[0].message.contains("1048576 of 1048576 bytes"),
+            "{}",
+            found[0].message
         );
         assert_eq!(
             run(0, cfg.archival_grace_secs + 1, fine, &[]),

@@ -27,6 +27,8 @@ pub struct TierMetrics {
     pub bytes_stored: u64,
     /// Most records the tier holds (hot), `None` when unbounded.
     pub capacity: Option<u64>,
+    /// Most encoded bytes the tier holds (hot, when `hot.max_bytes` is set).
+    pub capacity_bytes: Option<u64>,
     /// Lookups answered by this tier since the store opened.
     pub hits: u64,
     /// Lookups this tier could not answer since the store opened.

@@ -14,6 +14,7 @@
 //! | `<tier>_records` | gauge | records held |
 //! | `<tier>_bytes` | gauge | bytes stored |
 //! | `<tier>_capacity_records` | gauge | most records held (only when bounded) |
+//! | `<tier>_capacity_bytes` | gauge | most encoded bytes held (only when bounded) |
 //! | `<tier>_eviction_total`, `<tier>_expiration_total`, `<tier>_promotion_total` | counter | |
 //! | `<tier>_access_seconds{quantile}` | gauge | 0.5 / 0.95 / 0.99 lookup time, recent window |
 //! | `<tier>_access_seconds_max`, `<tier>_access_seconds_avg` | gauge | recent window |
@@ -96,6 +97,13 @@ fn register_tier(r: &mut Registry, prefix: &str, t: &TierMetrics) {
         r.register(
             "capacity_records",
             "Most records the tier holds",
+            gauge(capacity),
+        );
+    }
+    if let Some(capacity) = t.capacity_bytes {
+        r.register(
+            "capacity_bytes",
+            "Most encoded bytes the tier holds",
             gauge(capacity),
         );
     }
@@ -278,6 +286,7 @@ mod tests {
             record_count: 7,
             bytes_stored: 4096,
             capacity: None,
+            capacity_bytes: None,
             hits: 42,
             misses: 8,
             recent_hits: 3,

@@ -150,7 +150,10 @@ impl<R: Record> WarmSqliteStorage<R> {
         let (tx, rx) = mpsc::channel(cfg.queue_depth);
         let handle = std::thread::Builder::new()
             .name("tiered-storage-warm-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let span = tracing::info_span!("warm_writer", path = %path.display());
+                move || span.in_scope(|| writer.run(rx))
+            })
             .map_err(|source| Error::Io {
                 op: "spawn warm writer thread for",
                 path: path.clone(),

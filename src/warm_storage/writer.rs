@@ -533,6 +533,7 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
+        tracing::trace!(writes = batch.len(), "group commit");
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
         match self.apply(&ops) {
             Ok(results) => {
