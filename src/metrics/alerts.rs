@@ -769,4 +769,294 @@ mod tests {
         let subjects: Vec<String> = book.active().iter().map(|a| a.subject.clone()).collect();
         assert_eq!(subjects, ["archive", "b"]);
     }
+
+    use proptest::prelude::*;
+
+    /// The evaluated alerts the book model plays with: (kind, tier, subject).
+    const UNIVERSE: [(AlertKind, &str, &str); 6] = [
+        (AlertKind::AccessTimeOverTarget, "hot", ""),
+        (AlertKind::AccessTimeOverTarget, "warm", ""),
+        (AlertKind::HitRateBelowFloor, "hot", ""),
+        (AlertKind::Degradation, "cold", ""),
+        (AlertKind::ColdFileCorruption, "cold", "a"),
+        (AlertKind::ColdFileCorruption, "cold", "b"),
+    ];
+    /// Subjects of the maintenance failures the model raises and clears by hand.
+    const TASKS: [&str; 2] = ["archive", "compact"];
+
+    #[derive(Debug, Clone)]
+    enum BookOp {
+        /// One evaluation: `UNIVERSE[i]` found with severity `s` where `found[i] == Some(s)`.
+        Observe(Vec<Option<AlertSeverity>>),
+        /// A failure of `TASKS[i]`.
+        Raise(usize, AlertSeverity),
+        /// `TASKS[i]` succeeded.
+        Resolve(usize),
+    }
+
+    fn severity() -> impl Strategy<Value = AlertSeverity> {
+        prop_oneof![
+            Just(AlertSeverity::Info),
+            Just(AlertSeverity::Warning),
+            Just(AlertSeverity::Critical),
+        ]
+    }
+
+    fn book_op() -> impl Strategy<Value = BookOp> {
+        prop_oneof![
+            2 => proptest::collection::vec(proptest::option::of(severity()), UNIVERSE.len())
+                .prop_map(BookOp::Observe),
+            1 => (0..TASKS.len(), severity()).prop_map(|(i, s)| BookOp::Raise(i, s)),
+            1 => (0..TASKS.len()).prop_map(BookOp::Resolve),
+        ]
+    }
+
+    /// What the model keeps of an active alert.
+    #[derive(Debug, Clone)]
+    struct ModelAlert {
+        first_seen_ms: i64,
+        last_seen_ms: i64,
+        occurrences: u64,
+        severity: AlertSeverity,
+        message: String,
+    }
+
+    /// Active alerts by key and a bounded list of resolved ones, oldest first. Alerts cleared
+    /// at one time enter the history in key order.
+    struct ModelBook {
+        active: BTreeMap<Key, ModelAlert>,
+        history: VecDeque<Alert>,
+        limit: usize,
+    }
+
+    impl ModelBook {
+        fn alert(key: &Key, m: &ModelAlert, resolved_ms: Option<i64>) -> Alert {
+            Alert {
+                kind: key.0,
+                severity: m.severity,
+                tier_name: key.1.clone(),
+                subject: key.2.clone(),
+                message: m.message.clone(),
+                first_seen_ms: m.first_seen_ms,
+                last_seen_ms: m.last_seen_ms,
+                occurrences: m.occurrences,
+                resolved_ms,
+            }
+        }
+
+        fn upsert(&mut self, key: Key, severity: AlertSeverity, message: String, now: i64) {
+            self.active
+                .entry(key)
+                .and_modify(|m| {
+                    m.last_seen_ms = now;
+                    m.occurrences += 1;
+                    m.severity = severity;
+                    m.message.clone_from(&message);
+                })
+                .or_insert_with(|| ModelAlert {
+                    first_seen_ms: now,
+                    last_seen_ms: now,
+                    occurrences: 1,
+                    severity,
+                    message: message.clone(),
+                });
+        }
+
+        fn resolve(&mut self, now: i64, cleared: impl Fn(&Key) -> bool) {
+            let keys: Vec<Key> = self.active.keys().filter(|k| cleared(k)).cloned().collect();
+            for key in keys {
+                let m = self.active.remove(&key).unwrap();
+                self.history.push_back(Self::alert(&key, &m, Some(now)));
+                if self.history.len() > self.limit {
+                    self.history.pop_front();
+                }
+            }
+        }
+
+        /// Active alerts in key order.
+        fn active_by_key(&self) -> Vec<Alert> {
+            self.active
+                .iter()
+                .map(|(k, m)| Self::alert(k, m, None))
+                .collect()
+        }
+    }
+
+    fn key_of(a: &Alert) -> Key {
+        (a.kind, a.tier_name.clone(), a.subject.clone())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// `AlertBook` against a model of active alerts by key and a bounded history, over
+        /// evaluations (`observe` of `EVALUATED`) and maintenance failures raised and cleared
+        /// by hand, with time advancing 0..5 s per step.
+        #[test]
+        fn metrics_alert_book_matches_a_model(
+            limit in 1usize..8,
+            ops in proptest::collection::vec((book_op(), 0i64..5_000), 1..80),
+        ) {
+            let mut book = AlertBook::new(limit);
+            let mut model = ModelBook {
+                active: BTreeMap::new(),
+                history: VecDeque::new(),
+                limit,
+            };
+            let mut now = T0;
+            for (step, (op, advance)) in ops.into_iter().enumerate() {
+                now += advance;
+                let failures_before: Vec<Alert> = book
+                    .active()
+                    .into_iter()
+                    .filter(|a| a.kind == AlertKind::MaintenanceFailure)
+                    .collect();
+                let observed = matches!(op, BookOp::Observe(_));
+                match op {
+                    BookOp::Observe(found) => {
+                        let mut findings = Vec::new();
+                        let mut keys = std::collections::HashSet::new();
+                        for (i, sev) in found.iter().enumerate() {
+                            if let Some(sev) = *sev {
+                                let (kind, tier, subject) = UNIVERSE[i];
+                                let message = format!("step {step} finding {i}");
+                                findings.push(
+                                    Finding::new(kind, sev, tier, message.clone()).subject(subject),
+                                );
+                                let key = (kind, tier.to_owned(), subject.to_owned());
+                                keys.insert(key.clone());
+                                model.upsert(key, sev, message, now);
+                            }
+                        }
+                        model.resolve(now, |k| EVALUATED.contains(&k.0) && !keys.contains(k));
+                        book.observe(&EVALUATED, findings, now);
+                    }
+                    BookOp::Raise(i, sev) => {
+                        let message = format!("step {step} {} failed", TASKS[i]);
+                        book.raise(
+                            Finding::new(AlertKind::MaintenanceFailure, sev, "store", message.clone())
+                                .subject(TASKS[i]),
+                            now,
+                        );
+                        let key = (AlertKind::MaintenanceFailure, "store".to_owned(), TASKS[i].to_owned());
+                        model.upsert(key, sev, message, now);
+                    }
+                    BookOp::Resolve(i) => {
+                        book.resolve_where(now, |a| {
+                            a.kind == AlertKind::MaintenanceFailure && a.subject == TASKS[i]
+                        });
+                        model.resolve(now, |k| {
+                            k.0 == AlertKind::MaintenanceFailure && k.2 == TASKS[i]
+                        });
+                    }
+                }
+
+                // Active: the model's set, most severe first, then oldest first.
+                let active = book.active();
+                for pair in active.windows(2) {
+                    prop_assert!(
+                        pair[0].severity > pair[1].severity
+                            || (pair[0].severity == pair[1].severity
+                                && pair[0].first_seen_ms <= pair[1].first_seen_ms),
+                        "active order at step {}: {:?}",
+                        step,
+                        active
+                    );
+                }
+                let mut by_key = active.clone();
+                by_key.sort_by_key(key_of);
+                prop_assert_eq!(&by_key, &model.active_by_key(), "active at step {}", step);
+                for a in &active {
+                    prop_assert!(a.resolved_ms.is_none());
+                    prop_assert!(a.first_seen_ms <= a.last_seen_ms && a.last_seen_ms <= now);
+                }
+
+                // History: the model's, bounded, oldest resolved first.
+                let history = book.history();
+                prop_assert!(history.len() <= limit);
+                prop_assert_eq!(&history, &Vec::from(model.history.clone()), "history at step {}", step);
+                for pair in history.windows(2) {
+                    prop_assert!(pair[0].resolved_ms <= pair[1].resolved_ms);
+                }
+                for a in &history {
+                    prop_assert!(a.resolved_ms.is_some_and(|r| r <= now));
+                    prop_assert!(a.first_seen_ms <= a.last_seen_ms);
+                    prop_assert!(a.resolved_ms >= Some(a.last_seen_ms));
+                }
+
+                // An evaluation leaves maintenance failures exactly as they were.
+                if observed {
+                    let failures_after: Vec<Alert> = active
+                        .iter()
+                        .filter(|a| a.kind == AlertKind::MaintenanceFailure)
+                        .cloned()
+                        .collect();
+                    // (Observe cannot raise a failure, so none was cleared and raised again.)
+                    prop_assert_eq!(&failures_after, &failures_before, "step {}", step);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Fewer recent lookups than `min_samples` never fire an access-time, hit-rate or
+        /// degradation alert, however slow they are and however many miss, even over a large
+        /// fast baseline that would make them a degradation. Once the window reaches
+        /// `min_samples` the same traffic does fire them (so the silence is the gate's).
+        #[test]
+        fn metrics_alert_evaluate_needs_min_samples(
+            (min_samples, n) in (1u64..=300).prop_flat_map(|m| (Just(m), 0..m)),
+            latency_ns in prop_oneof![0u64..10_000_000, 0u64..10_000_000_000],
+            miss_every in 0u64..4,
+            baseline in any::<bool>(),
+        ) {
+            let cfg = AlertConfig {
+                min_samples,
+                warm_hit_rate_floor_pct: Some(50.0),
+                ..AlertConfig::default()
+            };
+            let clock = ManualClock::new(T0);
+            let stats = AccessStats::new(Arc::new(clock.clone()), Duration::from_secs(60));
+            if baseline {
+                // Fast lookups, all hits, out of the window by the time of the slow ones.
+                inject(&stats, &clock, 20 * min_samples, Duration::from_micros(1), 0);
+                clock.advance(Duration::from_secs(61));
+            }
+            let latency = Duration::from_nanos(latency_ns);
+            inject(&stats, &clock, n, latency, miss_every);
+            let all_tiers = |stats: &AccessStats| TieredMetrics {
+                hot: Some(tier(stats, "hot")),
+                warm: Some(tier(stats, "warm")),
+                cold: Some(tier(stats, "cold")),
+            };
+            let m = all_tiers(&stats);
+            let hot = m.hot.as_ref().unwrap();
+            prop_assert_eq!(hot.recent_hits + hot.recent_misses, n);
+            let found = eval(&cfg, &m);
+            prop_assert!(found.is_empty(), "{} of {} samples: {:?}", n, min_samples, found);
+
+            // Up to `min_samples` of the same traffic: now it is judged.
+            inject(&stats, &clock, min_samples - n, latency, miss_every);
+            let found = eval(&cfg, &all_tiers(&stats));
+            let fired = |kind: AlertKind, tier: &str| {
+                found.iter().any(|f| f.kind == kind && f.tier == tier)
+            };
+            // Over every target (the p95 is at least the latency).
+            if latency_ns > 2 * cfg.cold_p95_target_us * 1000 {
+                for t in ["hot", "warm", "cold"] {
+                    prop_assert!(fired(AlertKind::AccessTimeOverTarget, t), "{:?}", found);
+                    if baseline {
+                        prop_assert!(fired(AlertKind::Degradation, t), "{:?}", found);
+                    }
+                }
+            }
+            // Every lookup missed: under both floors.
+            if miss_every == 1 {
+                prop_assert!(fired(AlertKind::HitRateBelowFloor, "hot"), "{:?}", found);
+                prop_assert!(fired(AlertKind::HitRateBelowFloor, "warm"), "{:?}", found);
+            }
+        }
+    }
 }

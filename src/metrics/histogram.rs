@@ -363,4 +363,147 @@ mod tests {
         assert_eq!(s.hits + s.misses, 40_001);
         assert_eq!(s.latency.count(), 40_001);
     }
+
+    use proptest::prelude::*;
+
+    /// One step of [`metrics_recent_histogram_matches_a_window_model`]: the clock advances by
+    /// `advance_ms`, then a record or a snapshot happens at the new time.
+    #[derive(Debug, Clone)]
+    enum WindowOp {
+        Record { hit: bool, ns: u64, advance_ms: i64 },
+        Snapshot { advance_ms: i64 },
+    }
+
+    fn advance_ms() -> impl Strategy<Value = i64> {
+        // Often none or little, so several records share a slot; sometimes whole slots.
+        prop_oneof![Just(0i64), 0i64..2_000, 0i64..30_000]
+    }
+
+    fn window_op() -> impl Strategy<Value = WindowOp> {
+        // Exact buckets (< 32), small binades, and the whole 0..10 s range.
+        let ns = prop_oneof![0u64..64, 0u64..100_000, 0u64..10_000_000_000];
+        prop_oneof![
+            3 => (any::<bool>(), ns, advance_ms())
+                .prop_map(|(hit, ns, advance_ms)| WindowOp::Record { hit, ns, advance_ms }),
+            1 => advance_ms().prop_map(|advance_ms| WindowOp::Snapshot { advance_ms }),
+        ]
+    }
+
+    /// The exact value at quantile `q` of `sorted`, by `quantile_ns`'s rank: the
+    /// `max(1, ceil(q * n))`-th smallest (0 when empty).
+    fn exact_quantile(sorted: &[u64], q: f64) -> u64 {
+        if sorted.is_empty() {
+            return 0;
+        }
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    /// `s` against the exact figures of `values`: same count, max and mean, and each quantile
+    /// at or above the exact one and at most 1/32 (+1 ns) over it.
+    fn check_latencies(
+        s: &HistogramSnapshot,
+        values: &[u64],
+        what: &str,
+    ) -> Result<(), TestCaseError> {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        prop_assert_eq!(s.count(), sorted.len() as u64, "{} count", what);
+        prop_assert_eq!(
+            s.max_ns(),
+            sorted.last().copied().unwrap_or(0),
+            "{} max",
+            what
+        );
+        let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
+        let mean = if sorted.is_empty() {
+            0.0
+        } else {
+            sum as f64 / sorted.len() as f64
+        };
+        prop_assert!(
+            (s.mean_ns() - mean).abs() <= mean * 1e-12,
+            "{} mean {} vs {}",
+            what,
+            s.mean_ns(),
+            mean
+        );
+        for q in [0.5, 0.95, 0.99] {
+            let want = exact_quantile(&sorted, q);
+            let got = s.quantile_ns(q);
+            prop_assert!(
+                got >= want && u128::from(got) * 32 <= u128::from(want) * 33 + 32,
+                "{} q{}: got {}, exact {} (n = {})",
+                what,
+                q,
+                got,
+                want,
+                sorted.len()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Single-threaded, with a clock that only advances, a 60 s `RecentHistogram` (six 10 s
+        /// slots) against a list of every record. The window at `now` is the records whose
+        /// period (`t.div_euclid(10 s)`) is in `(now_period - 6, now_period]`: a record of
+        /// period P sits in slot `P mod 6` until a record of a later period `P + 6k` claims
+        /// that slot (which, time being monotonic, means `now_period >= P + 6`), and a slot
+        /// whose epoch is out of the window is skipped at snapshot, so the ring holds exactly
+        /// that set. The since-creation view holds every record.
+        #[test]
+        fn metrics_recent_histogram_matches_a_window_model(
+            start in prop_oneof![
+                Just(0i64),
+                -100_000i64..100_000,
+                1_700_000_000_000i64..1_700_000_060_000,
+            ],
+            ops in proptest::collection::vec(window_op(), 1..200),
+        ) {
+            const SLOT_MS: i64 = 10_000;
+            let h = RecentHistogram::new(Duration::from_secs(60));
+            prop_assert_eq!(h.window(), Duration::from_secs(60));
+            // (time, hit, latency) of every record, in order.
+            let mut model: Vec<(i64, bool, u64)> = Vec::new();
+            let check = |model: &[(i64, bool, u64)], now: i64| -> Result<(), TestCaseError> {
+                let current = now.div_euclid(SLOT_MS);
+                let in_window: Vec<&(i64, bool, u64)> = model
+                    .iter()
+                    .filter(|(t, _, _)| {
+                        let p = t.div_euclid(SLOT_MS);
+                        p > current - 6 && p <= current
+                    })
+                    .collect();
+                let hits = in_window.iter().filter(|r| r.1).count() as u64;
+                let misses = in_window.len() as u64 - hits;
+                let s = h.snapshot(now);
+                prop_assert_eq!((s.hits, s.misses), (hits, misses), "hits, misses at {}", now);
+                let recent: Vec<u64> = in_window.iter().map(|r| r.2).collect();
+                check_latencies(&s.latency, &recent, "window")?;
+                let all: Vec<u64> = model.iter().map(|r| r.2).collect();
+                check_latencies(&h.snapshot_all(), &all, "since creation")?;
+                Ok(())
+            };
+            let mut now = start;
+            for op in ops {
+                match op {
+                    WindowOp::Record { hit, ns, advance_ms } => {
+                        now += advance_ms;
+                        h.record(hit, Duration::from_nanos(ns), now);
+                        model.push((now, hit, ns));
+                    }
+                    WindowOp::Snapshot { advance_ms } => {
+                        now += advance_ms;
+                        check(&model, now)?;
+                    }
+                }
+            }
+            check(&model, now)?;
+            // And once everything has left the window.
+            check(&model, now + 60_000)?;
+        }
+    }
 }
