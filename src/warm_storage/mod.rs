@@ -513,11 +513,25 @@ impl<R: Record> WarmSqliteStorage<R> {
 
     /// Smallest id with `ts >= since_ms` in warm (from the ts index), to start a scan there.
     pub(crate) fn first_id_since(&self, since_ms: i64) -> Result<Option<i64>> {
+        self.query_value(
+            "SELECT min(id) FROM records INDEXED BY records_ts WHERE ts >= ?1",
+            [since_ms],
+            "scan start",
+        )
+    }
+
+    /// One nullable integer from a one-row query, on a pooled reader on this thread.
+    fn query_value(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        op: &'static str,
+    ) -> Result<Option<i64>> {
         let path = &self.inner.path;
         self.inner.with_reader(|conn| {
-            conn.prepare_cached("SELECT min(id) FROM records INDEXED BY records_ts WHERE ts >= ?1")
-                .and_then(|mut s| s.query_row([since_ms], |r| r.get::<_, Option<i64>>(0)))
-                .map_err(sqlite_err("scan start", path))
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.query_row(params, |r| r.get::<_, Option<i64>>(0)))
+                .map_err(sqlite_err(op, path))
         })
     }
 
@@ -587,22 +601,16 @@ impl<R: Record> WarmSqliteStorage<R> {
     /// the due records only), `None` when none is due. Bounds an archival pass's keyset scan,
     /// so a pass never reads the young records after the last due one.
     pub(crate) fn max_due_id(&self, cutoff_ms: i64) -> Result<Option<i64>> {
-        let path = &self.inner.path;
-        self.inner.with_reader(|conn| {
-            conn.prepare_cached("SELECT max(id) FROM records INDEXED BY records_ts WHERE ts < ?1")
-                .and_then(|mut s| s.query_row([cutoff_ms], |r| r.get::<_, Option<i64>>(0)))
-                .map_err(sqlite_err("find the last record due for archival", path))
-        })
+        self.query_value(
+            "SELECT max(id) FROM records INDEXED BY records_ts WHERE ts < ?1",
+            [cutoff_ms],
+            "find the last record due for archival",
+        )
     }
 
     /// The smallest record timestamp in warm (an index lookup), `None` when warm is empty.
     pub fn oldest_timestamp_ms(&self) -> Result<Option<i64>> {
-        let path = &self.inner.path;
-        self.inner.with_reader(|conn| {
-            conn.prepare_cached("SELECT min(ts) FROM records")
-                .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
-                .map_err(sqlite_err("read oldest timestamp", path))
-        })
+        self.query_value("SELECT min(ts) FROM records", [], "read oldest timestamp")
     }
 
     /// Counters snapshot.
