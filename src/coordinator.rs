@@ -212,12 +212,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
-        let open = self.gate.read().await;
-        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let permit = self.write_permit().await?;
         let ack = self.warm.write(WriteOp::Put(encoded)).await?;
-        drop(open);
+        drop(permit);
         let mut cached = record.clone();
         cached.set_id(ack.id);
         self.hot.insert_put(cached, bytes, ack.seq);
@@ -235,10 +232,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         };
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
-        let open = self.gate.clone().read_owned().await;
-        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let permit = self.write_permit().await?;
         // Evict before the commit, so hot never serves the old version once warm has the new.
         // The guard is finished by a task that waits for the commit even if this future is
         // dropped: a cancelled update that still commits cannot leave hot stale.
@@ -249,7 +243,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let recache = guard.was_cached().then(|| record.clone());
         let done = tokio::spawn(async move {
             // Shutdown waits for this write, even if the caller stops waiting.
-            let _open = open;
+            let _permit = permit;
             let mut home = None;
             for _ in 0..MOVE_RETRIES {
                 match warm.write(WriteOp::Update(encoded.clone(), home)).await {
@@ -275,16 +269,13 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
-        let open = self.gate.clone().read_owned().await;
-        if *open || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let permit = self.write_permit().await?;
         let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let done = tokio::spawn(async move {
             // Shutdown waits for this write, even if the caller stops waiting.
-            let _open = open;
+            let _permit = permit;
             let mut home = None;
             for _ in 0..MOVE_RETRIES {
                 let ack = warm.write(WriteOp::Remove(id, home)).await?;
@@ -305,6 +296,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
         } else {
             Err(Error::NotFound { id })
         }
+    }
+
+    /// Permission to write: held until the write's commit is known, so shutdown (which takes
+    /// the gate exclusively) waits for it. [`Error::Closed`] once shutdown has begun.
+    async fn write_permit(&self) -> Result<tokio::sync::OwnedRwLockReadGuard<bool>> {
+        let permit = Arc::clone(&self.gate).read_owned().await;
+        if *permit || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(permit)
     }
 
     /// Read by id: hot, then warm, then cold. A hot hit never leaves the calling thread; a
