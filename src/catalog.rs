@@ -100,6 +100,12 @@ pub(crate) trait ColdCatalog: Send + Sync {
     fn dead_ids(&self, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>>;
     /// Which of `ids` are in warm.
     fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>>;
+    /// The first cold file sequence number not yet reserved by a move: every file this store
+    /// ever wrote has a lower one.
+    fn reserved_file_seq(&self) -> Result<u64>;
+    /// Reserve `count` file sequence numbers, at least `floor`, durably (blocking; not on an
+    /// async worker). Returns the first.
+    fn reserve_file_seqs(&self, floor: u64, count: u64) -> Result<u64>;
 }
 
 /// A catalog rebuilt from Parquet footers: rows to drop, files to add with their tombstones.

@@ -671,6 +671,11 @@ pub struct StorageConfig {
     pub alerts: AlertConfig,
     /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
+    /// Open without owning the directory: read warm through SQLite snapshots and cold through
+    /// the catalog, write nothing, run no maintenance, take no lock. For a second process (a
+    /// report job, a dashboard) beside the owner. Default: `false`. See
+    /// [`AutoTieringCoordinator::open_read_only`](crate::AutoTieringCoordinator::open_read_only).
+    pub read_only: bool,
     /// Where time comes from. Default: the system clock. Not read from TOML.
     #[serde(skip)]
     pub clock: ClockHandle,
@@ -692,6 +697,7 @@ impl Default for StorageConfig {
             metrics: MetricsConfig::default(),
             alerts: AlertConfig::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            read_only: false,
             clock: ClockHandle::default(),
         }
     }
@@ -748,17 +754,35 @@ impl StorageConfig {
         Ok(config)
     }
 
-    /// Read and parse a TOML file.
+    /// Read and parse a TOML file. A relative `data_dir` in the file is resolved against the
+    /// file's directory, not the working directory.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let config: Self = toml::from_str(&text).map_err(|e| Error::ConfigFile {
+        let mut config: Self = toml::from_str(&text).map_err(|e| Error::ConfigFile {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        // A relative `data_dir` written in the file means "beside this file", wherever the
+        // process starts: resolved against the working directory, the same file started
+        // elsewhere would silently open a new, empty store.
+        let in_file = toml::from_str::<toml::Table>(&text)
+            .map(|t| t.contains_key("data_dir"))
+            .unwrap_or(false);
+        if in_file && config.data_dir.is_relative() {
+            let base = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let base = std::path::absolute(base).map_err(|e| Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: format!("cannot resolve the file's directory: {e}"),
+            })?;
+            config.data_dir = base.join(&config.data_dir);
+        }
         config.validate()?;
         Ok(config)
     }

@@ -146,11 +146,55 @@ impl<R: Record> AutoTieringCoordinator<R> {
         Self::open_inner(config).instrument(span).await
     }
 
+    /// Open a store that another process (or handle) may own, without owning it: for a report
+    /// job or a dashboard beside the bot.
+    ///
+    /// - Warm is read through SQLite's WAL snapshots and cold through the catalog; the owner's
+    ///   archival and compaction may run meanwhile (a read that finds its file replaced looks
+    ///   again).
+    /// - Nothing is written: writes, moves and maintenance fail with [`Error::ReadOnly`], no
+    ///   open-time cleanup or recovery runs, no lock is taken, and nothing is cached in hot
+    ///   (the owner's updates would leave it stale).
+    /// - The database must exist and be at this build's schema version.
+    /// - A signature lookup also scans the owner's unmerged recent rows (the owner indexes
+    ///   them in its memory), so it costs more than in the owner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let config = StorageConfig::default().with_data_dir(dir.path());
+    /// let owner = AutoTieringCoordinator::new(config.clone()).await?;
+    /// let mut record = TransactionRecord::default();
+    /// record.transaction_signature = Some("sig-1".into());
+    /// let id = owner.put(&record).await?;
+    ///
+    /// // A second read-write open fails at once, naming the holder...
+    /// let err = AutoTieringCoordinator::new(config.clone()).await.unwrap_err();
+    /// assert!(matches!(err, Error::AlreadyOpen { .. }));
+    /// // ...and a read-only one sees what the owner committed.
+    /// let reader = AutoTieringCoordinator::<TransactionRecord>::open_read_only(config).await?;
+    /// assert!(reader.get(id).await?.is_some());
+    /// assert!(matches!(reader.put(&TransactionRecord::default()).await, Err(Error::ReadOnly { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_read_only(config: impl Into<StorageConfig>) -> Result<Self> {
+        let mut config = config.into();
+        config.read_only = true;
+        Self::open(config).await
+    }
+
     async fn open_inner(config: StorageConfig) -> Result<Self> {
         config.validate()?;
+        let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
+        tracing::info!(data_dir = %data_dir.display(), read_only = config.read_only, "opening store");
         let warm_config = config.clone();
         let warm = tokio::task::spawn_blocking(move || {
-            prepare_data_dir(&warm_config.data_dir)?;
+            if !warm_config.read_only {
+                prepare_data_dir(&warm_config.data_dir)?;
+            }
             WarmSqliteStorage::open(&warm_config)
         })
         .await
@@ -159,7 +203,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let cold_config = config.clone();
         let (cold, check) = tokio::task::spawn_blocking(move || {
             let cold = ColdArchiveStorage::open(&cold_config, catalog)?;
-            let check = cold.check_on_open()?;
+            // Recovery deletes and quarantines: only the owner, holding the lock, runs it.
+            let check = if cold_config.read_only {
+                Default::default()
+            } else {
+                cold.check_on_open()?
+            };
             Ok::<_, Error>((cold, check))
         })
         .await
@@ -212,7 +261,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
-        let permit = self.write_permit().await?;
+        let permit = self.write_permit("put").await?;
         let ack = self.warm.write(WriteOp::Put(encoded)).await?;
         drop(permit);
         let mut cached = record.clone();
@@ -232,7 +281,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         };
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
-        let permit = self.write_permit().await?;
+        let permit = self.write_permit("update").await?;
         // Evict before the commit, so hot never serves the old version once warm has the new.
         // The guard is finished by a task that waits for the commit even if this future is
         // dropped: a cancelled update that still commits cannot leave hot stale.
@@ -269,7 +318,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
-        let permit = self.write_permit().await?;
+        let permit = self.write_permit("remove").await?;
         let mut guard = self.hot.begin_write(id);
         let warm = self.warm.clone();
         let cold = self.cold.clone();
@@ -300,7 +349,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Permission to write: held until the write's commit is known, so shutdown (which takes
     /// the gate exclusively) waits for it. [`Error::Closed`] once shutdown has begun.
-    async fn write_permit(&self) -> Result<tokio::sync::OwnedRwLockReadGuard<bool>> {
+    async fn write_permit(
+        &self,
+        op: &'static str,
+    ) -> Result<tokio::sync::OwnedRwLockReadGuard<bool>> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.config.data_dir.clone(),
+                op,
+            });
+        }
         let permit = Arc::clone(&self.gate).read_owned().await;
         if *permit || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Closed);
@@ -413,7 +471,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
     }
 
     fn should_promote(&self, id: i64) -> bool {
-        self.config.tiering.auto_promote_on_access
+        // A read-only handle caches nothing: the owner's writes would leave it stale.
+        !self.config.read_only
+            && self.config.tiering.auto_promote_on_access
             && u64::from(self.hot.touch(id)) >= self.config.tiering.min_hot_access_count
     }
 
@@ -512,6 +572,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// runs a whole maintenance step, archival and compaction included.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.check_open("run_maintenance")?;
         self.hot.run_pending_tasks();
         self.warm.run_maintenance().await
     }
@@ -566,7 +627,7 @@ async fn locate_home<R: Record>(
     id: i64,
 ) -> Result<Option<Option<ColdHome>>> {
     let cold = cold.clone();
-    let read = tokio::task::spawn_blocking(move || cold.read(id))
+    let read = tokio::task::spawn_blocking(move || cold.read_uncounted(id))
         .await
         .map_err(join_error)??;
     Ok(match read {

@@ -135,6 +135,26 @@ pub enum Error {
     /// The store has been shut down or its writer thread has stopped.
     #[error("the store is closed")]
     Closed,
+
+    /// Another opener owns the data directory (one read-write owner per directory). Nothing
+    /// was opened or touched.
+    #[error("data directory {path} is already open by {holder}; stop that process (or close the other handle), or open this one read-only with `open_read_only`")]
+    AlreadyOpen {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// Who holds it: pid, host and since when, from the lock file.
+        holder: String,
+    },
+
+    /// The store was opened read-only: writes, moves and maintenance are refused. Nothing was
+    /// written.
+    #[error("the store at {path} is open read-only; {op} needs the read-write owner")]
+    ReadOnly {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// The refused operation, e.g. `"put"`.
+        op: &'static str,
+    },
 }
 
 impl Error {

@@ -277,6 +277,7 @@ mod cold_storage;
 mod columnar;
 pub mod config;
 mod coordinator;
+mod dir_lock;
 mod error;
 mod failpoint;
 mod hot_storage;
@@ -300,6 +301,7 @@ pub use coordinator::{
     MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats, TieredMetrics,
     DEFAULT_LIST_PAGE_SIZE,
 };
+pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};

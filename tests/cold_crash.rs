@@ -497,3 +497,78 @@ crash_tests! {
     cold_crash_at_compact_committed => "compact:committed",
     cold_crash_at_compact_old_removed => "compact:old_removed",
 }
+
+/// Set in the child of the first-archival test: a fresh data directory.
+const FIRST_ARCHIVAL_ENV: &str = "TIERED_STORAGE_FIRST_ARCHIVAL_CHILD_DIR";
+
+/// Regression: a crash between publish and commit in a store's very first archival left
+/// Parquet files beside an empty catalog. Open kept them and advised `rebuild_cold_catalog`,
+/// which then served removed records again. Now the file's number was reserved in the catalog
+/// before the file existed, so open knows it for a move's leftover: it is removed, no alert is
+/// raised, and a rebuild resurrects nothing.
+#[test]
+fn cold_crash_in_the_first_archival_then_removes_never_resurrect() {
+    const TEST: &str = "cold_crash_in_the_first_archival_then_removes_never_resurrect";
+    if let Some(dir) = std::env::var_os(FIRST_ARCHIVAL_ENV) {
+        runtime().block_on(async {
+            let store = open(Path::new(&dir)).await;
+            for n in 0..300 {
+                store.put(&record(n)).await.unwrap();
+            }
+            store.archive_older_than(ARCHIVE_CUTOFF).await.unwrap();
+        });
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env(FIRST_ARCHIVAL_ENV, dir)
+        .env(CRASH_AT_ENV, "archive:published")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("crash point archive:published"),
+        "{}\n{stderr}",
+        out.status
+    );
+    assert!(
+        !cold_files_on_disk(dir, ".parquet").is_empty(),
+        "the crash left a published file"
+    );
+    runtime().block_on(async {
+        let store = open(dir).await;
+        assert!(
+            store.cold_tier().problems().is_empty(),
+            "a crash leftover is not a lost catalog: {:?}",
+            store.cold_tier().problems()
+        );
+        assert!(
+            cold_files_on_disk(dir, ".parquet").is_empty(),
+            "the uncommitted file is removed on open"
+        );
+        assert!(store
+            .get_alerts()
+            .await
+            .iter()
+            .all(|a| a.severity != tiered_storage::AlertSeverity::Critical));
+        let ids: Vec<i64> = (1..=300).collect();
+        for &id in &ids[..150] {
+            store.remove(id).await.unwrap();
+        }
+        let report = store.rebuild_cold_catalog().await.unwrap();
+        assert_eq!((report.added, report.tombstoned), (0, 0), "{report:?}");
+        for &id in &ids[..150] {
+            assert!(store.get(id).await.unwrap().is_none(), "{id} resurrected");
+        }
+        for &id in &ids[150..] {
+            assert!(store.get(id).await.unwrap().is_some(), "{id} lost");
+        }
+        // The archival then completes, and a rebuild still changes nothing.
+        store.archive_older_than(ARCHIVE_CUTOFF).await.unwrap();
+        let report = store.rebuild_cold_catalog().await.unwrap();
+        assert_eq!((report.added, report.removed), (0, 0), "{report:?}");
+        assert_eq!(store.get_stats().await.unwrap().total_records, 150);
+    });
+}

@@ -38,7 +38,7 @@ struct Part<R: Record> {
 
 impl<R: Record> Part<R> {
     fn create(cold: &ColdArchiveStorage<R>, day: i64, prefix: &'static str) -> Result<Self> {
-        let relative = cold.new_file_path(day);
+        let relative = cold.new_file_path(day)?;
         let final_path = cold.file_path(&relative);
         let tmp = final_path.with_extension("parquet.tmp");
         if let Some(dir) = tmp.parent() {
@@ -103,10 +103,11 @@ impl<R: Record> Part<R> {
 
 impl<R: Record> Drop for Part<R> {
     fn drop(&mut self) {
-        // An abandoned part (error, or a pass cut short) leaves no temp file behind.
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        // An abandoned part (error, or a pass cut short) leaves no temp file behind, and
+        // neither does a failed finish (a full disk at close, fsync or rename). After a
+        // successful publish the temp path no longer exists and this does nothing.
+        drop(self.writer.take());
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 

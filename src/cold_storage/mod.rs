@@ -41,6 +41,9 @@ pub const COLD_DIR: &str = "cold";
 /// Target access time of the cold tier (the seed's "< 100 ms").
 pub const COLD_TARGET_ACCESS_TIME: Duration = Duration::from_millis(100);
 
+/// File numbers reserved per catalog commit.
+const SEQ_BLOCK: u64 = 16;
+
 /// How often a read re-locates a record whose file vanished under it (compaction replaced it).
 const RELOCATE_ATTEMPTS: usize = 8;
 
@@ -72,8 +75,9 @@ struct Inner<R: Record> {
     cache: Mutex<MetaCache<R>>,
     stats: AccessStats,
     problems: Mutex<Vec<ColdFileProblem>>,
-    /// Next file sequence number: file names are `part-<seq>.parquet`, unique and increasing.
-    next_seq: AtomicU64,
+    /// File sequence numbers: `(next, end)`, where `next..end` is reserved in the catalog
+    /// (`meta.cold_next_seq`). File names are `part-<seq>.parquet`, unique and increasing.
+    seqs: Mutex<(u64, u64)>,
     /// Records archived by this process, and files written.
     archived: AtomicU64,
     files_written: AtomicU64,
@@ -171,11 +175,13 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// Blocking file I/O; does not check the directory (see `recover`).
     pub(crate) fn open(config: &StorageConfig, catalog: Arc<dyn ColdCatalog>) -> Result<Self> {
         let root = config.data_dir.join(COLD_DIR);
-        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
-            op: "create cold directory",
-            path: root.clone(),
-            source,
-        })?;
+        if !config.read_only {
+            std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+                op: "create cold directory",
+                path: root.clone(),
+                source,
+            })?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -192,7 +198,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                     std::time::Duration::from_secs(config.metrics.window_secs),
                 ),
                 problems: Mutex::new(Vec::new()),
-                next_seq: AtomicU64::new(1),
+                seqs: Mutex::new((1, 1)),
                 archived: AtomicU64::new(0),
                 files_written: AtomicU64::new(0),
                 _record: PhantomData,
@@ -227,10 +233,18 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
     }
 
-    /// A fresh relative path `date=YYYY-MM-DD/part-<seq>.parquet` for a file of `day`.
-    pub(crate) fn new_file_path(&self, day: i64) -> String {
-        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        format!("date={}/part-{seq:012}.parquet", day_string(day))
+    /// A fresh relative path `date=YYYY-MM-DD/part-<seq>.parquet` for a file of `day`. Its
+    /// number is reserved durably in the catalog before the file exists (blocking, a block of
+    /// numbers at a time), so open can tell a move's leftover from a file it never made.
+    pub(crate) fn new_file_path(&self, day: i64) -> Result<String> {
+        let mut seqs = self.inner.seqs.lock();
+        if seqs.0 >= seqs.1 {
+            let first = self.inner.catalog.reserve_file_seqs(seqs.0, SEQ_BLOCK)?;
+            *seqs = (first, first + SEQ_BLOCK);
+        }
+        let seq = seqs.0;
+        seqs.0 += 1;
+        Ok(format!("date={}/part-{seq:012}.parquet", day_string(day)))
     }
 
     /// The absolute path of a catalogued relative path.
@@ -294,9 +308,24 @@ impl<R: Record> ColdArchiveStorage<R> {
     pub(crate) fn read(&self, id: i64) -> Result<ColdRead<R>> {
         let start = Instant::now();
         let out = self.read_inner(id);
-        let hit = matches!(out, Ok(ColdRead::Found { .. }));
-        self.inner.stats.record(hit, start);
+        self.count_read(&out, start);
         out
+    }
+
+    /// [`read`](Self::read) without counting a hit or miss: for the write path's lookups of
+    /// an archived record's home, which are not reads.
+    pub(crate) fn read_uncounted(&self, id: i64) -> Result<ColdRead<R>> {
+        self.read_inner(id)
+    }
+
+    /// A found record is a hit and an absent one a miss. "In warm now" is neither: the read
+    /// goes back to warm, which counts it.
+    fn count_read(&self, out: &Result<ColdRead<R>>, start: Instant) {
+        match out {
+            Ok(ColdRead::Found { .. }) => self.inner.stats.record(true, start),
+            Ok(ColdRead::Absent) => self.inner.stats.record(false, start),
+            Ok(ColdRead::InWarm) | Err(_) => {}
+        }
     }
 
     fn read_inner(&self, id: i64) -> Result<ColdRead<R>> {
@@ -317,14 +346,20 @@ impl<R: Record> ColdArchiveStorage<R> {
     }
 
     /// `None`: a file vanished (replaced by compaction since the snapshot); locate again.
+    ///
+    /// Every candidate file is tried: a record has at most one live copy, so a healthy file
+    /// that holds it answers, whatever other files cover its id. Only when none does and a
+    /// candidate was quarantined or unreadable is the answer an error (it may be in there),
+    /// never "absent".
     fn read_from(&self, id: i64, files: &[CatalogEntry]) -> Result<Option<ColdRead<R>>> {
+        let mut failed: Option<Error> = None;
         for entry in files {
             let path = self.file_path(&entry.path);
             if entry.state == FileState::Quarantined {
-                return Err(Error::cold_file(
-                    path,
-                    format!("quarantined; it may hold record {id}"),
-                ));
+                failed.get_or_insert_with(|| {
+                    Error::cold_file(&path, format!("quarantined; it may hold record {id}"))
+                });
+                continue;
             }
             if !path.exists() {
                 self.forget(&[entry.file_id]);
@@ -352,20 +387,30 @@ impl<R: Record> ColdArchiveStorage<R> {
                         ProblemKind::Unreadable,
                         e.to_string(),
                     ));
-                    return Err(e);
+                    failed.get_or_insert(e);
                 }
             }
         }
-        Ok(Some(ColdRead::Absent))
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Some(ColdRead::Absent)),
+        }
     }
 
     /// Read an archived record by signature: the signature index maps its hash to archived
     /// ids, each read by id and confirmed by its text.
     pub(crate) fn read_by_signature(&self, signature: &str) -> Result<ColdRead<R>> {
+        let start = Instant::now();
+        let out = self.read_by_signature_inner(signature);
+        self.count_read(&out, start);
+        out
+    }
+
+    fn read_by_signature_inner(&self, signature: &str) -> Result<ColdRead<R>> {
         let (ids, in_warm) = self.inner.catalog.archived_ids(signature_hash(signature))?;
         let mut moved = in_warm;
         for id in ids {
-            match self.read(id)? {
+            match self.read_inner(id)? {
                 ColdRead::Found { record, file_id } if record.signature() == Some(signature) => {
                     return Ok(ColdRead::Found { record, file_id })
                 }
@@ -382,7 +427,7 @@ impl<R: Record> ColdArchiveStorage<R> {
 
     /// The signature of an archived record, for the warm writer's duplicate check.
     pub(crate) fn archived_signature(&self, id: i64) -> Result<Option<String>> {
-        Ok(match self.read(id)? {
+        Ok(match self.read_uncounted(id)? {
             ColdRead::Found { record, .. } => record.signature().map(str::to_owned),
             _ => None,
         })

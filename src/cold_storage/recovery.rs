@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
@@ -24,8 +23,8 @@ pub enum ProblemKind {
     Unreadable,
     /// The footer disagrees with the catalog row (rows, id range or time range).
     CatalogMismatch,
-    /// Parquet files were found but the catalog is empty: nothing was deleted; run
-    /// `rebuild_cold_catalog` to register them.
+    /// Parquet files were found that this store's catalog never reserved (the catalog was lost
+    /// or replaced): nothing was deleted; run `rebuild_cold_catalog` to register them.
     Uncatalogued,
 }
 
@@ -126,19 +125,24 @@ fn new_file(path: String, s: &FileSummary) -> NewFile {
 }
 
 impl<R: Record> ColdArchiveStorage<R> {
-    /// The check on open (blocking): remove temp files and files no catalog row names (the
+    /// The check on open (blocking; only the owner, holding the directory lock, runs it):
+    /// remove temp files and uncatalogued files whose number the catalog reserved (the
     /// leftovers of a move that crashed before its commit, or of a compaction that crashed
-    /// after it), and find catalogued files that are missing or whose size changed. If the
-    /// catalog is empty but Parquet files exist, nothing is deleted and a problem is reported.
+    /// after it), and find catalogued files that are missing or whose size changed. An
+    /// uncatalogued Parquet file the catalog never reserved is not ours to delete: the catalog
+    /// was lost or replaced. It is kept and reported.
     pub(crate) fn check_on_open(&self) -> Result<OpenCheck> {
         let entries = self.catalog().entries()?;
+        let reserved = self.catalog().reserved_file_seq()?;
         let known: HashMap<&str, &CatalogEntry> =
             entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let mut check = OpenCheck::default();
         let mut max_seq = 0;
         let files = walk(self.root())?;
-        let uncatalogued =
-            entries.is_empty() && files.iter().any(|(rel, _)| rel.ends_with(".parquet"));
+        let ours = |abs: &Path| file_seq(abs).is_some_and(|seq| seq < reserved);
+        let uncatalogued = files.iter().any(|(rel, abs)| {
+            rel.ends_with(".parquet") && !known.contains_key(rel.as_str()) && !ours(abs)
+        });
         for (rel, abs) in files {
             max_seq = max_seq.max(file_seq(&abs).unwrap_or(0));
             if rel.ends_with(".tmp") {
@@ -149,7 +153,8 @@ impl<R: Record> ColdArchiveStorage<R> {
                 })?;
                 check.temp_removed += 1;
             } else if rel.ends_with(".parquet") && !known.contains_key(rel.as_str()) {
-                if uncatalogued {
+                if !ours(&abs) {
+                    tracing::error!(path = %abs.display(), reserved, "cold file this catalog never reserved; kept");
                     continue;
                 }
                 tracing::info!(path = %abs.display(), "removing cold file with no catalog row (left by an interrupted move)");
@@ -166,7 +171,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                 None,
                 self.root().to_path_buf(),
                 ProblemKind::Uncatalogued,
-                "Parquet files found but the catalog is empty; nothing was deleted. Run rebuild_cold_catalog to register them",
+                "Parquet files found that this catalog never reserved (it was lost or replaced); nothing was deleted. Run rebuild_cold_catalog to register them",
             ));
         }
         if check.orphans_removed > 0 || check.temp_removed > 0 {
@@ -194,7 +199,8 @@ impl<R: Record> ColdArchiveStorage<R> {
                 }
             }
         }
-        self.inner.next_seq.store(max_seq + 1, Ordering::Relaxed);
+        // The next reservation starts above every file on disk and every number reserved.
+        *self.inner.seqs.lock() = ((max_seq + 1).max(reserved), 0);
         Ok(check)
     }
 
@@ -289,6 +295,7 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// record stays readable exactly once.
     pub(crate) fn rebuild_plan(&self) -> Result<CatalogRebuild> {
         let entries = self.catalog().entries()?;
+        let reserved = self.catalog().reserved_file_seq()?;
         let mut plan = CatalogRebuild::default();
         let known: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         for e in &entries {
@@ -300,6 +307,13 @@ impl<R: Record> ColdArchiveStorage<R> {
         let mut found: Vec<(u64, String, PathBuf, FileSummary)> = Vec::new();
         for (rel, abs) in walk(self.root())? {
             if !rel.ends_with(".parquet") || known.contains(rel.as_str()) {
+                continue;
+            }
+            // A number this catalog reserved, with no row: a move's uncommitted output or a
+            // compacted-away input, whose records are served elsewhere (or were removed).
+            // Registering it would resurrect them; the next open deletes it.
+            if file_seq(&abs).is_some_and(|seq| seq < reserved) {
+                tracing::info!(path = %abs.display(), "not registering a move's leftover");
                 continue;
             }
             match ColdFile::<R>::open(&abs).and_then(|f| f.summary()) {

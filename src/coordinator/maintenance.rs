@@ -120,6 +120,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// # }
     /// ```
     pub async fn start_maintenance_loop(self: Arc<Self>) {
+        if self.config.read_only {
+            tracing::warn!("the store is open read-only; no maintenance loop runs");
+            return;
+        }
         if self.maintenance.running.swap(true, Ordering::AcqRel) {
             tracing::warn!("maintenance loop already running; not starting another");
             return;
@@ -160,7 +164,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// [`Error::Closed`] after shutdown.
     pub async fn run_maintenance_step(&self) -> Result<MaintenanceStepReport> {
         let _step = self.maintenance.step.lock().await;
-        self.check_open()?;
+        self.check_open("run_maintenance_step")?;
         let n = self.maintenance.steps.fetch_add(1, Ordering::Relaxed) + 1;
         let span = tracing::info_span!("maintenance_step", step = n);
         let report = self.step_tasks().instrument(span).await;
@@ -283,7 +287,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             return Ok(0);
         }
         let _move = self.moves.lock().await;
-        self.check_open()?;
+        self.check_open("confirm_cold_problems")?;
         let mut quarantined = 0;
         for e in self.cold.files()? {
             if e.state != FileState::Live || !suspects.contains(&e.file_id) {
@@ -422,6 +426,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
             return Ok(());
         }
         self.stopping.store(true, Ordering::Release);
+        if self.config.read_only {
+            *done = true;
+            return Ok(());
+        }
         let span = tracing::info_span!("shutdown");
         async {
             self.maintenance.stop.send_replace(true);
@@ -433,6 +441,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
             *self.gate.write().await = true;
             self.warm.flush_access_stats().await?;
             let upkeep = self.warm.run_maintenance().await?;
+            // The writer exits, closing its connection and releasing the directory's lock:
+            // another process may open the store read-write from here on. Reads go on.
+            let warm = self.warm.clone();
+            tokio::task::spawn_blocking(move || warm.close_writer())
+                .await
+                .map_err(super::join_error)?;
             tracing::info!(?upkeep, "store shut down");
             Ok::<_, Error>(())
         }
@@ -442,8 +456,20 @@ impl<R: Record> AutoTieringCoordinator<R> {
         Ok(())
     }
 
-    /// [`Error::Closed`] once shutdown has begun.
-    pub(crate) fn check_open(&self) -> Result<()> {
+    /// [`Error::ReadOnly`] for a read-only handle, [`Error::Closed`] once shutdown has begun:
+    /// whether `op`, which writes, may run.
+    pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.config.data_dir.clone(),
+                op,
+            });
+        }
+        self.check_open_or_read_only()
+    }
+
+    /// [`Error::Closed`] once shutdown has begun, for operations a read-only handle may run.
+    pub(crate) fn check_open_or_read_only(&self) -> Result<()> {
         if self.stopping.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {

@@ -130,7 +130,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         limits: ArchiveLimits,
     ) -> Result<ArchiveReport> {
         let _move = self.moves.lock().await;
-        self.check_open()?;
+        self.check_open("archive")?;
         let started = Instant::now();
         let warm = self.warm.clone();
         let cold = self.cold.clone();
@@ -253,7 +253,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn compact_groups(&self, max_groups: usize) -> Result<CompactionReport> {
         let _move = self.moves.lock().await;
-        self.check_open()?;
+        self.check_open("compact")?;
         let mut report = CompactionReport::default();
         let entries = self.cold.files()?;
         let groups = self.cold.plan_compaction(&entries);
@@ -280,9 +280,24 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 report.rows_written += f.rows;
                 report.bytes_out += f.bytes;
             }
-            self.warm
+            let output = new_file.as_ref().map(|f| f.path.clone());
+            if let Err(e) = self
+                .warm
                 .commit_compaction(new_file, replaces.clone(), dropped)
-                .await?;
+                .await
+            {
+                // Rolled back in SQLite: the published output will never be catalogued, and
+                // its records are still served by the inputs. Remove it now (a rebuild in
+                // between must not register a second copy). Any other error leaves the
+                // outcome unknown, and the next open sorts it out.
+                if let (Error::Sqlite { .. }, Some(relative)) = (&e, output) {
+                    let cold = self.cold.clone();
+                    tokio::task::spawn_blocking(move || discard_path(&cold, &relative))
+                        .await
+                        .map_err(join_error)?;
+                }
+                return Err(e);
+            }
             crash_point("compact:committed");
             self.cold.forget(&replaces);
             let cold = self.cold.clone();
@@ -310,11 +325,15 @@ impl<R: Record> AutoTieringCoordinator<R> {
     #[tracing::instrument(level = "info", skip_all)]
     pub async fn verify_cold(&self) -> Result<VerifyReport> {
         let _move = self.moves.lock().await;
-        self.check_open()?;
+        self.check_open_or_read_only()?;
         let cold = self.cold.clone();
         let report = tokio::task::spawn_blocking(move || cold.verify())
             .await
             .map_err(join_error)??;
+        if self.config.read_only {
+            // A read-only handle reports; the owner's next verify or step quarantines.
+            return Ok(report);
+        }
         let entries = self.cold.files()?;
         for p in &report.problems {
             if let Some(file_id) = p.file_id {
@@ -341,7 +360,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     #[tracing::instrument(level = "info", skip_all)]
     pub async fn rebuild_cold_catalog(&self) -> Result<RebuildReport> {
         let _move = self.moves.lock().await;
-        self.check_open()?;
+        self.check_open("rebuild_cold_catalog")?;
         let cold = self.cold.clone();
         let plan = tokio::task::spawn_blocking(move || cold.rebuild_plan())
             .await

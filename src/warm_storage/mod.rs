@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, Location, NewFile};
 use crate::config::{StorageConfig, WarmConfig};
+use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
 use crate::record::{decode_with_id, signature_hash, EncodedRecord, Record, TransactionRecord};
@@ -64,9 +65,13 @@ struct Inner {
     path: PathBuf,
     cfg: WarmConfig,
     max_record_bytes: usize,
-    /// `None` only while dropping, so the writer sees the channel close and exits.
+    /// `None` only while dropping, so the writer sees the channel close and exits, and in a
+    /// read-only open, which has no writer.
     tx: Option<mpsc::Sender<Command>>,
-    writer: Option<JoinHandle<()>>,
+    /// The writer thread, until it is joined (by `close_writer` or on drop).
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Opened with `read_only`: no writer, no lock, no writes.
+    read_only: bool,
     shared: Arc<Shared>,
     idle: Mutex<Vec<Connection>>,
     stats: AccessStats,
@@ -78,7 +83,13 @@ impl Drop for Inner {
         // checkpoints the WAL into the database file and deletes it on a clean shutdown.
         self.idle.lock().clear();
         drop(self.tx.take());
-        if let Some(handle) = self.writer.take() {
+        if let Some(handle) = self.writer.get_mut().take() {
+            // The last handle can be dropped on the writer thread itself (a hook it runs holds
+            // a handle): it exits on its own once the channel is closed, releasing the lock
+            // after its connection; joining it from itself would never return.
+            if handle.thread().id() == std::thread::current().id() {
+                return;
+            }
             if handle.join().is_err() {
                 tracing::error!(path = %self.path.display(), "warm writer thread panicked");
             }
@@ -103,11 +114,24 @@ impl Inner {
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Command>> {
+        if self.read_only {
+            return Err(self.read_only_error("write"));
+        }
         self.tx.as_ref().ok_or(Error::Closed)
+    }
+
+    fn read_only_error(&self, op: &'static str) -> Error {
+        Error::ReadOnly {
+            path: self.path.parent().unwrap_or(&self.path).to_path_buf(),
+            op,
+        }
     }
 
     /// Queue one read for the batched access statistics; never writes on the read path.
     fn note_access(&self, id: i64) {
+        if self.read_only {
+            return;
+        }
         let now = now_ms();
         let pending = {
             let mut map = self.shared.access.lock();
@@ -141,12 +165,21 @@ pub(crate) struct WarmRow<R> {
 impl<R: Record> WarmSqliteStorage<R> {
     /// Open (creating and migrating if needed) `warm.sqlite3` in the config's data directory and
     /// start its writer thread. Blocks on file I/O: call it from a blocking context.
+    ///
+    /// A read-write open first takes the data directory's ownership lock (see
+    /// [`Error::AlreadyOpen`]); the writer thread holds it until it exits. With
+    /// `config.read_only` the database is opened read-only, with no writer and no lock: it must
+    /// exist, and be at this build's schema version.
     pub fn open(config: &StorageConfig) -> Result<Self> {
+        if config.read_only {
+            return Self::open_read_only(config);
+        }
         let path = config.data_dir.join(WARM_DB_FILE);
         let cfg = config.warm.clone();
+        let lock = DirLock::acquire(&config.data_dir, config.clock.now_ms())?;
         let conn = schema::open_writer(&path, &cfg)?;
         let shared = Arc::new(Shared::default());
-        let writer = Writer::new(conn, path.clone(), cfg.clone(), Arc::clone(&shared))?;
+        let writer = Writer::new(conn, path.clone(), cfg.clone(), Arc::clone(&shared), lock)?;
         let (tx, rx) = mpsc::channel(cfg.queue_depth);
         let handle = std::thread::Builder::new()
             .name("tiered-storage-warm-writer".into())
@@ -164,7 +197,8 @@ impl<R: Record> WarmSqliteStorage<R> {
             cfg,
             max_record_bytes: config.max_record_bytes,
             tx: Some(tx),
-            writer: Some(handle),
+            writer: Mutex::new(Some(handle)),
+            read_only: false,
             shared,
             idle: Mutex::new(Vec::new()),
             stats: AccessStats::new(
@@ -180,13 +214,66 @@ impl<R: Record> WarmSqliteStorage<R> {
         })
     }
 
+    fn open_read_only(config: &StorageConfig) -> Result<Self> {
+        let path = config.data_dir.join(WARM_DB_FILE);
+        let cfg = config.warm.clone();
+        schema::check_read_only(&path, &cfg)?;
+        let inner = Inner {
+            path,
+            cfg,
+            max_record_bytes: config.max_record_bytes,
+            tx: None,
+            writer: Mutex::new(None),
+            read_only: true,
+            shared: Arc::new(Shared::default()),
+            idle: Mutex::new(Vec::new()),
+            stats: AccessStats::new(
+                config.clock.get(),
+                Duration::from_secs(config.metrics.window_secs),
+            ),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+            _record: PhantomData,
+        })
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Stop the writer thread after the commands already queued, and wait for it: its
+    /// connection closes and the data directory's lock is released. Later writes fail with
+    /// [`Error::Closed`]; reads go on. Blocks: call it from a blocking context.
+    pub(crate) fn close_writer(&self) {
+        if let Some(tx) = &self.inner.tx {
+            // An error means the writer has already stopped.
+            let _ = tx.blocking_send(Command::Stop);
+        }
+        let handle = self.inner.writer.lock().take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!(path = %self.inner.path.display(), "warm writer thread panicked");
+            }
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
-    /// Committed records (kept by the writer; no table scan).
+    /// Committed records (kept by the writer; no table scan). A read-only handle, which has
+    /// no writer, counts them in its snapshot (0 if that read fails).
     pub fn len(&self) -> u64 {
+        if self.inner.read_only {
+            return self
+                .query_value("SELECT count(*) FROM records", [], "count records")
+                .ok()
+                .flatten()
+                .unwrap_or(0) as u64;
+        }
         self.inner.shared.rows.load(Ordering::Relaxed)
     }
 
@@ -232,7 +319,18 @@ impl<R: Record> WarmSqliteStorage<R> {
         let hash = signature_hash(signature);
         let recent = self.inner.shared.sig_delta.ids(hash);
         let path = &self.inner.path;
+        let read_only = self.inner.read_only;
         let found: Option<(i64, Vec<u8>)> = self.inner.with_reader(|conn| {
+            // A read-only handle has no delta (the owner keeps it in its memory): it reads
+            // `sig_index` and the unmerged rows above the watermark in one snapshot instead.
+            let snapshot = if read_only {
+                Some(
+                    conn.unchecked_transaction()
+                        .map_err(sqlite_err("begin read", path))?,
+                )
+            } else {
+                None
+            };
             let matching = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
                 let text = row.get_ref(1)?.as_str_or_null()?;
                 Ok(if text == Some(signature) {
@@ -262,6 +360,27 @@ impl<R: Record> WarmSqliteStorage<R> {
             while let Some(row) = rows.next().map_err(sqlite_err("read by signature", path))? {
                 if let Some(hit) = matching(row).map_err(sqlite_err("read by signature", path))? {
                     return Ok(Some(hit));
+                }
+            }
+            drop(rows);
+            if snapshot.is_some() {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT id, signature, payload FROM records
+                         WHERE id > coalesce((SELECT value FROM meta
+                                              WHERE key = 'sig_merged_upto'), 0)
+                           AND sig_hash = ?1",
+                    )
+                    .map_err(sqlite_err("read by signature", path))?;
+                let mut rows = stmt
+                    .query([hash])
+                    .map_err(sqlite_err("read by signature", path))?;
+                while let Some(row) = rows.next().map_err(sqlite_err("read by signature", path))? {
+                    if let Some(hit) =
+                        matching(row).map_err(sqlite_err("read by signature", path))?
+                    {
+                        return Ok(Some(hit));
+                    }
                 }
             }
             Ok(None)
@@ -746,6 +865,30 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
         let path = &self.inner.path;
         self.inner
             .with_reader(|conn| query_dead(conn, path, file_id, lo, hi))
+    }
+
+    fn reserved_file_seq(&self) -> Result<u64> {
+        Ok(self
+            .query_value(
+                "SELECT (SELECT value FROM meta WHERE key = 'cold_next_seq')",
+                [],
+                "read cold_next_seq",
+            )?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    fn reserve_file_seqs(&self, floor: u64, count: u64) -> Result<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .blocking_send(Command::ReserveFileSeqs {
+                floor,
+                count,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.blocking_recv().map_err(|_| Error::Closed)?
     }
 
     fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>> {

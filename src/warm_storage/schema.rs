@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Page size of a new database. Existing databases keep theirs.
 const WARM_PAGE_SIZE: i64 = 16_384;
@@ -76,6 +76,16 @@ const MIGRATIONS: &[&str] = &[
         id      INTEGER NOT NULL,
         PRIMARY KEY (file_id, id)
      ) WITHOUT ROWID;",
+    // v4: `meta.cold_next_seq`, the first cold file sequence number not yet reserved. A move
+    // reserves the numbers of the files it will write (committed) before it creates them, so
+    // an uncatalogued `part-<seq>` with `seq` below it is a move's own leftover (a crash
+    // between publish and commit, or an unlinked compaction input) and is removed on open,
+    // while a file above it is none of ours: the catalog was lost or replaced, and the file is
+    // kept and reported. Existing stores start above their newest catalogued file.
+    "INSERT OR IGNORE INTO meta (key, value)
+        SELECT 'cold_next_seq',
+               coalesce(max(CAST(substr(path, instr(path, 'part-') + 5, 12) AS INTEGER)), 0) + 1
+        FROM cold_files;",
 ];
 
 pub(crate) fn sqlite_err<'a>(
@@ -156,6 +166,36 @@ pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
         tx.commit().map_err(sqlite_err("commit migration", path))?;
     }
     Ok(conn)
+}
+
+/// Check that a read-only open can read `path`: the database exists and is at this build's
+/// schema version (a read-only handle cannot migrate it).
+pub(crate) fn check_read_only(path: &Path, cfg: &WarmConfig) -> Result<()> {
+    if !path.exists() {
+        return Err(Error::Io {
+            op: "open read-only (no store there)",
+            path: path.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    }
+    let conn = open_reader(path, cfg)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sqlite_err("read user_version", path))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        return Err(Error::ReadOnly {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+            op: "migrating the database to this build's schema (open it read-write once)",
+        });
+    }
+    Ok(())
 }
 
 /// Open one read-only connection (used on the caller's thread; no thread hop).

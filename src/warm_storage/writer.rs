@@ -21,6 +21,7 @@ use super::schema::sqlite_err;
 use super::sig_index::{DeltaChange, SignatureDelta};
 use crate::catalog::{CatalogRebuild, FileState, NewFile};
 use crate::config::WarmConfig;
+use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
 use crate::record::EncodedRecord;
 
@@ -132,6 +133,15 @@ pub(crate) enum Command {
         plan: CatalogRebuild,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Reserve cold file sequence numbers (see `meta.cold_next_seq`).
+    ReserveFileSeqs {
+        floor: u64,
+        count: u64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    /// Take no more commands: finish those queued, then exit (closing the connection and
+    /// releasing the directory lock).
+    Stop,
 }
 
 /// State shared between the writer thread and readers.
@@ -176,6 +186,9 @@ pub(crate) struct Writer {
     /// periodic flush writes them `ACCESS_FLUSH_CHUNK` at a time, between write batches, so a
     /// busy second of reads never holds puts behind one long transaction.
     access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
+    /// The data directory's ownership lock. Declared after `conn`, so it is released only once
+    /// the connection has closed, when the thread exits.
+    _lock: Option<DirLock>,
 }
 
 /// Access-statistic upserts per transaction of a periodic flush (a few ms of work).
@@ -193,6 +206,7 @@ impl Writer {
         path: PathBuf,
         cfg: WarmConfig,
         shared: Arc<Shared>,
+        lock: DirLock,
     ) -> Result<Self> {
         let max_id: Option<i64> = conn
             .query_row("SELECT max(id) FROM records", [], |r| r.get(0))
@@ -246,6 +260,7 @@ impl Writer {
             seq: 0,
             sig_watermark,
             access_backlog: std::collections::VecDeque::new(),
+            _lock: Some(lock),
         })
     }
 
@@ -279,6 +294,8 @@ impl Writer {
                 while let Some(cmd) = next.take() {
                     match cmd {
                         Command::Write { op, reply } => batch.push((op, reply)),
+                        // Senders fail from now on; what is queued still runs.
+                        Command::Stop => rx.close(),
                         other => deferred.push(other),
                     }
                     if batch.len() < self.cfg.max_batch {
@@ -326,7 +343,7 @@ impl Writer {
 
     fn handle_other(&mut self, cmd: Command) {
         match cmd {
-            Command::Write { .. } => unreachable!("writes are batched"),
+            Command::Write { .. } | Command::Stop => unreachable!("handled by the run loop"),
             // A periodic flush (no one waiting) takes the statistics and writes the first chunk;
             // the run loop writes the rest between write batches. A requested flush writes all.
             Command::FlushAccess { reply: None } => {
@@ -368,6 +385,13 @@ impl Writer {
                     .map(|_| ())
                     .map_err(sqlite_err("set cold file state", &self.path));
                 let _ = reply.send(r);
+            }
+            Command::ReserveFileSeqs {
+                floor,
+                count,
+                reply,
+            } => {
+                let _ = reply.send(self.reserve_file_seqs(floor, count));
             }
             Command::RebuildCatalog { plan, reply } => {
                 let _ = reply.send(self.rebuild_catalog(&plan));
@@ -509,6 +533,34 @@ impl Writer {
         }
         tx.commit().map_err(sqlite_err("commit compaction", path))?;
         Ok(new_id)
+    }
+
+    fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let next: i64 = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'cold_next_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err("read cold_next_seq", path))?
+            .unwrap_or(1);
+        let first = (next.max(1) as u64).max(floor);
+        let end = i64::try_from(first.saturating_add(count)).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('cold_next_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [end],
+        )
+        .map_err(sqlite_err("reserve cold file numbers", path))?;
+        tx.commit()
+            .map_err(sqlite_err("commit cold file reservation", path))?;
+        Ok(first)
     }
 
     fn rebuild_catalog(&mut self, plan: &CatalogRebuild) -> Result<()> {
