@@ -74,6 +74,8 @@ pub(crate) struct NewFile {
     pub max_ts: i64,
     pub rows: u64,
     pub bytes: u64,
+    /// Checksums of the file's pages and footer (see `cold_storage::checksum`).
+    pub page_sums: Option<Vec<u8>>,
 }
 
 /// Where a record lives, as seen in one database snapshot.
@@ -100,6 +102,8 @@ pub(crate) trait ColdCatalog: Send + Sync {
     fn dead_ids(&self, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>>;
     /// Which of `ids` are in warm.
     fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>>;
+    /// The page checksums of a catalogued file, if it has them.
+    fn page_sums(&self, file_id: i64) -> Result<Option<Vec<u8>>>;
     /// The first cold file sequence number not yet reserved by a move: every file this store
     /// ever wrote has a lower one.
     fn reserved_file_seq(&self) -> Result<u64>;

@@ -6,7 +6,7 @@ mod moves;
 mod scan;
 
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
-pub use moves::{ArchiveReport, CompactionReport, RebuildReport};
+pub use moves::{ArchiveReport, CompactionReport, IntegrityReport, RebuildReport};
 pub use scan::{RecordCursor, ScanRange};
 
 use std::path::Path;
@@ -386,6 +386,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Read by id from warm, then cold. A cold answer "in warm now" (the record moved back
     /// after warm was read) reads warm again, so a live record is always found.
     async fn read_lower(&self, id: i64) -> Result<Option<LowerHit<R>>> {
+        // Read before the lookup: an id below it committed before the lookup began, so the
+        // lookup must find it unless it was removed. (A read-only handle reads the committed
+        // bound only on a miss.)
+        let assigned = (!self.config.read_only).then(|| self.warm.assigned_below());
         for _ in 0..MOVE_RETRIES {
             if let Some(row) = self.warm.read_by_id(id)? {
                 return Ok(Some(LowerHit {
@@ -400,7 +404,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
                         bytes: None,
                     }))
                 }
-                ColdRead::Absent => return Ok(None),
+                ColdRead::Absent => {
+                    // Corruption never reads as "not found".
+                    let assigned = assigned.unwrap_or_else(|| self.warm.assigned_below());
+                    self.warm.confirm_absent(id, assigned)?;
+                    return Ok(None);
+                }
                 ColdRead::InWarm => continue,
             }
         }

@@ -100,6 +100,17 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// SQLite found the warm database damaged (or a record it must hold is missing). The read
+    /// or write failed; an alert is raised. Nothing damaged is ever returned as data or as "not
+    /// found".
+    #[error("database {path} is corrupt: {detail} (run `verify`; restore from a copy made with `backup_to`)")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported, and where.
+        detail: String,
+    },
+
     /// The database was written by a newer version of this library.
     #[error("database {path} has schema version {found}, newer than the {supported} this build supports; upgrade tiered-storage")]
     SchemaTooNew {

@@ -297,7 +297,7 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveReport, AutoTieringCoordinator, CompactionReport, MaintenanceStatus,
+    ArchiveReport, AutoTieringCoordinator, CompactionReport, IntegrityReport, MaintenanceStatus,
     MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats, TieredMetrics,
     DEFAULT_LIST_PAGE_SIZE,
 };

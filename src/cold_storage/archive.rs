@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use super::file::{publish, ColdFileScan, ColdFileWriter, ScanBounds};
+use super::file::{publish, ColdFile, ColdFileScan, ColdFileWriter, ScanBounds};
 use super::{day_of, ColdArchiveStorage};
 use crate::catalog::{CatalogEntry, FileState, NewFile};
 use crate::error::{Error, Result};
@@ -83,6 +83,8 @@ impl<R: Record> Part<R> {
     fn finish(mut self) -> Result<FinishedFile> {
         let writer = self.writer.take().expect("finished once");
         let summary = writer.finish()?;
+        // Checksums of what is on disk now, fsynced: the catalog commit stores them.
+        let page_sums = ColdFile::<R>::open(&self.tmp)?.compute_sums()?;
         crash_point(&format!("{}:temp_written", self.prefix));
         publish(&self.tmp, &self.final_path)?;
         crash_point(&format!("{}:published", self.prefix));
@@ -95,6 +97,7 @@ impl<R: Record> Part<R> {
                 max_ts: summary.max_ts,
                 rows: summary.rows,
                 bytes: summary.bytes,
+                page_sums: Some(page_sums),
             },
             rows: std::mem::take(&mut self.rows),
         })

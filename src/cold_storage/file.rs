@@ -21,6 +21,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -37,6 +38,7 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 
+use super::checksum::{self, CheckedFile, PageSums};
 use crate::columnar::DICTIONARY_HINT_KEY;
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -539,6 +541,8 @@ fn overlaps(range: Option<(i64, i64)>, lo: i64, hi: i64) -> bool {
 pub(crate) struct ColdFile<R> {
     path: PathBuf,
     meta: ArrowReaderMetadata,
+    /// Page checksums from the catalog; `None` for a file catalogued without them.
+    sums: Option<Arc<PageSums>>,
     groups: Vec<GroupBounds>,
     /// Projection of column 0 alone.
     id_mask: ProjectionMask,
@@ -559,7 +563,14 @@ impl<R> std::fmt::Debug for ColdFile<R> {
 impl<R: Record> ColdFile<R> {
     /// Read and check the footer and page index: format version, schema against
     /// `R::cold_schema()`, id order across row groups. Any failure is [`Error::ColdFile`].
+    /// Pages are read unchecked: for files with no checksums, and for computing them.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_checked(path, None)
+    }
+
+    /// [`open`](Self::open), then check the footer against `sums` (a checksum blob from the
+    /// catalog) and check every page read from then on.
+    pub fn open_checked(path: &Path, sums: Option<&[u8]>) -> Result<Self> {
         let bad = |reason: String| Error::cold_file(path, reason);
         let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
         let bytes = file
@@ -621,9 +632,14 @@ impl<R: Record> ColdFile<R> {
             }
         }
         let id_mask = ProjectionMask::leaves(meta.parquet_schema(), [0]);
+        let sums = match sums {
+            Some(blob) => Some(Arc::new(PageSums::load(&file, &md, blob).map_err(bad)?)),
+            None => None,
+        };
         Ok(Self {
             path: path.to_owned(),
             meta,
+            sums,
             groups,
             id_mask,
             bytes,
@@ -669,7 +685,25 @@ impl<R: Record> ColdFile<R> {
 
     /// Heap bytes held by the parsed footer and page index.
     pub fn memory_size(&self) -> usize {
-        self.meta.metadata().memory_size()
+        self.meta.metadata().memory_size() + self.sums.as_ref().map_or(0, |s| s.memory_size())
+    }
+
+    /// Check every page against its checksum, reading the whole file once (no decoding).
+    /// `Ok` for a file with no checksums.
+    pub fn check_pages(&self) -> Result<()> {
+        let Some(sums) = &self.sums else {
+            return Ok(());
+        };
+        let file = File::open(&self.path)
+            .map_err(|e| Error::cold_file(&self.path, format!("cannot open: {e}")))?;
+        sums.check_all(&file)
+            .map_err(|reason| Error::cold_file(&self.path, reason))
+    }
+
+    /// The checksum blob of this file's pages and footer, for its catalog row (reads the
+    /// whole file).
+    pub fn compute_sums(&self) -> Result<Vec<u8>> {
+        checksum::compute(&self.path, self.meta.metadata())
     }
 
     /// The record with this id, reading only the pages that can hold it: the id page(s) picked by
@@ -877,12 +911,13 @@ impl<R: Record> ColdFile<R> {
         }))
     }
 
-    fn open_data(&self) -> Result<File> {
+    fn open_data(&self) -> Result<CheckedFile> {
         File::open(&self.path)
+            .map(|f| CheckedFile::new(f, self.sums.clone()))
             .map_err(|e| Error::cold_file(&self.path, format!("cannot open: {e}")))
     }
 
-    fn builder(&self, file: File) -> ParquetRecordBatchReaderBuilder<File> {
+    fn builder(&self, file: CheckedFile) -> ParquetRecordBatchReaderBuilder<CheckedFile> {
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
     }
 }

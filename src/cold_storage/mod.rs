@@ -12,6 +12,7 @@
 //! [`ColdCatalog`], which answers each question from one database snapshot.
 
 mod archive;
+mod checksum;
 pub(crate) mod file;
 mod recovery;
 
@@ -287,7 +288,11 @@ impl<R: Record> ColdArchiveStorage<R> {
         if let Some(f) = self.inner.cache.lock().get(entry.file_id) {
             return Ok(f);
         }
-        let file = Arc::new(ColdFile::open(&self.file_path(&entry.path))?);
+        let sums = self.inner.catalog.page_sums(entry.file_id)?;
+        let file = Arc::new(ColdFile::open_checked(
+            &self.file_path(&entry.path),
+            sums.as_deref(),
+        )?);
         self.inner
             .cache
             .lock()

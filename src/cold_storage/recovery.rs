@@ -112,8 +112,12 @@ fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn new_file(path: String, s: &FileSummary) -> NewFile {
+/// A found file's footer summary and the checksums of what it holds.
+type Footer = (FileSummary, Vec<u8>);
+
+fn new_file(path: String, s: &FileSummary, page_sums: Vec<u8>) -> NewFile {
     NewFile {
+        page_sums: Some(page_sums),
         path,
         min_id: s.min_id,
         max_id: s.max_id,
@@ -233,8 +237,9 @@ impl<R: Record> ColdArchiveStorage<R> {
         Ok(report)
     }
 
-    /// What is wrong with catalogued file `e` at `abs`, if anything: its footer against the
-    /// catalog row, and with `deep`, every page decoded and every row counted (about as costly
+    /// What is wrong with catalogued file `e` at `abs`, if anything: its footer and page index
+    /// against their checksums and the catalog row, every page against its checksum, and with
+    /// `deep`, every page decoded and every row counted (about as costly
     /// as a full scan of the file). Opens the file afresh, bypassing the metadata cache.
     pub(crate) fn check_file(
         &self,
@@ -250,7 +255,11 @@ impl<R: Record> ColdArchiveStorage<R> {
             };
             Some((kind, err.to_string()))
         };
-        let file = match ColdFile::<R>::open(abs) {
+        let sums = match self.catalog().page_sums(e.file_id) {
+            Ok(sums) => sums,
+            Err(err) => return Some((ProblemKind::Unreadable, err.to_string())),
+        };
+        let file = match ColdFile::<R>::open_checked(abs, sums.as_deref()) {
             Ok(f) => f,
             Err(err) => return unreadable(err),
         };
@@ -265,6 +274,10 @@ impl<R: Record> ColdArchiveStorage<R> {
                 ProblemKind::CatalogMismatch,
                 format!("catalog (rows, min_id, max_id, min_ts, max_ts, bytes) = {catalogued:?}, footer = {found:?}"),
             ));
+        }
+        // Every page against its checksum: a flipped byte anywhere is found without decoding.
+        if let Err(err) = file.check_pages() {
+            return unreadable(err);
         }
         if deep {
             let mut rows = 0u64;
@@ -304,7 +317,7 @@ impl<R: Record> ColdArchiveStorage<R> {
             }
         }
         // Found files, newest (highest sequence) first.
-        let mut found: Vec<(u64, String, PathBuf, FileSummary)> = Vec::new();
+        let mut found: Vec<(u64, String, PathBuf, Footer)> = Vec::new();
         for (rel, abs) in walk(self.root())? {
             if !rel.ends_with(".parquet") || known.contains(rel.as_str()) {
                 continue;
@@ -316,7 +329,10 @@ impl<R: Record> ColdArchiveStorage<R> {
                 tracing::info!(path = %abs.display(), "not registering a move's leftover");
                 continue;
             }
-            match ColdFile::<R>::open(&abs).and_then(|f| f.summary()) {
+            // A file registered from its footer gets checksums of what it holds now.
+            let opened =
+                ColdFile::<R>::open(&abs).and_then(|f| Ok((f.summary()?, f.compute_sums()?)));
+            match opened {
                 Ok(s) => found.push((file_seq(&abs).unwrap_or(0), rel, abs, s)),
                 Err(err) => self.report(ColdFileProblem::new(
                     None,
@@ -333,7 +349,7 @@ impl<R: Record> ColdArchiveStorage<R> {
             .filter(|e| !plan.remove.contains(&e.file_id))
             .map(|e| (e.min_id, e.max_id, self.file_path(&e.path), Some(e.file_id)))
             .collect();
-        for (_, rel, abs, summary) in found {
+        for (_, rel, abs, (summary, sums)) in found {
             let file = ColdFile::<R>::open(&abs)?;
             // Ids of served files overlapping this one (usually none), minus their tombstones.
             let mut taken: BTreeSet<i64> = BTreeSet::new();
@@ -368,7 +384,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                 }
             }
             served.push((summary.min_id, summary.max_id, abs, None));
-            plan.add.push((new_file(rel, &summary), dead));
+            plan.add.push((new_file(rel, &summary, sums), dead));
         }
         Ok(plan)
     }

@@ -364,12 +364,14 @@ impl<R: Record> AutoTieringCoordinator<R> {
             }
         };
         let problems = self.cold.problems();
+        let corruption = self.warm.corruption();
         let findings = alerts::evaluate(
             &self.config.alerts,
             &alerts::Inputs {
                 metrics: &metrics,
                 disk,
                 cold_problems: &problems,
+                warm_corruption: corruption.as_deref(),
             },
         );
         let now = self.config.clock.now_ms();

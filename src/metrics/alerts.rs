@@ -43,6 +43,8 @@ pub enum AlertKind {
     MaintenanceFailure,
     /// A cold file is missing, truncated or corrupt.
     ColdFileCorruption,
+    /// SQLite found the warm database damaged, or a stored record could not be found.
+    WarmCorruption,
 }
 
 /// One alert, as in the seed's snippet (`severity`, `tier_name`, `message`), with when it was
@@ -122,11 +124,13 @@ pub(crate) struct Inputs<'a> {
     pub metrics: &'a TieredMetrics,
     pub disk: DiskFigures,
     pub cold_problems: &'a [ColdFileProblem],
+    /// The first corruption the warm database reported, until a clean `verify`.
+    pub warm_corruption: Option<&'a str>,
 }
 
 /// The alert kinds [`evaluate`] decides (maintenance failures are raised and cleared by the
 /// maintenance loop itself).
-pub(crate) const EVALUATED: [AlertKind; 8] = [
+pub(crate) const EVALUATED: [AlertKind; 9] = [
     AlertKind::AccessTimeOverTarget,
     AlertKind::HitRateBelowFloor,
     AlertKind::HotCapacity,
@@ -135,6 +139,7 @@ pub(crate) const EVALUATED: [AlertKind; 8] = [
     AlertKind::ArchivalLag,
     AlertKind::Degradation,
     AlertKind::ColdFileCorruption,
+    AlertKind::WarmCorruption,
 ];
 
 /// Every threshold alert that holds for `inputs`.
@@ -256,6 +261,17 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
             )
             .subject(p.path.display().to_string()),
         );
+    }
+    if let Some(detail) = inputs.warm_corruption {
+        out.push(Finding::new(
+            AlertKind::WarmCorruption,
+            AlertSeverity::Critical,
+            "warm",
+            format!(
+                "the warm database is damaged ({detail}): reads and writes that touch the damage \
+                 fail. Run verify; restore from a copy made with backup_to"
+            ),
+        ));
     }
     // One finding per alert (a file can have two problems on record): the first wins.
     let mut seen = std::collections::HashSet::new();
@@ -471,6 +487,7 @@ mod tests {
                 metrics,
                 disk: DiskFigures::default(),
                 cold_problems: &[],
+                warm_corruption: None,
             },
         )
     }
@@ -636,6 +653,7 @@ mod tests {
                     metrics: &m,
                     disk,
                     cold_problems: problems,
+                    warm_corruption: None,
                 },
             )
             .into_iter()
@@ -669,6 +687,7 @@ mod tests {
                 metrics: &m,
                 disk: fine,
                 cold_problems: &[],
+                warm_corruption: None,
             },
         );
         assert_eq!(found.len(), 1, "{found:?}");

@@ -103,14 +103,26 @@ impl Inner {
         let conn = self.idle.lock().pop();
         let conn = match conn {
             Some(c) => c,
-            None => schema::open_reader(&self.path, &self.cfg)?,
+            None => self.noted(schema::open_reader(&self.path, &self.cfg))?,
         };
-        let out = f(&conn);
+        let out = self.noted(f(&conn));
         let mut idle = self.idle.lock();
         if idle.len() < self.cfg.read_connections {
             idle.push(conn);
         }
         out
+    }
+
+    /// Pass `r` on, remembering the first corruption it reports (for the alert).
+    fn noted<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(Error::Corrupt { detail, .. }) = &r {
+            let mut seen = self.shared.corruption.lock();
+            if seen.is_none() {
+                tracing::error!(path = %self.path.display(), %detail, "warm database corrupt");
+                *seen = Some(detail.clone());
+            }
+        }
+        r
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Command>> {
@@ -208,9 +220,26 @@ impl<R: Record> WarmSqliteStorage<R> {
         };
         // Open one reader now so a broken database fails at open, not at the first read.
         inner.with_reader(|_| Ok(()))?;
-        Ok(Self {
+        let warm = Self {
             inner: Arc::new(inner),
             _record: PhantomData,
+        };
+        warm.check_on_open()?;
+        Ok(warm)
+    }
+
+    /// With `warm.quick_check_on_open`, refuse a damaged database.
+    fn check_on_open(&self) -> Result<()> {
+        if !self.inner.cfg.quick_check_on_open {
+            return Ok(());
+        }
+        let problems = self.quick_check()?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Corrupt {
+            path: self.inner.path.clone(),
+            detail: format!("quick_check at open: {}", problems.join("; ")),
         })
     }
 
@@ -232,10 +261,12 @@ impl<R: Record> WarmSqliteStorage<R> {
                 Duration::from_secs(config.metrics.window_secs),
             ),
         };
-        Ok(Self {
+        let warm = Self {
             inner: Arc::new(inner),
             _record: PhantomData,
-        })
+        };
+        warm.check_on_open()?;
+        Ok(warm)
     }
 
     /// Whether this handle was opened read-only.
@@ -470,7 +501,91 @@ impl<R: Record> WarmSqliteStorage<R> {
             .send(Command::Write { op, reply })
             .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.inner.noted(rx.await.map_err(|_| Error::Closed)?)
+    }
+
+    /// Ids below this were all committed once, as of now: each is live or removed. Read it
+    /// before a lookup, and pass it to [`confirm_absent`](Self::confirm_absent) after a miss.
+    pub(crate) fn assigned_below(&self) -> i64 {
+        if self.inner.read_only {
+            // The owner's counter is in its memory; the committed state bounds it.
+            return self
+                .query_value(
+                    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_id'), 1),
+                                coalesce((SELECT max(id) FROM records), 0) + 1,
+                                coalesce((SELECT max(max_id) FROM cold_files), 0) + 1)",
+                    [],
+                    "read next id",
+                )
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+        }
+        self.inner.shared.next_id.load(Ordering::Acquire)
+    }
+
+    /// After no tier found `id`: `Ok` if that is the truth (never assigned as of
+    /// `assigned_below`, removed, or from before removals were tracked), else
+    /// [`Error::Corrupt`]: a committed, unremoved record that cannot be found was hidden by
+    /// damage, and must not read as "not found".
+    pub(crate) fn confirm_absent(&self, id: i64, assigned_below: i64) -> Result<()> {
+        if id < 1 || id >= assigned_below {
+            return Ok(());
+        }
+        let path = &self.inner.path;
+        let (tracked_from, removed): (i64, bool) = self.inner.with_reader(|conn| {
+            conn.prepare_cached(
+                "SELECT coalesce((SELECT value FROM meta WHERE key = 'removed_tracked_from'), 0),
+                        EXISTS (SELECT 1 FROM removed WHERE id = ?1)",
+            )
+            .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(sqlite_err("check a removal", path))
+        })?;
+        if removed || id < tracked_from {
+            return Ok(());
+        }
+        self.inner.noted(Err(Error::Corrupt {
+            path: path.clone(),
+            detail: format!(
+                "record {id} was stored and never removed, but no tier can find it (a damaged \
+                 index or page hides it)"
+            ),
+        }))
+    }
+
+    /// SQLite's `quick_check` of the whole database (blocking; reads every page). Returns its
+    /// complaints, empty when the database is sound; a sound check clears the corruption alert.
+    pub fn quick_check(&self) -> Result<Vec<String>> {
+        let path = &self.inner.path;
+        let found = self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("PRAGMA quick_check")
+                .map_err(sqlite_err("quick_check", path))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(sqlite_err("quick_check", path))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(sqlite_err("quick_check", path))
+        });
+        // Damage bad enough stops the check itself: that is its finding.
+        let found = match found {
+            Err(Error::Corrupt { detail, .. }) => vec![detail],
+            other => other?,
+        };
+        let problems: Vec<String> = found.into_iter().filter(|m| m != "ok").collect();
+        let mut seen = self.inner.shared.corruption.lock();
+        match problems.first() {
+            Some(first) => {
+                seen.get_or_insert_with(|| format!("quick_check: {first}"));
+            }
+            None => *seen = None,
+        }
+        Ok(problems)
+    }
+
+    /// The first corruption SQLite reported since open (or since a clean `quick_check`).
+    pub fn corruption(&self) -> Option<String> {
+        self.inner.shared.corruption.lock().clone()
     }
 
     /// Validate and encode on the caller's thread (keeps the writer thread on SQL only).
@@ -664,7 +779,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             .send(make(reply))
             .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        self.inner.noted(rx.await.map_err(|_| Error::Closed)?)
     }
 
     /// Commit an archival move: catalogue `file` and delete the warm rows `(id, rev)` it holds,
@@ -865,6 +980,17 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
         let path = &self.inner.path;
         self.inner
             .with_reader(|conn| query_dead(conn, path, file_id, lo, hi))
+    }
+
+    fn page_sums(&self, file_id: i64) -> Result<Option<Vec<u8>>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT page_sums FROM cold_files WHERE file_id = ?1")
+                .and_then(|mut s| s.query_row([file_id], |r| r.get::<_, Option<Vec<u8>>>(0)))
+                .optional()
+                .map(Option::flatten)
+                .map_err(sqlite_err("read page checksums", path))
+        })
     }
 
     fn reserved_file_seq(&self) -> Result<u64> {
@@ -1336,5 +1462,33 @@ mod tests {
             matches!(err, Error::Codec { id: Some(i), .. } if i == id),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod integrity_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_quick_check_of_a_sound_database_is_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm: WarmSqliteStorage =
+            WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir.path())).unwrap();
+        for n in 0..500 {
+            let r = TransactionRecord {
+                transaction_signature: Some(format!("qc-{n}")),
+                ..TransactionRecord::default()
+            };
+            warm.write(WriteOp::Put(warm.encode(&r).unwrap()))
+                .await
+                .unwrap();
+        }
+        let w = warm.clone();
+        let problems = tokio::task::spawn_blocking(move || w.quick_check())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(warm.corruption().is_none());
     }
 }

@@ -82,7 +82,20 @@ const MIGRATIONS: &[&str] = &[
     // between publish and commit, or an unlinked compaction input) and is removed on open,
     // while a file above it is none of ours: the catalog was lost or replaced, and the file is
     // kept and reported. Existing stores start above their newest catalogued file.
-    "INSERT OR IGNORE INTO meta (key, value)
+    // `removed` lists removed ids (of warm rows and archived records alike). Ids are handed out
+    // in order and never reused, so an id below `meta.next_id` that no tier holds and that is
+    // not listed here was hidden by corruption: a read reports that, never "not found".
+    // `meta.removed_tracked_from` is the first id tracked (removals before v4 were not).
+    // `cold_files.page_sums` holds the CRC-32 of every page and of the footer of a file
+    // (`cold_storage::checksum`); NULL for files written before it.
+    "CREATE TABLE removed (id INTEGER PRIMARY KEY);
+     INSERT OR IGNORE INTO meta (key, value)
+        SELECT 'removed_tracked_from', max(
+            coalesce((SELECT value FROM meta WHERE key = 'next_id'), 1),
+            coalesce((SELECT max(id) FROM records), 0) + 1,
+            coalesce((SELECT max(max_id) FROM cold_files), 0) + 1);
+     ALTER TABLE cold_files ADD COLUMN page_sums BLOB;
+     INSERT OR IGNORE INTO meta (key, value)
         SELECT 'cold_next_seq',
                coalesce(max(CAST(substr(path, instr(path, 'part-') + 5, 12) AS INTEGER)), 0) + 1
         FROM cold_files;",
@@ -92,10 +105,19 @@ pub(crate) fn sqlite_err<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
-    move |source| Error::Sqlite {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match source.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("{op}: {source}"),
+            },
+            _ => Error::Sqlite {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        }
     }
 }
 
@@ -107,6 +129,10 @@ fn apply_common(conn: &Connection, path: &Path, cfg: &WarmConfig) -> Result<()> 
         .map_err(sqlite_err("set cache_size", path))?;
     conn.pragma_update(None, "mmap_size", (cfg.mmap_mib * 1024 * 1024) as i64)
         .map_err(sqlite_err("set mmap_size", path))?;
+    // Check each B-tree cell's size as its page is loaded: damage inside a page's content area
+    // is then reported as corruption instead of misdirecting a lookup.
+    conn.pragma_update(None, "cell_size_check", true)
+        .map_err(sqlite_err("set cell_size_check", path))?;
     Ok(())
 }
 
@@ -281,6 +307,6 @@ mod tests {
         let path = dir.path().join("w.sqlite3");
         std::fs::write(&path, vec![b'x'; 8192]).unwrap();
         let err = open_writer(&path, &WarmConfig::default()).unwrap_err();
-        assert!(matches!(err, Error::Sqlite { .. }), "{err}");
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     }
 }

@@ -163,6 +163,11 @@ pub(crate) struct Shared {
     pub sig_delta: SignatureDelta,
     /// Bulk merges of the signature delta into `sig_index`.
     pub sig_merges: AtomicU64,
+    /// The next id the writer hands out (0 until the writer has started). Every id below it
+    /// was committed once: it is live or in `removed`.
+    pub next_id: std::sync::atomic::AtomicI64,
+    /// The first corruption SQLite reported, for the alert (cleared by a clean `verify`).
+    pub corruption: Mutex<Option<String>>,
     /// Signature of an archived record, for duplicate checks (set when a cold tier exists).
     pub archived_signature: std::sync::OnceLock<ArchivedSignature>,
 }
@@ -251,6 +256,7 @@ impl Writer {
         // Ids are never reused: `meta.next_id` is saved by every batch that deletes rows, so a
         // deleted maximum is remembered; otherwise the maximum id present is authoritative.
         let next_id = saved.unwrap_or(1).max(max_id.unwrap_or(0) + 1);
+        shared.next_id.store(next_id, Ordering::Release);
         Ok(Self {
             conn,
             path,
@@ -722,6 +728,7 @@ impl Writer {
                             .and_then(|mut s| s.execute([id]))
                             .map_err(sqlite_err("delete access", path))?;
                         index.rekey(*id, old_hash, None, &mut changes)?;
+                        note_removed(&tx, path, *id)?;
                         delta -= 1;
                         deleted = true;
                         Ok(WriteAck {
@@ -740,6 +747,7 @@ impl Writer {
                         Some(home) => {
                             tombstone(&tx, path, home.file_id, *id)?;
                             index.rekey(*id, home.sig_hash, None, &mut changes)?;
+                            note_removed(&tx, path, *id)?;
                             Ok(WriteAck {
                                 removed: true,
                                 ..WriteAck::new(*id, seq)
@@ -766,6 +774,7 @@ impl Writer {
             .batched_writes
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
         self.next_id = next_id;
+        self.shared.next_id.store(next_id, Ordering::Release);
         self.seq = seq;
         if delta >= 0 {
             self.shared.rows.fetch_add(delta as u64, Ordering::Relaxed);
@@ -1106,10 +1115,18 @@ fn tombstone(conn: &Connection, path: &std::path::Path, file_id: i64, id: i64) -
     Ok(())
 }
 
+/// Record that `id` was removed, so a later miss of it reads as "removed", not as corruption.
+fn note_removed(conn: &Connection, path: &std::path::Path, id: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO removed (id) VALUES (?1)")
+        .and_then(|mut s| s.execute([id]))
+        .map(drop)
+        .map_err(sqlite_err("record removal", path))
+}
+
 fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO cold_files (path, min_id, max_id, min_ts, max_ts, row_count, bytes, state,
-         created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8)",
+         created_ms, page_sums) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -1120,7 +1137,8 @@ fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Res
             file.max_ts,
             file.rows as i64,
             file.bytes as i64,
-            now_ms()
+            now_ms(),
+            file.page_sums
         ])
     })
     .map_err(sqlite_err("insert cold file", path))?;
