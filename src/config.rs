@@ -78,6 +78,8 @@ pub const DEFAULT_COLD_ARCHIVE_BATCH_ROWS: usize = 8192;
 pub const DEFAULT_COLD_MAX_OPEN_PARTITIONS: usize = 4;
 /// Default: 64 MiB of cached Parquet footers and page indexes.
 pub const DEFAULT_COLD_METADATA_CACHE_MIB: u64 = 64;
+/// Default threads running cold reads and scan pages.
+pub const DEFAULT_COLD_READ_THREADS: usize = 4;
 /// Default: a file below 1/4 of the target size is small and is merged by compaction.
 pub const DEFAULT_COLD_COMPACT_SMALL_FRACTION: f64 = 0.25;
 /// Default: 100,000 records/s at most moved by background archival (about a third of what one
@@ -346,6 +348,10 @@ pub struct ColdConfig {
     /// Bytes of Parquet metadata (footers, page indexes) kept in memory, MiB.
     /// Default: [`DEFAULT_COLD_METADATA_CACHE_MIB`].
     pub metadata_cache_mib: u64,
+    /// Threads that run cold reads and scan pages (the store's own, so the thread count stays
+    /// fixed however many tasks read; a read waits for a free one). Default:
+    /// [`DEFAULT_COLD_READ_THREADS`].
+    pub read_threads: usize,
     /// Files smaller than this fraction of the target size are merged by compaction.
     /// Default: [`DEFAULT_COLD_COMPACT_SMALL_FRACTION`].
     pub compact_small_fraction: f64,
@@ -364,6 +370,7 @@ impl Default for ColdConfig {
             archive_batch_rows: DEFAULT_COLD_ARCHIVE_BATCH_ROWS,
             max_open_partitions: DEFAULT_COLD_MAX_OPEN_PARTITIONS,
             metadata_cache_mib: DEFAULT_COLD_METADATA_CACHE_MIB,
+            read_threads: DEFAULT_COLD_READ_THREADS,
             compact_small_fraction: DEFAULT_COLD_COMPACT_SMALL_FRACTION,
             compact_dead_fraction: DEFAULT_COLD_COMPACT_DEAD_FRACTION,
         }
@@ -403,6 +410,12 @@ impl ColdConfig {
             return Err(Error::config(
                 "cold.max_open_partitions",
                 "must be between 1 and 64",
+            ));
+        }
+        if !(1..=256).contains(&self.read_threads) {
+            return Err(Error::config(
+                "cold.read_threads",
+                "must be between 1 and 256",
             ));
         }
         if self.metadata_cache_mib == 0 || self.metadata_cache_mib > 1 << 20 {
@@ -1021,5 +1034,38 @@ mod tests {
         assert_eq!(StorageConfig::from_toml_file(&path).unwrap(), c);
         let missing = StorageConfig::from_toml_file(dir.path().join("nope.toml")).unwrap_err();
         assert!(matches!(missing, Error::ConfigFile { .. }));
+    }
+
+    /// Regression: a relative `data_dir` in a TOML file was resolved against the working
+    /// directory, so the same file started elsewhere silently opened a new, empty store.
+    #[test]
+    fn config_relative_data_dir_in_a_file_resolves_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf).unwrap();
+        let path = conf.join("store.toml");
+        std::fs::write(&path, "data_dir = \"../store-data\"\n").unwrap();
+        let c = StorageConfig::from_toml_file(&path).unwrap();
+        assert!(c.data_dir.is_absolute(), "{:?}", c.data_dir);
+        assert_eq!(
+            c.data_dir.canonicalize().ok(),
+            None,
+            "not created by loading"
+        );
+        assert_eq!(
+            c.data_dir,
+            std::path::absolute(&conf).unwrap().join("../store-data")
+        );
+        // Absolute paths are kept; a file without `data_dir` keeps the default.
+        std::fs::write(&path, "data_dir = \"/var/lib/x\"\n").unwrap();
+        assert_eq!(
+            StorageConfig::from_toml_file(&path).unwrap().data_dir,
+            PathBuf::from("/var/lib/x")
+        );
+        std::fs::write(&path, "max_record_bytes = 4096\n").unwrap();
+        assert_eq!(
+            StorageConfig::from_toml_file(&path).unwrap().data_dir,
+            StorageConfig::default().data_dir
+        );
     }
 }

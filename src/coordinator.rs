@@ -1,10 +1,12 @@
 //! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
+mod backup;
 mod maintenance;
 mod moves;
 mod scan;
 
+pub use backup::BackupReport;
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{ArchiveReport, CompactionReport, IntegrityReport, RebuildReport};
 pub use scan::{RecordCursor, ScanRange};
@@ -474,9 +476,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         f: impl FnOnce(&ColdArchiveStorage<R>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let cold = self.cold.clone();
-        tokio::task::spawn_blocking(move || f(&cold))
-            .await
-            .map_err(join_error)?
+        self.cold.pool().run(move || f(&cold)).await?
     }
 
     fn should_promote(&self, id: i64) -> bool {
@@ -636,9 +636,8 @@ async fn locate_home<R: Record>(
     id: i64,
 ) -> Result<Option<Option<ColdHome>>> {
     let cold = cold.clone();
-    let read = tokio::task::spawn_blocking(move || cold.read_uncounted(id))
-        .await
-        .map_err(join_error)??;
+    let reader = cold.clone();
+    let read = cold.pool().run(move || reader.read_uncounted(id)).await??;
     Ok(match read {
         ColdRead::Found { record, file_id } => Some(Some(ColdHome {
             file_id,

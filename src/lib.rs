@@ -271,6 +271,7 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod catalog;
 mod clock;
 mod cold_storage;
@@ -297,9 +298,9 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveReport, AutoTieringCoordinator, CompactionReport, IntegrityReport, MaintenanceStatus,
-    MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats, TieredMetrics,
-    DEFAULT_LIST_PAGE_SIZE,
+    ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionReport, IntegrityReport,
+    MaintenanceStatus, MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats,
+    TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
 };
 pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};

@@ -531,3 +531,44 @@ async fn cold_storage_reads_and_scans_race_tier_moves() {
     );
     assert_eq!(store.get_stats().await.unwrap().cold_records, 900);
 }
+
+/// Regression: cold counters were wrong. A signature no tier holds was never counted as a
+/// miss, a cold answer "it moved to warm" counted as a miss, and write-path lookups of an
+/// archived record's home counted as reads, so `StorageStats.misses` was wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_counts_reads_not_write_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tiering.auto_promote_on_access = false;
+    let store = open(c.clone()).await;
+    let model = fill(&store, 0..100).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    drop(store);
+    let store = open(c).await;
+    let base = store.get_stats().await.unwrap();
+    // Updates and removes of archived records look their home up in cold: not reads.
+    let mut ids = model.keys().copied();
+    let (a, b) = (ids.next().unwrap(), ids.next().unwrap());
+    let mut r = model[&a].clone();
+    r.actual_outcome = Outcome::Neutral;
+    store.update(&r).await.unwrap();
+    store.remove(b).await.unwrap();
+    let after_writes = store.get_stats().await.unwrap();
+    assert_eq!(after_writes.cold_hits, base.cold_hits, "{after_writes:?}");
+    assert_eq!(after_writes.misses, base.misses, "{after_writes:?}");
+    // A miss by id and a miss by signature each count once.
+    assert!(store.get(b).await.unwrap().is_none());
+    assert!(store
+        .get_by_signature("no-such-signature")
+        .await
+        .unwrap()
+        .is_none());
+    let after_misses = store.get_stats().await.unwrap();
+    assert_eq!(after_misses.misses, base.misses + 2, "{after_misses:?}");
+    // A cold hit counts once.
+    let c_id = ids.next().unwrap();
+    assert!(store.get(c_id).await.unwrap().is_some());
+    let after_hit = store.get_stats().await.unwrap();
+    assert_eq!(after_hit.cold_hits, base.cold_hits + 1, "{after_hit:?}");
+    assert_eq!(after_hit.misses, after_misses.misses);
+}

@@ -873,3 +873,48 @@ async fn coordinator_failed_writes_in_a_concurrent_batch_do_not_affect_neighbour
         assert_eq!(got.id, Some(id));
     }
 }
+
+/// Regression: a `next_page` future dropped mid-read (a timeout, a `select!`) used to take the
+/// cursor with it, and every later call said `Closed`. Now the next call takes up the page that
+/// was being read: every record is still returned exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_a_cancelled_next_page_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let mut ids = Vec::new();
+    for n in 0..1500 {
+        ids.push(
+            store
+                .put(&record(&format!("cancel-{n}"), 1_000 + n))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut cursor = store.list_since_with_page_size(i64::MIN, 50);
+    let mut seen = Vec::new();
+    let mut cancelled = 0;
+    for round in 0.. {
+        // Every other call is given no time at all, so it is dropped mid-read.
+        if round % 2 == 0 {
+            let quick = tokio::select! {
+                biased;
+                page = cursor.next_page() => Some(page),
+                () = std::future::ready(()) => None,
+            };
+            match quick {
+                Some(page) => match page.unwrap() {
+                    Some(page) => seen.extend(page.into_iter().map(|r| r.id.unwrap())),
+                    None => break,
+                },
+                None => cancelled += 1,
+            }
+            continue;
+        }
+        match cursor.next_page().await.unwrap() {
+            Some(page) => seen.extend(page.into_iter().map(|r| r.id.unwrap())),
+            None => break,
+        }
+    }
+    assert!(cancelled > 5, "{cancelled} calls cancelled");
+    assert_eq!(seen, ids);
+}

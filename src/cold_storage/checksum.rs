@@ -133,7 +133,7 @@ impl PageSums {
 /// Compute the checksum blob of a finished file (blocking; reads the file once).
 pub(crate) fn compute(path: &Path, md: &ParquetMetaData) -> Result<Vec<u8>> {
     let bad = |reason: String| Error::cold_file(path, reason);
-    let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| super::file::open_error(path, e))?;
     let ranges = page_ranges(md).map_err(bad)?;
     let mut blob = Vec::with_capacity(12 + 4 * ranges.len());
     blob.extend_from_slice(&footer_crc(&file).map_err(bad)?.to_le_bytes());

@@ -189,7 +189,7 @@ impl<R: Record> ColdFileWriter<R> {
 
         if let Err(e) = self.writer.write(&batch) {
             self.poisoned = true;
-            return Err(Error::cold_file(&self.path, format!("write failed: {e}")));
+            return Err(write_error(&self.path, "write", e));
         }
         let first = records[0].id().unwrap_or_default();
         let last = last.unwrap_or_default();
@@ -259,7 +259,7 @@ impl<R: Record> ColdFileWriter<R> {
         };
         self.writer
             .finish()
-            .map_err(|e| Error::cold_file(&self.path, format!("cannot write footer: {e}")))?;
+            .map_err(|e| write_error(&self.path, "write footer", e))?;
         let file = self.writer.inner();
         let io = |op: &'static str, path: &Path| {
             let path = path.to_owned();
@@ -572,7 +572,7 @@ impl<R: Record> ColdFile<R> {
     /// catalog) and check every page read from then on.
     pub fn open_checked(path: &Path, sums: Option<&[u8]>) -> Result<Self> {
         let bad = |reason: String| Error::cold_file(path, reason);
-        let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let file = File::open(path).map_err(|e| open_error(path, e))?;
         let bytes = file
             .metadata()
             .map_err(|e| bad(format!("cannot stat: {e}")))?
@@ -694,8 +694,7 @@ impl<R: Record> ColdFile<R> {
         let Some(sums) = &self.sums else {
             return Ok(());
         };
-        let file = File::open(&self.path)
-            .map_err(|e| Error::cold_file(&self.path, format!("cannot open: {e}")))?;
+        let file = File::open(&self.path).map_err(|e| open_error(&self.path, e))?;
         sums.check_all(&file)
             .map_err(|reason| Error::cold_file(&self.path, reason))
     }
@@ -914,7 +913,7 @@ impl<R: Record> ColdFile<R> {
     fn open_data(&self) -> Result<CheckedFile> {
         File::open(&self.path)
             .map(|f| CheckedFile::new(f, self.sums.clone()))
-            .map_err(|e| Error::cold_file(&self.path, format!("cannot open: {e}")))
+            .map_err(|e| open_error(&self.path, e))
     }
 
     fn builder(&self, file: CheckedFile) -> ParquetRecordBatchReaderBuilder<CheckedFile> {
@@ -1022,6 +1021,36 @@ impl<R: Record> Iterator for ColdFileScan<R> {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/// A failure to open a cold file. A missing file is a problem of the file ([`Error::ColdFile`]);
+/// any other (EIO, EMFILE, ENOMEM, EACCES) is the system's, typed [`Error::Io`], and never gets
+/// a sound file quarantined.
+pub(crate) fn open_error(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::cold_file(path, format!("cannot open: {e}"))
+    } else {
+        Error::Io {
+            op: "open cold file",
+            path: path.to_owned(),
+            source: e,
+        }
+    }
+}
+
+/// A failure while writing a cold file: the operating system's (a full disk, EIO) keeps its
+/// `io::Error`, so callers can tell `StorageFull` apart; anything else is the encoder's.
+fn write_error(path: &Path, what: &'static str, e: parquet::errors::ParquetError) -> Error {
+    if let parquet::errors::ParquetError::External(inner) = &e {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return Error::Io {
+                op: what,
+                path: path.to_owned(),
+                source: std::io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+    }
+    Error::cold_file(path, format!("cannot {what}: {e}"))
+}
 
 /// Run `f`, turning a panic inside the Parquet reader into [`Error::ColdFile`].
 fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {

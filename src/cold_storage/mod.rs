@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::blocking::BlockingPool;
 use crate::catalog::{CatalogEntry, ColdCatalog, FileState, Location};
 use crate::config::{ColdConfig, StorageConfig};
 use crate::error::{Error, Result};
@@ -74,6 +75,8 @@ struct Inner<R: Record> {
     cfg: ColdConfig,
     catalog: Arc<dyn ColdCatalog>,
     cache: Mutex<MetaCache<R>>,
+    /// Threads for blocking reads (see `crate::blocking`).
+    pool: BlockingPool,
     stats: AccessStats,
     problems: Mutex<Vec<ColdFileProblem>>,
     /// File sequence numbers: `(next, end)`, where `next..end` is reserved in the catalog
@@ -194,6 +197,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                     limit: (config.cold.metadata_cache_mib * 1024 * 1024) as usize,
                     tick: 0,
                 }),
+                pool: BlockingPool::new("tiered-storage-read", config.cold.read_threads)?,
                 stats: AccessStats::new(
                     config.clock.get(),
                     std::time::Duration::from_secs(config.metrics.window_secs),
@@ -232,6 +236,11 @@ impl<R: Record> ColdArchiveStorage<R> {
             row_group_rows: self.inner.cfg.row_group_rows,
             data_page_rows: self.inner.cfg.data_page_rows,
         }
+    }
+
+    /// The threads that run blocking reads.
+    pub(crate) fn pool(&self) -> &BlockingPool {
+        &self.inner.pool
     }
 
     /// A fresh relative path `date=YYYY-MM-DD/part-<seq>.parquet` for a file of `day`. Its
@@ -532,9 +541,7 @@ pub(crate) fn day_of(ts_ms: i64) -> i64 {
 impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
     async fn get(&self, id: i64) -> Result<Option<R>> {
         let this = self.clone();
-        let read = tokio::task::spawn_blocking(move || this.read(id))
-            .await
-            .map_err(|_| Error::Closed)??;
+        let read = self.pool().run(move || this.read(id)).await??;
         Ok(match read {
             ColdRead::Found { record, .. } => Some(record),
             _ => None,
@@ -544,9 +551,10 @@ impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
     async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
         let this = self.clone();
         let sig = signature.to_owned();
-        let read = tokio::task::spawn_blocking(move || this.read_by_signature(&sig))
-            .await
-            .map_err(|_| Error::Closed)??;
+        let read = self
+            .pool()
+            .run(move || this.read_by_signature(&sig))
+            .await??;
         Ok(match read {
             ColdRead::Found { record, .. } => Some(record),
             _ => None,
@@ -576,9 +584,9 @@ impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
         limit: usize,
     ) -> Result<Vec<R>> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.page_since(since_ms, after_id, limit))
-            .await
-            .map_err(|_| Error::Closed)?
+        self.pool()
+            .run(move || this.page_since(since_ms, after_id, limit))
+            .await?
     }
 
     async fn count(&self) -> Result<u64> {

@@ -213,6 +213,33 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// it may have been quarantined for a bad page its footer does not show. Returns the
     /// report; the caller persists quarantines and revivals.
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        let mut report = self.verify_once()?;
+        if report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Missing)
+        {
+            // A file gone from the catalog since the snapshot was compacted away (by the owner,
+            // under a read-only handle): not a problem.
+            let live: HashSet<i64> = self
+                .catalog()
+                .entries()?
+                .into_iter()
+                .map(|e| e.file_id)
+                .collect();
+            report.problems.retain(|p| {
+                let gone =
+                    p.kind == ProblemKind::Missing && p.file_id.is_some_and(|f| !live.contains(&f));
+                !gone
+            });
+            self.clear_problems(|p| {
+                p.kind == ProblemKind::Missing && p.file_id.is_some_and(|f| !live.contains(&f))
+            });
+        }
+        Ok(report)
+    }
+
+    fn verify_once(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         for e in self.catalog().entries()? {
             report.files_checked += 1;
@@ -248,6 +275,12 @@ impl<R: Record> ColdArchiveStorage<R> {
         deep: bool,
     ) -> Option<(ProblemKind, String)> {
         let unreadable = |err: Error| {
+            // The system failing to open or read it (EIO, EMFILE, ENOMEM) says nothing about
+            // the file: not a problem to quarantine it for.
+            if matches!(err, Error::Io { .. }) {
+                tracing::warn!(path = %abs.display(), error = %err, "cold file check failed on an I/O error; not quarantining");
+                return None;
+            }
             let kind = if abs.exists() {
                 ProblemKind::Unreadable
             } else {

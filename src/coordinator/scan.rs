@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::RangeInclusive;
 
-use super::join_error;
+use crate::blocking::PoolHandle;
 use crate::catalog::FileState;
 use crate::cold_storage::file::{ColdFileScan, ScanBounds};
 use crate::cold_storage::ColdArchiveStorage;
@@ -117,8 +117,14 @@ impl ScanRange {
 /// [`scan`]: crate::AutoTieringCoordinator::scan
 pub struct RecordCursor<R: Record = TransactionRecord> {
     state: Option<Box<ScanState<R>>>,
+    /// The page being read, with the state it reads from. Kept across a cancelled
+    /// `next_page`, so the next call takes up the same page and the cursor is never lost.
+    inflight: Option<PoolHandle<PageRead<R>>>,
     buffer: VecDeque<R>,
 }
+
+/// A page read on a pool thread: the state it read from, and the page.
+type PageRead<R> = (Box<ScanState<R>>, Result<Vec<R>>);
 
 struct ScanState<R: Record> {
     warm: WarmSqliteStorage<R>,
@@ -161,28 +167,35 @@ impl<R: Record> RecordCursor<R> {
                 scanners: HashMap::new(),
                 pending: VecDeque::new(),
             })),
+            inflight: None,
             buffer: VecDeque::new(),
         }
     }
 
-    /// The next page, or `None` at the end.
+    /// The next page, or `None` at the end. Cancel-safe: if the future is dropped, the page
+    /// it was reading is returned by the next call.
     pub async fn next_page(&mut self) -> Result<Option<Vec<R>>> {
         if !self.buffer.is_empty() {
             return Ok(Some(self.buffer.drain(..).collect()));
         }
-        let Some(mut state) = self.state.take() else {
-            return Err(Error::Closed);
-        };
-        if state.done && state.pending.is_empty() {
-            self.state = Some(state);
-            return Ok(None);
+        if self.inflight.is_none() {
+            let Some(mut state) = self.state.take() else {
+                return Err(Error::Closed);
+            };
+            if state.done && state.pending.is_empty() {
+                self.state = Some(state);
+                return Ok(None);
+            }
+            let cold = state.cold.clone();
+            self.inflight = Some(cold.pool().start(move || {
+                let page = state.next_page();
+                (state, page)
+            }));
         }
-        let (state, page) = tokio::task::spawn_blocking(move || {
-            let page = state.next_page();
-            (state, page)
-        })
-        .await
-        .map_err(join_error)?;
+        let inflight = self.inflight.as_mut().expect("started above");
+        let done = inflight.await;
+        self.inflight = None;
+        let (state, page) = done?;
         self.state = Some(state);
         let page = page?;
         Ok((!page.is_empty()).then_some(page))

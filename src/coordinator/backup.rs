@@ -1,0 +1,164 @@
+//! Online backup: a consistent copy of a running store that opens as a store of its own.
+//!
+//! 1. The warm database is copied through SQLite's online backup API in one step, so the copy is
+//!    one snapshot of the database (catalog included) while writers go on: in WAL mode the
+//!    backup is a reader, and readers never block the writer.
+//! 2. Exactly the cold files that snapshot's catalog references are then hard-linked (or copied,
+//!    across file systems) into the copy. Tier moves wait meanwhile (the moves lock), so no file
+//!    the snapshot references is compacted away before it is taken; puts, updates, removes and
+//!    reads carry on. Cold files are immutable, so a link is as good as a copy.
+//! 3. Everything is fsynced. Restoring is opening the copy.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{join_error, AutoTieringCoordinator};
+use crate::cold_storage::COLD_DIR;
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::warm_storage::WARM_DB_FILE;
+
+/// What [`AutoTieringCoordinator::backup_to`] copied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BackupReport {
+    /// The backup directory.
+    pub dir: PathBuf,
+    /// Bytes of the warm database copy.
+    pub warm_bytes: u64,
+    /// Cold files taken (every file the snapshot's catalog references).
+    pub cold_files: u64,
+    /// Bytes of those files.
+    pub cold_bytes: u64,
+    /// Of them, files hard-linked rather than copied.
+    pub linked: u64,
+    /// How long the backup took.
+    pub elapsed: Duration,
+}
+
+impl<R: Record> AutoTieringCoordinator<R> {
+    /// Take a consistent copy of the running store into `dir`, which must not exist or be
+    /// empty. The copy holds the warm database as of one snapshot and exactly the cold files
+    /// that snapshot's catalog references; open it like any store to restore it.
+    ///
+    /// Writes and reads go on during the backup; archival and compaction wait for it. On a
+    /// failure the partial copy is removed.
+    #[tracing::instrument(level = "info", skip(self, dir), fields(dir = %dir.as_ref().display()))]
+    pub async fn backup_to(&self, dir: impl AsRef<Path>) -> Result<BackupReport> {
+        let dir = dir.as_ref().to_path_buf();
+        self.check_open_or_read_only()?;
+        let _move = self.moves.lock().await;
+        let started = Instant::now();
+        let warm = self.warm.clone();
+        let cold_root = self.cold.root().to_path_buf();
+        let target = dir.clone();
+        let mut report = tokio::task::spawn_blocking(move || {
+            prepare_target(&target)?;
+            let taken = (|| {
+                let warm_bytes = warm.backup_into(&target.join(WARM_DB_FILE))?;
+                let mut report = copy_cold_files(&cold_root, &target)?;
+                report.warm_bytes = warm_bytes;
+                crate::cold_storage::file::fsync_dir(&target)?;
+                Ok(report)
+            })();
+            if taken.is_err() {
+                let _ = std::fs::remove_dir_all(&target);
+            }
+            taken
+        })
+        .await
+        .map_err(join_error)??;
+        report.dir = dir;
+        report.elapsed = started.elapsed();
+        tracing::info!(
+            warm_bytes = report.warm_bytes,
+            cold_files = report.cold_files,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "backup taken"
+        );
+        Ok(report)
+    }
+}
+
+/// Create `dir`, or accept it if it exists and is empty.
+fn prepare_target(dir: &Path) -> Result<()> {
+    let io = |op: &'static str| {
+        let path = dir.to_path_buf();
+        move |source| Error::Io { op, path, source }
+    };
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io("list backup directory"))?;
+        if entries.next().is_some() {
+            return Err(Error::Io {
+                op: "back up into (it is not empty; choose a new directory)",
+                path: dir.to_path_buf(),
+                source: std::io::ErrorKind::AlreadyExists.into(),
+            });
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io("create backup directory"))
+}
+
+/// Link (or copy) every cold file the copied catalog references.
+fn copy_cold_files(cold_root: &Path, target: &Path) -> Result<BackupReport> {
+    let db = target.join(WARM_DB_FILE);
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| Error::Sqlite {
+                op: "open backup copy",
+                path: db.clone(),
+                source,
+            })?;
+    let paths: Vec<String> = conn
+        .prepare("SELECT path FROM cold_files ORDER BY file_id")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(|source| Error::Sqlite {
+            op: "read the copy's catalog",
+            path: db.clone(),
+            source,
+        })?;
+    drop(conn);
+    let mut report = BackupReport::default();
+    let mut dirs = std::collections::BTreeSet::new();
+    for relative in paths {
+        let from = cold_root.join(&relative);
+        let to = target.join(COLD_DIR).join(&relative);
+        let parent = to
+            .parent()
+            .expect("a cold file lies in a partition")
+            .to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|source| Error::Io {
+            op: "create backup partition",
+            path: parent.clone(),
+            source,
+        })?;
+        dirs.insert(parent);
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { op, path, source }
+        };
+        report.cold_bytes += std::fs::metadata(&from)
+            .map_err(io("stat cold file for backup", &from))?
+            .len();
+        if std::fs::hard_link(&from, &to).is_ok() {
+            report.linked += 1;
+        } else {
+            std::fs::copy(&from, &to).map_err(io("copy cold file for backup", &from))?;
+            std::fs::File::open(&to)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync backup copy", &to))?;
+        }
+        report.cold_files += 1;
+    }
+    for dir in dirs.iter().chain(std::iter::once(&target.join(COLD_DIR))) {
+        if dir.exists() {
+            crate::cold_storage::file::fsync_dir(dir)?;
+        }
+    }
+    Ok(report)
+}
