@@ -27,7 +27,7 @@ fn config(dir: &Path) -> StorageConfig {
 /// One acknowledged write: what, and when it was acknowledged.
 #[derive(Debug, Clone)]
 enum Ack {
-    Put(TransactionRecord, Instant),
+    Put(Box<TransactionRecord>, Instant),
     Removed(Instant),
 }
 
@@ -52,7 +52,7 @@ fn backup_of_a_busy_store_opens_as_one_consistent_snapshot() {
                     r.timestamp_decision_made = T0 + (n % 3) as i64 * DAY + n as i64;
                     let id = store.put(&r).await.unwrap();
                     r.id = Some(id);
-                    acks.lock().insert(id, Ack::Put(r, Instant::now()));
+                    acks.lock().insert(id, Ack::Put(Box::new(r), Instant::now()));
                     if n % 11 == 0 {
                         store.remove(id).await.unwrap();
                         acks.lock().insert(id, Ack::Removed(Instant::now()));
@@ -102,7 +102,7 @@ fn backup_of_a_busy_store_opens_as_one_consistent_snapshot() {
             match ack {
                 // Acknowledged before the backup began: in the copy as acknowledged.
                 Ack::Put(r, at) if *at < started => {
-                    assert_eq!(got.as_ref(), Some(r), "{id}");
+                    assert_eq!(got.as_ref(), Some(&**r), "{id}");
                     before += 1;
                 }
                 Ack::Removed(at) if *at < started => {
@@ -114,7 +114,7 @@ fn backup_of_a_busy_store_opens_as_one_consistent_snapshot() {
                     after += 1;
                 }
                 // In between, or removed after: either, but never altered.
-                Ack::Put(r, _) => assert!(got.is_none() || got.as_ref() == Some(r), "{id}"),
+                Ack::Put(r, _) => assert!(got.is_none() || got.as_ref() == Some(&**r), "{id}"),
                 Ack::Removed(_) => {
                     if let Some(got) = got {
                         assert_eq!(got.id, Some(id));
