@@ -80,28 +80,6 @@ fn epoch(rt: &tokio::runtime::Runtime, epoch_seed: u64, cycles: u64, ops: u64) -
     h
 }
 
-fn add(total: &mut Totals, t: &Totals) {
-    total.cycles += t.cycles;
-    total.killed += t.killed;
-    total.crash_points += t.crash_points;
-    total.completed += t.completed;
-    total.acked_writes += t.acked_writes;
-    total.failed_writes += t.failed_writes;
-    total.unanswered_writes += t.unanswered_writes;
-    total.read_errors += t.read_errors;
-    total.moves_ok += t.moves_ok;
-    total.moves_failed += t.moves_failed;
-    total.acked_records_checked += t.acked_records_checked;
-    total.in_doubt_checked += t.in_doubt_checked;
-    total.lost += t.lost;
-    total.duplicates += t.duplicates;
-    total.stale += t.stale;
-    total.resurrected += t.resurrected;
-    total.other += t.other;
-    total.hangs += t.hangs;
-    total.child_deaths += t.child_deaths;
-}
-
 #[test]
 fn torture_crash_cycles() {
     if workload::is_child() {
@@ -121,7 +99,10 @@ fn torture_crash_cycles() {
             eprintln!("torture: {cycles} cycles, master seed {master} (TIERED_STORAGE_TORTURE_MASTER_SEED)");
             let mut rng = Rng::new(master);
             let epochs = cycles.div_ceil(epoch_len);
-            ((0..epochs).map(|_| rng.next_u64() >> 12).collect(), epoch_len)
+            (
+                (0..epochs).map(|_| rng.next_u64() >> 12).collect(),
+                epoch_len,
+            )
         }
     };
     let cycles_wanted = env_u64("TIERED_STORAGE_TORTURE_CYCLES").unwrap_or(30);
@@ -143,7 +124,7 @@ fn torture_crash_cycles() {
             h.totals.summary(),
             started.elapsed()
         );
-        add(&mut total, &h.totals);
+        total.add(&h.totals);
         if !h.findings.is_empty() {
             failed.push((seed, h));
         }
