@@ -12,8 +12,9 @@
 //! nothing removed back, each record once, `verify_cold` clean, no stray files).
 //! - Without `fiu-run` it is skipped with a message; `TIERED_STORAGE_FIU=1` makes a missing
 //!   libfiu a failure, `TIERED_STORAGE_FIU=0` skips it.
-//! - `TIERED_STORAGE_FIU_RUNS` (default 12), `TIERED_STORAGE_FIU_SEED` (master seed; a failing
-//!   run prints its own seed, replayed by `TIERED_STORAGE_FIU_RUN_SEED`).
+//! - `TIERED_STORAGE_FIU_RUNS` (default 12), `TIERED_STORAGE_FIU_SEED` (master seed). Runs go in
+//!   epochs of `TIERED_STORAGE_FIU_EPOCH` (default 4) on one directory; a failing run prints
+//!   its epoch's seed, and `TIERED_STORAGE_FIU_EPOCH_SEED=<seed>` replays that epoch.
 //!
 //! **Disk full.** `disk_full_during_{puts,archival,compaction}` put the data directory on a
 //! 48 MiB tmpfs (root only), fill it with a ballast file leaving a little headroom, and run the
@@ -66,9 +67,10 @@ fn fiu_available() -> Result<(), String> {
     Ok(())
 }
 
-/// The failure points of one run, and which families they cover.
-fn fiu_plan(run: u64, rng: &mut Rng) -> (Vec<(String, f64)>, Vec<&'static str>) {
-    let primary = (run % FAMILIES.len() as u64) as usize;
+/// The failure points of one run, and which families they cover: family `rotation % 6`, and
+/// each other with a chance of 0.3.
+fn fiu_plan(rotation: u64, rng: &mut Rng) -> (Vec<(String, f64)>, Vec<&'static str>) {
+    let primary = (rotation % FAMILIES.len() as u64) as usize;
     let mut points = Vec::new();
     let mut families = Vec::new();
     for (i, (family, names)) in FAMILIES.iter().enumerate() {
@@ -112,9 +114,12 @@ fn fiu_random_io_faults() {
     let started = Instant::now();
     let rt = workload::runtime();
     let per_dir = env_u64("TIERED_STORAGE_FIU_EPOCH").unwrap_or(4).max(1);
-    let single = env_u64("TIERED_STORAGE_FIU_RUN_SEED");
-    let runs = if single.is_some() {
-        1
+    // Runs go in epochs of `per_dir` runs on one directory; a failing run names its epoch's
+    // seed, and TIERED_STORAGE_FIU_EPOCH_SEED replays that epoch alone (same faults, same
+    // operations; the threads' interleaving is the scheduler's).
+    let replay = env_u64("TIERED_STORAGE_FIU_EPOCH_SEED");
+    let runs = if replay.is_some() {
+        per_dir
     } else {
         env_u64("TIERED_STORAGE_FIU_RUNS").unwrap_or(12)
     };
@@ -125,6 +130,7 @@ fn fiu_random_io_faults() {
     let mut family_runs = [0u64; 6];
     let mut findings: Vec<String> = Vec::new();
     let mut h: Option<(tempfile::TempDir, Harness)> = None;
+    let mut epoch_seed = 0;
     for run in 0..runs {
         if run % per_dir == 0 {
             if let Some((_, old)) = h.take() {
@@ -133,11 +139,13 @@ fn fiu_random_io_faults() {
             let tmp = tempfile::tempdir().unwrap();
             let harness = Harness::new(tmp.path(), "fiu_random_io_faults");
             h = Some((tmp, harness));
+            epoch_seed = replay.unwrap_or_else(|| master_rng.next_u64() >> 12);
         }
         let (_, harness) = h.as_mut().unwrap();
-        let run_seed = single.unwrap_or_else(|| master_rng.next_u64() >> 12);
-        let mut rng = Rng::new(run_seed);
-        let (points, families) = fiu_plan(single.map_or(run, |s| s % 6), &mut rng);
+        let in_epoch = run % per_dir;
+        let mut rng = Rng::new(epoch_seed ^ (in_epoch + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        // The primary family rotates over the runs (and over the runs of an epoch).
+        let (points, families) = fiu_plan(epoch_seed.wrapping_add(in_epoch), &mut rng);
         for f in &families {
             family_runs[FAMILIES.iter().position(|(n, _)| n == f).unwrap()] += 1;
         }
@@ -158,7 +166,7 @@ fn fiu_random_io_faults() {
             timeout: Duration::from_secs(90),
         };
         harness.context = format!(
-            "fiu run {run} seed {run_seed} (TIERED_STORAGE_FIU_RUN_SEED={run_seed}) families {families:?} points {:?} kill {kill:?}",
+            "fiu run {run} = run {in_epoch} of epoch TIERED_STORAGE_FIU_EPOCH_SEED={epoch_seed} TIERED_STORAGE_FIU_EPOCH={per_dir}; families {families:?} points {:?} kill {kill:?}",
             opts.fiu
         );
         let before = harness.findings.len();
@@ -168,7 +176,6 @@ fn fiu_random_io_faults() {
         }
         if harness.findings.len() > before {
             findings.extend(harness.findings[before..].iter().cloned());
-            // Start the next run on a fresh directory: this one's model is now what was read.
         }
     }
     if let Some((_, old)) = h.take() {
@@ -288,8 +295,7 @@ impl Space for Tmpfs {
 }
 
 /// The fallback: this process's `RLIMIT_FSIZE`, set by `prlimit --pid` (SIGXFSZ is ignored,
-/// see [`run_rlimit_child`]). "Full" means no file in the data directory may grow more than
-/// `headroom` bytes past the largest one there now.
+/// see [`run_rlimit_child`]). "Full" means no file may be written past `headroom` bytes.
 struct Rlimit {
     _tmp: tempfile::TempDir,
     root: PathBuf,
@@ -323,13 +329,9 @@ impl Space for Rlimit {
     }
 
     fn fill(&mut self, headroom: u64) {
-        let largest = workload::walk(&self.root)
-            .iter()
-            .filter_map(|p| p.metadata().ok())
-            .map(|m| m.len())
-            .max()
-            .unwrap_or(0);
-        self.set(&format!("{}:unlimited", largest + headroom.max(1)));
+        // Per file, not per disk: no file may be written past `headroom` bytes (the database
+        // and the WAL are already larger, so every write to them fails too).
+        self.set(&format!("{}:unlimited", headroom.max(4096)));
     }
 
     fn free(&mut self) {

@@ -57,6 +57,7 @@ fn opts_for(epoch_seed: u64, cycle: u64, ops: u64) -> CycleOpts {
 fn epoch(rt: &tokio::runtime::Runtime, epoch_seed: u64, cycles: u64, ops: u64) -> Harness {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = Harness::new(tmp.path(), TEST_NAME);
+    h.expect_no_errors = true;
     for cycle in 0..cycles {
         let opts = opts_for(epoch_seed, cycle, ops);
         h.context = format!("epoch seed {epoch_seed} cycle {cycle} {opts:?}");

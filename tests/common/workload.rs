@@ -684,6 +684,8 @@ pub struct Harness {
     pub test_name: String,
     /// Context for findings (seed, cycle).
     pub context: String,
+    /// No faults are injected: any failed write, read or move is a finding.
+    pub expect_no_errors: bool,
 }
 
 impl Harness {
@@ -699,6 +701,7 @@ impl Harness {
             findings: Vec::new(),
             test_name: test_name.to_owned(),
             context: String::new(),
+            expect_no_errors: false,
         }
     }
 
@@ -749,6 +752,14 @@ impl Harness {
 
     /// Apply one line from the child; returns whether it was a result (ack, error, move).
     fn apply(&mut self, line: &str) -> bool {
+        if self.expect_no_errors
+            && (line.starts_with("E ") || line.starts_with("G ") || line.contains(" err "))
+        {
+            self.totals.other += 1;
+            self.finding(format!(
+                "an operation failed with no fault injected: {line}"
+            ));
+        }
         let mut parts = line.split_whitespace();
         let tag = parts.next().unwrap_or("");
         match tag {
