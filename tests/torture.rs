@@ -144,3 +144,85 @@ fn torture_crash_cycles() {
     }
     assert!(total.zeros(), "{}", total.summary());
 }
+
+/// Set in the child of `crash_before_the_first_archival_commit_leaves_an_orphan`: the data
+/// directory.
+const ORPHAN_CHILD_ENV: &str = "TIERED_STORAGE_ORPHAN_CHILD_DIR";
+
+/// Found by the torture: a crash between publishing and committing the FIRST archival file
+/// (catalog still empty) leaves a Parquet file that open never removes, because an empty
+/// catalog with files on disk is treated as a lost catalog. A later `rebuild_cold_catalog`
+/// (the remedy the `ColdFile` errors suggest) registers it, and a record removed since the
+/// crash comes back. Noted by default; `TIERED_STORAGE_STRICT_EMPTY_CATALOG_ORPHANS=1` makes
+/// it fail.
+#[test]
+fn crash_before_the_first_archival_commit_leaves_an_orphan() {
+    if let Some(dir) = std::env::var_os(ORPHAN_CHILD_ENV) {
+        workload::runtime().block_on(async {
+            let store = workload::Store::open(workload::config(std::path::Path::new(&dir)))
+                .await
+                .unwrap();
+            store.archive_now().await.unwrap();
+        });
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = workload::runtime();
+    let ids: Vec<i64> = rt.block_on(async {
+        let store = workload::Store::open(workload::config(dir)).await.unwrap();
+        let mut ids = Vec::new();
+        for key in 0..40u64 {
+            // Keys 0..=6 mod 10: days due for archival.
+            let key = key / 7 * 10 + key % 7;
+            ids.push(store.put(&workload::record(key, 0, 0)).await.unwrap());
+        }
+        ids
+    });
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_before_the_first_archival_commit_leaves_an_orphan",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ORPHAN_CHILD_ENV, dir)
+        .env(tiered_storage::CRASH_AT_ENV, "archive:published")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("crash point archive:published reached"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (orphans, resurrected) = rt.block_on(async {
+        let store = workload::Store::open(workload::config(dir)).await.unwrap();
+        let catalogued = store.cold_tier().files().unwrap().len();
+        let orphans: Vec<_> = workload::walk(&dir.join("cold"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        assert_eq!(catalogued, 0);
+        // Acknowledged remove, then the catalog rebuild the error messages recommend.
+        store.remove(ids[0]).await.unwrap();
+        store.rebuild_cold_catalog().await.unwrap();
+        store.hot_tier().clear();
+        let back = store.get(ids[0]).await.unwrap();
+        (orphans, back.is_some())
+    });
+    let strict = std::env::var(workload::STRICT_EMPTY_CATALOG_ORPHANS_ENV).is_ok_and(|v| v == "1");
+    if orphans.is_empty() && !resurrected {
+        return;
+    }
+    let msg = format!(
+        "a crash at archive:published with an empty catalog left {} uncatalogued file(s) after open: {orphans:?}; after remove({}) and rebuild_cold_catalog the removed record is {}",
+        orphans.len(),
+        ids[0],
+        if resurrected { "BACK (resurrected)" } else { "still gone" }
+    );
+    assert!(!strict, "{msg}");
+    eprintln!(
+        "KNOWN ISSUE {msg} ({}=1 makes this a failure)",
+        workload::STRICT_EMPTY_CATALOG_ORPHANS_ENV
+    );
+}
