@@ -153,7 +153,12 @@ pub fn record(key: u64, ver: u32, sig: u32) -> TransactionRecord {
         scored_candidate: ScoredCandidate {
             base: PremintCandidate {
                 mint: format!("mint{}", key % 7),
-                program: if key % 2 == 0 { "pump" } else { "raydium" }.to_owned(),
+                program: if key.is_multiple_of(2) {
+                    "pump"
+                } else {
+                    "raydium"
+                }
+                .to_owned(),
                 ..Default::default()
             },
             ..Default::default()
@@ -460,7 +465,7 @@ async fn writer(store: Arc<Store>, spec: &ChildSpec, w: u64, mut own: Vec<Owned>
 
 /// Tier moves and upkeep at random, until `stop`.
 async fn mover(store: Arc<Store>, seed: u64, stop: Arc<AtomicBool>) {
-    let mut rng = Rng::new(seed ^ 0x5EED_0F_4D0E);
+    let mut rng = Rng::new(seed ^ 0x005E_ED0F_4D0E);
     while !stop.load(Ordering::Acquire) {
         tokio::time::sleep(Duration::from_millis(rng.below(8))).await;
         let roll = rng.below(100);
