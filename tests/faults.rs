@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tiered_storage::{Error, TransactionRecord};
+use tiered_storage::{Error, StorageTier, TransactionRecord};
 use workload::{
     env_u64, error_kind, fresh_seed, record, CycleOpts, Harness, Kill, Rng, Store, Totals, DAY, T0,
 };
@@ -737,4 +737,136 @@ fn disk_full_during_archival() {
 #[test]
 fn disk_full_during_compaction() {
     disk_full("disk_full_during_compaction", scenario_compaction);
+}
+
+/// Set in the child of `transient_open_failure_quarantines_a_sound_file`: `<dir>;<id>`.
+const QUARANTINE_CHILD_ENV: &str = "TIERED_STORAGE_QUARANTINE_CHILD";
+
+/// Found by `fiu_random_io_faults`, made deterministic here: while `open(2)` fails (libfiu,
+/// probability 1), a read of an archived record reports its file, and the next maintenance
+/// step's confirming read fails the same way, so the sound file is quarantined in the catalog.
+/// After the fault is gone and the store reopened, its records still fail with `ColdFile`
+/// (and full scans fail) until someone runs `verify_cold`. Noted by default;
+/// `TIERED_STORAGE_STRICT_QUARANTINE=1` makes it fail.
+#[test]
+fn transient_open_failure_quarantines_a_sound_file() {
+    if let Ok(spec) = std::env::var(QUARANTINE_CHILD_ENV) {
+        let (dir, id) = spec.split_once(';').unwrap();
+        let id: i64 = id.parse().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = Store::open(workload::config(Path::new(dir))).await.unwrap();
+            workload::emit("READY");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            store.hot_tier().clear();
+            let read = store.get(id).await.map(|r| r.is_some());
+            let step = store.run_maintenance_step().await.map(|s| s.failures);
+            workload::emit(&format!(
+                "DONE read {:?} step {:?} problems {}",
+                read.map_err(|e| e.to_string()),
+                step.map_err(|e| e.to_string()),
+                store.cold_tier().problems().len()
+            ));
+            // Hold the store until the parent kills this process.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        std::process::exit(0);
+    }
+    let mode = std::env::var("TIERED_STORAGE_FIU").unwrap_or_default();
+    if mode == "0" {
+        eprintln!("SKIPPED transient_open_failure_quarantines_a_sound_file: TIERED_STORAGE_FIU=0");
+        return;
+    }
+    if let Err(why) = fiu_available() {
+        assert!(
+            mode != "1",
+            "TIERED_STORAGE_FIU=1 but libfiu is not usable: {why}"
+        );
+        eprintln!("SKIPPED transient_open_failure_quarantines_a_sound_file: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let rt = workload::runtime();
+    let id = rt.block_on(async {
+        let store = Store::open(workload::config(&dir)).await.unwrap();
+        let mut ids = Vec::new();
+        for key in 0..50u64 {
+            ids.push(
+                store
+                    .put(&record(key / 7 * 10 + key % 7, 0, 0))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let r = store.archive_now().await.unwrap();
+        assert!(r.archived > 0, "{r:?}");
+        assert!(!store.warm_tier().contains(ids[0]).await.unwrap());
+        ids[0]
+    });
+    let fifo = tmp.path().join("fiu-ctrl");
+    let mut child = Command::new("fiu-run")
+        .arg("-x")
+        .arg("-f")
+        .arg(&fifo)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "transient_open_failure_quarantines_a_sound_file",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(QUARANTINE_CHILD_ENV, format!("{};{id}", dir.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut done = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        let Some(at) = line.find("@@") else { continue };
+        let line = &line[at + 2..];
+        if line == "READY" {
+            workload::enable_fiu(&fifo, child.id(), &[("posix/io/oc/open".to_owned(), 1.0)]);
+            std::io::Write::write_all(&mut stdin, b"GO\n").unwrap();
+        } else if line.starts_with("DONE") {
+            done = line.to_owned();
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("child under open() failures: {done}");
+    let (quarantined, read) = rt.block_on(async {
+        let store = Store::open(workload::config(&dir)).await.unwrap();
+        let quarantined: Vec<String> = store
+            .cold_tier()
+            .files()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.state != tiered_storage::FileState::Live)
+            .map(|e| e.path)
+            .collect();
+        let read = store.get(id).await.map(|r| r.is_some());
+        (quarantined, read.map_err(|e| e.to_string()))
+    });
+    if quarantined.is_empty() && read == Ok(true) {
+        return;
+    }
+    let msg = format!(
+        "after a transient open() failure and a reopen without faults, files are quarantined: {quarantined:?}; get({id}) = {read:?}"
+    );
+    let strict = std::env::var(workload::STRICT_QUARANTINE_ENV).is_ok_and(|v| v == "1");
+    assert!(!strict, "{msg}");
+    eprintln!(
+        "KNOWN ISSUE {msg} ({}=1 makes this a failure)",
+        workload::STRICT_QUARANTINE_ENV
+    );
 }

@@ -1355,7 +1355,7 @@ impl Harness {
 }
 
 /// Enable libfiu failure points in a running `fiu-run` child through its control FIFO.
-fn enable_fiu(fifo: &Path, pid: u32, points: &[(String, f64)]) {
+pub fn enable_fiu(fifo: &Path, pid: u32, points: &[(String, f64)]) {
     let mut cmd = Command::new("fiu-ctrl");
     cmd.arg("-f").arg(fifo);
     for (name, p) in points {
