@@ -586,6 +586,11 @@ pub const STRICT_EMPTY_CATALOG_ORPHANS_ENV: &str = "TIERED_STORAGE_STRICT_EMPTY_
 /// noted; with this set, a finding. After a reopen, a temp file is always a finding.
 pub const STRICT_TEMP_LEAK_ENV: &str = "TIERED_STORAGE_STRICT_TEMP_LEAK";
 
+/// A compaction whose catalog commit fails (e.g. SQLite cannot grow the WAL on a full disk)
+/// leaves its published output file uncatalogued until the next open: while the store stays
+/// open, by default noted; with this set, a finding. After a reopen, always a finding.
+pub const STRICT_UNCOMMITTED_FILES_ENV: &str = "TIERED_STORAGE_STRICT_UNCOMMITTED_FILES";
+
 fn strict(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
 }
@@ -1297,6 +1302,21 @@ impl Harness {
                         "KNOWN ISSUE [{}] the catalog is empty and open left {} uncatalogued Parquet files ({STRICT_EMPTY_CATALOG_ORPHANS_ENV}=1 makes this a failure): {parquet:?}",
                         self.context,
                         parquet.len()
+                    );
+                } else if !after_open
+                    && catalog.is_subset(&parquet)
+                    && catalog != parquet
+                    && !strict(STRICT_UNCOMMITTED_FILES_ENV)
+                {
+                    *self
+                        .totals
+                        .known
+                        .entry(STRICT_UNCOMMITTED_FILES_ENV)
+                        .or_default() += 1;
+                    let extra: Vec<_> = parquet.difference(&catalog).collect();
+                    eprintln!(
+                        "KNOWN ISSUE [{}] published files whose commit failed are left uncatalogued while the store is open ({STRICT_UNCOMMITTED_FILES_ENV}=1 makes this a failure): {extra:?}",
+                        self.context
                     );
                 } else if catalog != parquet {
                     self.totals.other += 1;
