@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The one test command: `cargo test`, with the fault-injection tests required rather than
+# skipped when their tools are missing.
+#
+# - Installs Debian's fiu-utils (libfiu: fiu-run, fiu-ctrl, the POSIX preload library) when it
+#   is missing, and util-linux's prlimit (the RLIMIT_FSIZE fallback of the disk-full tests).
+# - Runs `cargo test` with TIERED_STORAGE_FIU=1 (tests/faults.rs: a missing libfiu fails instead
+#   of skipping) and, as root, TIERED_STORAGE_TMPFS=1 (the disk-full tests must mount their
+#   48 MiB tmpfs; not root: they fall back to RLIMIT_FSIZE in a child process).
+# - TIERED_STORAGE_LONG=1 then runs the long modes in release builds: 1,000 crash cycles
+#   (tests/torture.rs) and 500 libfiu fault runs (tests/faults.rs), printing their figures.
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test faults`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
+# Two cores, often shared: one rustc at a time unless told otherwise.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+install_pkg() {
+    # $1: a command the package provides, $2: the package.
+    command -v "$1" >/dev/null && return 0
+    echo "== installing $2 (for $1)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" \
+        || { as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$2"; } \
+        || echo "!! could not install $2"
+}
+
+install_pkg fiu-run fiu-utils
+install_pkg prlimit util-linux
+
+if command -v fiu-run >/dev/null && command -v fiu-ctrl >/dev/null; then
+    export TIERED_STORAGE_FIU=1
+else
+    echo "!! libfiu is not available: tests/faults.rs skips fiu_random_io_faults"
+fi
+if [ "$(id -u)" = 0 ]; then
+    export TIERED_STORAGE_TMPFS=1
+fi
+
+echo "== cargo test (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+cargo test "$@"
+
+if [ "${TIERED_STORAGE_LONG:-0}" = 1 ]; then
+    echo "== long: 1,000 crash cycles (release)"
+    TIERED_STORAGE_TORTURE_CYCLES="${TIERED_STORAGE_TORTURE_CYCLES:-1000}" \
+        cargo test --release --test torture -- --nocapture
+    echo "== long: 500 libfiu fault runs (release)"
+    TIERED_STORAGE_FIU_RUNS="${TIERED_STORAGE_FIU_RUNS:-500}" \
+        cargo test --release --test faults fiu_random_io_faults -- --nocapture
+fi
