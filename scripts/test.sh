@@ -14,8 +14,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
-# Two cores, often shared: one rustc at a time unless told otherwise.
-export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then
