@@ -10,7 +10,9 @@
 # - TIERED_STORAGE_LONG=1 then runs the long modes in release builds: 1,000 crash cycles
 #   (tests/torture.rs) and 500 libfiu fault runs (tests/faults.rs), printing their figures.
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test faults`).
+# - Then the DuckDB interoperability check (DuckDB from PyPI into .venv).
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test faults`), and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
@@ -48,6 +50,11 @@ fi
 
 echo "== cargo test (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
 cargo test "$@"
+
+if [ "$#" = 0 ]; then
+    echo "== DuckDB interoperability"
+    bash scripts/duckdb_interop.sh
+fi
 
 if [ "${TIERED_STORAGE_LONG:-0}" = 1 ]; then
     echo "== long: 1,000 crash cycles (release)"
