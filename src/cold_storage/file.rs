@@ -50,6 +50,8 @@ pub(crate) const FORMAT_VERSION_KEY: &str = "tiered_storage.format_version";
 /// Footer key-value metadata key holding the Rust type name of the records (informational).
 pub(crate) const RECORD_TYPE_KEY: &str = "tiered_storage.record_type";
 
+/// Heap bytes counted per Arrow field of an open file's schema (name, type, metadata, `Arc`).
+const SCHEMA_FIELD_BYTES: usize = 160;
 /// Rows per batch of [`ColdFile::ids`].
 const IDS_BATCH_ROWS: usize = 8192;
 /// Rows per batch of a [`ScanBounds::default`] scan.
@@ -685,7 +687,12 @@ impl<R: Record> ColdFile<R> {
 
     /// Heap bytes held by the parsed footer and page index.
     pub fn memory_size(&self) -> usize {
-        self.meta.metadata().memory_size() + self.sums.as_ref().map_or(0, |s| s.memory_size())
+        // The parsed footer and page index, the page checksums, and an estimate of the Arrow
+        // schema and this struct (the footer's estimate leaves them out).
+        self.meta.metadata().memory_size()
+            + self.sums.as_ref().map_or(0, |s| s.memory_size())
+            + std::mem::size_of::<Self>()
+            + self.meta.schema().flattened_fields().len() * SCHEMA_FIELD_BYTES
     }
 
     /// Check every page against its checksum, reading the whole file once (no decoding).

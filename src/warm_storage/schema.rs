@@ -136,13 +136,8 @@ fn apply_common(conn: &Connection, path: &Path, cfg: &WarmConfig) -> Result<()> 
     Ok(())
 }
 
-/// Open the single write connection: check the version, set WAL and durability, migrate.
-pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite_err("open", path))?;
-    apply_common(&conn, path, cfg)?;
+/// The database's `user_version`; [`Error::SchemaTooNew`] if this build cannot read it.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(sqlite_err("read user_version", path))?;
@@ -153,6 +148,17 @@ pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
             supported: SCHEMA_VERSION,
         });
     }
+    Ok(version)
+}
+
+/// Open the single write connection: check the version, set WAL and durability, migrate.
+pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite_err("open", path))?;
+    apply_common(&conn, path, cfg)?;
+    let version = schema_version(&conn, path)?;
     if version == 0 {
         // Both only take effect before the first table exists. Incremental auto-vacuum lets
         // maintenance return free pages a step at a time instead of a full VACUUM. 16 KiB
@@ -205,16 +211,7 @@ pub(crate) fn check_read_only(path: &Path, cfg: &WarmConfig) -> Result<()> {
         });
     }
     let conn = open_reader(path, cfg)?;
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(sqlite_err("read user_version", path))?;
-    if version > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    let version = schema_version(&conn, path)?;
     if version < SCHEMA_VERSION {
         return Err(Error::ReadOnly {
             path: path.parent().unwrap_or(path).to_path_buf(),
