@@ -572,3 +572,37 @@ async fn cold_storage_counts_reads_not_write_lookups() {
     assert_eq!(after_hit.cold_hits, base.cold_hits + 1, "{after_hit:?}");
     assert_eq!(after_hit.misses, after_misses.misses);
 }
+
+/// Regression: the next cold file number came only from the files on disk, so with the newest
+/// catalogued file missing, a later archival reused its name (and its catalog row's path).
+/// Numbers are now reserved in the catalog before any file exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_file_names_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (newest, names) = {
+        let store = open(config(dir.path())).await;
+        fill(&store, 0..300).await;
+        store.archive_older_than(i64::MAX).await.unwrap();
+        let files = store.cold_tier().files().unwrap();
+        let newest = files.iter().max_by_key(|e| e.file_id).unwrap().clone();
+        let names: Vec<String> = files.iter().map(|e| e.path.clone()).collect();
+        (newest, names)
+    };
+    std::fs::remove_file(dir.path().join("cold").join(&newest.path)).unwrap();
+    let store = open(config(dir.path())).await;
+    fill(&store, 300..600).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    let file_name = |p: &str| p.rsplit_once('/').unwrap().1.to_owned();
+    let old: std::collections::BTreeSet<String> = names.iter().map(|p| file_name(p)).collect();
+    for e in store.cold_tier().files().unwrap() {
+        if names.contains(&e.path) {
+            continue;
+        }
+        assert!(
+            !old.contains(&file_name(&e.path)),
+            "{} reuses the name of a catalogued file",
+            e.path
+        );
+    }
+    assert!(!dir.path().join("cold").join(&newest.path).exists());
+}

@@ -290,7 +290,11 @@ impl<R: Record> ColdArchiveStorage<R> {
         };
         let sums = match self.catalog().page_sums(e.file_id) {
             Ok(sums) => sums,
-            Err(err) => return Some((ProblemKind::Unreadable, err.to_string())),
+            // The catalog could not be read (the system, not the file): nothing is known.
+            Err(err) => {
+                tracing::warn!(path = %abs.display(), error = %err, "cold file check could not read the catalog; not quarantining");
+                return None;
+            }
         };
         let file = match ColdFile::<R>::open_checked(abs, sums.as_deref()) {
             Ok(f) => f,
