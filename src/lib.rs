@@ -279,6 +279,8 @@ pub mod config;
 mod coordinator;
 mod error;
 mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hot_storage;
 mod metrics;
 mod record;
