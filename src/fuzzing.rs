@@ -257,8 +257,13 @@ mod tests {
         let mut r = sample(n);
         r.timestamp_decision_made = T0 + (n % 3) as i64 * DAY + n as i64;
         r.actual_outcome = outcome(n);
-        r.scored_candidate.base.program = if n % 2 == 0 { "pump" } else { "raydium" }.into();
-        if n % 5 == 0 {
+        r.scored_candidate.base.program = if n.is_multiple_of(2) {
+            "pump"
+        } else {
+            "raydium"
+        }
+        .into();
+        if n.is_multiple_of(5) {
             r.transaction_signature = None;
             r.scored_candidate.base.instruction_summary = None;
             r.scored_candidate.feature_scores.clear();
