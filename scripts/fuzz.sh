@@ -11,8 +11,11 @@
 #
 # Environment:
 #   FUZZ_SECONDS=60         seconds per target
-#   FUZZ_MERGE=1            afterwards, merge inputs that add coverage into fuzz/corpus/TARGET
-#                           (the only way this script writes into the repository)
+#   FUZZ_MERGE=1            afterwards, add the inputs that reach new code (edges) to
+#                           fuzz/corpus/TARGET (the only way this script writes into the
+#                           repository; prune before committing, see fuzz/README.md)
+#   FUZZ_DEBUG_ASSERTIONS=0 build like a plain release build (no debug assertions or overflow
+#                           checks), into "$FUZZ_TARGET_DIR-nodebug"
 #   FUZZ_STRICT_PANICS=1    cold_file: a panic the library catches counts as a crash too
 #   FUZZ_TARGET_DIR         build directory (default ~/.cache/tiered-storage-fuzz-target)
 #   FUZZ_ARTIFACTS          where crash inputs go (default ~/.cache/tiered-storage-fuzz-artifacts)
@@ -49,6 +52,10 @@ fi
 # Stable toolchain: no sanitizer (ASan needs nightly's -Zsanitizer). -O -a: optimized, with
 # debug assertions and overflow checks, so arithmetic overflow is a panic, hence a crash.
 build=(cargo fuzz build -O -a --sanitizer none --target-dir "$target_dir")
+if [ "${FUZZ_DEBUG_ASSERTIONS:-1}" = 0 ]; then
+    target_dir="$target_dir-nodebug"
+    build=(cargo fuzz build -O --sanitizer none --target-dir "$target_dir")
+fi
 echo "== ${build[*]}"
 (cd fuzz && "${build[@]}")
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
@@ -96,7 +103,8 @@ for t in "${targets[@]}"; do
     fi
     if [ "${FUZZ_MERGE:-0}" = 1 ]; then
         echo "== merging new coverage of $t into fuzz/corpus/$t"
-        TMPDIR="$work/$t/tmp" "$bin" -merge=1 -timeout=30 "$repo/fuzz/corpus/$t" "$corpus" \
+        TMPDIR="$work/$t/tmp" "$bin" -set_cover_merge=1 -use_counters=0 -timeout=10 \
+            "$repo/fuzz/corpus/$t" "$corpus" \
             >"$work/$t/merge.log" 2>&1 || { tail -n 20 "$work/$t/merge.log"; exit 1; }
         grep -E 'MERGE-OUTER: [0-9]+ new files' "$work/$t/merge.log" || true
     fi
