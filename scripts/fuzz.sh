@@ -94,8 +94,16 @@ for t in "${targets[@]}"; do
     fi
     if [ "$status" -ne 0 ] || [ "$crashes" -gt 0 ]; then
         failed+=("$t")
-        echo "!! $t crashed (exit $status, $crashes crash inputs). Last lines of its log:"
-        grep -vE '^#[0-9]+: cov' "$work/$t/log" | tail -n 40
+        echo "!! $t crashed (exit $status, $crashes crash inputs)"
+        grep -vE '^#[0-9]+: cov' "$work/$t/log" | tail -n 20
+        # Fork mode keeps the children's output to itself: replay each input for its message.
+        for input in "$work/$t/artifacts"/crash-* "$work/$t/artifacts"/oom-* \
+            "$work/$t/artifacts"/leak-*; do
+            [ -f "$input" ] || continue
+            echo "!! $(basename "$input"):"
+            (cd "$work/$t" && TMPDIR="$work/$t/tmp" timeout 60 "$bin" -rss_limit_mb=2048 "$input" 2>&1 |
+                grep -E -A 3 "panicked|ERROR: libFuzzer|out-of-memory" | head -n 12) || true
+        done
         echo "!! crash inputs and log kept in $keep"
         echo "!! reproduce: $bin $keep/<input>"
     elif [ "$slow" -gt 0 ]; then
