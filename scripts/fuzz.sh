@@ -50,7 +50,9 @@ if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION
 fi
 
 # Stable toolchain: no sanitizer (ASan needs nightly's -Zsanitizer). -O -a: optimized, with
-# debug assertions and overflow checks, so arithmetic overflow is a panic, hence a crash.
+# debug assertions and overflow checks, so arithmetic overflow panics: a crash in tiered-storage's
+# code, an Error::ColdFile inside parquet (which a release build may instead wrap into an abort,
+# see fuzz/README.md, "Known issues").
 build=(cargo fuzz build -O -a --sanitizer none --target-dir "$target_dir")
 if [ "${FUZZ_DEBUG_ASSERTIONS:-1}" = 0 ]; then
     target_dir="$target_dir-nodebug"
@@ -119,7 +121,9 @@ for t in "${targets[@]}"; do
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
-    echo "fuzz: ${#failed[@]} of ${#targets[@]} targets crashed: ${failed[*]}"
+    echo "fuzz: crashed: ${failed[*]}"
+    echo "fuzz: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
     exit 1
 fi
 echo "fuzz: ${#targets[@]} targets ran ${seconds}s each, no crash"
+echo "fuzz: ${#targets[@]} passed, 0 failed"
