@@ -281,6 +281,8 @@ mod coordinator;
 mod dir_lock;
 mod error;
 mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hot_storage;
 mod metrics;
 mod record;
