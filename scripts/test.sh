@@ -10,7 +10,8 @@
 # - TIERED_STORAGE_LONG=1 then runs the long modes in release builds: 1,000 crash cycles
 #   (tests/torture.rs) and 500 libfiu fault runs (tests/faults.rs), printing their figures.
 #
-# - Then the DuckDB interoperability check (DuckDB from PyPI into .venv).
+# - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
+#   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test faults`), and skip the rest.
 set -euo pipefail
@@ -54,6 +55,8 @@ cargo test "$@"
 if [ "$#" = 0 ]; then
     echo "== DuckDB interoperability"
     bash scripts/duckdb_interop.sh
+    echo "== fuzz: each target for ${FUZZ_SECONDS:-30} s on its committed corpus"
+    FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz.sh
 fi
 
 if [ "${TIERED_STORAGE_LONG:-0}" = 1 ]; then
