@@ -23,10 +23,12 @@ const BASE_MS: i64 = 1_750_000_000_000;
 const STEP_MS: i64 = 120;
 
 fn config(dir: &Path) -> StorageConfig {
-    let mut c = StorageConfig::default().with_data_dir(dir).with_tiering(TieringConfig {
-        auto_promote_on_access: false,
-        ..TieringConfig::default()
-    });
+    let mut c = StorageConfig::default()
+        .with_data_dir(dir)
+        .with_tiering(TieringConfig {
+            auto_promote_on_access: false,
+            ..TieringConfig::default()
+        });
     c.hot.capacity = 1000;
     c
 }

@@ -52,7 +52,8 @@ fn backup_of_a_busy_store_opens_as_one_consistent_snapshot() {
                     r.timestamp_decision_made = T0 + (n % 3) as i64 * DAY + n as i64;
                     let id = store.put(&r).await.unwrap();
                     r.id = Some(id);
-                    acks.lock().insert(id, Ack::Put(Box::new(r), Instant::now()));
+                    acks.lock()
+                        .insert(id, Ack::Put(Box::new(r), Instant::now()));
                     if n % 11 == 0 {
                         store.remove(id).await.unwrap();
                         acks.lock().insert(id, Ack::Removed(Instant::now()));
