@@ -1030,10 +1030,12 @@ impl<R: Record> Iterator for ColdFileScan<R> {
 // Helpers
 
 /// A failure to open a cold file. A missing file is a problem of the file ([`Error::ColdFile`]);
-/// any other (EIO, EMFILE, ENOMEM, EACCES) is the system's, typed [`Error::Io`], and never gets
-/// a sound file quarantined.
+/// any other failure (EIO, EMFILE, ENOMEM, EACCES, or ENOENT for a file that is there) is the
+/// system's, typed [`Error::Io`], and never gets a sound file quarantined.
 pub(crate) fn open_error(path: &Path, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
+    // "Not found" for a path that exists is the system failing (an injected fault, a racing
+    // rename), not a missing file.
+    if e.kind() == std::io::ErrorKind::NotFound && !path.exists() {
         Error::cold_file(path, format!("cannot open: {e}"))
     } else {
         Error::Io {
