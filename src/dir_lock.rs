@@ -68,19 +68,9 @@ impl DirLock {
     }
 }
 
-#[cfg(unix)]
 fn try_lock(file: &File) -> std::io::Result<()> {
     use rustix::fs::{flock, FlockOperation};
     flock(file, FlockOperation::NonBlockingLockExclusive).map_err(std::io::Error::from)
-}
-
-#[cfg(not(unix))]
-fn try_lock(file: &File) -> std::io::Result<()> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::ErrorKind::WouldBlock.into()),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
 }
 
 /// "pid 123 on host h since 2026-11-30 04:33:42 UTC" from the lock file's line.
