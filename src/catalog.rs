@@ -78,24 +78,26 @@ pub(crate) struct NewFile {
     pub page_sums: Option<Vec<u8>>,
 }
 
-/// Where a record lives, as seen in one database snapshot.
+/// An archived record that may carry a looked-up signature (its hash matches), with the
+/// catalogued files that may hold it, as one snapshot saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Location {
-    /// In warm (read it there).
-    Warm,
-    /// Not in warm: these catalogued files cover the id and hold no tombstone for it. The record
-    /// is in at most one of them; none may hold it.
-    Cold(Vec<CatalogEntry>),
+pub(crate) struct ArchivedCopy {
+    /// The record's id.
+    pub id: i64,
+    /// Files covering the id with no tombstone for it; the record is in at most one.
+    pub files: Vec<CatalogEntry>,
 }
 
-/// The catalog queries the cold tier needs. Each call answers from one database snapshot, so
-/// a record moving between tiers is seen in exactly one place.
+/// The catalog queries the cold tier makes on its own: for moves, recovery, statistics and
+/// direct tier access. The store's reads never use it: they hand the cold tier the files to
+/// read, found in the same snapshot as the warm miss. Each call answers from one database
+/// snapshot.
 pub(crate) trait ColdCatalog: Send + Sync {
-    /// Where `id` lives.
-    fn locate(&self, id: i64) -> Result<Location>;
-    /// Ids that the signature index maps `sig_hash` to and that are not in warm (archived
-    /// records), plus whether some candidate is in warm.
-    fn archived_ids(&self, sig_hash: i64) -> Result<(Vec<i64>, bool)>;
+    /// Catalogued files that cover `id` with no tombstone for it.
+    fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>>;
+    /// Ids that the signature index maps `sig_hash` to and that have no warm row (archived
+    /// records).
+    fn archived_ids(&self, sig_hash: i64) -> Result<Vec<i64>>;
     /// Every catalogued file.
     fn entries(&self) -> Result<Vec<CatalogEntry>>;
     /// Tombstoned ids of a file within `[lo, hi]`, ascending.

@@ -26,7 +26,9 @@ use crate::hot_storage::HotMemoryStorage;
 use crate::metrics::alerts::AlertBook;
 use crate::metrics::TierMetrics;
 use crate::record::{signature_hash, Record, TransactionRecord};
-use crate::warm_storage::{ColdHome, MaintenanceReport, WarmSqliteStorage, WriteOp};
+use crate::warm_storage::{
+    ColdHome, Lookup, MaintenanceReport, SignatureLookup, WarmSqliteStorage, WriteOp,
+};
 
 /// How many times a read or write follows a record that moved between warm and cold while it
 /// was being looked up, before giving up. Each retry needs another tier move of the same record
@@ -219,14 +221,6 @@ impl<R: Record> AutoTieringCoordinator<R> {
             warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
                 .await?;
         }
-        // Puts confirm a signature-hash hit on an archived record against its cold copy. The
-        // hook holds the archive weakly: the archive holds warm, so a strong handle would be a
-        // cycle that keeps the database open forever.
-        let weak = cold.downgrade();
-        warm.set_archived_signature(Box::new(move |id| match weak.upgrade() {
-            Some(cold) => cold.archived_signature(id),
-            None => Err(Error::Closed),
-        }));
         let hot = HotMemoryStorage::new(&config);
         tracing::info!(
             data_dir = %config.data_dir.display(),
@@ -264,7 +258,19 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         let permit = self.write_permit("put").await?;
-        let ack = self.warm.write(WriteOp::Put(encoded)).await?;
+        let mut distinct = Vec::new();
+        let ack = loop {
+            let ack = self
+                .warm
+                .write(WriteOp::Put(encoded.clone(), std::mem::take(&mut distinct)))
+                .await?;
+            if ack.unconfirmed.is_empty() {
+                break ack;
+            }
+            distinct =
+                confirm_distinct(&self.warm, &self.cold, &encoded.signature, ack.unconfirmed)
+                    .await?;
+        };
         drop(permit);
         let mut cached = record.clone();
         cached.set_id(ack.id);
@@ -296,8 +302,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
             // Shutdown waits for this write, even if the caller stops waiting.
             let _permit = permit;
             let mut home = None;
+            let mut distinct = Vec::new();
             for _ in 0..MOVE_RETRIES {
-                match warm.write(WriteOp::Update(encoded.clone(), home)).await {
+                let op = WriteOp::Update(encoded.clone(), home, std::mem::take(&mut distinct));
+                match warm.write(op).await {
+                    Ok(ack) if !ack.unconfirmed.is_empty() => {
+                        distinct =
+                            confirm_distinct(&warm, &cold, &encoded.signature, ack.unconfirmed)
+                                .await?;
+                        continue;
+                    }
                     Ok(ack) if !ack.moved => {
                         match recache {
                             Some(record) => guard.finish(record, bytes, ack.seq, false),
@@ -309,11 +323,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
                     Ok(_) | Err(Error::NotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }
-                home = locate_home(&cold, id)
+                home = locate_home(&warm, &cold, id)
                     .await?
                     .ok_or(Error::NotFound { id })?;
             }
-            Err(moving(id))
+            Err(Error::Conflict { id })
         });
         done.await.map_err(join_error)?
     }
@@ -335,12 +349,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
                     return Ok(true);
                 }
                 // Not in warm, or the cold copy named moved: find it and write again.
-                match locate_home(&cold, id).await? {
+                match locate_home(&warm, &cold, id).await? {
                     None => return Ok(false),
                     Some(h) => home = h,
                 }
             }
-            Err(moving(id))
+            Err(Error::Conflict { id })
         });
         if done.await.map_err(join_error)?? {
             Ok(())
@@ -385,21 +399,31 @@ impl<R: Record> AutoTieringCoordinator<R> {
         Ok(Some(found.record))
     }
 
-    /// Read by id from warm, then cold. A cold answer "in warm now" (the record moved back
-    /// after warm was read) reads warm again, so a live record is always found.
+    /// Read by id below hot: warm answers from one snapshot with the row or the cold files that
+    /// may hold it, and cold reads only those. A file compaction removed since the snapshot
+    /// makes the read start again; nothing else does.
     async fn read_lower(&self, id: i64) -> Result<Option<LowerHit<R>>> {
         // Read before the lookup: an id below it committed before the lookup began, so the
         // lookup must find it unless it was removed. (A read-only handle reads the committed
         // bound only on a miss.)
         let assigned = (!self.config.read_only).then(|| self.warm.assigned_below());
         for _ in 0..MOVE_RETRIES {
-            if let Some(row) = self.warm.read_by_id(id)? {
-                return Ok(Some(LowerHit {
-                    record: row.record,
-                    bytes: Some(row.bytes),
-                }));
-            }
-            match self.cold_read(move |cold| cold.read(id)).await? {
+            let files = match self.warm.lookup(id)? {
+                Lookup::Row(row) => {
+                    return Ok(Some(LowerHit {
+                        record: row.record,
+                        bytes: Some(row.bytes),
+                    }))
+                }
+                Lookup::Archived(files) => files,
+            };
+            let read = if files.is_empty() {
+                self.cold.count_miss(std::time::Instant::now());
+                ColdRead::Absent
+            } else {
+                self.cold_read(move |cold| cold.read(id, &files)).await?
+            };
+            match read {
                 ColdRead::Found { record, .. } => {
                     return Ok(Some(LowerHit {
                         record,
@@ -412,13 +436,15 @@ impl<R: Record> AutoTieringCoordinator<R> {
                     self.warm.confirm_absent(id, assigned)?;
                     return Ok(None);
                 }
-                ColdRead::InWarm => continue,
+                ColdRead::Vanished => continue,
             }
         }
-        Err(moving(id))
+        Err(Error::Conflict { id })
     }
 
-    /// Read by transaction signature: hot, then warm, then cold.
+    /// Read by transaction signature: hot, then warm, then cold. Warm answers from one
+    /// snapshot with the row, or the archived records whose signature hash matches and the
+    /// files that may hold them; cold reads only those and confirms the text.
     pub async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
         if signature.is_empty() {
             return Err(Error::EmptySignature);
@@ -426,40 +452,62 @@ impl<R: Record> AutoTieringCoordinator<R> {
         if let Some(r) = self.hot.lookup_signature(signature) {
             return Ok(Some(r));
         }
+        let mut last = None;
         for _ in 0..MOVE_RETRIES {
-            if let Some(row) = self.warm.read_by_signature(signature)? {
-                return self.promote_by_signature(row.record, signature).await;
-            }
+            let copies = match self.warm.lookup_signature(signature)? {
+                SignatureLookup::Row(row) => {
+                    return self.promote_by_signature(row.record, None, signature).await
+                }
+                SignatureLookup::Archived(copies) => copies,
+            };
+            let Some(first) = copies.first() else {
+                self.cold.count_miss(std::time::Instant::now());
+                return Ok(None);
+            };
+            last = Some(first.id);
             let sig = signature.to_owned();
             match self
-                .cold_read(move |cold| cold.read_by_signature(&sig))
+                .cold_read(move |cold| cold.read_signature(&sig, &copies))
                 .await?
             {
-                ColdRead::Found { record, .. } => {
-                    return self.promote_by_signature(record, signature).await
+                ColdRead::Found { record, file_id } => {
+                    return self
+                        .promote_by_signature(record, Some(file_id), signature)
+                        .await
                 }
                 ColdRead::Absent => return Ok(None),
-                ColdRead::InWarm => continue,
+                ColdRead::Vanished => continue,
             }
         }
-        Err(Error::cold_file(
-            self.cold.root().to_path_buf(),
-            format!(
-                "signature {signature:?}: its record kept moving between tiers while being read"
-            ),
-        ))
+        Err(Error::Conflict {
+            id: last.unwrap_or_default(),
+        })
     }
 
     /// After a lower-tier hit by signature: promote on the Nth read. A fill ticket must predate
-    /// the read it guards, and the id was unknown before this read: promote from a re-read by
-    /// id under a fresh ticket. The re-read is at least as new as the first, so it is the one
-    /// returned.
-    async fn promote_by_signature(&self, record: R, signature: &str) -> Result<Option<R>> {
+    /// the read it guards, and the id was unknown before this read. For a copy read from cold
+    /// file `from_file`, the ticket is taken now and the file confirmed still to be the
+    /// record's home (every update or remove of an archived record moves or tombstones it, so
+    /// the copy read is current; a later write is caught by the ticket). Otherwise (a warm hit,
+    /// or the record moved), the record is read again by id under the ticket; the re-read is at
+    /// least as new as the first, so it is the one returned.
+    async fn promote_by_signature(
+        &self,
+        record: R,
+        from_file: Option<i64>,
+        signature: &str,
+    ) -> Result<Option<R>> {
         let id = record.id().expect("stored records carry their id");
         if !self.should_promote(id) {
             return Ok(Some(record));
         }
         let ticket = self.hot.fill_ticket(id);
+        if let Some(file_id) = from_file {
+            if self.warm.cold_copy_is_current(id, file_id)? {
+                self.hot.fill(record.clone(), encoded_len(&record), ticket);
+                return Ok(Some(record));
+            }
+        }
         match self.read_lower(id).await? {
             Some(fresh) if fresh.record.signature() == Some(signature) => {
                 self.hot.fill(fresh.record.clone(), fresh.bytes(), ticket);
@@ -629,23 +677,84 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where a record lives, found for a write (not counted as a read).
+enum Home<R> {
+    /// It has a warm row.
+    Warm,
+    /// Its live copy is in this cold file.
+    Cold { record: R, file_id: i64 },
+    /// No tier holds it.
+    Nowhere,
+}
+
+/// Find where `id` lives: warm names the candidate files in one snapshot, cold reads them. A
+/// file compaction removed since the snapshot makes it look again.
+async fn find_home<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    id: i64,
+) -> Result<Home<R>> {
+    for _ in 0..MOVE_RETRIES {
+        let Some(files) = warm.locate(id)? else {
+            return Ok(Home::Warm);
+        };
+        if files.is_empty() {
+            return Ok(Home::Nowhere);
+        }
+        let reader = cold.clone();
+        match cold
+            .pool()
+            .run(move || reader.read_uncounted(id, &files))
+            .await??
+        {
+            ColdRead::Found { record, file_id } => return Ok(Home::Cold { record, file_id }),
+            ColdRead::Absent => return Ok(Home::Nowhere),
+            ColdRead::Vanished => continue,
+        }
+    }
+    Err(Error::Conflict { id })
+}
+
 /// Where to write an id that warm did not hold: `None` if no tier holds it, `Some(None)` if it
 /// is back in warm (write there), `Some(Some(home))` for its archived copy.
 async fn locate_home<R: Record>(
+    warm: &WarmSqliteStorage<R>,
     cold: &ColdArchiveStorage<R>,
     id: i64,
 ) -> Result<Option<Option<ColdHome>>> {
-    let cold = cold.clone();
-    let reader = cold.clone();
-    let read = cold.pool().run(move || reader.read_uncounted(id)).await??;
-    Ok(match read {
-        ColdRead::Found { record, file_id } => Some(Some(ColdHome {
+    Ok(match find_home(warm, cold, id).await? {
+        Home::Warm => Some(None),
+        Home::Cold { record, file_id } => Some(Some(ColdHome {
             file_id,
             sig_hash: record.signature().map(signature_hash),
         })),
-        ColdRead::InWarm => Some(None),
-        ColdRead::Absent => None,
+        Home::Nowhere => None,
     })
+}
+
+/// A write's signature hash matched archived records `ids`, whose text only their cold
+/// copies hold: read them (on the read pool, outside any write transaction). A copy carrying
+/// `signature` makes the write a duplicate; otherwise the ids are returned, to be sent with the
+/// write again as known to differ. (One that went back to warm meanwhile is checked against
+/// its row by the writer.)
+async fn confirm_distinct<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    signature: &Option<String>,
+    ids: Vec<i64>,
+) -> Result<Vec<i64>> {
+    let signature = signature.as_deref().unwrap_or_default();
+    for &id in &ids {
+        if let Home::Cold { record, .. } = find_home(warm, cold, id).await? {
+            if record.signature() == Some(signature) {
+                return Err(Error::DuplicateSignature {
+                    signature: signature.to_owned(),
+                    existing_id: id,
+                });
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// A record read from warm or cold, with its encoded size when warm knew it.
@@ -659,12 +768,6 @@ impl<R: Record> LowerHit<R> {
     fn bytes(&self) -> usize {
         self.bytes.unwrap_or_else(|| encoded_len(&self.record))
     }
-}
-
-fn moving(id: i64) -> Error {
-    Error::invalid(format!(
-        "record {id} kept moving between warm and cold while being accessed; retry"
-    ))
 }
 
 /// Encoded size of a record, for the hot tier's byte bound.

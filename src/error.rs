@@ -66,6 +66,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The record kept moving between warm and cold (archival, compaction, an update of an
+    /// archived copy) while this call followed it. Nothing was written; retrying is safe and
+    /// almost always succeeds.
+    #[error("record {id} kept moving between warm and cold while being accessed; retry")]
+    Conflict {
+        /// The record.
+        id: i64,
+    },
+
+    /// The operation is not supported by this tier or handle (e.g. a direct write into the
+    /// cold tier, which only archival writes). Nothing was written.
+    #[error("not supported: {op}")]
+    Unsupported {
+        /// The operation, and what to use instead.
+        op: &'static str,
+    },
+
     /// The data directory cannot be created or written.
     #[error("data directory {path} is not usable: {source} (check that it exists and is writable, or set `data_dir`)")]
     DataDir {

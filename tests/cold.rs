@@ -573,6 +573,55 @@ async fn cold_storage_counts_reads_not_write_lookups() {
     assert_eq!(after_hit.misses, after_misses.misses);
 }
 
+/// A cold hit by signature that promotes reads its file once: the promotion confirms in warm
+/// that the file is still the record's home instead of reading the record again. A record
+/// updated (or moved) between the cold read and the promotion is read again, so hot never
+/// holds a stale copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_promotion_by_signature_reads_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tiering.auto_promote_on_access = true;
+    c.tiering.min_hot_access_count = 1;
+    let store = open(c).await;
+    let model = fill(&store, 0..50).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    store.hot_tier().clear();
+    let (&id, r) = model.iter().nth(7).unwrap();
+    let sig = r.transaction_signature.clone().unwrap();
+    let base = store.get_stats().await.unwrap();
+    assert_eq!(
+        store.get_by_signature(&sig).await.unwrap().as_ref(),
+        Some(r)
+    );
+    let after = store.get_stats().await.unwrap();
+    assert_eq!(
+        after.cold_hits,
+        base.cold_hits + 1,
+        "one cold read: {after:?}"
+    );
+    assert_eq!(after.misses, base.misses, "{after:?}");
+    // Promoted: the next read is a hot hit and leaves cold alone.
+    assert_eq!(store.get(id).await.unwrap().as_ref(), Some(r));
+    let hot = store.get_stats().await.unwrap();
+    assert_eq!(hot.cold_hits, after.cold_hits);
+    assert_eq!(hot.hot_hits, after.hot_hits + 1, "{hot:?}");
+
+    // An update of an archived record leaves the copy in its file: a promotion that read the
+    // copy must not cache it.
+    let (&other, r2) = model.iter().nth(9).unwrap();
+    let mut newer = r2.clone();
+    newer.actual_outcome = Outcome::Loss(-0.25);
+    store.update(&newer).await.unwrap();
+    store.hot_tier().clear();
+    let sig2 = r2.transaction_signature.clone().unwrap();
+    assert_eq!(
+        store.get_by_signature(&sig2).await.unwrap().as_ref(),
+        Some(&newer)
+    );
+    assert_eq!(store.get(other).await.unwrap().as_ref(), Some(&newer));
+}
+
 /// Regression: the next cold file number came only from the files on disk, so with the newest
 /// catalogued file missing, a later archival reused its name (and its catalog row's path).
 /// Numbers are now reserved in the catalog before any file exists.

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use crate::blocking::BlockingPool;
-use crate::catalog::{CatalogEntry, ColdCatalog, FileState, Location};
+use crate::catalog::{ArchivedCopy, CatalogEntry, ColdCatalog, FileState};
 use crate::config::{ColdConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
@@ -46,7 +46,8 @@ pub const COLD_TARGET_ACCESS_TIME: Duration = Duration::from_millis(100);
 /// File numbers reserved per catalog commit.
 const SEQ_BLOCK: u64 = 16;
 
-/// How often a read re-locates a record whose file vanished under it (compaction replaced it).
+/// How often a direct read re-locates a record whose file vanished under it (compaction
+/// replaced it).
 const RELOCATE_ATTEMPTS: usize = 8;
 
 /// The Parquet archive. Cheap to clone; clones share one metadata cache.
@@ -132,23 +133,15 @@ impl<R: Record> MetaCache<R> {
     }
 }
 
-/// See [`ColdArchiveStorage::downgrade`].
-pub(crate) struct WeakCold<R: Record>(std::sync::Weak<Inner<R>>);
-
-impl<R: Record> WeakCold<R> {
-    pub(crate) fn upgrade(&self) -> Option<ColdArchiveStorage<R>> {
-        self.0.upgrade().map(|inner| ColdArchiveStorage { inner })
-    }
-}
-
-/// What a cold read found.
+/// What a cold read of the files it was handed found.
 pub(crate) enum ColdRead<R> {
     /// The record, and the file holding its live copy.
     Found { record: R, file_id: i64 },
-    /// No live copy in cold, and not in warm either (as of one snapshot).
+    /// None of the files holds it.
     Absent,
-    /// The record is in warm now (it moved back since warm was read): read warm again.
-    InWarm,
+    /// A file was removed since the snapshot that named it (compaction replaced it): look the
+    /// record up again.
+    Vanished,
 }
 
 /// Cold-tier counters, from [`ColdArchiveStorage::cold_stats`].
@@ -209,12 +202,6 @@ impl<R: Record> ColdArchiveStorage<R> {
                 _record: PhantomData,
             }),
         })
-    }
-
-    /// A handle that does not keep the archive alive (for hooks held by other tiers, which
-    /// would otherwise form a reference cycle).
-    pub(crate) fn downgrade(&self) -> WeakCold<R> {
-        WeakCold(Arc::downgrade(&self.inner))
     }
 
     /// The cold directory.
@@ -317,55 +304,23 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
     }
 
-    /// Read a record by id, blocking (about one page per column). The record is returned only
-    /// from a file that, in one catalog snapshot, covers the id with no tombstone for it.
-    pub(crate) fn read(&self, id: i64) -> Result<ColdRead<R>> {
+    /// Read record `id` from the files a warm snapshot said may hold it (blocking, about one
+    /// page per column). Counted as a cold hit or miss.
+    pub(crate) fn read(&self, id: i64, files: &[CatalogEntry]) -> Result<ColdRead<R>> {
         let start = Instant::now();
-        let out = self.read_inner(id);
+        let out = self.read_uncounted(id, files);
         self.count_read(&out, start);
         out
     }
 
     /// [`read`](Self::read) without counting a hit or miss: for the write path's lookups of
     /// an archived record's home, which are not reads.
-    pub(crate) fn read_uncounted(&self, id: i64) -> Result<ColdRead<R>> {
-        self.read_inner(id)
-    }
-
-    /// A found record is a hit and an absent one a miss. "In warm now" is neither: the read
-    /// goes back to warm, which counts it.
-    fn count_read(&self, out: &Result<ColdRead<R>>, start: Instant) {
-        match out {
-            Ok(ColdRead::Found { .. }) => self.inner.stats.record(true, start),
-            Ok(ColdRead::Absent) => self.inner.stats.record(false, start),
-            Ok(ColdRead::InWarm) | Err(_) => {}
-        }
-    }
-
-    fn read_inner(&self, id: i64) -> Result<ColdRead<R>> {
-        for _ in 0..RELOCATE_ATTEMPTS {
-            let files = match self.inner.catalog.locate(id)? {
-                Location::Warm => return Ok(ColdRead::InWarm),
-                Location::Cold(files) => files,
-            };
-            match self.read_from(id, &files)? {
-                Some(found) => return Ok(found),
-                None => continue,
-            }
-        }
-        Err(Error::cold_file(
-            self.inner.root.clone(),
-            format!("record {id}: its file kept vanishing while being read (is another process compacting this store?)"),
-        ))
-    }
-
-    /// `None`: a file vanished (replaced by compaction since the snapshot); locate again.
     ///
     /// Every candidate file is tried: a record has at most one live copy, so a healthy file
     /// that holds it answers, whatever other files cover its id. Only when none does and a
     /// candidate was quarantined or unreadable is the answer an error (it may be in there),
     /// never "absent".
-    fn read_from(&self, id: i64, files: &[CatalogEntry]) -> Result<Option<ColdRead<R>>> {
+    pub(crate) fn read_uncounted(&self, id: i64, files: &[CatalogEntry]) -> Result<ColdRead<R>> {
         let mut failed: Option<Error> = None;
         for entry in files {
             let path = self.file_path(&entry.path);
@@ -375,23 +330,18 @@ impl<R: Record> ColdArchiveStorage<R> {
                 });
                 continue;
             }
-            if !path.exists() {
-                self.forget(&[entry.file_id]);
-                return Ok(None);
-            }
-            let got = self.open_file(entry).and_then(|f| f.get(id));
-            match got {
+            match self.open_file(entry).and_then(|f| f.get(id)) {
                 Ok(Some(record)) => {
-                    return Ok(Some(ColdRead::Found {
+                    return Ok(ColdRead::Found {
                         record,
                         file_id: entry.file_id,
-                    }))
+                    })
                 }
                 Ok(None) => {}
                 Err(e) if !path.exists() => {
-                    tracing::debug!(error = %e, "cold file replaced during a read; locating again");
+                    tracing::debug!(error = %e, "cold file replaced since the snapshot");
                     self.forget(&[entry.file_id]);
-                    return Ok(None);
+                    return Ok(ColdRead::Vanished);
                 }
                 Err(e) => {
                     self.forget(&[entry.file_id]);
@@ -407,44 +357,54 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
         match failed {
             Some(e) => Err(e),
-            None => Ok(Some(ColdRead::Absent)),
+            None => Ok(ColdRead::Absent),
         }
     }
 
-    /// Read an archived record by signature: the signature index maps its hash to archived
-    /// ids, each read by id and confirmed by its text.
-    pub(crate) fn read_by_signature(&self, signature: &str) -> Result<ColdRead<R>> {
+    /// Read the archived record carrying `signature` from the copies a warm snapshot said may
+    /// (their signature hash matches): each read by id and confirmed by its text. Counted as
+    /// one cold hit or miss.
+    pub(crate) fn read_signature(
+        &self,
+        signature: &str,
+        copies: &[ArchivedCopy],
+    ) -> Result<ColdRead<R>> {
         let start = Instant::now();
-        let out = self.read_by_signature_inner(signature);
+        let out = self.read_signature_uncounted(signature, copies);
         self.count_read(&out, start);
         out
     }
 
-    fn read_by_signature_inner(&self, signature: &str) -> Result<ColdRead<R>> {
-        let (ids, in_warm) = self.inner.catalog.archived_ids(signature_hash(signature))?;
-        let mut moved = in_warm;
-        for id in ids {
-            match self.read_inner(id)? {
+    fn read_signature_uncounted(
+        &self,
+        signature: &str,
+        copies: &[ArchivedCopy],
+    ) -> Result<ColdRead<R>> {
+        for copy in copies {
+            match self.read_uncounted(copy.id, &copy.files)? {
                 ColdRead::Found { record, file_id } if record.signature() == Some(signature) => {
                     return Ok(ColdRead::Found { record, file_id })
                 }
-                ColdRead::InWarm => moved = true,
+                ColdRead::Vanished => return Ok(ColdRead::Vanished),
                 _ => {}
             }
         }
-        Ok(if moved {
-            ColdRead::InWarm
-        } else {
-            ColdRead::Absent
-        })
+        Ok(ColdRead::Absent)
     }
 
-    /// The signature of an archived record, for the warm writer's duplicate check.
-    pub(crate) fn archived_signature(&self, id: i64) -> Result<Option<String>> {
-        Ok(match self.read_uncounted(id)? {
-            ColdRead::Found { record, .. } => record.signature().map(str::to_owned),
-            _ => None,
-        })
+    /// Count a lookup that found no candidate file: a cold miss with no file read.
+    pub(crate) fn count_miss(&self, start: Instant) {
+        self.inner.stats.record(false, start);
+    }
+
+    /// A found record is a hit and an absent one a miss. A vanished file is neither: the read
+    /// starts again from warm.
+    fn count_read(&self, out: &Result<ColdRead<R>>, start: Instant) {
+        match out {
+            Ok(ColdRead::Found { .. }) => self.inner.stats.record(true, start),
+            Ok(ColdRead::Absent) => self.inner.stats.record(false, start),
+            Ok(ColdRead::Vanished) | Err(_) => {}
+        }
     }
 
     /// Open a streaming scan of one catalogued file within `bounds`.
@@ -539,42 +499,46 @@ pub(crate) fn day_of(ts_ms: i64) -> i64 {
 
 #[async_trait]
 impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
+    /// Reads the archived copy of `id`, if a live file holds one. Alone, the cold tier does
+    /// not know whether warm holds a newer version: the coordinator's `get` does.
     async fn get(&self, id: i64) -> Result<Option<R>> {
         let this = self.clone();
-        let read = self.pool().run(move || this.read(id)).await??;
-        Ok(match read {
-            ColdRead::Found { record, .. } => Some(record),
-            _ => None,
-        })
+        self.pool().run(move || this.read_alone(id)).await?
     }
 
+    /// Reads the archived record carrying `signature`, if a live file holds one (see `get`).
     async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
         let this = self.clone();
         let sig = signature.to_owned();
-        let read = self
-            .pool()
-            .run(move || this.read_by_signature(&sig))
-            .await??;
-        Ok(match read {
-            ColdRead::Found { record, .. } => Some(record),
-            _ => None,
-        })
+        self.pool()
+            .run(move || {
+                let ids = this.inner.catalog.archived_ids(signature_hash(&sig))?;
+                for id in ids {
+                    if let Some(r) = this.read_alone(id)? {
+                        if r.signature() == Some(sig.as_str()) {
+                            return Ok(Some(r));
+                        }
+                    }
+                }
+                Ok(None)
+            })
+            .await?
     }
 
     /// Refused: the cold tier is written by archival, whose catalog change must commit with
     /// the warm delete. Use `AutoTieringCoordinator::archive_now`.
     async fn put(&self, _record: &R) -> Result<i64> {
-        Err(Error::invalid(
-            "the cold tier is written only by archival (AutoTieringCoordinator::archive_now); put through the coordinator",
-        ))
+        Err(Error::Unsupported {
+            op: "put into the cold tier (it is written only by archival: put through the coordinator, and AutoTieringCoordinator::archive_now moves records here)",
+        })
     }
 
     /// Refused: a cold delete is a tombstone committed by the warm writer. Use
     /// `AutoTieringCoordinator::remove`.
     async fn remove(&self, _id: i64) -> Result<bool> {
-        Err(Error::invalid(
-            "cold records are removed through AutoTieringCoordinator::remove, which tombstones them",
-        ))
+        Err(Error::Unsupported {
+            op: "remove from the cold tier (archived records are removed through AutoTieringCoordinator::remove, which tombstones them)",
+        })
     }
 
     async fn list_since(
@@ -613,6 +577,20 @@ impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
 }
 
 impl<R: Record> ColdArchiveStorage<R> {
+    /// Direct tier access: read `id` from the files the catalog says cover it, following a
+    /// file that compaction replaced meanwhile.
+    fn read_alone(&self, id: i64) -> Result<Option<R>> {
+        for _ in 0..RELOCATE_ATTEMPTS {
+            let files = self.inner.catalog.covering(id)?;
+            match self.read(id, &files)? {
+                ColdRead::Found { record, .. } => return Ok(Some(record)),
+                ColdRead::Absent => return Ok(None),
+                ColdRead::Vanished => continue,
+            }
+        }
+        Err(Error::Conflict { id })
+    }
+
     /// One page of live archived records with `timestamp_ms() >= since_ms` and id above
     /// `after_id`, in id order, file by file (blocking).
     fn page_since(&self, since_ms: i64, after_id: Option<i64>, limit: usize) -> Result<Vec<R>> {

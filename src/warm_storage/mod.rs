@@ -1,13 +1,16 @@
 //! Warm tier (L2): SQLite in WAL mode, one group-commit writer thread, reads on the caller's
 //! thread from a pool of read-only connections.
 
+mod lookup;
 mod schema;
 mod sig_index;
 mod writer;
 
+pub(crate) use lookup::{Lookup, SignatureLookup};
+
 pub use schema::SCHEMA_VERSION;
 pub use writer::MaintenanceReport;
-pub(crate) use writer::{ArchiveAck, ArchivedSignature, ColdHome, WriteAck, WriteOp};
+pub(crate) use writer::{ArchiveAck, ColdHome, WriteAck, WriteOp};
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -21,12 +24,12 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, Location, NewFile};
+use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, NewFile};
 use crate::config::{StorageConfig, WarmConfig};
 use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
-use crate::record::{decode_with_id, signature_hash, EncodedRecord, Record, TransactionRecord};
+use crate::record::{decode_with_id, EncodedRecord, Record, TransactionRecord};
 use crate::tier::StorageTier;
 use schema::sqlite_err;
 pub(crate) use writer::now_ms;
@@ -378,94 +381,6 @@ impl<R: Record> WarmSqliteStorage<R> {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()
-    }
-
-    /// Read by id on the calling thread.
-    pub(crate) fn read_by_id(&self, id: i64) -> Result<Option<WarmRow<R>>> {
-        let start = Instant::now();
-        let payload: Option<Vec<u8>> = self.inner.with_reader(|conn| {
-            conn.prepare_cached("SELECT payload FROM records WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-                .map_err(sqlite_err("read by id", &self.inner.path))
-        })?;
-        self.finish_read(payload.map(|p| (id, p)), start)
-    }
-
-    /// Read by signature on the calling thread: candidate ids from the in-memory delta, then
-    /// from `sig_index`, each confirmed by its text. The delta is read first: a merge commits
-    /// `sig_index` before it empties the delta, so a signature is always in one of the two.
-    pub(crate) fn read_by_signature(&self, signature: &str) -> Result<Option<WarmRow<R>>> {
-        let start = Instant::now();
-        let hash = signature_hash(signature);
-        let recent = self.inner.shared.sig_delta.ids(hash);
-        let path = &self.inner.path;
-        let read_only = self.inner.read_only;
-        let found: Option<(i64, Vec<u8>)> = self.inner.with_reader(|conn| {
-            // A read-only handle has no delta (the owner keeps it in its memory): it reads
-            // `sig_index` and the unmerged rows above the watermark in one snapshot instead.
-            let snapshot = if read_only {
-                Some(
-                    conn.unchecked_transaction()
-                        .map_err(sqlite_err("begin read", path))?,
-                )
-            } else {
-                None
-            };
-            let matching = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
-                let text = row.get_ref(1)?.as_str_or_null()?;
-                Ok(if text == Some(signature) {
-                    Some((row.get(0)?, row.get(2)?))
-                } else {
-                    None
-                })
-            };
-            for id in recent {
-                let hit = conn
-                    .prepare_cached("SELECT id, signature, payload FROM records WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([id], matching).optional())
-                    .map_err(sqlite_err("read by signature", path))?;
-                if let Some(hit @ Some(_)) = hit {
-                    return Ok(hit);
-                }
-            }
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT r.id, r.signature, r.payload FROM sig_index s
-                     JOIN records r ON r.id = s.id WHERE s.sig_hash = ?1",
-                )
-                .map_err(sqlite_err("read by signature", path))?;
-            let mut rows = stmt
-                .query([hash])
-                .map_err(sqlite_err("read by signature", path))?;
-            while let Some(row) = rows.next().map_err(sqlite_err("read by signature", path))? {
-                if let Some(hit) = matching(row).map_err(sqlite_err("read by signature", path))? {
-                    return Ok(Some(hit));
-                }
-            }
-            drop(rows);
-            if snapshot.is_some() {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT id, signature, payload FROM records
-                         WHERE id > coalesce((SELECT value FROM meta
-                                              WHERE key = 'sig_merged_upto'), 0)
-                           AND sig_hash = ?1",
-                    )
-                    .map_err(sqlite_err("read by signature", path))?;
-                let mut rows = stmt
-                    .query([hash])
-                    .map_err(sqlite_err("read by signature", path))?;
-                while let Some(row) = rows.next().map_err(sqlite_err("read by signature", path))? {
-                    if let Some(hit) =
-                        matching(row).map_err(sqlite_err("read by signature", path))?
-                    {
-                        return Ok(Some(hit));
-                    }
-                }
-            }
-            Ok(None)
-        })?;
-        self.finish_read(found, start)
     }
 
     /// Decode a found row, queue its access statistics and count the hit or miss.
@@ -920,11 +835,6 @@ impl<R: Record> WarmSqliteStorage<R> {
             .await
     }
 
-    /// Wire in the lookup of archived signatures used by duplicate checks.
-    pub(crate) fn set_archived_signature(&self, lookup: ArchivedSignature) {
-        let _ = self.inner.shared.archived_signature.set(lookup);
-    }
-
     /// The largest id of a record with `ts < cutoff_ms` (a scan of the timestamp index over
     /// the due records only), `None` when none is due. Bounds an archival pass's keyset scan,
     /// so a pass never reads the young records after the last due one.
@@ -1010,57 +920,26 @@ fn query_dead(conn: &Connection, path: &Path, file_id: i64, lo: i64, hi: i64) ->
 }
 
 impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
-    fn locate(&self, id: i64) -> Result<Location> {
+    fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>> {
         let path = &self.inner.path;
-        self.inner.with_reader(|conn| {
-            let tx = conn
-                .unchecked_transaction()
-                .map_err(sqlite_err("begin locate", path))?;
-            let in_warm = tx
-                .prepare_cached("SELECT 1 FROM records WHERE id = ?1")
-                .and_then(|mut s| s.exists([id]))
-                .map_err(sqlite_err("locate", path))?;
-            let out = if in_warm {
-                Location::Warm
-            } else {
-                Location::Cold(query_entries(
-                    &tx,
-                    path,
-                    "WHERE f.min_id <= ?1 AND f.max_id >= ?1 AND NOT EXISTS
-                     (SELECT 1 FROM cold_dead d WHERE d.file_id = f.file_id AND d.id = ?1)",
-                    [id],
-                )?)
-            };
-            tx.commit().map_err(sqlite_err("end locate", path))?;
-            Ok(out)
-        })
+        self.inner
+            .with_reader(|conn| query_entries(conn, path, lookup::COVERING, [id]))
     }
 
-    fn archived_ids(&self, sig_hash: i64) -> Result<(Vec<i64>, bool)> {
+    fn archived_ids(&self, sig_hash: i64) -> Result<Vec<i64>> {
         let path = &self.inner.path;
         self.inner.with_reader(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT s.id, EXISTS (SELECT 1 FROM records r WHERE r.id = s.id)
-                     FROM sig_index s WHERE s.sig_hash = ?1",
+                    "SELECT s.id FROM sig_index s WHERE s.sig_hash = ?1
+                     AND NOT EXISTS (SELECT 1 FROM records r WHERE r.id = s.id)",
                 )
                 .map_err(sqlite_err("archived signature lookup", path))?;
             let rows = stmt
-                .query_map([sig_hash], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
-                })
+                .query_map([sig_hash], |r| r.get::<_, i64>(0))
                 .map_err(sqlite_err("archived signature lookup", path))?;
-            let mut archived = Vec::new();
-            let mut in_warm = false;
-            for row in rows {
-                let (id, warm) = row.map_err(sqlite_err("archived signature lookup", path))?;
-                if warm {
-                    in_warm = true;
-                } else {
-                    archived.push(id);
-                }
-            }
-            Ok((archived, in_warm))
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(sqlite_err("archived signature lookup", path))
         })
     }
 
@@ -1130,11 +1009,17 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
 #[async_trait]
 impl<R: Record> StorageTier<R> for WarmSqliteStorage<R> {
     async fn get(&self, id: i64) -> Result<Option<R>> {
-        Ok(self.read_by_id(id)?.map(|row| row.record))
+        Ok(match self.lookup(id)? {
+            Lookup::Row(row) => Some(row.record),
+            Lookup::Archived(_) => None,
+        })
     }
 
     async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
-        Ok(self.read_by_signature(signature)?.map(|row| row.record))
+        Ok(match self.lookup_signature(signature)? {
+            SignatureLookup::Row(row) => Some(row.record),
+            SignatureLookup::Archived(_) => None,
+        })
     }
 
     /// Insert a new record (its id must be unset) and return the assigned id.
@@ -1145,7 +1030,16 @@ impl<R: Record> StorageTier<R> for WarmSqliteStorage<R> {
             ));
         }
         let encoded = self.encode(record)?;
-        Ok(self.write(WriteOp::Put(encoded)).await?.id)
+        let ack = self.write(WriteOp::Put(encoded, Vec::new())).await?;
+        // Alone, the warm tier cannot read the archived copies whose signature hash matches:
+        // a hash match counts as taken.
+        match ack.unconfirmed.first() {
+            Some(&existing_id) => Err(Error::DuplicateSignature {
+                signature: record.signature().unwrap_or_default().to_owned(),
+                existing_id,
+            }),
+            None => Ok(ack.id),
+        }
     }
 
     async fn remove(&self, id: i64) -> Result<bool> {
@@ -1251,13 +1145,15 @@ mod tests {
         r.actual_outcome = Outcome::Profit(0.25);
         r.sell_price_sol = Some(0.002);
         let enc = w.encode(&r).unwrap();
-        w.write(WriteOp::Update(enc, None)).await.unwrap();
+        w.write(WriteOp::Update(enc, None, Vec::new()))
+            .await
+            .unwrap();
         assert_eq!(w.get(id).await.unwrap().unwrap(), r);
         let mut ghost = r.clone();
         ghost.id = Some(999);
         ghost.transaction_signature = Some("ghost".into());
         let err = w
-            .write(WriteOp::Update(w.encode(&ghost).unwrap(), None))
+            .write(WriteOp::Update(w.encode(&ghost).unwrap(), None, Vec::new()))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound { id: 999 }));
@@ -1462,12 +1358,12 @@ mod tests {
             // Re-key one merged row (below the watermark) and one recent row (above it).
             let mut low = w.get(ids[0]).await.unwrap().unwrap();
             low.transaction_signature = Some("renamed-low".into());
-            w.write(WriteOp::Update(w.encode(&low).unwrap(), None))
+            w.write(WriteOp::Update(w.encode(&low).unwrap(), None, Vec::new()))
                 .await
                 .unwrap();
             let mut high = w.get(ids[9]).await.unwrap().unwrap();
             high.transaction_signature = Some("renamed-high".into());
-            w.write(WriteOp::Update(w.encode(&high).unwrap(), None))
+            w.write(WriteOp::Update(w.encode(&high).unwrap(), None, Vec::new()))
                 .await
                 .unwrap();
             assert!(w.remove(ids[1]).await.unwrap());
@@ -1521,6 +1417,59 @@ mod tests {
     }
 
     /// Two puts with one signature in the same group commit: exactly one wins.
+    /// A signature hash that `sig_index` maps to an archived record (its row left warm) is
+    /// never confirmed inside the write transaction: the write comes back unconfirmed with
+    /// nothing written, and goes through once the caller says the archived text differs.
+    #[tokio::test]
+    async fn warm_storage_archived_signature_hash_is_confirmed_by_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let archived = w.put(&sample(1)).await.unwrap();
+        w.run_maintenance().await.unwrap(); // merge: the pair is in `sig_index` now
+                                            // What archival does to the row (its signature stays indexed).
+        let raw = Connection::open(dir.path().join(WARM_DB_FILE)).unwrap();
+        raw.busy_timeout(Duration::from_secs(10)).unwrap();
+        raw.execute("DELETE FROM records WHERE id = ?1", [archived])
+            .unwrap();
+        drop(raw);
+        let rows = w.len();
+
+        // Alone, the warm tier counts a hash match as taken.
+        let err = w.put(&sample(1)).await.unwrap_err();
+        assert!(
+            matches!(err, Error::DuplicateSignature { existing_id, .. } if existing_id == archived),
+            "{err}"
+        );
+        let ack = w
+            .write(WriteOp::Put(w.encode(&sample(1)).unwrap(), Vec::new()))
+            .await
+            .unwrap();
+        assert_eq!(ack.unconfirmed, vec![archived]);
+        assert_eq!(w.len(), rows, "nothing written for an unconfirmed put");
+
+        let ack = w
+            .write(WriteOp::Put(w.encode(&sample(1)).unwrap(), vec![archived]))
+            .await
+            .unwrap();
+        assert!(ack.unconfirmed.is_empty());
+        assert!(matches!(w.lookup(ack.id).unwrap(), Lookup::Row(_)));
+        // An update to that signature goes through the same check.
+        let mut other = sample(2);
+        other.id = Some(w.put(&sample(2)).await.unwrap());
+        other.transaction_signature = sample(1).transaction_signature;
+        let ack = w
+            .write(WriteOp::Update(
+                w.encode(&other).unwrap(),
+                None,
+                vec![archived],
+            ))
+            .await;
+        assert!(
+            matches!(ack, Err(Error::DuplicateSignature { existing_id, .. }) if existing_id != archived),
+            "the warm copy put above owns it now: {ack:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn warm_storage_duplicate_within_one_batch() {
         let dir = tempfile::tempdir().unwrap();
@@ -1573,7 +1522,7 @@ mod integrity_tests {
                 transaction_signature: Some(format!("qc-{n}")),
                 ..TransactionRecord::default()
             };
-            warm.write(WriteOp::Put(warm.encode(&r).unwrap()))
+            warm.write(WriteOp::Put(warm.encode(&r).unwrap(), Vec::new()))
                 .await
                 .unwrap();
         }
@@ -1602,7 +1551,7 @@ mod integrity_tests {
                 ..TransactionRecord::default()
             };
             ids.push(
-                warm.write(WriteOp::Put(warm.encode(&r).unwrap()))
+                warm.write(WriteOp::Put(warm.encode(&r).unwrap(), Vec::new()))
                     .await
                     .unwrap()
                     .id,
@@ -1615,7 +1564,7 @@ mod integrity_tests {
                 s.spawn(move || {
                     for round in 0..50 {
                         let id = ids[(t * 7 + round) % ids.len()];
-                        assert!(warm.read_by_id(id).unwrap().is_some());
+                        assert!(matches!(warm.lookup(id).unwrap(), Lookup::Row(_)));
                         let open = warm.inner.readers.lock().open;
                         peak.fetch_max(open, std::sync::atomic::Ordering::Relaxed);
                     }

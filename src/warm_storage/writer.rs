@@ -36,12 +36,13 @@ pub(crate) struct ColdHome {
 /// One write.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
-    /// Insert a new record; the writer assigns its id.
-    Put(EncodedRecord),
+    /// Insert a new record; the writer assigns its id. The ids are archived records whose
+    /// signature the caller read and found different (see [`WriteAck::unconfirmed`]).
+    Put(EncodedRecord, Vec<i64>),
     /// Replace an existing record (its `id` is set). If it is not in warm, the cold home says
     /// where the caller found it archived: the new version goes to warm and the cold copy is
-    /// tombstoned, in one transaction.
-    Update(EncodedRecord, Option<ColdHome>),
+    /// tombstoned, in one transaction. The ids are as for `Put`.
+    Update(EncodedRecord, Option<ColdHome>, Vec<i64>),
     /// Delete a record; an archived one (with its cold home) is tombstoned.
     Remove(i64, Option<ColdHome>),
 }
@@ -58,12 +59,8 @@ pub(crate) struct ArchiveAck {
     pub superseded: u64,
 }
 
-/// Looks up the signature of an archived record (the cold tier, wired in by the coordinator),
-/// so a put's duplicate check can confirm a hash hit on a record that left warm.
-pub(crate) type ArchivedSignature = Box<dyn Fn(i64) -> Result<Option<String>> + Send + Sync>;
-
 /// What a committed write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WriteAck {
     /// The record's id (assigned for a put).
     pub id: i64,
@@ -74,6 +71,11 @@ pub(crate) struct WriteAck {
     /// The cold home given was stale (the record moved since it was located): nothing was
     /// written; locate the record again and retry.
     pub moved: bool,
+    /// Nothing was written: these archived records' signatures hash like the written one's,
+    /// and only their cold copies hold the text. The caller reads them (the writer never reads
+    /// cold files inside a transaction), then refuses the write as a duplicate or sends it
+    /// again with the ids it found different. Empty for a write that was applied.
+    pub unconfirmed: Vec<i64>,
 }
 
 impl WriteAck {
@@ -83,6 +85,7 @@ impl WriteAck {
             seq,
             removed: false,
             moved: false,
+            unconfirmed: Vec::new(),
         }
     }
 }
@@ -168,8 +171,6 @@ pub(crate) struct Shared {
     pub next_id: std::sync::atomic::AtomicI64,
     /// The first corruption SQLite reported, for the alert (cleared by a clean `verify`).
     pub corruption: Mutex<Option<String>>,
-    /// Signature of an archived record, for duplicate checks (set when a cold tier exists).
-    pub archived_signature: std::sync::OnceLock<ArchivedSignature>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -633,15 +634,14 @@ impl Writer {
             path,
             delta: &self.shared.sig_delta,
             watermark: self.sig_watermark,
-            archived: self.shared.archived_signature.get(),
         };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             seq += 1;
             let r = match op {
-                WriteOp::Put(rec) => {
-                    if let Some(existing_id) = index.find(rec, None, &changes)? {
-                        Err(duplicate(rec, existing_id))
+                WriteOp::Put(rec, distinct) => {
+                    if let Some(refused) = index.refuse(rec, None, &changes, distinct, seq)? {
+                        refused
                     } else {
                         let id = next_id;
                         write_row(
@@ -660,12 +660,14 @@ impl Writer {
                         Ok(WriteAck::new(id, seq))
                     }
                 }
-                WriteOp::Update(rec, home) => {
+                WriteOp::Update(rec, home, distinct) => {
                     let id = rec.id.expect("update carries an id");
                     match index.current_hash(id)? {
                         Some(old_hash) => {
-                            if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
-                                Err(duplicate(rec, existing_id))
+                            if let Some(refused) =
+                                index.refuse(rec, Some(id), &changes, distinct, seq)?
+                            {
+                                refused
                             } else {
                                 write_row(
                                     &tx,
@@ -690,8 +692,10 @@ impl Writer {
                                 })
                             }
                             Some(home) => {
-                                if let Some(existing_id) = index.find(rec, Some(id), &changes)? {
-                                    Err(duplicate(rec, existing_id))
+                                if let Some(refused) =
+                                    index.refuse(rec, Some(id), &changes, distinct, seq)?
+                                {
+                                    refused
                                 } else {
                                     // The new version comes back to warm; the archived copy
                                     // is tombstoned in the same transaction.
@@ -973,13 +977,22 @@ fn duplicate(rec: &EncodedRecord, existing_id: i64) -> Error {
     }
 }
 
+/// What the duplicate-signature check found.
+enum SigCheck {
+    /// No other record carries the signature.
+    Free,
+    /// This record does.
+    Taken(i64),
+    /// These archived records may: their signature hash matches.
+    Unconfirmed(Vec<i64>),
+}
+
 /// The signature index as seen from inside one write transaction.
 struct SigIndexTx<'a> {
     conn: &'a Connection,
     path: &'a std::path::Path,
     delta: &'a SignatureDelta,
     watermark: i64,
-    archived: Option<&'a ArchivedSignature>,
 }
 
 impl SigIndexTx<'_> {
@@ -992,17 +1005,43 @@ impl SigIndexTx<'_> {
             .map_err(sqlite_err("read signature hash", self.path))
     }
 
-    /// The id of another record carrying `rec`'s signature, if any: candidates from
-    /// `sig_index`, the committed delta and this batch's own inserts, each confirmed by its text
-    /// as the transaction sees it (so earlier writes in the batch count).
+    /// Why `rec` must not be written, if it must not: another record carries its signature
+    /// (`Err(DuplicateSignature)`), or archived records whose text only cold holds share its
+    /// hash (`Ok` with [`WriteAck::unconfirmed`]; nothing written). `distinct` lists archived
+    /// ids the caller already read and found different.
+    fn refuse(
+        &self,
+        rec: &EncodedRecord,
+        exclude: Option<i64>,
+        batch: &[DeltaChange],
+        distinct: &[i64],
+        seq: u64,
+    ) -> Result<Option<Result<WriteAck>>> {
+        Ok(match self.find(rec, exclude, batch, distinct)? {
+            SigCheck::Free => None,
+            SigCheck::Taken(existing_id) => Some(Err(duplicate(rec, existing_id))),
+            SigCheck::Unconfirmed(ids) => Some(Ok(WriteAck {
+                unconfirmed: ids,
+                ..WriteAck::new(rec.id.unwrap_or(0), seq)
+            })),
+        })
+    }
+
+    /// Whether another record carries `rec`'s signature: candidates from `sig_index`, the
+    /// committed delta and this batch's own inserts, each confirmed by its text as the
+    /// transaction sees it (so earlier writes in the batch count). A `sig_index` candidate
+    /// whose row left warm is archived: its text is in a cold file, which is not read here
+    /// (it would hold every writer behind a Parquet read); it is reported unconfirmed unless
+    /// the caller listed it in `distinct`.
     fn find(
         &self,
         rec: &EncodedRecord,
         exclude: Option<i64>,
         batch: &[DeltaChange],
-    ) -> Result<Option<i64>> {
+        distinct: &[i64],
+    ) -> Result<SigCheck> {
         let (Some(hash), Some(sig)) = (rec.sig_hash, rec.signature.as_deref()) else {
-            return Ok(None);
+            return Ok(SigCheck::Free);
         };
         let mut candidates = self.delta.ids(hash);
         candidates.extend(batch.iter().filter_map(|c| match *c {
@@ -1024,6 +1063,7 @@ impl SigIndexTx<'_> {
         }
         let indexed_len = indexed.len();
         candidates.splice(0..0, indexed);
+        let mut unconfirmed = Vec::new();
         for (i, id) in candidates.into_iter().enumerate() {
             if Some(id) == exclude {
                 continue;
@@ -1034,24 +1074,21 @@ impl SigIndexTx<'_> {
                 .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
                 .map_err(sqlite_err("signature check", self.path))?;
             match text {
-                Some(text) if text.as_deref() == Some(sig) => return Ok(Some(id)),
+                Some(text) if text.as_deref() == Some(sig) => return Ok(SigCheck::Taken(id)),
                 Some(_) => {}
                 // A `sig_index` pair whose row left warm: the record is archived (signatures
-                // stay indexed when records move to cold). Confirm its text in cold; with no
-                // cold tier to ask, a 64-bit hash match counts as taken.
-                None if i < indexed_len && id <= self.watermark => {
-                    let taken = match self.archived {
-                        Some(lookup) => lookup(id)?.as_deref() == Some(sig),
-                        None => true,
-                    };
-                    if taken {
-                        return Ok(Some(id));
-                    }
+                // stay indexed when records move to cold).
+                None if i < indexed_len && id <= self.watermark && !distinct.contains(&id) => {
+                    unconfirmed.push(id);
                 }
                 None => {}
             }
         }
-        Ok(None)
+        Ok(if unconfirmed.is_empty() {
+            SigCheck::Free
+        } else {
+            SigCheck::Unconfirmed(unconfirmed)
+        })
     }
 
     /// Record that row `id`'s signature hash went from `old` to `new` (`None`: removed).
