@@ -144,6 +144,25 @@ impl AutoTieringCoordinator<TransactionRecord> {
 impl<R: Record> AutoTieringCoordinator<R> {
     /// Open a store of any [`Record`] type. Validates the config, creates the data directory,
     /// opens (and migrates) the warm database.
+    ///
+    /// The store owns its data directory until [`shutdown`](Self::shutdown) or drop: a second
+    /// read-write open of it, from this process or another, fails with [`Error::AlreadyOpen`].
+    /// Use [`open_read_only`](Self::open_read_only) beside the owner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("bot.toml");
+    /// # std::fs::write(&path, "data_dir = \"store\"\n[hot]\ncapacity = 50000\n").unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// // `data_dir = "store"` in the file: resolved against the file's directory.
+    /// let config = StorageConfig::from_toml_file(&path)?;
+    /// let store = AutoTieringCoordinator::<TransactionRecord>::open(config).await?;
+    /// assert_eq!(store.config().data_dir, dir.path().join("store"));
+    /// # Ok(()) }
+    /// ```
     pub async fn open(config: impl Into<StorageConfig>) -> Result<Self> {
         let config = config.into();
         let span = tracing::info_span!("open", data_dir = %config.data_dir.display());
@@ -249,6 +268,30 @@ impl<R: Record> AutoTieringCoordinator<R> {
     ///
     /// Returns after the warm transaction holding it has committed; the record is then cached
     /// in hot. If the future is dropped before it resolves, the write may still commit.
+    ///
+    /// [`Error::InvalidRecord`] if the record already has an id, [`Error::DuplicateSignature`]
+    /// if another record carries its signature, [`Error::EmptySignature`] for `Some("")`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let trade = TransactionRecord {
+    ///     transaction_signature: Some("sig-1".into()),
+    ///     timestamp_decision_made: 1_764_480_000_000, // Unix ms
+    ///     ..Default::default()
+    /// };
+    /// let id = store.put(&trade).await?; // durable when it returns
+    /// assert_eq!(store.get(id).await?.and_then(|t| t.id), Some(id));
+    ///
+    /// // Signatures are unique across the store.
+    /// let again = store.put(&trade).await;
+    /// assert!(matches!(again, Err(Error::DuplicateSignature { existing_id, .. }) if existing_id == id));
+    /// # Ok(()) }
+    /// ```
     pub async fn put(&self, record: &R) -> Result<i64> {
         if record.id().is_some() {
             return Err(Error::invalid(
@@ -281,6 +324,30 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Replace a stored record (matched by its id) durably. Typical use: filling in a trade's
     /// outcome. Reads are linearizable: once any read has seen the new version (and certainly
     /// once this returns), no read sees the old one.
+    ///
+    /// The record may be in any tier: an archived record updated goes back to warm.
+    /// [`Error::NotFound`] if no tier holds the id, [`Error::InvalidRecord`] if the record has
+    /// no id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let mut trade = TransactionRecord { initial_sol_spent: Some(0.5), ..Default::default() };
+    /// let id = store.put(&trade).await?;
+    ///
+    /// // The trade closed: fill in its outcome. Profit and Loss carry an amount of SOL.
+    /// trade.id = Some(id); // update finds the record by its id
+    /// trade.final_sol_received = Some(0.42);
+    /// trade.actual_outcome = Outcome::Loss(0.08);
+    /// trade.timestamp_outcome_evaluated = Some(1_764_480_090_000); // Unix ms
+    /// store.update(&trade).await?;
+    /// assert_eq!(store.get(id).await?.unwrap().actual_outcome, Outcome::Loss(0.08));
+    /// # Ok(()) }
+    /// ```
     pub async fn update(&self, record: &R) -> Result<()> {
         let Some(id) = record.id() else {
             return Err(Error::invalid(
@@ -445,6 +512,24 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Read by transaction signature: hot, then warm, then cold. Warm answers from one
     /// snapshot with the row, or the archived records whose signature hash matches and the
     /// files that may hold them; cold reads only those and confirms the text.
+    /// `Ok(None)` if no record carries it; [`Error::EmptySignature`] for `""`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let sig = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnb";
+    /// let trade = TransactionRecord { transaction_signature: Some(sig.into()), ..Default::default() };
+    /// let id = store.put(&trade).await?;
+    ///
+    /// let found = store.get_by_signature(sig).await?;
+    /// assert_eq!(found.and_then(|t| t.id), Some(id));
+    /// assert!(store.get_by_signature("never-sent").await?.is_none());
+    /// # Ok(()) }
+    /// ```
     pub async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
         if signature.is_empty() {
             return Err(Error::EmptySignature);
@@ -555,6 +640,37 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Cold files and row groups whose statistics exclude the range are skipped.
     ///
     /// [`Error::InvalidRecord`] if a filter names a field the record type has no column for.
+    ///
+    /// The cursor returns records in ascending id order, each once; drain it with
+    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`.
+    /// It is not a snapshot: each page reads its records as they are then, and holds no lock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for (ts, outcome) in [(1_000, Outcome::Profit(0.1)), (2_000, Outcome::Loss(0.2)), (3_000, Outcome::Profit(0.3))] {
+    ///     let trade = TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    ///
+    /// // Profitable trades with a decision time in 1..=3 s (Unix ms), two per page.
+    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome("Profit");
+    /// let mut cursor = store.scan(range, 2)?;
+    /// let mut profit = 0.0;
+    /// while let Some(page) = cursor.next_page().await? {
+    ///     for trade in page {
+    ///         if let Outcome::Profit(sol) = trade.actual_outcome {
+    ///             profit += sol;
+    ///         }
+    ///     }
+    /// }
+    /// assert!((profit - 0.4).abs() < 1e-9);
+    /// # Ok(()) }
+    /// ```
     pub fn scan(&self, range: ScanRange, page_size: usize) -> Result<RecordCursor<R>> {
         range.validate::<R>()?;
         Ok(RecordCursor::new(

@@ -421,6 +421,26 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// complete and new ones fail with [`Error::Closed`]; then access statistics are flushed
     /// and the warm tier checkpointed. Every write acknowledged before or during shutdown is
     /// durable. Reads still work afterwards. Calling it again does nothing.
+    ///
+    /// Afterwards the data directory is free: another read-write open of it may start.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let store = Arc::new(AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?);
+    /// let maintenance = tokio::spawn(Arc::clone(&store).start_maintenance_loop());
+    /// let id = store.put(&TransactionRecord::default()).await?;
+    ///
+    /// store.shutdown().await?;
+    /// maintenance.await.unwrap(); // the loop has returned
+    /// assert!(matches!(store.put(&TransactionRecord::default()).await, Err(Error::Closed)));
+    /// assert!(store.get(id).await?.is_some()); // reads still work
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(&self) -> Result<()> {
         // A second call waits for the first to finish.
         let mut done = self.shutdown_done.lock().await;
