@@ -122,7 +122,7 @@ async fn main() -> Result<()> {
         r.actual_outcome = if pnl >= 0.0 {
             Outcome::Profit(pnl)
         } else {
-            Outcome::Loss(pnl)
+            Outcome::Loss(-pnl)
         };
         r.sell_price_sol = Some(rng.range(1.0e-8, 1.2e-7));
         r.final_sol_received = Some(0.5 + pnl);
@@ -362,7 +362,7 @@ fn trade(rng: &mut Rng, i: usize) -> TransactionRecord {
     let decided = decided_ms(rng, i);
     let outcome = match i % 9 {
         0 => Outcome::Profit(rng.range(0.0, 2.5)),
-        1 => Outcome::Loss(-rng.range(0.0, 0.5)),
+        1 => Outcome::Loss(rng.range(0.0, 0.5)),
         2 => Outcome::Neutral,
         3 => Outcome::PendingConfirmation,
         4 => Outcome::FailedExecution,

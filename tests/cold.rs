@@ -611,7 +611,7 @@ async fn cold_storage_promotion_by_signature_reads_the_file_once() {
     // copy must not cache it.
     let (&other, r2) = model.iter().nth(9).unwrap();
     let mut newer = r2.clone();
-    newer.actual_outcome = Outcome::Loss(-0.25);
+    newer.actual_outcome = Outcome::Loss(0.25);
     store.update(&newer).await.unwrap();
     store.hot_tier().clear();
     let sig2 = r2.transaction_signature.clone().unwrap();
