@@ -19,8 +19,8 @@ use super::{ArchiveReport, AutoTieringCoordinator, CompactionReport};
 use crate::catalog::FileState;
 use crate::cold_storage::ColdFileProblem;
 use crate::error::{Error, Result};
-use crate::metrics::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
-use crate::metrics::disk;
+use crate::monitor::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
+use crate::monitor::disk;
 use crate::record::Record;
 use crate::warm_storage::MaintenanceReport;
 
@@ -356,13 +356,15 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .clear_problems(|p| p.file_id.is_some_and(|f| !live.contains(&f)));
         }
         let dir = self.config.data_dir.clone();
-        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir)).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "alerts: disk figures unavailable");
-                return;
-            }
-        };
+        let alert_config = self.config.alerts.clone();
+        let disk =
+            match tokio::task::spawn_blocking(move || disk::measure(&dir, &alert_config)).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alerts: disk figures unavailable");
+                    return;
+                }
+            };
         let problems = self.cold.problems();
         let corruption = self.warm.corruption();
         let findings = alerts::evaluate(
