@@ -356,15 +356,14 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .clear_problems(|p| p.file_id.is_some_and(|f| !live.contains(&f)));
         }
         let dir = self.config.data_dir.clone();
-        let alert_config = self.config.alerts.clone();
-        let disk =
-            match tokio::task::spawn_blocking(move || disk::measure(&dir, &alert_config)).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "alerts: disk figures unavailable");
-                    return;
-                }
-            };
+        let cfg = self.config.alerts.clone();
+        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir, &cfg)).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: disk figures unavailable");
+                return;
+            }
+        };
         let problems = self.cold.problems();
         let corruption = self.warm.corruption();
         let findings = alerts::evaluate(
