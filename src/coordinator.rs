@@ -15,7 +15,6 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use serde::Serialize;
 use tracing::Instrument;
 
 use crate::catalog::ColdCatalog;
@@ -23,8 +22,8 @@ use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::hot_storage::HotMemoryStorage;
-use crate::metrics::alerts::AlertBook;
-use crate::metrics::TierMetrics;
+use crate::monitor::alerts::AlertBook;
+use crate::monitor::{StorageStats, TieredMetrics};
 use crate::record::{signature_hash, Record, TransactionRecord};
 use crate::warm_storage::{
     ColdHome, Lookup, MaintenanceReport, SignatureLookup, WarmSqliteStorage, WriteOp,
@@ -88,43 +87,6 @@ impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
             .field("cold", &self.cold)
             .finish()
     }
-}
-
-/// Record counts and read routing counters, from [`AutoTieringCoordinator::get_stats`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct StorageStats {
-    /// Records cached in hot.
-    pub hot_records: u64,
-    /// Records stored in warm.
-    pub warm_records: u64,
-    /// Live records archived in cold.
-    pub cold_records: u64,
-    /// Distinct records stored: warm plus cold (hot is a cache over them).
-    pub total_records: u64,
-    /// Reads answered by hot.
-    pub hot_hits: u64,
-    /// Reads answered by warm.
-    pub warm_hits: u64,
-    /// Reads answered by cold.
-    pub cold_hits: u64,
-    /// Reads no tier could answer.
-    pub misses: u64,
-    /// Records promoted into hot by reads.
-    pub promotions: u64,
-    /// Records evicted from hot for capacity.
-    pub hot_evictions: u64,
-}
-
-/// Per-tier metrics, from [`AutoTieringCoordinator::collect_metrics`]. A tier that is not
-/// configured is `None`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TieredMetrics {
-    /// Hot tier.
-    pub hot: Option<TierMetrics>,
-    /// Warm tier.
-    pub warm: Option<TierMetrics>,
-    /// Cold tier.
-    pub cold: Option<TierMetrics>,
 }
 
 impl AutoTieringCoordinator<TransactionRecord> {
@@ -683,21 +645,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Counts and read routing counters.
     pub async fn get_stats(&self) -> Result<StorageStats> {
-        let hot = self.hot.metrics();
-        let warm = self.warm.metrics();
-        let cold = self.cold.metrics();
-        Ok(StorageStats {
-            hot_records: hot.record_count,
-            warm_records: warm.record_count,
-            cold_records: cold.record_count,
-            total_records: warm.record_count + cold.record_count,
-            hot_hits: hot.hits,
-            warm_hits: warm.hits,
-            cold_hits: cold.hits,
-            misses: cold.misses,
-            promotions: hot.promotions,
-            hot_evictions: hot.evictions,
-        })
+        Ok(StorageStats::from_tiers(
+            &self.hot.metrics(),
+            &self.warm.metrics(),
+            &self.cold.metrics(),
+        ))
     }
 
     /// Metrics of every tier: counts, measured bytes, hits and misses, access times over the
@@ -737,7 +689,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     pub async fn export_prometheus(&self) -> Result<String> {
         let alerts = self.get_alerts().await;
         let metrics = self.collect_metrics().await?;
-        Ok(crate::metrics::prometheus::render(&metrics, &alerts))
+        Ok(crate::monitor::prometheus::render(&metrics, &alerts))
     }
 
     /// Run warm upkeep now (access-statistics flush, signature merge, sampled ANALYZE, one

@@ -76,6 +76,7 @@ mod failpoint;
 pub mod fuzzing;
 mod hot_storage;
 mod metrics;
+mod monitor;
 mod record;
 mod tier;
 mod warm_storage;
@@ -92,21 +93,22 @@ pub use config::{
 };
 pub use coordinator::{
     ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionReport, IntegrityReport,
-    MaintenanceStatus, MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange, StorageStats,
-    TieredMetrics, DEFAULT_LIST_PAGE_SIZE,
+    MaintenanceStatus, MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange,
+    DEFAULT_LIST_PAGE_SIZE,
 };
 pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
-pub use metrics::alerts::{Alert, AlertKind, AlertSeverity};
 pub use metrics::{
     HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot, TierMetrics,
 };
+pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
+pub use monitor::{StorageStats, TieredMetrics};
 pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
 pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
-pub const PROMETHEUS_CONTENT_TYPE: &str = metrics::prometheus::CONTENT_TYPE;
+pub const PROMETHEUS_CONTENT_TYPE: &str = monitor::prometheus::CONTENT_TYPE;
 
 pub use warm_storage::{
     MaintenanceReport, WarmSqliteStorage, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,

@@ -19,8 +19,8 @@ use super::{ArchiveReport, AutoTieringCoordinator, CompactionReport};
 use crate::catalog::FileState;
 use crate::cold_storage::ColdFileProblem;
 use crate::error::{Error, Result};
-use crate::metrics::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
-use crate::metrics::disk;
+use crate::monitor::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
+use crate::monitor::disk;
 use crate::record::Record;
 use crate::warm_storage::MaintenanceReport;
 
@@ -356,7 +356,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .clear_problems(|p| p.file_id.is_some_and(|f| !live.contains(&f)));
         }
         let dir = self.config.data_dir.clone();
-        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir)).await {
+        let cfg = self.config.alerts.clone();
+        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir, &cfg)).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "alerts: disk figures unavailable");

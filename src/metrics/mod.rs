@@ -1,10 +1,8 @@
-//! Per-tier counters and latency histograms, the `TierMetrics` snapshot they produce, alerts
-//! raised from them, and their Prometheus exposition.
+//! Per-tier counters and latency histograms, and the `TierMetrics` snapshot they produce: the
+//! primitives the tiers record into. Imports nothing above the tiers; the store-wide snapshots,
+//! alerts and their exposition are in `monitor`.
 
-pub(crate) mod alerts;
-pub(crate) mod disk;
 mod histogram;
-pub(crate) mod prometheus;
 
 pub use histogram::{HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot};
 

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use super::TierMetrics;
+use super::TieredMetrics;
 use crate::cold_storage::ColdFileProblem;
 use crate::config::AlertConfig;
-use crate::coordinator::TieredMetrics;
+use crate::metrics::TierMetrics;
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -113,8 +113,9 @@ type Key = (AlertKind, String, String);
 /// Disk figures of the data directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DiskFigures {
-    /// Bytes of every file under the data directory.
-    pub data_dir_bytes: u64,
+    /// Bytes of every file under the data directory; `None` when not measured (the walk runs
+    /// only when `disk_budget_bytes` is set).
+    pub data_dir_bytes: Option<u64>,
     /// Bytes free for this user on its file system, when the platform reports it.
     pub free_bytes: Option<u64>,
 }
@@ -219,16 +220,13 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(budget) = cfg.disk_budget_bytes {
-        if inputs.disk.data_dir_bytes > budget {
+    if let (Some(budget), Some(used)) = (cfg.disk_budget_bytes, inputs.disk.data_dir_bytes) {
+        if used > budget {
             out.push(Finding::new(
                 AlertKind::DiskBudget,
                 AlertSeverity::Warning,
                 "store",
-                format!(
-                    "data directory holds {} bytes, over its budget of {budget} bytes",
-                    inputs.disk.data_dir_bytes
-                ),
+                format!("data directory holds {used} bytes, over its budget of {budget} bytes"),
             ));
         }
     }
@@ -661,7 +659,7 @@ mod tests {
             .collect::<Vec<_>>()
         };
         let fine = DiskFigures {
-            data_dir_bytes: 10,
+            data_dir_bytes: Some(10),
             free_bytes: Some(u64::MAX),
         };
         assert!(run(799, cfg.archival_grace_secs, fine, &[]).is_empty());
@@ -702,7 +700,7 @@ mod tests {
             [(AlertKind::ArchivalLag, AlertSeverity::Warning)]
         );
         let full = DiskFigures {
-            data_dir_bytes: 1001,
+            data_dir_bytes: Some(1001),
             free_bytes: Some(5),
         };
         assert_eq!(

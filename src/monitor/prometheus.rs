@@ -42,8 +42,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::alerts::{Alert, AlertSeverity};
-use super::TierMetrics;
-use crate::coordinator::TieredMetrics;
+use super::TieredMetrics;
+use crate::metrics::TierMetrics;
 
 /// `Content-Type` of what [`render`] produces: the Prometheus text format, version 0.0.4.
 pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -277,7 +277,7 @@ impl<N: EncodeGaugeValue + fmt::Debug> EncodeMetric for GaugeFamily<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::alerts::AlertKind;
+    use crate::monitor::alerts::AlertKind;
     use std::collections::{HashMap, HashSet};
 
     fn tier(name: &str) -> TierMetrics {
