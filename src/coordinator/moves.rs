@@ -318,16 +318,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             self.cold.forget(&replaces);
             let cold = self.cold.clone();
             let inputs = group.inputs.clone();
-            tokio::task::spawn_blocking(move || {
-                for e in &inputs {
-                    let path = cold.file_path(&e.path);
-                    if let Err(err) = std::fs::remove_file(&path) {
-                        // Harmless: the file is uncatalogued and the next open removes it.
-                        tracing::warn!(path = %path.display(), error = %err, "could not remove compacted file");
-                    }
-                }
-                crate::cold_storage::file::fsync_dir(cold.root())
-            })
+            tokio::task::spawn_blocking(move || cold.remove_compacted(&inputs))
             .await
             .map_err(join_error)??;
             crash_point("compact:old_removed");
