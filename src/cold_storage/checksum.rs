@@ -48,7 +48,11 @@ pub(crate) struct PageSums {
 impl PageSums {
     /// Pair `blob`'s checksums with `md`'s page ranges, after checking the footer's CRC
     /// against the file's tail.
-    pub(crate) fn load(file: &dyn RangeRead, md: &ParquetMetaData, blob: &[u8]) -> Result<Self, String> {
+    pub(crate) fn load(
+        file: &dyn RangeRead,
+        md: &ParquetMetaData,
+        blob: &[u8],
+    ) -> Result<Self, String> {
         let word = |i: usize| -> Option<u32> {
             blob.get(4 * i..4 * i + 4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))

@@ -35,7 +35,10 @@ impl<R: Record> ColdArchiveStorage<R> {
             let dead_heavy =
                 e.rows > 0 && e.dead_rows as f64 >= e.rows as f64 * cfg.compact_dead_fraction;
             if dead_heavy || e.bytes < small {
-                by_partition.entry(partition_of(&e.path)).or_default().push(e);
+                by_partition
+                    .entry(partition_of(&e.path))
+                    .or_default()
+                    .push(e);
             }
         }
         let mut groups = Vec::new();

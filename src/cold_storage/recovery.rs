@@ -134,9 +134,9 @@ impl<R: Record> ColdArchiveStorage<R> {
         let mut max_seq = 0;
         let files = walk(&**store)?;
         let ours = |key: &str| file_seq(key).is_some_and(|seq| seq < reserved);
-        let uncatalogued = files
-            .iter()
-            .any(|key| key.ends_with(".parquet") && !known.contains_key(key.as_str()) && !ours(key));
+        let uncatalogued = files.iter().any(|key| {
+            key.ends_with(".parquet") && !known.contains_key(key.as_str()) && !ours(key)
+        });
         let mut touched = BTreeSet::new();
         for key in &files {
             max_seq = max_seq.max(file_seq(key).unwrap_or(0));

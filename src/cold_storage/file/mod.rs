@@ -314,7 +314,6 @@ pub(crate) mod tests {
     use crate::record::{Outcome, Record, TransactionRecord};
     use std::path::PathBuf;
 
-
     pub(crate) const BASE_TS: i64 = 1_700_000_000_000;
     pub(crate) const PAGE_ROWS: usize = 100;
     pub(crate) const GROUP_ROWS: usize = 2000;

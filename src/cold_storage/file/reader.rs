@@ -341,7 +341,10 @@ impl<R: Record> ColdFile<R> {
         ))
     }
 
-    pub(super) fn builder(&self, file: CheckedFile) -> ParquetRecordBatchReaderBuilder<CheckedFile> {
+    pub(super) fn builder(
+        &self,
+        file: CheckedFile,
+    ) -> ParquetRecordBatchReaderBuilder<CheckedFile> {
         ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
     }
 }

@@ -12,14 +12,13 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::{
-    check_key_columns, compatible_fields, i64_values, FileSummary, WriterOptions,
-    FORMAT_VERSION, FORMAT_VERSION_KEY, RECORD_TYPE_KEY,
+    check_key_columns, compatible_fields, i64_values, FileSummary, WriterOptions, FORMAT_VERSION,
+    FORMAT_VERSION_KEY, RECORD_TYPE_KEY,
 };
 use crate::cold_storage::store::StagedWrite;
 use crate::columnar::DICTIONARY_HINT_KEY;
 use crate::error::{Error, Result};
 use crate::record::Record;
-
 
 /// Writes one cold file into a staged file (see [`StagedWrite`]). Rows must arrive in strictly
 /// ascending id order across all [`append`](Self::append) calls. [`finish`](Self::finish)

@@ -268,9 +268,7 @@ static INSTALLED: Mutex<Vec<(PathBuf, Arc<dyn ColdStore>)>> = Mutex::new(Vec::ne
 
 /// Hand `store` to the next `ColdArchiveStorage::open` whose cold directory is its root.
 pub(crate) fn install(store: Arc<dyn ColdStore>) {
-    INSTALLED
-        .lock()
-        .push((store.root().to_path_buf(), store));
+    INSTALLED.lock().push((store.root().to_path_buf(), store));
 }
 
 /// The store installed for `root`, if any (taken: the open after uses the local store again

@@ -312,9 +312,8 @@ impl RangeRead for LocalFile {
     }
 
     fn read(&self, range: Range<u64>) -> Result<Bytes> {
-        let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| {
-            Error::cold_file(&self.path, format!("read of {range:?} is too large"))
-        })?;
+        let len = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|_| Error::cold_file(&self.path, format!("read of {range:?} is too large")))?;
         let mut buf = vec![0u8; len];
         read_exact_at(&self.file, &mut buf, range.start).map_err(|source| Error::Io {
             op: "read cold file",
