@@ -89,9 +89,9 @@ fn file_seq(key: &str) -> Option<u64> {
         .ok()
 }
 
-/// The key of every published file, partition by partition.
+/// The key of every published file, partition by partition (and any outside a partition).
 fn walk(store: &dyn ColdStore) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    let mut out = store.list("")?;
     for partition in store.partitions()? {
         out.extend(store.list(&partition)?);
     }

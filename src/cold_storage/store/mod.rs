@@ -109,7 +109,8 @@ pub(crate) trait ColdStore: Send + Sync + fmt::Debug + 'static {
     /// The day partitions (`date=YYYY-MM-DD`) that hold files.
     fn partitions(&self) -> Result<Vec<String>>;
 
-    /// The keys of the published files of one partition (staged files are not listed).
+    /// The keys of the published files of one partition (staged files are not listed); the
+    /// empty partition lists the files outside any partition.
     fn list(&self, partition: &str) -> Result<Vec<String>>;
 
     /// Delete the published file of `key`. Durable once [`sync`](Self::sync) of its
