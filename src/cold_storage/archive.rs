@@ -1,20 +1,19 @@
-//! Building the files of a tier move: archival output (warm rows by day partition) and
-//! compaction output (live rows of several files merged). Each file is written to a temp path,
-//! fsynced, renamed into place and its directory fsynced; the coordinator then commits the
-//! catalog change through the warm writer.
+//! Building the files of an archival move: warm rows by day partition, one open file per
+//! partition. Each file is staged, fsynced and published through the store (see
+//! `store/local.rs` for the order that makes it crash-safe); the coordinator then commits the
+//! catalog change through the warm writer. Compaction writes its output with the same
+//! [`Part`] (`compact.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::file::{publish, ColdFile, ColdFileScan, ColdFileWriter, ScanBounds};
+use super::file::{ColdFile, ColdFileWriter};
+use super::store::{ColdStore, FileRef};
 use super::{day_of, ColdArchiveStorage};
-use crate::catalog::{CatalogEntry, FileState, NewFile};
+use crate::catalog::NewFile;
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
-
-/// A compaction's output (none when no input row was live) and the tombstones it consumed.
-pub(crate) type CompactionOutput = (Option<FinishedFile>, Vec<(i64, i64)>);
 
 /// A published file, ready for its catalog commit.
 #[derive(Debug)]
@@ -24,43 +23,44 @@ pub(crate) struct FinishedFile {
     pub rows: Vec<(i64, i64)>,
 }
 
-/// One output file being written.
-struct Part<R: Record> {
+/// One output file being written (staged in the store until [`finish`](Self::finish)).
+pub(super) struct Part<R: Record> {
     writer: Option<ColdFileWriter<R>>,
-    tmp: PathBuf,
-    final_path: PathBuf,
+    store: Arc<dyn ColdStore>,
+    /// The file's key.
     relative: String,
     rows: Vec<(i64, i64)>,
     prefix: &'static str,
     /// The archival page that last added rows (to close the least recently used part).
     last_page: u64,
+    /// Published (or handed over): nothing staged is left to discard.
+    done: bool,
 }
 
 impl<R: Record> Part<R> {
-    fn create(cold: &ColdArchiveStorage<R>, day: i64, prefix: &'static str) -> Result<Self> {
+    pub(super) fn create(
+        cold: &ColdArchiveStorage<R>,
+        day: i64,
+        prefix: &'static str,
+    ) -> Result<Self> {
         let relative = cold.new_file_path(day)?;
-        let final_path = cold.file_path(&relative);
-        let tmp = final_path.with_extension("parquet.tmp");
-        if let Some(dir) = tmp.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-                op: "create cold partition",
-                path: dir.to_path_buf(),
-                source,
+        let store = Arc::clone(cold.store());
+        let writer =
+            ColdFileWriter::create_with(&cold.writer_options(), store.path_of(&relative), || {
+                store.stage(&relative)
             })?;
-        }
-        let writer = ColdFileWriter::create(&tmp, &cold.writer_options())?;
         Ok(Self {
             writer: Some(writer),
-            tmp,
-            final_path,
+            store,
             relative,
             rows: Vec::new(),
             prefix,
             last_page: 0,
+            done: false,
         })
     }
 
-    fn append(&mut self, records: &[R], revs: impl Iterator<Item = i64>) -> Result<()> {
+    pub(super) fn append(&mut self, records: &[R], revs: impl Iterator<Item = i64>) -> Result<()> {
         self.writer
             .as_mut()
             .expect("an open part has a writer")
@@ -74,20 +74,54 @@ impl<R: Record> Part<R> {
         Ok(())
     }
 
-    fn estimated_bytes(&self) -> u64 {
+    /// Remove the published file again (best effort: a file left behind is uncatalogued, and
+    /// the next open removes it).
+    fn remove_published(&self) {
+        match self.store.delete(&self.relative) {
+            Ok(()) => tracing::info!(key = %self.relative, "removed a short published file"),
+            Err(e) => {
+                tracing::warn!(key = %self.relative, error = %e, "could not remove a short published file; the next open will")
+            }
+        }
+    }
+
+    pub(super) fn estimated_bytes(&self) -> u64 {
         self.writer.as_ref().map_or(0, |w| w.estimated_bytes())
     }
 
-    /// Steps 1–4 of a move: close and fsync the temp file, rename it into place, fsync the
-    /// directory.
-    fn finish(mut self) -> Result<FinishedFile> {
+    /// Steps 1–4 of a move: close and fsync the staged file, publish it (locally: rename it
+    /// into place, fsync the directory), and check that the store holds every byte written.
+    pub(super) fn finish(mut self) -> Result<FinishedFile> {
         let writer = self.writer.take().expect("finished once");
         let summary = writer.finish()?;
-        // Checksums of what is on disk now, fsynced: the catalog commit stores them.
-        let page_sums = ColdFile::<R>::open(&self.tmp)?.compute_sums()?;
+        // Checksums of what is staged now, fsynced: the catalog commit stores them.
+        let staged = FileRef::staged(&self.store, &self.relative);
+        let page_sums = ColdFile::<R>::open_at(staged, None)?.compute_sums()?;
         crash_point(&format!("{}:temp_written", self.prefix));
-        publish(&self.tmp, &self.final_path)?;
+        self.store.publish(&self.relative)?;
+        self.done = true;
         crash_point(&format!("{}:published", self.prefix));
+        // A short write or a cut-off upload must not get a file catalogued whose checksums
+        // cannot match: its records would be unreadable once warm deleted them.
+        let published = self.store.len(&self.relative);
+        if !matches!(published, Ok(Some(n)) if n == summary.bytes) {
+            self.remove_published();
+            return Err(match published {
+                Err(e) => e,
+                Ok(found) => Error::Io {
+                    op: "publish cold file",
+                    path: self.store.path_of(&self.relative),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        format!(
+                            "{} of {} bytes published",
+                            found.unwrap_or(0),
+                            summary.bytes
+                        ),
+                    ),
+                },
+            });
+        }
         Ok(FinishedFile {
             file: NewFile {
                 path: std::mem::take(&mut self.relative),
@@ -106,11 +140,14 @@ impl<R: Record> Part<R> {
 
 impl<R: Record> Drop for Part<R> {
     fn drop(&mut self) {
-        // An abandoned part (error, or a pass cut short) leaves no temp file behind, and
-        // neither does a failed finish (a full disk at close, fsync or rename). After a
-        // successful publish the temp path no longer exists and this does nothing.
+        // An abandoned part (error, or a pass cut short) leaves no staged file behind, and
+        // neither does a failed finish (a full disk at close, fsync or publish).
         drop(self.writer.take());
-        let _ = std::fs::remove_file(&self.tmp);
+        if !self.done {
+            if let Err(e) = self.store.discard_staged(&self.relative) {
+                tracing::warn!(key = %self.relative, error = %e, "could not remove a staged cold file; the next open will");
+            }
+        }
     }
 }
 
@@ -224,151 +261,12 @@ pub(crate) fn discard<R: Record>(cold: &ColdArchiveStorage<R>, files: &[Finished
 /// [`discard`] for one catalog-relative path.
 pub(crate) fn discard_path<R: Record>(cold: &ColdArchiveStorage<R>, relative: &str) {
     let path = cold.file_path(relative);
-    match std::fs::remove_file(&path) {
+    match cold.store().delete(relative) {
         Ok(()) => {
             tracing::info!(path = %path.display(), "removed a published file its failed pass never catalogued")
         }
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "could not remove an uncatalogued file; the next open will")
-        }
-    }
-}
-
-/// Files of one partition to merge into one.
-#[derive(Debug, Clone)]
-pub(crate) struct CompactionGroup {
-    pub inputs: Vec<CatalogEntry>,
-}
-
-/// The partition (`date=...`) of a relative path.
-fn partition(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(dir, _)| dir)
-}
-
-impl<R: Record> ColdArchiveStorage<R> {
-    /// Which files to compact: per day partition, the live files that are small (below
-    /// `compact_small_fraction` of the target) or hold many dead rows (at least
-    /// `compact_dead_fraction`), packed into groups whose live bytes fit the target. A group
-    /// of one small file with nothing dead is left alone: rewriting it gains nothing.
-    pub(crate) fn plan_compaction(&self, entries: &[CatalogEntry]) -> Vec<CompactionGroup> {
-        let cfg = self.config();
-        let target = cfg.target_file_bytes();
-        let small = (target as f64 * cfg.compact_small_fraction) as u64;
-        let mut by_partition: BTreeMap<&str, Vec<&CatalogEntry>> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.state == FileState::Live) {
-            let dead_heavy =
-                e.rows > 0 && e.dead_rows as f64 >= e.rows as f64 * cfg.compact_dead_fraction;
-            if dead_heavy || e.bytes < small {
-                by_partition.entry(partition(&e.path)).or_default().push(e);
-            }
-        }
-        let mut groups = Vec::new();
-        for files in by_partition.into_values() {
-            let mut current: Vec<CatalogEntry> = Vec::new();
-            let mut bytes = 0u64;
-            for e in files {
-                let live_bytes = e.bytes * e.live_rows() / e.rows.max(1);
-                if !current.is_empty() && bytes + live_bytes > target {
-                    groups.push(std::mem::take(&mut current));
-                    bytes = 0;
-                }
-                bytes += live_bytes;
-                current.push(e.clone());
-            }
-            groups.push(current);
-        }
-        groups
-            .into_iter()
-            .filter(|g| g.len() > 1 || g.iter().any(|e| e.dead_rows > 0))
-            .map(|inputs| CompactionGroup { inputs })
-            .collect()
-    }
-
-    /// Write the merged file of a group: the live rows of its inputs in id order, tombstoned
-    /// rows dropped. Returns the published file (`None` when no row is live) and the
-    /// tombstones it consumed, for the catalog commit.
-    pub(crate) fn build_compaction(&self, group: &CompactionGroup) -> Result<CompactionOutput> {
-        let mut dropped = Vec::new();
-        let mut sources = Vec::new();
-        let bounds = ScanBounds::default();
-        for e in &group.inputs {
-            let dead = self.catalog().dead_ids(e.file_id, i64::MIN, i64::MAX)?;
-            dropped.extend(dead.iter().map(|&id| (e.file_id, id)));
-            sources.push(MergeSource {
-                scan: self.scan_file(e, &bounds)?,
-                buffer: VecDeque::new(),
-                dead,
-            });
-        }
-        let day = super::day_of(group.inputs[0].min_ts);
-        let mut part: Option<Part<R>> = None;
-        let mut batch: Vec<R> = Vec::with_capacity(8192);
-        let mut last: Option<i64> = None;
-        loop {
-            let mut best: Option<(usize, i64)> = None;
-            for (i, s) in sources.iter_mut().enumerate() {
-                if let Some(id) = s.peek_id()? {
-                    if best.is_none_or(|(_, b)| id < b) {
-                        best = Some((i, id));
-                    }
-                }
-            }
-            let Some((i, id)) = best else { break };
-            let r = sources[i].buffer.pop_front().expect("peeked");
-            if last == Some(id) {
-                // Two live copies of one id cannot happen (exactly-once); keep the first.
-                tracing::warn!(
-                    id,
-                    "duplicate live id across compaction inputs; keeping one"
-                );
-                continue;
-            }
-            last = Some(id);
-            batch.push(r);
-            if batch.len() == 8192 {
-                let p = match part.as_mut() {
-                    Some(p) => p,
-                    None => part.insert(Part::create(self, day, "compact")?),
-                };
-                p.append(&batch, std::iter::repeat(0))?;
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
-            let p = match part.as_mut() {
-                Some(p) => p,
-                None => part.insert(Part::create(self, day, "compact")?),
-            };
-            p.append(&batch, std::iter::repeat(0))?;
-        }
-        let finished = part.map(Part::finish).transpose()?;
-        Ok((finished, dropped))
-    }
-}
-
-/// One compaction input: its scan, a buffer of rows, and the ids to drop.
-struct MergeSource<R: Record> {
-    scan: ColdFileScan<R>,
-    buffer: VecDeque<R>,
-    dead: Vec<i64>,
-}
-
-impl<R: Record> MergeSource<R> {
-    /// The next live id, refilling the buffer from the scan as needed.
-    fn peek_id(&mut self) -> Result<Option<i64>> {
-        loop {
-            while let Some(r) = self.buffer.front() {
-                let id = r.id().expect("cold rows carry their id");
-                if self.dead.binary_search(&id).is_ok() {
-                    self.buffer.pop_front();
-                } else {
-                    return Ok(Some(id));
-                }
-            }
-            match self.scan.next() {
-                Some(batch) => self.buffer.extend(batch?),
-                None => return Ok(None),
-            }
         }
     }
 }

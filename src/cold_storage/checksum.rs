@@ -18,17 +18,25 @@
 //! is checked first) — a dictionary page spans from its column chunk's start to the first data
 //! page, and data pages are listed by the offset index.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::io::Read;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
+use super::store::{FileRef, RangeRead};
 use crate::error::{Error, Result};
+
+/// Bytes per read of an unchecked streaming read.
+const STREAM_CHUNK: u64 = 64 * 1024;
+
+/// `len` bytes at `offset`, or why not.
+fn read_at(file: &dyn RangeRead, offset: u64, len: u64, what: &str) -> Result<Bytes, String> {
+    file.read(offset..offset + len)
+        .map_err(|e| format!("cannot read {what}: {e}"))
+}
 
 /// A file's page checksums, with the page ranges its footer gives.
 #[derive(Debug)]
@@ -40,7 +48,11 @@ pub(crate) struct PageSums {
 impl PageSums {
     /// Pair `blob`'s checksums with `md`'s page ranges, after checking the footer's CRC
     /// against the file's tail.
-    pub(crate) fn load(file: &File, md: &ParquetMetaData, blob: &[u8]) -> Result<Self, String> {
+    pub(crate) fn load(
+        file: &dyn RangeRead,
+        md: &ParquetMetaData,
+        blob: &[u8],
+    ) -> Result<Self, String> {
         let word = |i: usize| -> Option<u32> {
             blob.get(4 * i..4 * i + 4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
@@ -82,13 +94,10 @@ impl PageSums {
     }
 
     /// Check every page of `file` against its checksum, reading it once (for `verify`).
-    pub(crate) fn check_all(&self, file: &File) -> Result<(), String> {
-        let mut buf = Vec::new();
+    pub(crate) fn check_all(&self, file: &dyn RangeRead) -> Result<(), String> {
         for &(offset, len, _) in &self.pages {
-            buf.resize(len as usize, 0);
-            file.read_exact_at(&mut buf, offset)
-                .map_err(|e| format!("cannot read page at {offset}: {e}"))?;
-            self.check(offset, &buf)?;
+            let page = read_at(file, offset, u64::from(len), &format!("page at {offset}"))?;
+            self.check(offset, &page)?;
         }
         Ok(())
     }
@@ -131,20 +140,20 @@ impl PageSums {
 }
 
 /// Compute the checksum blob of a finished file (blocking; reads the file once).
-pub(crate) fn compute(path: &Path, md: &ParquetMetaData) -> Result<Vec<u8>> {
-    let bad = |reason: String| Error::cold_file(path, reason);
-    let file = File::open(path).map_err(|e| super::file::open_error(path, e))?;
+pub(crate) fn compute(source: &FileRef, md: &ParquetMetaData) -> Result<Vec<u8>> {
+    let path = source.path();
+    let bad = |reason: String| Error::cold_file(&path, reason);
+    let file = source.open()?;
+    let file = &*file;
     let ranges = page_ranges(md).map_err(bad)?;
     let mut blob = Vec::with_capacity(12 + 4 * ranges.len());
-    blob.extend_from_slice(&footer_crc(&file).map_err(bad)?.to_le_bytes());
-    blob.extend_from_slice(&index_crc(&file, &ranges).map_err(bad)?.to_le_bytes());
+    blob.extend_from_slice(&footer_crc(file).map_err(bad)?.to_le_bytes());
+    blob.extend_from_slice(&index_crc(file, &ranges).map_err(bad)?.to_le_bytes());
     blob.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
-    let mut buf = Vec::new();
     for (offset, len) in ranges {
-        buf.resize(len as usize, 0);
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| bad(format!("cannot read page at {offset}: {e}")))?;
-        blob.extend_from_slice(&crc32fast::hash(&buf).to_le_bytes());
+        let page =
+            read_at(file, offset, u64::from(len), &format!("page at {offset}")).map_err(bad)?;
+        blob.extend_from_slice(&crc32fast::hash(&page).to_le_bytes());
     }
     Ok(blob)
 }
@@ -191,7 +200,7 @@ fn page_ranges(md: &ParquetMetaData) -> Result<Vec<(u64, u32)>, String> {
 /// CRC-32 of what lies outside the pages and the footer: the leading magic and the page index
 /// (column and offset indexes, between the last page and the footer). A damaged column index
 /// could otherwise make a lookup skip the page holding its record.
-fn index_crc(file: &File, ranges: &[(u64, u32)]) -> Result<u32, String> {
+fn index_crc(file: &dyn RangeRead, ranges: &[(u64, u32)]) -> Result<u32, String> {
     let (_, footer_start) = footer_bounds(file)?;
     let pages_end = ranges
         .iter()
@@ -201,27 +210,25 @@ fn index_crc(file: &File, ranges: &[(u64, u32)]) -> Result<u32, String> {
     if pages_end > footer_start || pages_end < 4 {
         return Err("pages overlap the footer".into());
     }
-    let mut bytes = vec![0u8; 4 + (footer_start - pages_end) as usize];
-    file.read_exact_at(&mut bytes[..4], 0)
-        .map_err(|e| format!("cannot read the header: {e}"))?;
-    file.read_exact_at(&mut bytes[4..], pages_end)
-        .map_err(|e| format!("cannot read the page index: {e}"))?;
-    Ok(crc32fast::hash(&bytes))
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&read_at(file, 0, 4, "the header")?);
+    hasher.update(&read_at(
+        file,
+        pages_end,
+        footer_start - pages_end,
+        "the page index",
+    )?);
+    Ok(hasher.finalize())
 }
 
 /// `(file length, footer start)`: the footer is its thrift bytes, its length word and the
 /// closing magic.
-fn footer_bounds(file: &File) -> Result<(u64, u64), String> {
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat: {e}"))?
-        .len();
-    let mut tail = [0u8; 8];
+fn footer_bounds(file: &dyn RangeRead) -> Result<(u64, u64), String> {
+    let len = file.len().map_err(|e| format!("cannot stat: {e}"))?;
     if len < 12 {
         return Err("shorter than a Parquet file".into());
     }
-    file.read_exact_at(&mut tail, len - 8)
-        .map_err(|e| format!("cannot read the footer: {e}"))?;
+    let tail = read_at(file, len - 8, 8, "the footer")?;
     let footer_len = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
     if footer_len + 12 > len {
         return Err("footer length exceeds the file".into());
@@ -230,43 +237,47 @@ fn footer_bounds(file: &File) -> Result<(u64, u64), String> {
 }
 
 /// CRC-32 of the footer: its thrift bytes, its length word and the closing magic.
-fn footer_crc(file: &File) -> Result<u32, String> {
+fn footer_crc(file: &dyn RangeRead) -> Result<u32, String> {
     let (len, start) = footer_bounds(file)?;
-    let mut footer = vec![0u8; (len - start) as usize];
-    file.read_exact_at(&mut footer, start)
-        .map_err(|e| format!("cannot read the footer: {e}"))?;
+    let footer = read_at(file, start, len - start, "the footer")?;
     Ok(crc32fast::hash(&footer))
 }
 
 /// A cold file opened for reading, checking every page against its checksums when it has them
-/// (files catalogued before checksums existed have none).
+/// (files catalogued before checksums existed have none). Reads go through the store's ranged
+/// reads; clones share the open file.
+#[derive(Clone)]
 pub(crate) struct CheckedFile {
-    file: File,
+    file: Arc<dyn RangeRead>,
     sums: Option<Arc<PageSums>>,
+    /// The file's length, read once.
+    len: u64,
 }
 
 impl CheckedFile {
-    pub(crate) fn new(file: File, sums: Option<Arc<PageSums>>) -> Self {
-        Self { file, sums }
+    /// `file`, of `len` bytes (known from its open), checked against `sums` if any.
+    pub(crate) fn new(file: Arc<dyn RangeRead>, sums: Option<Arc<PageSums>>, len: u64) -> Self {
+        Self { file, sums, len }
     }
 
-    /// A second handle to the same file, checked against the same sums.
-    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
-        Ok(Self {
-            file: self.file.try_clone()?,
-            sums: self.sums.clone(),
-        })
+    /// The open file.
+    pub(crate) fn file(&self) -> &dyn RangeRead {
+        &*self.file
     }
 }
 
 impl Length for CheckedFile {
     fn len(&self) -> u64 {
-        Length::len(&self.file)
+        self.len
     }
 }
 
+fn external(e: Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
 impl ChunkReader for CheckedFile {
-    type T = <File as ChunkReader>::T;
+    type T = StreamRead;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
         if self.sums.is_some() {
@@ -276,14 +287,54 @@ impl ChunkReader for CheckedFile {
                 "unchecked streaming read at offset {start} of a checksummed file"
             )));
         }
-        self.file.get_read(start)
+        Ok(StreamRead {
+            file: Arc::clone(&self.file),
+            next: start,
+            len: self.len,
+            buffer: Bytes::new(),
+        })
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let bytes = self.file.get_bytes(start, length)?;
+        let end = start + length as u64;
+        if end > self.len {
+            return Err(ParquetError::EOF(format!(
+                "read of {length} bytes at {start} runs past the end ({} bytes)",
+                self.len
+            )));
+        }
+        let bytes = self.file.read(start..end).map_err(external)?;
         if let Some(sums) = &self.sums {
             sums.check(start, &bytes).map_err(ParquetError::General)?;
         }
         Ok(bytes)
+    }
+}
+
+/// A sequential read of an unchecked file, a chunk of ranged reads at a time.
+pub(crate) struct StreamRead {
+    file: Arc<dyn RangeRead>,
+    /// Offset of the next chunk.
+    next: u64,
+    len: u64,
+    buffer: Bytes,
+}
+
+impl Read for StreamRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.buffer.is_empty() {
+            if self.next >= self.len {
+                return Ok(0);
+            }
+            let end = (self.next + STREAM_CHUNK).min(self.len);
+            self.buffer = self
+                .file
+                .read(self.next..end)
+                .map_err(std::io::Error::other)?;
+            self.next = end;
+        }
+        let n = buf.len().min(self.buffer.len());
+        self.buffer.copy_to_slice(&mut buf[..n]);
+        Ok(n)
     }
 }

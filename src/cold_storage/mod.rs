@@ -1,11 +1,14 @@
 //! Cold tier (L3): immutable Parquet files under `cold/date=YYYY-MM-DD/`, catalogued in the warm
 //! SQLite database.
 //!
-//! - `file.rs` writes and reads one Parquet file (point reads through the page index, scans
-//!   pruned by statistics).
-//! - `archive.rs` builds archival and compaction output files; the coordinator commits them.
-//! - `recovery.rs` checks the directory against the catalog on open, verifies files and
-//!   rebuilds the catalog from footers.
+//! - `store/` is the seam every byte of cold I/O goes through ([`store::ColdStore`]; the local
+//!   filesystem implements it).
+//! - `file/` writes, reads and scans one Parquet file (point reads through the page index,
+//!   scans pruned by statistics).
+//! - `archive.rs` builds archival output files and `compact.rs` plans and merges compaction
+//!   groups; the coordinator commits both.
+//! - `recovery.rs` checks the store against the catalog on open, verifies files and rebuilds
+//!   the catalog from footers.
 //!
 //! The cold tier never writes the catalog itself: a move's catalog change must commit in the
 //! same SQLite transaction as the warm delete, so the warm writer applies it. Reads go through
@@ -13,8 +16,11 @@
 
 mod archive;
 mod checksum;
+mod compact;
+mod export;
 pub(crate) mod file;
 mod recovery;
+pub(crate) mod store;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
@@ -37,6 +43,7 @@ use crate::metrics::{AccessStats, TierMetrics};
 use crate::record::{signature_hash, Record, TransactionRecord};
 use crate::tier::StorageTier;
 use file::{ColdFile, ScanBounds, WriterOptions};
+use store::{ColdStore, FileRef, LocalStore};
 
 /// Directory of the cold tier inside the data directory.
 pub const COLD_DIR: &str = "cold";
@@ -66,12 +73,14 @@ impl<R: Record> Clone for ColdArchiveStorage<R> {
 impl<R: Record> std::fmt::Debug for ColdArchiveStorage<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ColdArchiveStorage")
-            .field("root", &self.inner.root)
+            .field("store", &self.inner.store)
             .finish()
     }
 }
 
 struct Inner<R: Record> {
+    /// Where the files are: every byte of cold I/O goes through it.
+    store: Arc<dyn ColdStore>,
     root: PathBuf,
     cfg: ColdConfig,
     catalog: Arc<dyn ColdCatalog>,
@@ -172,15 +181,28 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// Blocking file I/O; does not check the directory (see `recover`).
     pub(crate) fn open(config: &StorageConfig, catalog: Arc<dyn ColdCatalog>) -> Result<Self> {
         let root = config.data_dir.join(COLD_DIR);
-        if !config.read_only {
-            std::fs::create_dir_all(&root).map_err(|source| Error::Io {
-                op: "create cold directory",
-                path: root.clone(),
-                source,
-            })?;
+        #[cfg(test)]
+        if let Some(store) = store::faulty::take_installed(&root) {
+            return Self::open_with_store(config, catalog, store);
         }
+        let store: Arc<dyn ColdStore> = if config.read_only {
+            Arc::new(LocalStore::new(root))
+        } else {
+            Arc::new(LocalStore::create(root)?)
+        };
+        Self::open_with_store(config, catalog, store)
+    }
+
+    /// [`open`](Self::open) with the files in `store`.
+    pub(crate) fn open_with_store(
+        config: &StorageConfig,
+        catalog: Arc<dyn ColdCatalog>,
+        store: Arc<dyn ColdStore>,
+    ) -> Result<Self> {
+        let root = store.root().to_path_buf();
         Ok(Self {
             inner: Arc::new(Inner {
+                store,
                 root,
                 cfg: config.cold.clone(),
                 catalog,
@@ -207,6 +229,11 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// The cold directory.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Where the files are.
+    pub(crate) fn store(&self) -> &Arc<dyn ColdStore> {
+        &self.inner.store
     }
 
     pub(crate) fn config(&self) -> &ColdConfig {
@@ -244,9 +271,9 @@ impl<R: Record> ColdArchiveStorage<R> {
         Ok(format!("date={}/part-{seq:012}.parquet", day_string(day)))
     }
 
-    /// The absolute path of a catalogued relative path.
+    /// The absolute path of a catalogued relative path (for messages and problem reports).
     pub fn file_path(&self, relative: &str) -> PathBuf {
-        self.inner.root.join(relative)
+        self.inner.store.path_of(relative)
     }
 
     /// Every catalogued file.
@@ -285,8 +312,8 @@ impl<R: Record> ColdArchiveStorage<R> {
             return Ok(f);
         }
         let sums = self.inner.catalog.page_sums(entry.file_id)?;
-        let file = Arc::new(ColdFile::open_checked(
-            &self.file_path(&entry.path),
+        let file = Arc::new(ColdFile::open_at(
+            FileRef::published(&self.inner.store, &entry.path),
             sums.as_deref(),
         )?);
         self.inner

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::file::{ColdFile, FileSummary, ScanBounds};
+use super::store::{is_missing, partition_of, ColdStore, FileRef};
 use super::ColdArchiveStorage;
 use crate::catalog::{CatalogEntry, CatalogRebuild, FileState, NewFile};
 use crate::error::{Error, Result};
@@ -78,36 +79,21 @@ pub(crate) struct OpenCheck {
     pub quarantine: Vec<i64>,
 }
 
-/// `part-<seq>.parquet` → seq.
-fn file_seq(path: &Path) -> Option<u64> {
-    path.file_name()?
-        .to_str()?
+/// `…/part-<seq>.parquet` → seq.
+fn file_seq(key: &str) -> Option<u64> {
+    key.rsplit('/')
+        .next()?
         .strip_prefix("part-")?
         .strip_suffix(".parquet")?
         .parse()
         .ok()
 }
 
-/// Every file under `root`, one partition level deep, as `(relative path, absolute path)`.
-fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let io = |op, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { op, path, source }
-    };
-    let mut out = Vec::new();
-    for dir in std::fs::read_dir(root).map_err(io("list cold directory", root))? {
-        let dir = dir.map_err(io("list cold directory", root))?;
-        let dpath = dir.path();
-        if dpath.is_dir() {
-            let dname = dir.file_name().to_string_lossy().into_owned();
-            for f in std::fs::read_dir(&dpath).map_err(io("list cold partition", &dpath))? {
-                let f = f.map_err(io("list cold partition", &dpath))?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                out.push((format!("{dname}/{name}"), f.path()));
-            }
-        } else {
-            out.push((dir.file_name().to_string_lossy().into_owned(), dpath));
-        }
+/// The key of every published file, partition by partition (and any outside a partition).
+fn walk(store: &dyn ColdStore) -> Result<Vec<String>> {
+    let mut out = store.list("")?;
+    for partition in store.partitions()? {
+        out.extend(store.list(&partition)?);
     }
     Ok(out)
 }
@@ -130,7 +116,7 @@ fn new_file(path: String, s: &FileSummary, page_sums: Vec<u8>) -> NewFile {
 
 impl<R: Record> ColdArchiveStorage<R> {
     /// The check on open (blocking; only the owner, holding the directory lock, runs it):
-    /// remove temp files and uncatalogued files whose number the catalog reserved (the
+    /// remove staged files and uncatalogued files whose number the catalog reserved (the
     /// leftovers of a move that crashed before its commit, or of a compaction that crashed
     /// after it), and find catalogued files that are missing or whose size changed. An
     /// uncatalogued Parquet file the catalog never reserved is not ours to delete: the catalog
@@ -140,33 +126,29 @@ impl<R: Record> ColdArchiveStorage<R> {
         let reserved = self.catalog().reserved_file_seq()?;
         let known: HashMap<&str, &CatalogEntry> =
             entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let mut check = OpenCheck::default();
+        let store = self.store();
+        let mut check = OpenCheck {
+            temp_removed: store.clear_staging()?,
+            ..OpenCheck::default()
+        };
         let mut max_seq = 0;
-        let files = walk(self.root())?;
-        let ours = |abs: &Path| file_seq(abs).is_some_and(|seq| seq < reserved);
-        let uncatalogued = files.iter().any(|(rel, abs)| {
-            rel.ends_with(".parquet") && !known.contains_key(rel.as_str()) && !ours(abs)
+        let files = walk(&**store)?;
+        let ours = |key: &str| file_seq(key).is_some_and(|seq| seq < reserved);
+        let uncatalogued = files.iter().any(|key| {
+            key.ends_with(".parquet") && !known.contains_key(key.as_str()) && !ours(key)
         });
-        for (rel, abs) in files {
-            max_seq = max_seq.max(file_seq(&abs).unwrap_or(0));
-            if rel.ends_with(".tmp") {
-                std::fs::remove_file(&abs).map_err(|source| Error::Io {
-                    op: "remove temp file",
-                    path: abs.clone(),
-                    source,
-                })?;
-                check.temp_removed += 1;
-            } else if rel.ends_with(".parquet") && !known.contains_key(rel.as_str()) {
-                if !ours(&abs) {
+        let mut touched = BTreeSet::new();
+        for key in &files {
+            max_seq = max_seq.max(file_seq(key).unwrap_or(0));
+            if key.ends_with(".parquet") && !known.contains_key(key.as_str()) {
+                let abs = self.file_path(key);
+                if !ours(key) {
                     tracing::error!(path = %abs.display(), reserved, "cold file this catalog never reserved; kept");
                     continue;
                 }
                 tracing::info!(path = %abs.display(), "removing cold file with no catalog row (left by an interrupted move)");
-                std::fs::remove_file(&abs).map_err(|source| Error::Io {
-                    op: "remove orphan cold file",
-                    path: abs.clone(),
-                    source,
-                })?;
+                store.delete(key)?;
+                touched.insert(partition_of(key));
                 check.orphans_removed += 1;
             }
         }
@@ -178,23 +160,23 @@ impl<R: Record> ColdArchiveStorage<R> {
                 "Parquet files found that this catalog never reserved (it was lost or replaced); nothing was deleted. Run rebuild_cold_catalog to register them",
             ));
         }
-        if check.orphans_removed > 0 || check.temp_removed > 0 {
-            // Make the removals durable before anything new is written.
-            super::file::fsync_dir(self.root())?;
+        // Make the removals durable before anything new is written.
+        for partition in touched {
+            store.sync(partition)?;
         }
         for e in &entries {
             let abs = self.file_path(&e.path);
-            let problem = match std::fs::metadata(&abs) {
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some((
+            let problem = match store.len(&e.path) {
+                Ok(None) => Some((
                     ProblemKind::Missing,
                     format!("catalogued with {} rows, not on disk", e.rows),
                 )),
                 Err(err) => Some((ProblemKind::Unreadable, err.to_string())),
-                Ok(m) if m.len() != e.bytes => Some((
+                Ok(Some(len)) if len != e.bytes => Some((
                     ProblemKind::SizeMismatch,
-                    format!("{} bytes on disk, {} catalogued", m.len(), e.bytes),
+                    format!("{len} bytes on disk, {} catalogued", e.bytes),
                 )),
-                Ok(_) => None,
+                Ok(Some(_)) => None,
             };
             if let Some((kind, detail)) = problem {
                 self.report(ColdFileProblem::new(Some(e.file_id), abs, kind, detail));
@@ -264,7 +246,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         Ok(report)
     }
 
-    /// What is wrong with catalogued file `e` at `abs`, if anything: its footer and page index
+    /// What is wrong with catalogued file `e` (named `abs` in messages), if anything: its footer and page index
     /// against their checksums and the catalog row, every page against its checksum, and with
     /// `deep`, every page decoded and every row counted (about as costly
     /// as a full scan of the file). Opens the file afresh, bypassing the metadata cache.
@@ -281,10 +263,10 @@ impl<R: Record> ColdArchiveStorage<R> {
                 tracing::warn!(path = %abs.display(), error = %err, "cold file check failed on an I/O error; not quarantining");
                 return None;
             }
-            let kind = if abs.exists() {
-                ProblemKind::Unreadable
-            } else {
+            let kind = if is_missing(&err) {
                 ProblemKind::Missing
+            } else {
+                ProblemKind::Unreadable
             };
             Some((kind, err.to_string()))
         };
@@ -296,7 +278,8 @@ impl<R: Record> ColdArchiveStorage<R> {
                 return None;
             }
         };
-        let file = match ColdFile::<R>::open_checked(abs, sums.as_deref()) {
+        let source = FileRef::published(self.store(), &e.path);
+        let file = match ColdFile::<R>::open_at(source, sums.as_deref()) {
             Ok(f) => f,
             Err(err) => return unreadable(err),
         };
@@ -348,29 +331,31 @@ impl<R: Record> ColdArchiveStorage<R> {
         let reserved = self.catalog().reserved_file_seq()?;
         let mut plan = CatalogRebuild::default();
         let known: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let store = self.store();
+        let open = |key: &str| ColdFile::<R>::open_at(FileRef::published(store, key), None);
         for e in &entries {
-            if !self.file_path(&e.path).exists() {
+            if store.len(&e.path)?.is_none() {
                 plan.remove.push(e.file_id);
             }
         }
         // Found files, newest (highest sequence) first.
         let mut found: Vec<(u64, String, PathBuf, Footer)> = Vec::new();
-        for (rel, abs) in walk(self.root())? {
+        for rel in walk(&**store)? {
             if !rel.ends_with(".parquet") || known.contains(rel.as_str()) {
                 continue;
             }
+            let abs = self.file_path(&rel);
             // A number this catalog reserved, with no row: a move's uncommitted output or a
             // compacted-away input, whose records are served elsewhere (or were removed).
             // Registering it would resurrect them; the next open deletes it.
-            if file_seq(&abs).is_some_and(|seq| seq < reserved) {
+            if file_seq(&rel).is_some_and(|seq| seq < reserved) {
                 tracing::info!(path = %abs.display(), "not registering a move's leftover");
                 continue;
             }
             // A file registered from its footer gets checksums of what it holds now.
-            let opened =
-                ColdFile::<R>::open(&abs).and_then(|f| Ok((f.summary()?, f.compute_sums()?)));
+            let opened = open(&rel).and_then(|f| Ok((f.summary()?, f.compute_sums()?)));
             match opened {
-                Ok(s) => found.push((file_seq(&abs).unwrap_or(0), rel, abs, s)),
+                Ok(s) => found.push((file_seq(&rel).unwrap_or(0), rel, abs, s)),
                 Err(err) => self.report(ColdFileProblem::new(
                     None,
                     abs,
@@ -381,16 +366,16 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
         found.sort_by_key(|f| std::cmp::Reverse(f.0));
         // Served ranges: catalogued files that stay, then added files as they are accepted.
-        let mut served: Vec<(i64, i64, PathBuf, Option<i64>)> = entries
+        let mut served: Vec<(i64, i64, String, Option<i64>)> = entries
             .iter()
             .filter(|e| !plan.remove.contains(&e.file_id))
-            .map(|e| (e.min_id, e.max_id, self.file_path(&e.path), Some(e.file_id)))
+            .map(|e| (e.min_id, e.max_id, e.path.clone(), Some(e.file_id)))
             .collect();
-        for (_, rel, abs, (summary, sums)) in found {
-            let file = ColdFile::<R>::open(&abs)?;
+        for (_, rel, _abs, (summary, sums)) in found {
+            let file = open(&rel)?;
             // Ids of served files overlapping this one (usually none), minus their tombstones.
             let mut taken: BTreeSet<i64> = BTreeSet::new();
-            for (lo, hi, path, file_id) in &served {
+            for (lo, hi, key, file_id) in &served {
                 if *hi < summary.min_id || *lo > summary.max_id {
                     continue;
                 }
@@ -402,7 +387,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                         .collect(),
                     None => HashSet::new(),
                 };
-                for ids in ColdFile::<R>::open(path)?.ids()? {
+                for ids in open(key)?.ids()? {
                     taken.extend(
                         ids?.into_iter()
                             .filter(|id| (summary.min_id..=summary.max_id).contains(id))
@@ -420,7 +405,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                     }
                 }
             }
-            served.push((summary.min_id, summary.max_id, abs, None));
+            served.push((summary.min_id, summary.max_id, rel.clone(), None));
             plan.add.push((new_file(rel, &summary, sums), dead));
         }
         Ok(plan)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{join_error, AutoTieringCoordinator};
-use crate::cold_storage::COLD_DIR;
+use crate::cold_storage::{ColdArchiveStorage, COLD_DIR};
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::warm_storage::WARM_DB_FILE;
@@ -51,15 +51,15 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let _move = self.moves.lock().await;
         let started = Instant::now();
         let warm = self.warm.clone();
-        let cold_root = self.cold.root().to_path_buf();
+        let cold = self.cold.clone();
         let target = dir.clone();
         let mut report = tokio::task::spawn_blocking(move || {
             prepare_target(&target)?;
             let taken = (|| {
                 let warm_bytes = warm.backup_into(&target.join(WARM_DB_FILE))?;
-                let mut report = copy_cold_files(&cold_root, &target)?;
+                let mut report = copy_cold_files(&cold, &target)?;
                 report.warm_bytes = warm_bytes;
-                crate::cold_storage::file::fsync_dir(&target)?;
+                fsync_dir(&target)?;
                 Ok(report)
             })();
             if taken.is_err() {
@@ -101,8 +101,28 @@ fn prepare_target(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io("create backup directory"))
 }
 
+/// Make the backup directory's entries durable.
+fn fsync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| Error::Io {
+                op: "fsync backup directory",
+                path: dir.to_path_buf(),
+                source,
+            })
+    }
+    #[cfg(not(unix))]
+    {
+        // Directory handles cannot be fsynced here; metadata is journaled by the filesystem.
+        let _ = dir;
+        Ok(())
+    }
+}
+
 /// Link (or copy) every cold file the copied catalog references.
-fn copy_cold_files(cold_root: &Path, target: &Path) -> Result<BackupReport> {
+fn copy_cold_files<R: Record>(cold: &ColdArchiveStorage<R>, target: &Path) -> Result<BackupReport> {
     let db = target.join(WARM_DB_FILE);
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -123,42 +143,11 @@ fn copy_cold_files(cold_root: &Path, target: &Path) -> Result<BackupReport> {
             source,
         })?;
     drop(conn);
-    let mut report = BackupReport::default();
-    let mut dirs = std::collections::BTreeSet::new();
-    for relative in paths {
-        let from = cold_root.join(&relative);
-        let to = target.join(COLD_DIR).join(&relative);
-        let parent = to
-            .parent()
-            .expect("a cold file lies in a partition")
-            .to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(|source| Error::Io {
-            op: "create backup partition",
-            path: parent.clone(),
-            source,
-        })?;
-        dirs.insert(parent);
-        let io = |op: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { op, path, source }
-        };
-        report.cold_bytes += std::fs::metadata(&from)
-            .map_err(io("stat cold file for backup", &from))?
-            .len();
-        if std::fs::hard_link(&from, &to).is_ok() {
-            report.linked += 1;
-        } else {
-            std::fs::copy(&from, &to).map_err(io("copy cold file for backup", &from))?;
-            std::fs::File::open(&to)
-                .and_then(|f| f.sync_all())
-                .map_err(io("fsync backup copy", &to))?;
-        }
-        report.cold_files += 1;
-    }
-    for dir in dirs.iter().chain(std::iter::once(&target.join(COLD_DIR))) {
-        if dir.exists() {
-            crate::cold_storage::file::fsync_dir(dir)?;
-        }
-    }
-    Ok(report)
+    let exported = cold.export_to(&paths, &target.join(COLD_DIR))?;
+    Ok(BackupReport {
+        cold_files: exported.files,
+        cold_bytes: exported.bytes,
+        linked: exported.linked,
+        ..BackupReport::default()
+    })
 }
