@@ -436,6 +436,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         // lookup must find it unless it was removed. (A read-only handle reads the committed
         // bound only on a miss.)
         let assigned = (!self.config.read_only).then(|| self.warm.assigned_below());
+        let mut vanished = None;
         for _ in 0..MOVE_RETRIES {
             let files = match self.warm.lookup(id)? {
                 Lookup::Row(row) => {
@@ -465,7 +466,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
                     self.warm.confirm_absent(id, assigned)?;
                     return Ok(None);
                 }
-                ColdRead::Vanished => continue,
+                ColdRead::Vanished { file_id, error } => {
+                    self.cold.check_vanished(&mut vanished, file_id, error)?
+                }
             }
         }
         Err(Error::Conflict { id })
@@ -500,6 +503,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             return Ok(Some(r));
         }
         let mut last = None;
+        let mut vanished = None;
         for _ in 0..MOVE_RETRIES {
             let copies = match self.warm.lookup_signature(signature)? {
                 SignatureLookup::Row(row) => {
@@ -523,7 +527,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
                         .await
                 }
                 ColdRead::Absent => return Ok(None),
-                ColdRead::Vanished => continue,
+                ColdRead::Vanished { file_id, error } => {
+                    self.cold.check_vanished(&mut vanished, file_id, error)?
+                }
             }
         }
         Err(Error::Conflict {
@@ -762,6 +768,7 @@ async fn find_home<R: Record>(
     cold: &ColdArchiveStorage<R>,
     id: i64,
 ) -> Result<Home<R>> {
+    let mut vanished = None;
     for _ in 0..MOVE_RETRIES {
         let Some(files) = warm.locate(id)? else {
             return Ok(Home::Warm);
@@ -777,7 +784,9 @@ async fn find_home<R: Record>(
         {
             ColdRead::Found { record, file_id } => return Ok(Home::Cold { record, file_id }),
             ColdRead::Absent => return Ok(Home::Nowhere),
-            ColdRead::Vanished => continue,
+            ColdRead::Vanished { file_id, error } => {
+                cold.check_vanished(&mut vanished, file_id, error)?
+            }
         }
     }
     Err(Error::Conflict { id })

@@ -573,6 +573,44 @@ async fn cold_storage_counts_reads_not_write_lookups() {
     assert_eq!(after_hit.misses, after_misses.misses);
 }
 
+/// A catalogued file deleted behind the store's back while it is open: a read of a record in
+/// it fails with `Error::ColdFile` naming the file and reports it missing, after one look
+/// again (a compaction may have removed it); it never reads as "not found" or as a retryable
+/// conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_a_file_deleted_under_an_open_store_is_reported_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tiering.auto_promote_on_access = false;
+    let store = open(c).await;
+    let model = fill(&store, 0..50).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    let files = store.cold_tier().files().unwrap();
+    let victim = &files[0];
+    let (&id, r) = model
+        .iter()
+        .find(|(&id, r)| in_file(victim, r) && (victim.min_id..=victim.max_id).contains(&id))
+        .expect("a record in the file");
+    std::fs::remove_file(store.cold_tier().file_path(&victim.path)).unwrap();
+    store.hot_tier().clear();
+    for read in [
+        store.get(id).await,
+        store
+            .get_by_signature(r.transaction_signature.as_deref().unwrap())
+            .await,
+    ] {
+        match read {
+            Err(Error::ColdFile { path, .. }) => assert!(path.ends_with(&victim.path), "{path:?}"),
+            other => panic!("expected ColdFile, got {other:?}"),
+        }
+    }
+    assert!(store
+        .cold_tier()
+        .problems()
+        .iter()
+        .any(|p| p.kind == ProblemKind::Missing && p.file_id == Some(victim.file_id)));
+}
+
 /// A cold hit by signature that promotes reads its file once: the promotion confirms in warm
 /// that the file is still the record's home instead of reading the record again. A record
 /// updated (or moved) between the cold read and the promotion is read again, so hot never

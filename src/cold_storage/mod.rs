@@ -149,8 +149,9 @@ pub(crate) enum ColdRead<R> {
     /// None of the files holds it.
     Absent,
     /// A file was removed since the snapshot that named it (compaction replaced it): look the
-    /// record up again.
-    Vanished,
+    /// record up again. If a newer snapshot names the same file and it is still not there, it
+    /// is gone for good: see [`ColdArchiveStorage::gone`].
+    Vanished { file_id: i64, error: Error },
 }
 
 /// Cold-tier counters, from [`ColdArchiveStorage::cold_stats`].
@@ -365,10 +366,13 @@ impl<R: Record> ColdArchiveStorage<R> {
                     })
                 }
                 Ok(None) => {}
-                Err(e) if !path.exists() => {
-                    tracing::debug!(error = %e, "cold file replaced since the snapshot");
+                Err(e) if store::is_missing(&e) => {
+                    tracing::debug!(error = %e, "cold file removed since the snapshot");
                     self.forget(&[entry.file_id]);
-                    return Ok(ColdRead::Vanished);
+                    return Ok(ColdRead::Vanished {
+                        file_id: entry.file_id,
+                        error: e,
+                    });
                 }
                 Err(e) => {
                     self.forget(&[entry.file_id]);
@@ -412,11 +416,39 @@ impl<R: Record> ColdArchiveStorage<R> {
                 ColdRead::Found { record, file_id } if record.signature() == Some(signature) => {
                     return Ok(ColdRead::Found { record, file_id })
                 }
-                ColdRead::Vanished => return Ok(ColdRead::Vanished),
+                vanished @ ColdRead::Vanished { .. } => return Ok(vanished),
                 _ => {}
             }
         }
         Ok(ColdRead::Absent)
+    }
+
+    /// After a read found file `file_id` missing: `Ok` the first time (compaction removed it
+    /// after the snapshot that named it; look again). A newer snapshot that still catalogues
+    /// it cannot have raced a compaction (a compaction uncatalogues its inputs before it
+    /// removes them), so the second time the file is gone for good: reported as a `Missing`
+    /// problem, and the read fails with the error.
+    pub(crate) fn check_vanished(
+        &self,
+        last: &mut Option<i64>,
+        file_id: i64,
+        error: Error,
+    ) -> Result<()> {
+        if *last != Some(file_id) {
+            *last = Some(file_id);
+            return Ok(());
+        }
+        let path = match &error {
+            Error::ColdFile { path, .. } => path.clone(),
+            _ => self.root().to_path_buf(),
+        };
+        self.report(ColdFileProblem::new(
+            Some(file_id),
+            path,
+            ProblemKind::Missing,
+            error.to_string(),
+        ));
+        Err(error)
     }
 
     /// Count a lookup that found no candidate file: a cold miss with no file read.
@@ -430,7 +462,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         match out {
             Ok(ColdRead::Found { .. }) => self.inner.stats.record(true, start),
             Ok(ColdRead::Absent) => self.inner.stats.record(false, start),
-            Ok(ColdRead::Vanished) | Err(_) => {}
+            Ok(ColdRead::Vanished { .. }) | Err(_) => {}
         }
     }
 
@@ -607,12 +639,15 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// Direct tier access: read `id` from the files the catalog says cover it, following a
     /// file that compaction replaced meanwhile.
     fn read_alone(&self, id: i64) -> Result<Option<R>> {
+        let mut vanished = None;
         for _ in 0..RELOCATE_ATTEMPTS {
             let files = self.inner.catalog.covering(id)?;
             match self.read(id, &files)? {
                 ColdRead::Found { record, .. } => return Ok(Some(record)),
                 ColdRead::Absent => return Ok(None),
-                ColdRead::Vanished => continue,
+                ColdRead::Vanished { file_id, error } => {
+                    self.check_vanished(&mut vanished, file_id, error)?
+                }
             }
         }
         Err(Error::Conflict { id })
