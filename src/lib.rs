@@ -275,7 +275,6 @@ mod blocking;
 mod catalog;
 mod clock;
 mod cold_storage;
-mod columnar;
 pub mod config;
 mod coordinator;
 mod dir_lock;

@@ -39,8 +39,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 
 use super::checksum::{self, CheckedFile, PageSums};
-use crate::columnar::DICTIONARY_HINT_KEY;
 use crate::error::{Error, Result};
+use crate::record::arrow::DICTIONARY_HINT_KEY;
 use crate::record::Record;
 
 /// Version of the file layout this build writes and reads.
@@ -1687,7 +1687,7 @@ mod tests {
 
     #[test]
     fn cold_storage_wrong_version_or_foreign_schema_is_a_cold_file_error() {
-        use crate::columnar::{transaction_schema, transaction_to_batch};
+        use crate::record::arrow::{transaction_schema, transaction_to_batch};
         let dir = tempfile::tempdir().unwrap();
         let recs = records(50);
         let write_raw = |name: &str, batch: &RecordBatch, version: Option<&str>| {
