@@ -305,6 +305,7 @@ pub use coordinator::{
 };
 pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};
+#[cfg(feature = "failpoints")]
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
 pub use metrics::alerts::{Alert, AlertKind, AlertSeverity};
