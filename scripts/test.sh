@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# The one test command: `cargo test`, with the fault-injection tests required rather than
-# skipped when their tools are missing.
+# The one test command: `cargo test --features failpoints` (the crash-point tests,
+# tests/cold_crash.rs and tests/torture.rs, need the feature), with the fault-injection tests
+# required rather than skipped when their tools are missing.
 #
 # - Installs Debian's fiu-utils (libfiu: fiu-run, fiu-ctrl, the POSIX preload library) when it
 #   is missing, and util-linux's prlimit (the RLIMIT_FSIZE fallback of the disk-full tests).
-# - Runs `cargo test` with TIERED_STORAGE_FIU=1 (tests/faults.rs: a missing libfiu fails instead
-#   of skipping) and, as root, TIERED_STORAGE_TMPFS=1 (the disk-full tests must mount their
-#   48 MiB tmpfs; not root: they fall back to RLIMIT_FSIZE in a child process).
+# - Runs `cargo test --features failpoints` with TIERED_STORAGE_FIU=1 (tests/faults.rs: a
+#   missing libfiu fails instead of skipping) and, as root, TIERED_STORAGE_TMPFS=1 (the
+#   disk-full tests must mount their 48 MiB tmpfs; not root: they fall back to RLIMIT_FSIZE in
+#   a child process). The long release runs below use the same feature, so they share a build.
 # - TIERED_STORAGE_LONG=1 then runs the long modes in release builds: 1,000 crash cycles
 #   (tests/torture.rs) and 500 libfiu fault runs (tests/faults.rs), printing their figures.
 #
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test faults`), and skip the rest.
+# Extra arguments go to `cargo test --features failpoints` (e.g. `scripts/test.sh --test faults`),
+# and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
@@ -49,8 +52,8 @@ if [ "$(id -u)" = 0 ]; then
     export TIERED_STORAGE_TMPFS=1
 fi
 
-echo "== cargo test (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
-cargo test "$@"
+echo "== cargo test --features failpoints (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+cargo test --features failpoints "$@"
 
 if [ "$#" = 0 ]; then
     echo "== DuckDB interoperability"
@@ -62,8 +65,8 @@ fi
 if [ "${TIERED_STORAGE_LONG:-0}" = 1 ]; then
     echo "== long: 1,000 crash cycles (release)"
     TIERED_STORAGE_TORTURE_CYCLES="${TIERED_STORAGE_TORTURE_CYCLES:-1000}" \
-        cargo test --release --test torture -- --nocapture
+        cargo test --release --features failpoints --test torture -- --nocapture
     echo "== long: 500 libfiu fault runs (release)"
     TIERED_STORAGE_FIU_RUNS="${TIERED_STORAGE_FIU_RUNS:-500}" \
-        cargo test --release --test faults fiu_random_io_faults -- --nocapture
+        cargo test --release --features failpoints --test faults fiu_random_io_faults -- --nocapture
 fi

@@ -66,7 +66,6 @@ mod blocking;
 mod catalog;
 mod clock;
 mod cold_storage;
-mod columnar;
 pub mod config;
 mod coordinator;
 mod dir_lock;
@@ -98,6 +97,7 @@ pub use coordinator::{
 };
 pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};
+#[cfg(feature = "failpoints")]
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
 pub use metrics::{

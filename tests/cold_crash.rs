@@ -9,6 +9,9 @@
 //! files hold dead rows), then re-runs this test binary as a child process with
 //! `TIERED_STORAGE_CRASH_AT=<point>`; the child runs the move and aborts at the point. The parent
 //! then inspects the directory, reopens the store and checks it against its model.
+//!
+//! Crash points exist only with the `failpoints` feature, so this file is built only with it
+//! (`required-features` in Cargo.toml): `cargo test --features failpoints --test cold_crash`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -11,9 +11,11 @@
 //! so later cycles recover stores that earlier crashes left, and mutate (and archive, and
 //! compact) records written by earlier cycles.
 //!
-//! - `cargo test --test torture`: 30 cycles (3 epochs of 10).
-//! - `TIERED_STORAGE_TORTURE_CYCLES=1000 cargo test --release --test torture -- --nocapture`:
-//!   the long run.
+//! Crash points exist only with the `failpoints` feature, so this file is built only with it
+//! (`required-features` in Cargo.toml):
+//! - `cargo test --features failpoints --test torture`: 30 cycles (3 epochs of 10).
+//! - `TIERED_STORAGE_TORTURE_CYCLES=1000 cargo test --release --features failpoints --test
+//!   torture -- --nocapture`: the long run.
 //! - A failing epoch prints its seed; `TIERED_STORAGE_TORTURE_SEED=<seed>` replays that epoch
 //!   alone (same operations, kill points and crash points; the exact thread interleaving at a
 //!   SIGKILL is up to the scheduler).

@@ -12,7 +12,7 @@ use super::store::{ColdStore, FileRef};
 use super::{day_of, ColdArchiveStorage};
 use crate::catalog::NewFile;
 use crate::error::{Error, Result};
-use crate::failpoint::crash_point;
+use crate::failpoint::crash_point_of;
 use crate::record::Record;
 
 /// A published file, ready for its catalog commit.
@@ -97,10 +97,10 @@ impl<R: Record> Part<R> {
         // Checksums of what is staged now, fsynced: the catalog commit stores them.
         let staged = FileRef::staged(&self.store, &self.relative);
         let page_sums = ColdFile::<R>::open_at(staged, None)?.compute_sums()?;
-        crash_point(&format!("{}:temp_written", self.prefix));
+        crash_point_of(self.prefix, "temp_written");
         self.store.publish(&self.relative)?;
         self.done = true;
-        crash_point(&format!("{}:published", self.prefix));
+        crash_point_of(self.prefix, "published");
         // A short write or a cut-off upload must not get a file catalogued whose checksums
         // cannot match: its records would be unreadable once warm deleted them.
         let published = self.store.len(&self.relative);

@@ -30,9 +30,11 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "failpoints")]
+use tiered_storage::CRASH_AT_ENV;
 use tiered_storage::{
     AutoTieringCoordinator, Error, FileState, ManualClock, Outcome, PremintCandidate,
-    ScoredCandidate, StorageConfig, TransactionRecord, CRASH_AT_ENV,
+    ScoredCandidate, StorageConfig, TransactionRecord,
 };
 
 pub type Store = AutoTieringCoordinator<TransactionRecord>;
@@ -673,7 +675,7 @@ pub struct CycleOpts {
     pub writers: u64,
     pub ops_per_writer: u64,
     pub kill: Kill,
-    /// `TIERED_STORAGE_CRASH_AT` for the child.
+    /// `TIERED_STORAGE_CRASH_AT` for the child (needs the `failpoints` feature).
     pub crash_point: Option<&'static str>,
     /// libfiu failure points to enable once the child is ready: `(name, probability)`.
     pub fiu: Vec<(String, f64)>,
@@ -889,13 +891,21 @@ impl Harness {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, spec.encode())
-        .env_remove(CRASH_AT_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(self.root.join("child.stderr")).unwrap());
-        if let Some(p) = opts.crash_point {
-            cmd.env(CRASH_AT_ENV, p);
+        #[cfg(feature = "failpoints")]
+        {
+            cmd.env_remove(CRASH_AT_ENV);
+            if let Some(p) = opts.crash_point {
+                cmd.env(CRASH_AT_ENV, p);
+            }
         }
+        #[cfg(not(feature = "failpoints"))]
+        assert!(
+            opts.crash_point.is_none(),
+            "crash points need the `failpoints` feature"
+        );
         let mut child = cmd.spawn().expect("spawn the child");
         let mut stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();

@@ -23,7 +23,7 @@
 //! the file; no input makes this module panic (the Parquet reader is additionally fenced with
 //! `catch_unwind`).
 //!
-//! [`DICTIONARY_HINT_KEY`]: crate::columnar::DICTIONARY_HINT_KEY
+//! [`DICTIONARY_HINT_KEY`]: crate::record::arrow::DICTIONARY_HINT_KEY
 
 mod reader;
 mod scan;

@@ -566,7 +566,7 @@ mod tests {
 
     #[test]
     fn cold_storage_wrong_version_or_foreign_schema_is_a_cold_file_error() {
-        use crate::columnar::{transaction_schema, transaction_to_batch};
+        use crate::record::arrow::{transaction_schema, transaction_to_batch};
         let dir = tempfile::tempdir().unwrap();
         let recs = records(50);
         let write_raw = |name: &str, batch: &RecordBatch, version: Option<&str>| {

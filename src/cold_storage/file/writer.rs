@@ -16,8 +16,8 @@ use super::{
     FORMAT_VERSION_KEY, RECORD_TYPE_KEY,
 };
 use crate::cold_storage::store::StagedWrite;
-use crate::columnar::DICTIONARY_HINT_KEY;
 use crate::error::{Error, Result};
+use crate::record::arrow::DICTIONARY_HINT_KEY;
 use crate::record::Record;
 
 /// Writes one cold file into a staged file (see [`StagedWrite`]). Rows must arrive in strictly

@@ -24,8 +24,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 
+use super::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
 use crate::error::{Error, Result};
-use crate::record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
 
 /// Field metadata key marking a leaf column whose values repeat enough for Parquet dictionary
 /// encoding to pay. The cold writer turns dictionaries on for these leaves only: a dictionary
@@ -184,7 +184,7 @@ pub(crate) fn generic_from_batch<R: Record>(batch: &RecordBatch) -> Result<Vec<R
     let ids = required::<Int64Array>(batch, "id")?;
     let payloads = required::<BinaryArray>(batch, "payload")?;
     (0..batch.num_rows())
-        .map(|row| crate::record::decode_with_id(ids.value(row), payloads.value(row)))
+        .map(|row| super::decode_with_id(ids.value(row), payloads.value(row)))
         .collect()
 }
 

@@ -1,0 +1,170 @@
+//! Warm tier (SQLite) settings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default: 1024 writes at most in one group-commit transaction.
+pub const DEFAULT_WARM_MAX_BATCH: usize = 1024;
+/// Default: 8,192 queued writes before `put` waits (back-pressure).
+pub const DEFAULT_WARM_QUEUE_DEPTH: usize = 8192;
+/// Default: 8 idle read connections kept open.
+pub const DEFAULT_WARM_READ_CONNECTIONS: usize = 8;
+/// Default: 64 MiB of SQLite page cache per connection.
+pub const DEFAULT_WARM_CACHE_MIB: u64 = 64;
+/// Default: 256 MiB of the database memory-mapped for reads.
+pub const DEFAULT_WARM_MMAP_MIB: u64 = 256;
+/// Default: 5,000 ms SQLite busy timeout.
+pub const DEFAULT_WARM_BUSY_TIMEOUT_MS: u64 = 5000;
+/// Default: 65,536 ids with pending access statistics before a flush is forced.
+pub const DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD: usize = 65_536;
+/// Default: 1,000 ms between flushes of access statistics when the writer is idle.
+pub const DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Default: 262,144 signatures held in memory (about 10 MiB) before they are merged into the
+/// on-disk signature index in one sorted bulk insert.
+pub const DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD: usize = 262_144;
+/// Default: 100 µs, the longest a group commit waits for more writes when writers are
+/// concurrent (it closes sooner once 25 µs pass with no new write).
+pub const DEFAULT_WARM_GROUP_COMMIT_WINDOW_US: u64 = 100;
+/// Default: 1,024 pages released per incremental vacuum step.
+pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
+
+/// How SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = NORMAL` in WAL mode: an acknowledged write survives a process crash, but
+    /// the last commits before a power loss or kernel panic may be lost (the WAL is fsynced at
+    /// checkpoints, not at every commit).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every group commit fsyncs the WAL before any of its writers is
+    /// answered, so acknowledged writes also survive a power loss. One fsync is shared by all
+    /// writes in a batch.
+    Full,
+}
+
+/// Warm tier (SQLite) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarmConfig {
+    /// Commit durability. Default: [`Durability::Normal`].
+    pub durability: Durability,
+    /// Most writes in one group commit. Default: [`DEFAULT_WARM_MAX_BATCH`].
+    pub max_batch: usize,
+    /// Writes queued before writers wait. Default: [`DEFAULT_WARM_QUEUE_DEPTH`].
+    pub queue_depth: usize,
+    /// Idle read connections kept. Default: [`DEFAULT_WARM_READ_CONNECTIONS`].
+    pub read_connections: usize,
+    /// Page cache per connection, MiB. Default: [`DEFAULT_WARM_CACHE_MIB`].
+    pub cache_mib: u64,
+    /// Bytes of the database memory-mapped for reads, MiB (0 disables). Default:
+    /// [`DEFAULT_WARM_MMAP_MIB`].
+    pub mmap_mib: u64,
+    /// SQLite busy timeout, ms. Default: [`DEFAULT_WARM_BUSY_TIMEOUT_MS`].
+    pub busy_timeout_ms: u64,
+    /// Pending access-statistic entries that force a flush. Default:
+    /// [`DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD`].
+    pub access_flush_threshold: usize,
+    /// Idle interval between access-statistic flushes, ms. Default:
+    /// [`DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS`].
+    pub access_flush_interval_ms: u64,
+    /// Free pages returned to the OS per maintenance run. Default: [`DEFAULT_WARM_VACUUM_PAGES`].
+    pub vacuum_pages: u32,
+    /// Recent signatures kept in memory before a bulk merge into the on-disk index. Larger means
+    /// fewer, longer merges and more memory. Default: [`DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD`].
+    pub signature_merge_threshold: usize,
+    /// Longest a group commit waits for more writes while writers are concurrent, µs (0: never
+    /// wait). A lone writer never waits. Default: [`DEFAULT_WARM_GROUP_COMMIT_WINDOW_US`].
+    pub group_commit_window_us: u64,
+    /// Run SQLite's `quick_check` over the whole database at open, and refuse to open a damaged
+    /// one with [`Error::Corrupt`](crate::Error::Corrupt). It reads every page (about a second
+    /// per GiB here). Default: `false`; `verify` runs it on demand.
+    pub quick_check_on_open: bool,
+}
+
+impl Default for WarmConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            max_batch: DEFAULT_WARM_MAX_BATCH,
+            queue_depth: DEFAULT_WARM_QUEUE_DEPTH,
+            read_connections: DEFAULT_WARM_READ_CONNECTIONS,
+            cache_mib: DEFAULT_WARM_CACHE_MIB,
+            mmap_mib: DEFAULT_WARM_MMAP_MIB,
+            busy_timeout_ms: DEFAULT_WARM_BUSY_TIMEOUT_MS,
+            access_flush_threshold: DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD,
+            access_flush_interval_ms: DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
+            vacuum_pages: DEFAULT_WARM_VACUUM_PAGES,
+            signature_merge_threshold: DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD,
+            group_commit_window_us: DEFAULT_WARM_GROUP_COMMIT_WINDOW_US,
+            quick_check_on_open: false,
+        }
+    }
+}
+
+impl WarmConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_batch == 0 || self.max_batch > 100_000 {
+            return Err(Error::config(
+                "warm.max_batch",
+                "must be between 1 and 100000",
+            ));
+        }
+        if self.queue_depth == 0 || self.queue_depth > 1 << 20 {
+            return Err(Error::config(
+                "warm.queue_depth",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if self.busy_timeout_ms > i32::MAX as u64 {
+            return Err(Error::config(
+                "warm.busy_timeout_ms",
+                format!("must be at most {}", i32::MAX),
+            ));
+        }
+        if self.read_connections == 0 {
+            return Err(Error::config("warm.read_connections", "must be at least 1"));
+        }
+        if self.cache_mib == 0 || self.cache_mib > 1 << 20 {
+            return Err(Error::config(
+                "warm.cache_mib",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if self.mmap_mib > 1 << 20 {
+            return Err(Error::config("warm.mmap_mib", "must be at most 1048576"));
+        }
+        if self.access_flush_threshold == 0 || self.access_flush_threshold > 1 << 24 {
+            return Err(Error::config(
+                "warm.access_flush_threshold",
+                "must be between 1 and 16777216",
+            ));
+        }
+        if self.access_flush_interval_ms == 0 {
+            return Err(Error::config(
+                "warm.access_flush_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.group_commit_window_us > 100_000 {
+            return Err(Error::config(
+                "warm.group_commit_window_us",
+                "must be at most 100000 (100 ms)",
+            ));
+        }
+        if self.signature_merge_threshold == 0 || self.signature_merge_threshold > 1 << 26 {
+            return Err(Error::config(
+                "warm.signature_merge_threshold",
+                "must be between 1 and 67108864",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.busy_timeout_ms)
+    }
+}
