@@ -1,0 +1,391 @@
+//! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
+//! caching them in hot, promotes records read often, and moves records between warm and cold.
+
+mod backup;
+mod maintenance;
+mod moves;
+mod read;
+mod scan;
+mod write;
+
+pub use backup::BackupReport;
+pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
+pub use moves::{ArchiveReport, CompactionReport, IntegrityReport, RebuildReport};
+pub use scan::{RecordCursor, ScanRange};
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use crate::catalog::ColdCatalog;
+use crate::cold_storage::ColdArchiveStorage;
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use crate::hot_storage::HotMemoryStorage;
+use crate::monitor::alerts::AlertBook;
+use crate::monitor::{StorageStats, TieredMetrics};
+use crate::record::{Record, TransactionRecord};
+use crate::warm_storage::{MaintenanceReport, WarmSqliteStorage};
+
+/// How many times a read or write follows a record that moved between warm and cold while it
+/// was being looked up, before giving up. Each retry needs another tier move of the same record
+/// in between, so this is never reached in practice.
+const MOVE_RETRIES: usize = 64;
+
+/// Records per page fetched by [`RecordCursor`]. Default for `list_since`.
+pub const DEFAULT_LIST_PAGE_SIZE: usize = 512;
+
+/// The store: one hot cache over one SQLite database.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tiered_storage::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+///
+/// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+/// let mut record = TransactionRecord::default();
+/// record.transaction_signature = Some("5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnb".into());
+/// let id = store.put(&record).await?;
+///
+/// record.id = Some(id);
+/// record.final_sol_received = Some(0.75);
+/// store.update(&record).await?;
+/// assert_eq!(store.get(id).await?.unwrap().final_sol_received, Some(0.75));
+///
+/// store.remove(id).await?;
+/// assert!(store.get(id).await?.is_none());
+/// # Ok(()) }
+/// ```
+pub struct AutoTieringCoordinator<R: Record = TransactionRecord> {
+    config: StorageConfig,
+    hot: HotMemoryStorage<R>,
+    warm: WarmSqliteStorage<R>,
+    cold: ColdArchiveStorage<R>,
+    /// One tier move (archival, compaction, catalog rebuild) at a time.
+    moves: tokio::sync::Mutex<()>,
+    /// Set when shutdown begins: moves and maintenance steps are refused, a running archival
+    /// ends at its next page.
+    stopping: Arc<AtomicBool>,
+    /// Writes hold it shared for their whole duration; shutdown takes it exclusively (waiting
+    /// for them) and sets it, after which writes fail with `Error::Closed`.
+    gate: Arc<tokio::sync::RwLock<bool>>,
+    /// Whether shutdown has completed (a second call waits on the first).
+    shutdown_done: tokio::sync::Mutex<bool>,
+    maintenance: maintenance::MaintenanceState,
+    alerts: parking_lot::Mutex<AlertBook>,
+}
+
+impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoTieringCoordinator")
+            .field("data_dir", &self.config.data_dir)
+            .field("hot", &self.hot)
+            .field("warm", &self.warm)
+            .field("cold", &self.cold)
+            .finish()
+    }
+}
+
+impl AutoTieringCoordinator<TransactionRecord> {
+    /// Open with every default (data in [`crate::config::DEFAULT_DATA_DIR`], or
+    /// `$TIERED_STORAGE_DATA_DIR`).
+    pub async fn with_defaults() -> Result<Self> {
+        Self::open(StorageConfig::default()).await
+    }
+
+    /// Open with a [`TieringConfig`](crate::TieringConfig) (other settings default) or a full
+    /// [`StorageConfig`].
+    pub async fn new(config: impl Into<StorageConfig>) -> Result<Self> {
+        Self::open(config).await
+    }
+}
+
+impl<R: Record> AutoTieringCoordinator<R> {
+    /// Open a store of any [`Record`] type. Validates the config, creates the data directory,
+    /// opens (and migrates) the warm database.
+    ///
+    /// The store owns its data directory until [`shutdown`](Self::shutdown) or drop: a second
+    /// read-write open of it, from this process or another, fails with [`Error::AlreadyOpen`].
+    /// Use [`open_read_only`](Self::open_read_only) beside the owner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("bot.toml");
+    /// # std::fs::write(&path, "data_dir = \"store\"\n[hot]\ncapacity = 50000\n").unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// // `data_dir = "store"` in the file: resolved against the file's directory.
+    /// let config = StorageConfig::from_toml_file(&path)?;
+    /// let store = AutoTieringCoordinator::<TransactionRecord>::open(config).await?;
+    /// assert_eq!(store.config().data_dir, dir.path().join("store"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(config: impl Into<StorageConfig>) -> Result<Self> {
+        let config = config.into();
+        let span = tracing::info_span!("open", data_dir = %config.data_dir.display());
+        Self::open_inner(config).instrument(span).await
+    }
+
+    /// Open a store that another process (or handle) may own, without owning it: for a report
+    /// job or a dashboard beside the bot.
+    ///
+    /// - Warm is read through SQLite's WAL snapshots and cold through the catalog; the owner's
+    ///   archival and compaction may run meanwhile (a read that finds its file replaced looks
+    ///   again).
+    /// - Nothing is written: writes, moves and maintenance fail with [`Error::ReadOnly`], no
+    ///   open-time cleanup or recovery runs, no lock is taken, and nothing is cached in hot
+    ///   (the owner's updates would leave it stale).
+    /// - The database must exist and be at this build's schema version.
+    /// - A signature lookup also scans the owner's unmerged recent rows (the owner indexes
+    ///   them in its memory), so it costs more than in the owner.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let config = StorageConfig::default().with_data_dir(dir.path());
+    /// let owner = AutoTieringCoordinator::new(config.clone()).await?;
+    /// let mut record = TransactionRecord::default();
+    /// record.transaction_signature = Some("sig-1".into());
+    /// let id = owner.put(&record).await?;
+    ///
+    /// // A second read-write open fails at once, naming the holder...
+    /// let err = AutoTieringCoordinator::new(config.clone()).await.unwrap_err();
+    /// assert!(matches!(err, Error::AlreadyOpen { .. }));
+    /// // ...and a read-only one sees what the owner committed.
+    /// let reader = AutoTieringCoordinator::<TransactionRecord>::open_read_only(config).await?;
+    /// assert!(reader.get(id).await?.is_some());
+    /// assert!(matches!(reader.put(&TransactionRecord::default()).await, Err(Error::ReadOnly { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_read_only(config: impl Into<StorageConfig>) -> Result<Self> {
+        let mut config = config.into();
+        config.read_only = true;
+        Self::open(config).await
+    }
+
+    async fn open_inner(config: StorageConfig) -> Result<Self> {
+        config.validate()?;
+        let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
+        tracing::info!(data_dir = %data_dir.display(), read_only = config.read_only, "opening store");
+        let warm_config = config.clone();
+        let warm = tokio::task::spawn_blocking(move || {
+            if !warm_config.read_only {
+                prepare_data_dir(&warm_config.data_dir)?;
+            }
+            WarmSqliteStorage::open(&warm_config)
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        let catalog: Arc<dyn ColdCatalog> = Arc::new(warm.clone());
+        let cold_config = config.clone();
+        let (cold, check) = tokio::task::spawn_blocking(move || {
+            let cold = ColdArchiveStorage::open(&cold_config, catalog)?;
+            // Recovery deletes and quarantines: only the owner, holding the lock, runs it.
+            let check = if cold_config.read_only {
+                Default::default()
+            } else {
+                cold.check_on_open()?
+            };
+            Ok::<_, Error>((cold, check))
+        })
+        .await
+        .map_err(|_| Error::Closed)??;
+        for file_id in &check.quarantine {
+            warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
+                .await?;
+        }
+        let hot = HotMemoryStorage::new(&config);
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            warm_records = warm.len(),
+            cold_temp_removed = check.temp_removed,
+            cold_orphans_removed = check.orphans_removed,
+            cold_quarantined = check.quarantine.len(),
+            "store opened"
+        );
+        let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
+        Ok(Self {
+            config,
+            hot,
+            warm,
+            cold,
+            moves: tokio::sync::Mutex::new(()),
+            stopping: Arc::new(AtomicBool::new(false)),
+            gate: Arc::new(tokio::sync::RwLock::new(false)),
+            shutdown_done: tokio::sync::Mutex::new(false),
+            maintenance: maintenance::MaintenanceState::default(),
+            alerts,
+        })
+    }
+
+    /// Records with `timestamp_ms() >= since_ms`, from every tier, in id order, fetched a page
+    /// at a time.
+    pub fn list_since(&self, since_ms: i64) -> RecordCursor<R> {
+        self.list_since_with_page_size(since_ms, DEFAULT_LIST_PAGE_SIZE)
+    }
+
+    /// [`list_since`](Self::list_since) with a chosen page size (memory is about one page).
+    pub fn list_since_with_page_size(&self, since_ms: i64, page_size: usize) -> RecordCursor<R> {
+        RecordCursor::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            ScanRange::default().with_time(since_ms..=i64::MAX),
+            page_size,
+        )
+    }
+
+    /// Records in a time range, an id range and matching field filters (outcome, mint,
+    /// program), from every tier, merged in id order with no duplicates, a page at a time.
+    /// Cold files and row groups whose statistics exclude the range are skipped.
+    ///
+    /// [`Error::InvalidRecord`] if a filter names a field the record type has no column for.
+    ///
+    /// The cursor returns records in ascending id order, each once; drain it with
+    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`.
+    /// It is not a snapshot: each page reads its records as they are then, and holds no lock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for (ts, outcome) in [(1_000, Outcome::Profit(0.1)), (2_000, Outcome::Loss(0.2)), (3_000, Outcome::Profit(0.3))] {
+    ///     let trade = TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    ///
+    /// // Profitable trades with a decision time in 1..=3 s (Unix ms), two per page.
+    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome("Profit");
+    /// let mut cursor = store.scan(range, 2)?;
+    /// let mut profit = 0.0;
+    /// while let Some(page) = cursor.next_page().await? {
+    ///     for trade in page {
+    ///         if let Outcome::Profit(sol) = trade.actual_outcome {
+    ///             profit += sol;
+    ///         }
+    ///     }
+    /// }
+    /// assert!((profit - 0.4).abs() < 1e-9);
+    /// # Ok(()) }
+    /// ```
+    pub fn scan(&self, range: ScanRange, page_size: usize) -> Result<RecordCursor<R>> {
+        range.validate::<R>()?;
+        Ok(RecordCursor::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            range,
+            page_size,
+        ))
+    }
+
+    /// Counts and read routing counters.
+    pub async fn get_stats(&self) -> Result<StorageStats> {
+        Ok(StorageStats::from_tiers(
+            &self.hot.metrics(),
+            &self.warm.metrics(),
+            &self.cold.metrics(),
+        ))
+    }
+
+    /// Metrics of every tier: counts, measured bytes, hits and misses, access times over the
+    /// recent window (`metrics.window_secs`), evictions, promotions, records archived,
+    /// archival lag and cold files. As in the seed:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let coordinator = tiered_storage::AutoTieringCoordinator::new(
+    /// #     tiered_storage::StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let metrics = coordinator.collect_metrics().await?;
+    ///
+    /// if let Some(hot) = metrics.hot {
+    ///     println!("Hot tier: {} records, {:.2}% hit rate",
+    ///         hot.record_count, hot.hit_rate());
+    ///     println!("P95 access time: {}µs", hot.p95_access_time_us);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn collect_metrics(&self) -> Result<TieredMetrics> {
+        let mut warm = self.warm.metrics();
+        if let Some(oldest) = self.warm.oldest_timestamp_ms()? {
+            let overdue_ms = self.archive_cutoff_ms().saturating_sub(oldest);
+            warm.archival_lag_secs = (overdue_ms.max(0) / 1000) as u64;
+        }
+        Ok(TieredMetrics {
+            hot: Some(self.hot.metrics()),
+            warm: Some(warm),
+            cold: Some(self.cold.metrics()),
+        })
+    }
+
+    /// Every metric and active alert as a Prometheus text exposition (content type
+    /// [`PROMETHEUS_CONTENT_TYPE`](crate::PROMETHEUS_CONTENT_TYPE)), for a `/metrics` endpoint.
+    pub async fn export_prometheus(&self) -> Result<String> {
+        let alerts = self.get_alerts().await;
+        let metrics = self.collect_metrics().await?;
+        Ok(crate::monitor::prometheus::render(&metrics, &alerts))
+    }
+
+    /// Run warm upkeep now (access-statistics flush, signature merge, sampled ANALYZE, one
+    /// incremental-vacuum step, checkpoint). [`run_maintenance_step`](Self::run_maintenance_step)
+    /// runs a whole maintenance step, archival and compaction included.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        self.check_open("run_maintenance")?;
+        self.hot.run_pending_tasks();
+        self.warm.run_maintenance().await
+    }
+
+    /// The hot tier.
+    pub fn hot_tier(&self) -> &HotMemoryStorage<R> {
+        &self.hot
+    }
+
+    /// The warm tier.
+    pub fn warm_tier(&self) -> &WarmSqliteStorage<R> {
+        &self.warm
+    }
+
+    /// The cold tier.
+    pub fn cold_tier(&self) -> &ColdArchiveStorage<R> {
+        &self.cold
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+}
+
+/// A write task that panicked re-raises the panic here; one cancelled by runtime shutdown
+/// means the store is going away.
+fn join_error(e: tokio::task::JoinError) -> Error {
+    match e.try_into_panic() {
+        Ok(payload) => std::panic::resume_unwind(payload),
+        Err(_) => Error::Closed,
+    }
+}
+
+/// Create the data directory and prove it is writable, so the error names the directory.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    let err = |source| Error::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"probe").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)?;
+    Ok(())
+}

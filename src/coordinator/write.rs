@@ -1,0 +1,281 @@
+//! Writes: `put`, `update` and `remove`, durable in warm before hot is refreshed, and the
+//! look-ups a write of an archived record needs (its cold home, the text of archived
+//! signatures whose hash matches).
+
+use std::sync::Arc;
+
+use super::{join_error, AutoTieringCoordinator, MOVE_RETRIES};
+use crate::cold_storage::{ColdArchiveStorage, ColdRead};
+use crate::error::{Error, Result};
+use crate::record::{signature_hash, Record};
+use crate::warm_storage::{ColdHome, WarmSqliteStorage, WriteOp};
+
+impl<R: Record> AutoTieringCoordinator<R> {
+    /// Store a new record durably and return its id. The record's id must be unset.
+    ///
+    /// Returns after the warm transaction holding it has committed; the record is then cached
+    /// in hot. If the future is dropped before it resolves, the write may still commit.
+    ///
+    /// [`Error::InvalidRecord`] if the record already has an id, [`Error::DuplicateSignature`]
+    /// if another record carries its signature, [`Error::EmptySignature`] for `Some("")`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let trade = TransactionRecord {
+    ///     transaction_signature: Some("sig-1".into()),
+    ///     timestamp_decision_made: 1_764_480_000_000, // Unix ms
+    ///     ..Default::default()
+    /// };
+    /// let id = store.put(&trade).await?; // durable when it returns
+    /// assert_eq!(store.get(id).await?.and_then(|t| t.id), Some(id));
+    ///
+    /// // Signatures are unique across the store.
+    /// let again = store.put(&trade).await;
+    /// assert!(matches!(again, Err(Error::DuplicateSignature { existing_id, .. }) if existing_id == id));
+    /// # Ok(()) }
+    /// ```
+    pub async fn put(&self, record: &R) -> Result<i64> {
+        if record.id().is_some() {
+            return Err(Error::invalid(
+                "put assigns ids: the record already has one (use update to change a stored record)",
+            ));
+        }
+        let encoded = self.warm.encode(record)?;
+        let bytes = encoded.payload.len();
+        let permit = self.write_permit("put").await?;
+        let mut distinct = Vec::new();
+        let ack = loop {
+            let ack = self
+                .warm
+                .write(WriteOp::Put(encoded.clone(), std::mem::take(&mut distinct)))
+                .await?;
+            if ack.unconfirmed.is_empty() {
+                break ack;
+            }
+            distinct =
+                confirm_distinct(&self.warm, &self.cold, &encoded.signature, ack.unconfirmed)
+                    .await?;
+        };
+        drop(permit);
+        let mut cached = record.clone();
+        cached.set_id(ack.id);
+        self.hot.insert_put(cached, bytes, ack.seq);
+        Ok(ack.id)
+    }
+
+    /// Replace a stored record (matched by its id) durably. Typical use: filling in a trade's
+    /// outcome. Reads are linearizable: once any read has seen the new version (and certainly
+    /// once this returns), no read sees the old one.
+    ///
+    /// The record may be in any tier: an archived record updated goes back to warm.
+    /// [`Error::NotFound`] if no tier holds the id, [`Error::InvalidRecord`] if the record has
+    /// no id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let mut trade = TransactionRecord { initial_sol_spent: Some(0.5), ..Default::default() };
+    /// let id = store.put(&trade).await?;
+    ///
+    /// // The trade closed: fill in its outcome. Profit and Loss carry an amount of SOL.
+    /// trade.id = Some(id); // update finds the record by its id
+    /// trade.final_sol_received = Some(0.42);
+    /// trade.actual_outcome = Outcome::Loss(0.08);
+    /// trade.timestamp_outcome_evaluated = Some(1_764_480_090_000); // Unix ms
+    /// store.update(&trade).await?;
+    /// assert_eq!(store.get(id).await?.unwrap().actual_outcome, Outcome::Loss(0.08));
+    /// # Ok(()) }
+    /// ```
+    pub async fn update(&self, record: &R) -> Result<()> {
+        let Some(id) = record.id() else {
+            return Err(Error::invalid(
+                "update needs the record's id (as returned by put)",
+            ));
+        };
+        let encoded = self.warm.encode(record)?;
+        let bytes = encoded.payload.len();
+        let permit = self.write_permit("update").await?;
+        // Evict before the commit, so hot never serves the old version once warm has the new.
+        // The guard is finished by a task that waits for the commit even if this future is
+        // dropped: a cancelled update that still commits cannot leave hot stale.
+        let mut guard = self.hot.begin_write(id);
+        let warm = self.warm.clone();
+        let cold = self.cold.clone();
+        // Only a record that was cached is re-cached: skip the clone otherwise.
+        let recache = guard.was_cached().then(|| record.clone());
+        let done = tokio::spawn(async move {
+            // Shutdown waits for this write, even if the caller stops waiting.
+            let _permit = permit;
+            let mut home = None;
+            let mut distinct = Vec::new();
+            for _ in 0..MOVE_RETRIES {
+                let op = WriteOp::Update(encoded.clone(), home, std::mem::take(&mut distinct));
+                match warm.write(op).await {
+                    Ok(ack) if !ack.unconfirmed.is_empty() => {
+                        distinct =
+                            confirm_distinct(&warm, &cold, &encoded.signature, ack.unconfirmed)
+                                .await?;
+                        continue;
+                    }
+                    Ok(ack) if !ack.moved => {
+                        match recache {
+                            Some(record) => guard.finish(record, bytes, ack.seq, false),
+                            None => guard.committed(ack.seq),
+                        }
+                        return Ok(());
+                    }
+                    // Not in warm, or the cold copy named moved: find it and write again.
+                    Ok(_) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                home = locate_home(&warm, &cold, id)
+                    .await?
+                    .ok_or(Error::NotFound { id })?;
+            }
+            Err(Error::Conflict { id })
+        });
+        done.await.map_err(join_error)?
+    }
+
+    /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
+    pub async fn remove(&self, id: i64) -> Result<()> {
+        let permit = self.write_permit("remove").await?;
+        let mut guard = self.hot.begin_write(id);
+        let warm = self.warm.clone();
+        let cold = self.cold.clone();
+        let done = tokio::spawn(async move {
+            // Shutdown waits for this write, even if the caller stops waiting.
+            let _permit = permit;
+            let mut home = None;
+            for _ in 0..MOVE_RETRIES {
+                let ack = warm.write(WriteOp::Remove(id, home)).await?;
+                if ack.removed {
+                    guard.committed(ack.seq);
+                    return Ok(true);
+                }
+                // Not in warm, or the cold copy named moved: find it and write again.
+                match locate_home(&warm, &cold, id).await? {
+                    None => return Ok(false),
+                    Some(h) => home = h,
+                }
+            }
+            Err(Error::Conflict { id })
+        });
+        if done.await.map_err(join_error)?? {
+            Ok(())
+        } else {
+            Err(Error::NotFound { id })
+        }
+    }
+
+    /// Permission to write: held until the write's commit is known, so shutdown (which takes
+    /// the gate exclusively) waits for it. [`Error::Closed`] once shutdown has begun.
+    async fn write_permit(
+        &self,
+        op: &'static str,
+    ) -> Result<tokio::sync::OwnedRwLockReadGuard<bool>> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                path: self.config.data_dir.clone(),
+                op,
+            });
+        }
+        let permit = Arc::clone(&self.gate).read_owned().await;
+        if *permit || self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(permit)
+    }
+}
+
+/// Where a record lives, found for a write (not counted as a read).
+enum Home<R> {
+    /// It has a warm row.
+    Warm,
+    /// Its live copy is in this cold file.
+    Cold { record: R, file_id: i64 },
+    /// No tier holds it.
+    Nowhere,
+}
+
+/// Find where `id` lives: warm names the candidate files in one snapshot, cold reads them. A
+/// file compaction removed since the snapshot makes it look again.
+async fn find_home<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    id: i64,
+) -> Result<Home<R>> {
+    let mut vanished = None;
+    for _ in 0..MOVE_RETRIES {
+        let Some(files) = warm.locate(id)? else {
+            return Ok(Home::Warm);
+        };
+        if files.is_empty() {
+            return Ok(Home::Nowhere);
+        }
+        let reader = cold.clone();
+        match cold
+            .pool()
+            .run(move || reader.read_uncounted(id, &files))
+            .await??
+        {
+            ColdRead::Found { record, file_id } => return Ok(Home::Cold { record, file_id }),
+            ColdRead::Absent => return Ok(Home::Nowhere),
+            ColdRead::Vanished { file_id, error } => {
+                cold.check_vanished(&mut vanished, file_id, error)?
+            }
+        }
+    }
+    Err(Error::Conflict { id })
+}
+
+/// Where to write an id that warm did not hold: `None` if no tier holds it, `Some(None)` if it
+/// is back in warm (write there), `Some(Some(home))` for its archived copy.
+async fn locate_home<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    id: i64,
+) -> Result<Option<Option<ColdHome>>> {
+    Ok(match find_home(warm, cold, id).await? {
+        Home::Warm => Some(None),
+        Home::Cold { record, file_id } => Some(Some(ColdHome {
+            file_id,
+            sig_hash: record.signature().map(signature_hash),
+        })),
+        Home::Nowhere => None,
+    })
+}
+
+/// A write's signature hash matched archived records `ids`, whose text only their cold
+/// copies hold: read them (on the read pool, outside any write transaction). A copy carrying
+/// `signature` makes the write a duplicate; otherwise the ids are returned, to be sent with the
+/// write again as known to differ. (One that went back to warm meanwhile is checked against
+/// its row by the writer.)
+async fn confirm_distinct<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    signature: &Option<String>,
+    ids: Vec<i64>,
+) -> Result<Vec<i64>> {
+    let signature = signature.as_deref().unwrap_or_default();
+    for &id in &ids {
+        if let Home::Cold { record, .. } = find_home(warm, cold, id).await? {
+            if record.signature() == Some(signature) {
+                return Err(Error::DuplicateSignature {
+                    signature: signature.to_owned(),
+                    existing_id: id,
+                });
+            }
+        }
+    }
+    Ok(ids)
+}
