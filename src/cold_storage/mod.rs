@@ -15,14 +15,18 @@
 //! [`ColdCatalog`], which answers each question from one database snapshot.
 
 mod archive;
+mod cache;
 mod checksum;
 mod compact;
 mod export;
 pub(crate) mod file;
+mod read;
 mod recovery;
 pub(crate) mod store;
+mod tier;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
+pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 
 use std::collections::HashMap;
@@ -30,18 +34,17 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use crate::blocking::BlockingPool;
-use crate::catalog::{ArchivedCopy, CatalogEntry, ColdCatalog, FileState};
+use crate::catalog::{CatalogEntry, ColdCatalog, FileState};
 use crate::config::{ColdConfig, StorageConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
-use crate::record::{signature_hash, Record, TransactionRecord};
-use crate::tier::StorageTier;
+use crate::record::{Record, TransactionRecord};
+use cache::MetaCache;
 use file::{ColdFile, ScanBounds, WriterOptions};
 use store::{ColdStore, FileRef, LocalStore};
 
@@ -96,62 +99,6 @@ struct Inner<R: Record> {
     archived: AtomicU64,
     files_written: AtomicU64,
     _record: PhantomData<fn() -> R>,
-}
-
-/// Opened files (footer and page index), bounded by their in-memory size, least recently used
-/// evicted first.
-struct MetaCache<R: Record> {
-    files: HashMap<i64, (Arc<ColdFile<R>>, usize, u64)>,
-    bytes: usize,
-    limit: usize,
-    tick: u64,
-}
-
-impl<R: Record> MetaCache<R> {
-    fn get(&mut self, file_id: i64) -> Option<Arc<ColdFile<R>>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.files.get_mut(&file_id).map(|e| {
-            e.2 = tick;
-            Arc::clone(&e.0)
-        })
-    }
-
-    fn insert(&mut self, file_id: i64, file: Arc<ColdFile<R>>) {
-        let size = file.memory_size();
-        self.tick += 1;
-        if let Some(old) = self.files.insert(file_id, (file, size, self.tick)) {
-            self.bytes -= old.1;
-        }
-        self.bytes += size;
-        while self.bytes > self.limit && self.files.len() > 1 {
-            let (&victim, _) = self
-                .files
-                .iter()
-                .filter(|(&id, _)| id != file_id)
-                .min_by_key(|(_, e)| e.2)
-                .expect("more than one entry");
-            self.remove(victim);
-        }
-    }
-
-    fn remove(&mut self, file_id: i64) {
-        if let Some((_, size, _)) = self.files.remove(&file_id) {
-            self.bytes -= size;
-        }
-    }
-}
-
-/// What a cold read of the files it was handed found.
-pub(crate) enum ColdRead<R> {
-    /// The record, and the file holding its live copy.
-    Found { record: R, file_id: i64 },
-    /// None of the files holds it.
-    Absent,
-    /// A file was removed since the snapshot that named it (compaction replaced it): look the
-    /// record up again. If a newer snapshot names the same file and it is still not there, it
-    /// is gone for good: see [`ColdArchiveStorage::gone`].
-    Vanished { file_id: i64, error: Error },
 }
 
 /// Cold-tier counters, from [`ColdArchiveStorage::cold_stats`].
@@ -332,140 +279,6 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
     }
 
-    /// Read record `id` from the files a warm snapshot said may hold it (blocking, about one
-    /// page per column). Counted as a cold hit or miss.
-    pub(crate) fn read(&self, id: i64, files: &[CatalogEntry]) -> Result<ColdRead<R>> {
-        let start = Instant::now();
-        let out = self.read_uncounted(id, files);
-        self.count_read(&out, start);
-        out
-    }
-
-    /// [`read`](Self::read) without counting a hit or miss: for the write path's lookups of
-    /// an archived record's home, which are not reads.
-    ///
-    /// Every candidate file is tried: a record has at most one live copy, so a healthy file
-    /// that holds it answers, whatever other files cover its id. Only when none does and a
-    /// candidate was quarantined or unreadable is the answer an error (it may be in there),
-    /// never "absent".
-    pub(crate) fn read_uncounted(&self, id: i64, files: &[CatalogEntry]) -> Result<ColdRead<R>> {
-        let mut failed: Option<Error> = None;
-        for entry in files {
-            let path = self.file_path(&entry.path);
-            if entry.state == FileState::Quarantined {
-                failed.get_or_insert_with(|| {
-                    Error::cold_file(&path, format!("quarantined; it may hold record {id}"))
-                });
-                continue;
-            }
-            match self.open_file(entry).and_then(|f| f.get(id)) {
-                Ok(Some(record)) => {
-                    return Ok(ColdRead::Found {
-                        record,
-                        file_id: entry.file_id,
-                    })
-                }
-                Ok(None) => {}
-                Err(e) if store::is_missing(&e) => {
-                    tracing::debug!(error = %e, "cold file removed since the snapshot");
-                    self.forget(&[entry.file_id]);
-                    return Ok(ColdRead::Vanished {
-                        file_id: entry.file_id,
-                        error: e,
-                    });
-                }
-                Err(e) => {
-                    self.forget(&[entry.file_id]);
-                    self.report(ColdFileProblem::new(
-                        Some(entry.file_id),
-                        path,
-                        ProblemKind::Unreadable,
-                        e.to_string(),
-                    ));
-                    failed.get_or_insert(e);
-                }
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(ColdRead::Absent),
-        }
-    }
-
-    /// Read the archived record carrying `signature` from the copies a warm snapshot said may
-    /// (their signature hash matches): each read by id and confirmed by its text. Counted as
-    /// one cold hit or miss.
-    pub(crate) fn read_signature(
-        &self,
-        signature: &str,
-        copies: &[ArchivedCopy],
-    ) -> Result<ColdRead<R>> {
-        let start = Instant::now();
-        let out = self.read_signature_uncounted(signature, copies);
-        self.count_read(&out, start);
-        out
-    }
-
-    fn read_signature_uncounted(
-        &self,
-        signature: &str,
-        copies: &[ArchivedCopy],
-    ) -> Result<ColdRead<R>> {
-        for copy in copies {
-            match self.read_uncounted(copy.id, &copy.files)? {
-                ColdRead::Found { record, file_id } if record.signature() == Some(signature) => {
-                    return Ok(ColdRead::Found { record, file_id })
-                }
-                vanished @ ColdRead::Vanished { .. } => return Ok(vanished),
-                _ => {}
-            }
-        }
-        Ok(ColdRead::Absent)
-    }
-
-    /// After a read found file `file_id` missing: `Ok` the first time (compaction removed it
-    /// after the snapshot that named it; look again). A newer snapshot that still catalogues
-    /// it cannot have raced a compaction (a compaction uncatalogues its inputs before it
-    /// removes them), so the second time the file is gone for good: reported as a `Missing`
-    /// problem, and the read fails with the error.
-    pub(crate) fn check_vanished(
-        &self,
-        last: &mut Option<i64>,
-        file_id: i64,
-        error: Error,
-    ) -> Result<()> {
-        if *last != Some(file_id) {
-            *last = Some(file_id);
-            return Ok(());
-        }
-        let path = match &error {
-            Error::ColdFile { path, .. } => path.clone(),
-            _ => self.root().to_path_buf(),
-        };
-        self.report(ColdFileProblem::new(
-            Some(file_id),
-            path,
-            ProblemKind::Missing,
-            error.to_string(),
-        ));
-        Err(error)
-    }
-
-    /// Count a lookup that found no candidate file: a cold miss with no file read.
-    pub(crate) fn count_miss(&self, start: Instant) {
-        self.inner.stats.record(false, start);
-    }
-
-    /// A found record is a hit and an absent one a miss. A vanished file is neither: the read
-    /// starts again from warm.
-    fn count_read(&self, out: &Result<ColdRead<R>>, start: Instant) {
-        match out {
-            Ok(ColdRead::Found { .. }) => self.inner.stats.record(true, start),
-            Ok(ColdRead::Absent) => self.inner.stats.record(false, start),
-            Ok(ColdRead::Vanished { .. }) | Err(_) => {}
-        }
-    }
-
     /// Open a streaming scan of one catalogued file within `bounds`.
     pub(crate) fn scan_file(
         &self,
@@ -554,152 +367,6 @@ pub(crate) fn day_string(day: i64) -> String {
 /// The day (since the Unix epoch, UTC) of a Unix-ms timestamp.
 pub(crate) fn day_of(ts_ms: i64) -> i64 {
     ts_ms.div_euclid(86_400_000)
-}
-
-#[async_trait]
-impl<R: Record> StorageTier<R> for ColdArchiveStorage<R> {
-    /// Reads the archived copy of `id`, if a live file holds one. Alone, the cold tier does
-    /// not know whether warm holds a newer version: the coordinator's `get` does.
-    async fn get(&self, id: i64) -> Result<Option<R>> {
-        let this = self.clone();
-        self.pool().run(move || this.read_alone(id)).await?
-    }
-
-    /// Reads the archived record carrying `signature`, if a live file holds one (see `get`).
-    async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
-        let this = self.clone();
-        let sig = signature.to_owned();
-        self.pool()
-            .run(move || {
-                let ids = this.inner.catalog.archived_ids(signature_hash(&sig))?;
-                for id in ids {
-                    if let Some(r) = this.read_alone(id)? {
-                        if r.signature() == Some(sig.as_str()) {
-                            return Ok(Some(r));
-                        }
-                    }
-                }
-                Ok(None)
-            })
-            .await?
-    }
-
-    /// Refused: the cold tier is written by archival, whose catalog change must commit with
-    /// the warm delete. Use `AutoTieringCoordinator::archive_now`.
-    async fn put(&self, _record: &R) -> Result<i64> {
-        Err(Error::Unsupported {
-            op: "put into the cold tier (it is written only by archival: put through the coordinator, and AutoTieringCoordinator::archive_now moves records here)",
-        })
-    }
-
-    /// Refused: a cold delete is a tombstone committed by the warm writer. Use
-    /// `AutoTieringCoordinator::remove`.
-    async fn remove(&self, _id: i64) -> Result<bool> {
-        Err(Error::Unsupported {
-            op: "remove from the cold tier (archived records are removed through AutoTieringCoordinator::remove, which tombstones them)",
-        })
-    }
-
-    async fn list_since(
-        &self,
-        since_ms: i64,
-        after_id: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<R>> {
-        let this = self.clone();
-        self.pool()
-            .run(move || this.page_since(since_ms, after_id, limit))
-            .await?
-    }
-
-    async fn count(&self) -> Result<u64> {
-        Ok(self
-            .inner
-            .catalog
-            .entries()?
-            .iter()
-            .map(CatalogEntry::live_rows)
-            .sum())
-    }
-
-    async fn get_metrics(&self) -> Result<TierMetrics> {
-        Ok(self.metrics())
-    }
-
-    fn tier_name(&self) -> &'static str {
-        "cold"
-    }
-
-    fn target_access_time(&self) -> Duration {
-        COLD_TARGET_ACCESS_TIME
-    }
-}
-
-impl<R: Record> ColdArchiveStorage<R> {
-    /// Direct tier access: read `id` from the files the catalog says cover it, following a
-    /// file that compaction replaced meanwhile.
-    fn read_alone(&self, id: i64) -> Result<Option<R>> {
-        let mut vanished = None;
-        for _ in 0..RELOCATE_ATTEMPTS {
-            let files = self.inner.catalog.covering(id)?;
-            match self.read(id, &files)? {
-                ColdRead::Found { record, .. } => return Ok(Some(record)),
-                ColdRead::Absent => return Ok(None),
-                ColdRead::Vanished { file_id, error } => {
-                    self.check_vanished(&mut vanished, file_id, error)?
-                }
-            }
-        }
-        Err(Error::Conflict { id })
-    }
-
-    /// One page of live archived records with `timestamp_ms() >= since_ms` and id above
-    /// `after_id`, in id order, file by file (blocking).
-    fn page_since(&self, since_ms: i64, after_id: Option<i64>, limit: usize) -> Result<Vec<R>> {
-        let after = after_id.unwrap_or(i64::MIN);
-        let mut entries: Vec<CatalogEntry> = self
-            .inner
-            .catalog
-            .entries()?
-            .into_iter()
-            .filter(|e| e.max_id > after && e.max_ts >= since_ms)
-            .collect();
-        entries.sort_by_key(|e| e.min_id);
-        let mut out: Vec<R> = Vec::new();
-        let bounds = ScanBounds {
-            min_id: after.saturating_add(1),
-            max_id: i64::MAX,
-            min_ts: since_ms,
-            max_ts: i64::MAX,
-            equals: Vec::new(),
-            batch_rows: limit.clamp(1, 8192),
-        };
-        for entry in &entries {
-            // Files are sorted by min_id; once the page is full and the next file starts past
-            // its last id, no later file can contribute a smaller id.
-            if out.len() >= limit && out.last().and_then(Record::id) < Some(entry.min_id) {
-                break;
-            }
-            let dead = self
-                .inner
-                .catalog
-                .dead_ids(entry.file_id, bounds.min_id, entry.max_id)?;
-            for batch in self.scan_file(entry, &bounds)? {
-                for r in batch? {
-                    let id = r.id().expect("cold rows carry their id");
-                    if dead.binary_search(&id).is_err() {
-                        out.push(r);
-                    }
-                }
-                if out.len() >= limit {
-                    break;
-                }
-            }
-            out.sort_by_key(|r| r.id());
-            out.truncate(limit);
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
