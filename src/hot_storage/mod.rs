@@ -24,11 +24,10 @@
 //! the evicted entry, so a late listener can never drop a newer mapping. Lookups still check
 //! the cached record's signature text, so a stale or colliding mapping can only cause a miss.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use dashmap::DashMap;
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -36,62 +35,22 @@ use moka::sync::Cache;
 
 use crate::clock::SharedClock;
 use crate::config::StorageConfig;
-use crate::error::{Error, Result};
 use crate::metrics::{AccessStats, TierMetrics};
 use crate::record::{signature_hash, Record, TransactionRecord};
-use crate::tier::StorageTier;
+
+mod hash;
+mod sketch;
+mod tier;
+mod weight;
+
+pub(crate) use hash::IdHashBuilder;
+use sketch::FrequencySketch;
+use weight::WeightScale;
 
 /// Target access time of the hot tier (the seed's "< 1 ms").
 pub const HOT_TARGET_ACCESS_TIME: Duration = Duration::from_millis(1);
 
 const FILL_STRIPES: usize = 16_384;
-
-/// Hasher for the hot tier's integer keys (ids and signature hashes): a seeded splitmix64
-/// finalizer. SipHash was 8% of the write path's CPU; this is a few instructions, and the
-/// per-process random seed keeps crafted keys from flooding one bucket.
-#[derive(Clone)]
-pub(crate) struct IdHashBuilder(u64);
-
-impl Default for IdHashBuilder {
-    fn default() -> Self {
-        use std::hash::BuildHasher;
-        Self(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
-    }
-}
-
-impl std::hash::BuildHasher for IdHashBuilder {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(self.0)
-    }
-}
-
-/// See [`IdHashBuilder`].
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_add(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(23);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-}
 
 #[derive(Clone)]
 struct HotEntry<R> {
@@ -541,188 +500,12 @@ impl<R: Record> HotMemoryStorage<R> {
     }
 }
 
-#[async_trait]
-impl<R: Record> StorageTier<R> for HotMemoryStorage<R> {
-    async fn get(&self, id: i64) -> Result<Option<R>> {
-        Ok(self.lookup(id))
-    }
-
-    async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
-        Ok(self.lookup_signature(signature))
-    }
-
-    /// Cache a record that already has an id (the hot tier cannot assign ids). Overwrites any
-    /// cached copy.
-    async fn put(&self, record: &R) -> Result<i64> {
-        let id = record.id().ok_or_else(|| {
-            Error::invalid("the hot tier caches stored records only: the record needs an id")
-        })?;
-        let mut buf = Vec::new();
-        record.encode(&mut buf)?;
-        if buf.len() > self.inner.max_record_bytes {
-            return Err(Error::RecordTooLarge {
-                size: buf.len(),
-                max: self.inner.max_record_bytes,
-            });
-        }
-        // Sequence 0: a direct cache write orders no puts.
-        self.begin_write(id)
-            .finish(record.clone(), buf.len(), 0, true);
-        Ok(id)
-    }
-
-    async fn remove(&self, id: i64) -> Result<bool> {
-        let was = self.inner.cache.contains_key(&id);
-        self.invalidate(id);
-        Ok(was)
-    }
-
-    /// Scans the cache (it is bounded by its capacity) and returns one sorted page.
-    async fn list_since(
-        &self,
-        since_ms: i64,
-        after_id: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<R>> {
-        let after = after_id.unwrap_or(i64::MIN);
-        let mut ids: Vec<i64> = self
-            .inner
-            .cache
-            .iter()
-            .filter(|(id, e)| **id > after && e.record.timestamp_ms() >= since_ms)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| self.inner.cache.get(&id).map(|e| R::clone(&e.record)))
-            .take(limit)
-            .collect())
-    }
-
-    async fn count(&self) -> Result<u64> {
-        Ok(self.len())
-    }
-
-    async fn contains(&self, id: i64) -> Result<bool> {
-        Ok(self.contains_id(id))
-    }
-
-    async fn get_metrics(&self) -> Result<TierMetrics> {
-        Ok(self.metrics())
-    }
-
-    async fn maintenance(&self) -> Result<()> {
-        self.inner.cache.run_pending_tasks();
-        Ok(())
-    }
-
-    fn tier_name(&self) -> &'static str {
-        "hot"
-    }
-
-    fn target_access_time(&self) -> Duration {
-        HOT_TARGET_ACCESS_TIME
-    }
-}
-
-/// Enforces a record bound and a byte bound with one moka weigher: an entry weighs
-/// `ceil(max(bytes * capacity, max_bytes) / divisor)` and the cache holds
-/// `floor(capacity * max_bytes / divisor)` units. A full cache then has at most `capacity`
-/// entries (each weighs at least `max_bytes / divisor`) and at most `max_bytes` bytes (each weighs
-/// at least `bytes * capacity / divisor`). `divisor` keeps one weight within `u32`.
-struct WeightScale {
-    capacity: u64,
-    max_bytes: u64,
-    divisor: u64,
-}
-
-impl WeightScale {
-    fn new(capacity: u64, max_bytes: u64, max_record_bytes: usize) -> Self {
-        let heaviest = (max_record_bytes as u64)
-            .saturating_mul(capacity)
-            .max(max_bytes);
-        Self {
-            capacity,
-            max_bytes,
-            divisor: heaviest / u64::from(u32::MAX) + 1,
-        }
-    }
-
-    fn units(&self) -> u64 {
-        let units =
-            u128::from(self.capacity) * u128::from(self.max_bytes) / u128::from(self.divisor);
-        units.min(u128::from(u64::MAX)) as u64
-    }
-
-    fn weight(&self, bytes: u32) -> u32 {
-        let raw = u64::from(bytes)
-            .saturating_mul(self.capacity)
-            .max(self.max_bytes);
-        raw.div_ceil(self.divisor).clamp(1, u64::from(u32::MAX)) as u32
-    }
-}
-
-/// A count-min sketch of 4 rows of saturating 8-bit counters with conservative increments and
-/// periodic halving (TinyLFU ageing), so memory stays fixed however many ids are read.
-struct FrequencySketch {
-    rows: [Box<[AtomicU8]>; 4],
-    mask: usize,
-    additions: AtomicUsize,
-    reset_at: usize,
-}
-
-impl FrequencySketch {
-    fn new(counters: usize) -> Self {
-        let width = counters.next_power_of_two();
-        let row = || (0..width).map(|_| AtomicU8::new(0)).collect::<Box<[_]>>();
-        Self {
-            rows: [row(), row(), row(), row()],
-            mask: width - 1,
-            additions: AtomicUsize::new(0),
-            reset_at: width * 10,
-        }
-    }
-
-    fn slots(&self, id: i64) -> [usize; 4] {
-        let h = xxhash_rust::xxh3::xxh3_64_with_seed(&id.to_le_bytes(), 0x9e37_79b9);
-        let (a, b) = (h as usize, (h >> 32) as usize | 1);
-        std::array::from_fn(|i| a.wrapping_add(i.wrapping_mul(b)) & self.mask)
-    }
-
-    fn increment(&self, id: i64) -> u8 {
-        let slots = self.slots(id);
-        let min = (0..4)
-            .map(|i| self.rows[i][slots[i]].load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(0);
-        if min < u8::MAX {
-            for (i, &s) in slots.iter().enumerate() {
-                let _ = self.rows[i][s].compare_exchange(
-                    min,
-                    min + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
-        }
-        if self.additions.fetch_add(1, Ordering::Relaxed) + 1 >= self.reset_at {
-            self.additions.store(0, Ordering::Relaxed);
-            for row in &self.rows {
-                for c in row.iter() {
-                    let v = c.load(Ordering::Relaxed);
-                    c.store(v / 2, Ordering::Relaxed);
-                }
-            }
-        }
-        min.saturating_add(1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::record::tests::sample;
+    use crate::tier::StorageTier;
 
     fn hot(capacity: u64) -> HotMemoryStorage {
         HotMemoryStorage::new(&StorageConfig::default().with_hot_capacity(capacity))
