@@ -19,6 +19,11 @@ use tiered_storage::{AutoTieringCoordinator, StorageConfig, TieringConfig};
 mod common;
 use common::{env_u64, hist, pick, print_rows, put_concurrently, record_at, Row, WRITERS};
 
+/// The data directory's ownership lock file.
+const LOCK_FILE: &str = "LOCK";
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
+
 const BASE_MS: i64 = 1_750_000_000_000;
 const STEP_MS: i64 = 120;
 
@@ -36,7 +41,7 @@ fn config(dir: &Path) -> StorageConfig {
 fn copy_store(from: &Path, to: &Path) -> anyhow::Result<()> {
     for entry in walk(from)? {
         let rel = entry.strip_prefix(from)?;
-        if rel.as_os_str() == tiered_storage::LOCK_FILE {
+        if rel.as_os_str() == LOCK_FILE {
             continue;
         }
         let dest = to.join(rel);
@@ -93,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     copy_store(&checked_dir, &plain_dir)?;
     {
-        let db = rusqlite::Connection::open(plain_dir.join(tiered_storage::WARM_DB_FILE))?;
+        let db = rusqlite::Connection::open(plain_dir.join(WARM_DB_FILE))?;
         let n = db.execute("UPDATE cold_files SET page_sums = NULL", [])?;
         println!("{n} files in the copy lose their checksums");
     }

@@ -13,6 +13,9 @@ use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
 mod common;
 use common::{deal, hist, pick, print_rows, put_concurrently, record, us, Row, WRITERS};
 
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
+
 const HOT_SET: usize = 10_000;
 const GET_SAMPLES: usize = 200_000;
 const SINGLE_WRITER_PUTS: usize = 20_000;
@@ -178,7 +181,7 @@ fn main() -> anyhow::Result<()> {
         .filter(|id| !store.hot_tier().contains_id(*id))
         .collect();
     let raw = Connection::open_with_flags(
-        dir.join(tiered_storage::WARM_DB_FILE),
+        dir.join(WARM_DB_FILE),
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     raw.pragma_update(None, "mmap_size", 256i64 << 20)?;

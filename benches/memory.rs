@@ -59,11 +59,16 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tiered_storage::{
     AutoTieringCoordinator, ColdStats, Outcome, ScanRange, StorageConfig, StorageStats,
-    TransactionRecord, WARM_DB_FILE,
+    TransactionRecord,
 };
 
 mod common;
 use common::{env_u64, record_at};
+
+/// The cold tier's directory in the data directory.
+const COLD_DIR: &str = "cold";
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
 
 // ---------------------------------------------------------------------------------------------
 // Live Rust heap: a counting global allocator (one relaxed atomic add per allocation).
@@ -148,6 +153,7 @@ mod glibc {
 /// SQLite's own heap, process-wide (page caches, statements, schema): `(now, high water)`.
 fn sqlite_memory() -> (u64, u64) {
     let (mut cur, mut high) = (0i64, 0i64);
+
     // SAFETY: plain out-pointers to locals; SQLITE_STATUS_MEMORY_USED is a valid op.
     unsafe {
         rusqlite::ffi::sqlite3_status64(
@@ -300,7 +306,7 @@ fn data_bytes(dir: &Path) -> (u64, u64) {
         }
     }
     let mut cold = 0;
-    walk(&dir.join(tiered_storage::COLD_DIR), &mut cold);
+    walk(&dir.join(COLD_DIR), &mut cold);
     (warm, cold)
 }
 

@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(report.archived, records.len() as u64);
         store.shutdown().await.unwrap();
         let mut files = Vec::new();
-        for day in std::fs::read_dir(dir.join(crate::COLD_DIR)).unwrap() {
+        for day in std::fs::read_dir(dir.join(crate::cold_storage::COLD_DIR)).unwrap() {
             for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
                 files.push(f.unwrap().path());
             }

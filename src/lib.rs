@@ -71,6 +71,8 @@ mod coordinator;
 mod dir_lock;
 mod error;
 mod failpoint;
+/// Entry points for the fuzz targets in `fuzz/` (the `fuzzing` feature; not an API).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod hot_storage;
@@ -82,27 +84,22 @@ mod warm_storage;
 
 pub use catalog::{CatalogEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cold_storage::{
-    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport, COLD_DIR,
-    COLD_TARGET_ACCESS_TIME,
-};
+pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
-    AlertConfig, ClockHandle, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
+    AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
     ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionReport, IntegrityReport,
     MaintenanceStatus, MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange,
-    DEFAULT_LIST_PAGE_SIZE,
 };
-pub use dir_lock::LOCK_FILE;
 pub use error::{Error, Result};
+/// The crash points of the crash tests (the `failpoints` feature; not an API).
 #[cfg(feature = "failpoints")]
+#[doc(hidden)]
 pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
-pub use hot_storage::{HotMemoryStorage, HOT_TARGET_ACCESS_TIME};
-pub use metrics::{
-    HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot, TierMetrics,
-};
+pub use hot_storage::HotMemoryStorage;
+pub use metrics::TierMetrics;
 pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
 pub use monitor::{StorageStats, TieredMetrics};
 pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
@@ -110,6 +107,4 @@ pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
 pub const PROMETHEUS_CONTENT_TYPE: &str = monitor::prometheus::CONTENT_TYPE;
 
-pub use warm_storage::{
-    MaintenanceReport, WarmSqliteStorage, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,
-};
+pub use warm_storage::{MaintenanceReport, WarmSqliteStorage};

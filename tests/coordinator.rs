@@ -6,6 +6,11 @@ use std::path::Path;
 
 use tiered_storage::{AutoTieringCoordinator, Error, Outcome, StorageConfig, TransactionRecord};
 
+/// The warm database schema this build writes (SQLite `user_version`).
+const SCHEMA_VERSION: i64 = 4;
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
+
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
 fn config(dir: &Path) -> StorageConfig {
@@ -782,13 +787,11 @@ async fn coordinator_refuses_a_database_with_a_newer_schema() {
             "passive checkpoint with no readers must copy every frame: {report:?}"
         );
     }
-    let db = dir.path().join(tiered_storage::WARM_DB_FILE);
+    let db = dir.path().join(WARM_DB_FILE);
     // Every frame was checkpointed and the store is closed, so the WAL is redundant; removing it
     // keeps SQLite from overlaying the patched header page with the WAL's copy.
     for suffix in ["-wal", "-shm"] {
-        let side = dir
-            .path()
-            .join(format!("{}{suffix}", tiered_storage::WARM_DB_FILE));
+        let side = dir.path().join(format!("{}{suffix}", WARM_DB_FILE));
         if side.exists() {
             std::fs::remove_file(&side).unwrap();
         }
@@ -796,8 +799,8 @@ async fn coordinator_refuses_a_database_with_a_newer_schema() {
     let mut bytes = std::fs::read(&db).unwrap();
     assert_eq!(&bytes[..16], b"SQLite format 3\0");
     let current = u32::from_be_bytes(bytes[60..64].try_into().unwrap());
-    assert_eq!(i64::from(current), tiered_storage::SCHEMA_VERSION);
-    let newer = u32::try_from(tiered_storage::SCHEMA_VERSION + 1).unwrap();
+    assert_eq!(i64::from(current), SCHEMA_VERSION);
+    let newer = u32::try_from(SCHEMA_VERSION + 1).unwrap();
     bytes[60..64].copy_from_slice(&newer.to_be_bytes());
     std::fs::write(&db, &bytes).unwrap();
 
@@ -806,8 +809,8 @@ async fn coordinator_refuses_a_database_with_a_newer_schema() {
         Error::SchemaTooNew {
             found, supported, ..
         } => {
-            assert_eq!(*found, tiered_storage::SCHEMA_VERSION + 1);
-            assert_eq!(*supported, tiered_storage::SCHEMA_VERSION);
+            assert_eq!(*found, SCHEMA_VERSION + 1);
+            assert_eq!(*supported, SCHEMA_VERSION);
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

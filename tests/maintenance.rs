@@ -13,6 +13,9 @@ use tiered_storage::{
     TransactionRecord,
 };
 
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
+
 /// The store's clock starts 30 days after the test records' timestamps.
 const NOW: i64 = T0 + 30 * DAY;
 
@@ -393,7 +396,7 @@ fn maintenance_metrics_report_real_bytes_evictions_and_promotions() -> anyhow::R
         assert_eq!((cold.hits, hot.hits), (2, 0));
 
         // Bytes are measured: the files on disk.
-        let db = dir.path().join(tiered_storage::WARM_DB_FILE);
+        let db = dir.path().join(WARM_DB_FILE);
         let wal = db.with_extension("sqlite3-wal");
         let on_disk =
             std::fs::metadata(&db)?.len() + std::fs::metadata(&wal).map_or(0, |m| m.len());

@@ -15,6 +15,9 @@ use tiered_storage::{AutoTieringCoordinator, Error, ScanRange, StorageConfig, Tr
 mod common;
 use common::{runtime, DAY, T0};
 
+/// The data directory's ownership lock file.
+const LOCK_FILE: &str = "LOCK";
+
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
 const OWNER_ENV: &str = "TIERED_STORAGE_OWNERSHIP_OWNER_DIR";
@@ -221,7 +224,7 @@ fn ownership_second_open_from_another_process_is_refused_and_loses_nothing() {
     child.wait().unwrap();
     acks.read_until(|_| false);
     assert!(tries > 50, "{tries} tries");
-    assert!(dir.path().join(tiered_storage::LOCK_FILE).exists());
+    assert!(dir.path().join(LOCK_FILE).exists());
 
     rt.block_on(async {
         let store = Store::open(config(dir.path()))

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use tiered_storage::{AutoTieringCoordinator, Error, Outcome, StorageConfig, TransactionRecord};
 
+/// The warm database's file name in the data directory.
+const WARM_DB_FILE: &str = "warm.sqlite3";
+
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
 fn config(dir: &Path) -> StorageConfig {
@@ -269,9 +272,7 @@ async fn recovery_clean_shutdown_leaves_a_self_contained_database_file() {
         // Leave idle read connections in the pool, as any real use does.
         let _ = scan(&store).await;
     }
-    let wal = dir
-        .path()
-        .join(format!("{}-wal", tiered_storage::WARM_DB_FILE));
+    let wal = dir.path().join(format!("{}-wal", WARM_DB_FILE));
     let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(
         wal_len,

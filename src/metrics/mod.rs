@@ -4,7 +4,7 @@
 
 mod histogram;
 
-pub use histogram::{HistogramSnapshot, LatencyHistogram, RecentHistogram, RecentSnapshot};
+pub(crate) use histogram::RecentHistogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -8,7 +8,6 @@ mod writer;
 
 pub(crate) use lookup::{Lookup, SignatureLookup};
 
-pub use schema::SCHEMA_VERSION;
 pub use writer::MaintenanceReport;
 pub(crate) use writer::{ArchiveAck, ColdHome, WriteAck, WriteOp};
 

@@ -58,6 +58,7 @@ impl<R> std::fmt::Debug for ColdFile<R> {
 impl<R: Record> ColdFile<R> {
     /// [`open_at`](Self::open_at) a local file outside any store, unchecked (for tools and
     /// tests that read a file by its path).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_at(FileRef::local(path), None)
     }

@@ -166,6 +166,7 @@ impl FileRef {
     }
 
     /// A local file outside any store (tools and tests that read a file by its path).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn local(path: &Path) -> Self {
         let (dir, name) = match (path.parent(), path.file_name()) {
             (Some(dir), Some(name)) => (dir, name.to_string_lossy().into_owned()),
