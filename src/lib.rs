@@ -318,5 +318,5 @@ pub use tier::StorageTier;
 pub const PROMETHEUS_CONTENT_TYPE: &str = metrics::prometheus::CONTENT_TYPE;
 
 pub use warm_storage::{
-    MaintenanceReport, WarmSqliteStorage, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,
+    WarmSqliteStorage, WarmUpkeepReport, SCHEMA_VERSION, WARM_DB_FILE, WARM_TARGET_ACCESS_TIME,
 };
