@@ -455,10 +455,61 @@ mod tests {
     use crate::record::tests::sample;
     use crate::record::Outcome;
     use crate::tier::StorageTier;
+    use crate::warm_storage::writer::testing::{encode, run_queued, writer};
     use crate::warm_storage::{Lookup, WARM_DB_FILE};
 
     fn open(dir: &std::path::Path) -> WarmSqliteStorage {
         WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    /// In one batch, a write that fails validation (a duplicate signature, also of an earlier
+    /// write in the same batch; an unknown id) is answered alone and writes nothing, takes no
+    /// id, and the other writes of that transaction commit.
+    #[test]
+    fn warm_storage_validation_failure_answers_only_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, shared) = writer(dir.path());
+        let mut ghost = sample(9);
+        ghost.id = Some(999);
+        let answers = run_queued(
+            w,
+            vec![
+                WriteOp::Put(encode(&sample(1)), Vec::new()),
+                WriteOp::Put(encode(&sample(1)), Vec::new()),
+                WriteOp::Update(encode(&ghost), None, Vec::new()),
+                WriteOp::Put(encode(&sample(2)), Vec::new()),
+            ],
+        );
+        let first = answers[0].as_ref().unwrap().id;
+        assert!(
+            matches!(&answers[1], Err(Error::DuplicateSignature { existing_id, .. }) if *existing_id == first),
+            "{:?}",
+            answers[1]
+        );
+        assert!(
+            matches!(&answers[2], Err(Error::NotFound { id: 999 })),
+            "{:?}",
+            answers[2]
+        );
+        let second = answers[3].as_ref().unwrap().id;
+        assert_eq!(second, first + 1, "a refused put takes no id");
+        assert_eq!(shared.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.rows.load(Ordering::Relaxed), 2);
+        let conn = Connection::open(dir.path().join(WARM_DB_FILE)).unwrap();
+        let rows: Vec<(i64, Option<String>)> = conn
+            .prepare("SELECT id, signature FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (first, sample(1).transaction_signature),
+                (second, sample(2).transaction_signature)
+            ]
+        );
     }
 
     #[tokio::test]

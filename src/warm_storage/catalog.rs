@@ -463,3 +463,117 @@ fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Res
     .map_err(sqlite_err("insert cold file", path))?;
     Ok(conn.last_insert_rowid())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::record::tests::sample;
+    use crate::record::Outcome;
+    use crate::tier::StorageTier;
+    use crate::warm_storage::{Lookup, WriteOp};
+
+    fn open(dir: &Path) -> WarmSqliteStorage {
+        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    /// A published file holding the records `ids` (the catalog never opens it).
+    fn new_file(ids: &[i64]) -> NewFile {
+        NewFile {
+            path: "2024/01/01/part-000000000001.parquet".to_owned(),
+            min_id: ids[0],
+            max_id: ids[ids.len() - 1],
+            min_ts: 0,
+            max_ts: i64::MAX,
+            rows: ids.len() as u64,
+            bytes: 1,
+            page_sums: None,
+        }
+    }
+
+    /// The warm rows an archival pass copies, with their `rev`s.
+    fn copy_all(w: &WarmSqliteStorage, ids: &[i64]) -> Vec<(i64, i64)> {
+        w.archive_page(i64::MAX, 0, ids[ids.len() - 1], 100)
+            .unwrap()
+            .iter()
+            .map(|(rev, r)| (r.id.unwrap(), *rev))
+            .collect()
+    }
+
+    /// An archival commit deletes only the rows still at the version that was copied. A row
+    /// updated or removed while the file was written keeps its warm state, and its copy in the
+    /// file is tombstoned, so each record is served from exactly one place.
+    #[tokio::test]
+    async fn warm_storage_archive_commit_deletes_only_unchanged_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(w.put(&sample(n)).await.unwrap());
+        }
+        let rows = copy_all(&w, &ids);
+        assert_eq!(rows.len(), 5);
+        let mut changed = w.get(ids[1]).await.unwrap().unwrap();
+        changed.actual_outcome = Outcome::Profit(1.5);
+        w.write(WriteOp::Update(
+            w.encode(&changed).unwrap(),
+            None,
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+        assert!(w.remove(ids[3]).await.unwrap());
+
+        let ack = w.commit_archive(new_file(&ids), rows).await.unwrap();
+        assert_eq!((ack.archived, ack.superseded), (3, 2), "{ack:?}");
+        assert_eq!(w.len(), 1);
+        match w.lookup(ids[1]).unwrap() {
+            Lookup::Row(row) => assert_eq!(row.record, changed),
+            Lookup::Archived(files) => panic!("the updated row left warm: {files:?}"),
+        }
+        for i in [0, 2, 4] {
+            match w.lookup(ids[i]).unwrap() {
+                Lookup::Archived(files) => assert_eq!(
+                    files.iter().map(|f| f.file_id).collect::<Vec<_>>(),
+                    [ack.file_id]
+                ),
+                Lookup::Row(_) => panic!("row {} was archived but is still in warm", ids[i]),
+            }
+        }
+        match w.lookup(ids[3]).unwrap() {
+            Lookup::Archived(files) => assert!(files.is_empty(), "{files:?}"),
+            Lookup::Row(_) => panic!("a removed row came back"),
+        }
+        assert_eq!(
+            w.dead_ids(ack.file_id, i64::MIN, i64::MAX).unwrap(),
+            [ids[1], ids[3]]
+        );
+    }
+
+    /// Ids are never reused, even when archival took the row with the largest id and warm is
+    /// empty at the reopen.
+    #[tokio::test]
+    async fn warm_storage_ids_are_never_reused_after_archiving_the_last_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let w = open(dir.path());
+            let mut ids = Vec::new();
+            for n in 0..3 {
+                ids.push(w.put(&sample(n)).await.unwrap());
+            }
+            let ack = w
+                .commit_archive(new_file(&ids), copy_all(&w, &ids))
+                .await
+                .unwrap();
+            assert_eq!(ack.archived, 3);
+            assert!(w.is_empty());
+            ids[2]
+        };
+        let w = open(dir.path());
+        let next = w.put(&sample(9)).await.unwrap();
+        assert!(
+            next > last,
+            "id {next} reused (the archived maximum was {last})"
+        );
+    }
+}

@@ -419,6 +419,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             .map_err(|_| Error::Closed)?;
         self.inner.noted(rx.await.map_err(|_| Error::Closed)?)
     }
+
     /// Counters snapshot.
     pub fn metrics(&self) -> TierMetrics {
         let mut m = TierMetrics {

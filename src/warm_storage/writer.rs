@@ -26,9 +26,11 @@ use crate::catalog::{CatalogRebuild, FileState, NewFile};
 use crate::config::WarmConfig;
 use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
+#[cfg(test)]
+use crate::record::EncodedRecord;
 use crate::record::Record;
 
-/// What one maintenance run did.
+/// What one run of warm upkeep ([`WarmSqliteStorage::run_upkeep`]) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WarmUpkeepReport {
     /// Rows whose access statistics were written.
@@ -117,6 +119,9 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The writer thread's state: the one write connection, the id and commit counters, the
+/// signature watermark and the access backlog. Its catalog transactions are in `catalog`, write
+/// application in `apply` and the access flushes in `access`.
 pub(crate) struct Writer {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
@@ -332,6 +337,9 @@ impl Writer {
             }
         }
     }
+
+    /// Apply `batch` in one transaction and answer each caller after the commit. If SQLite
+    /// fails, nothing was committed: each write is retried alone, so only the bad one fails.
     fn commit_batch(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
         tracing::trace!(writes = batch.len(), "group commit");
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
@@ -356,6 +364,7 @@ impl Writer {
             }
         }
     }
+
     /// Move every signature above the watermark into `sig_index` in one sorted bulk insert,
     /// then advance the watermark in the same transaction. Returns the rows merged.
     pub(super) fn merge_signatures(&mut self) -> Result<usize> {
@@ -395,6 +404,9 @@ impl Writer {
         );
         Ok(merged)
     }
+
+    /// Warm upkeep, between batches: write every pending access statistic, merge the
+    /// signature delta, a sampled ANALYZE, one incremental-vacuum step, a passive checkpoint.
     fn upkeep(&mut self) -> Result<WarmUpkeepReport> {
         let access_rows_flushed = self.flush_access()?;
         let signatures_merged = self.merge_signatures()?;
@@ -434,7 +446,8 @@ impl Writer {
 }
 
 impl<R: Record> WarmSqliteStorage<R> {
-    /// Flush access statistics, sampled ANALYZE, one incremental-vacuum step and a passive WAL
+    /// Run warm upkeep now: flush access statistics, merge the signature delta into the
+    /// on-disk index, sampled ANALYZE, one incremental-vacuum step and a passive WAL
     /// checkpoint. Runs on the writer thread between batches.
     pub async fn run_upkeep(&self) -> Result<WarmUpkeepReport> {
         let (reply, rx) = oneshot::channel();
@@ -447,15 +460,257 @@ impl<R: Record> WarmSqliteStorage<R> {
     }
 }
 
+/// A writer driven by hand: built on a fresh database and given its commands before its
+/// thread starts, so the first batch holds exactly the writes queued (tests of the loop and of
+/// write application).
+#[cfg(test)]
+pub(super) mod testing {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::record::TransactionRecord;
+    use crate::warm_storage::{schema, WARM_DB_FILE};
+
+    /// A writer on the warm database in `dir` (created if needed), and the state it shares.
+    pub(in crate::warm_storage) fn writer(dir: &Path) -> (Writer, Arc<Shared>) {
+        let config = StorageConfig::default().with_data_dir(dir);
+        let path = dir.join(WARM_DB_FILE);
+        let lock = DirLock::acquire(dir, now_ms()).unwrap();
+        let conn = schema::open_writer(&path, &config.warm).unwrap();
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::new(conn, path, config.warm, Arc::clone(&shared), lock).unwrap();
+        (writer, shared)
+    }
+
+    pub(in crate::warm_storage) fn encode(record: &TransactionRecord) -> EncodedRecord {
+        EncodedRecord::new(record, StorageConfig::default().max_record_bytes).unwrap()
+    }
+
+    /// Queue `ops` and a `Stop`, then run the writer's loop until its thread exits; the
+    /// answers, in the order of `ops`.
+    pub(in crate::warm_storage) fn run_queued(
+        writer: Writer,
+        ops: Vec<WriteOp>,
+    ) -> Vec<Result<WriteAck>> {
+        let (tx, rx) = mpsc::channel(ops.len() + 1);
+        let mut answers = Vec::new();
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            tx.try_send(Command::Write { op, reply })
+                .unwrap_or_else(|_| panic!("queue full"));
+            answers.push(answer);
+        }
+        tx.try_send(Command::Stop)
+            .unwrap_or_else(|_| panic!("queue full"));
+        std::thread::spawn(move || writer.run(rx)).join().unwrap();
+        answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("every queued write is answered"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use super::testing::{encode, run_queued, writer};
     use super::*;
     use crate::config::StorageConfig;
     use crate::record::tests::sample;
+    use crate::record::Outcome;
     use crate::tier::StorageTier;
+    use crate::warm_storage::WARM_DB_FILE;
 
-    fn open(dir: &std::path::Path) -> WarmSqliteStorage {
+    fn open(dir: &Path) -> WarmSqliteStorage {
         WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    /// The committed `(id, signature)` rows, read through a connection of their own.
+    fn committed(dir: &Path) -> Vec<(i64, Option<String>)> {
+        let conn = Connection::open(dir.join(WARM_DB_FILE)).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, signature FROM records ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    fn sig(n: u64) -> Option<String> {
+        sample(n).transaction_signature
+    }
+
+    /// Writes queued while the writer is busy go into ONE transaction, answered in queue order
+    /// with increasing commit sequences and consecutive ids.
+    #[test]
+    fn warm_storage_queued_writes_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, shared) = writer(dir.path());
+        let ops = (0..8)
+            .map(|n| WriteOp::Put(encode(&sample(n)), Vec::new()))
+            .collect();
+        let acks: Vec<WriteAck> = run_queued(w, ops).into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(shared.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.batched_writes.load(Ordering::Relaxed), 8);
+        for pair in acks.windows(2) {
+            assert!(pair[0].seq < pair[1].seq, "{acks:?}");
+            assert_eq!(pair[1].id, pair[0].id + 1, "{acks:?}");
+        }
+        let ids: Vec<i64> = committed(dir.path()).iter().map(|r| r.0).collect();
+        assert_eq!(ids, acks.iter().map(|a| a.id).collect::<Vec<_>>());
+    }
+
+    /// An SQLite failure in the middle of a batch rolls the whole transaction back; each write
+    /// is then retried in a transaction of its own, so only the failing one is refused.
+    #[test]
+    fn warm_storage_sqlite_failure_mid_batch_retries_each_write_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, shared) = writer(dir.path());
+        // A trigger on the writer's own connection fails one insert inside SQLite, after the
+        // write has passed validation: what an I/O error or a full disk does to a statement.
+        w.conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse_one BEFORE INSERT ON records WHEN NEW.ts = 666
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let mut bad = sample(2);
+        bad.timestamp_decision_made = 666;
+        let answers = run_queued(
+            w,
+            vec![
+                WriteOp::Put(encode(&sample(1)), Vec::new()),
+                WriteOp::Put(encode(&bad), Vec::new()),
+                WriteOp::Put(encode(&sample(3)), Vec::new()),
+            ],
+        );
+        assert!(
+            matches!(&answers[1], Err(Error::Sqlite { op: "insert", .. })),
+            "{:?}",
+            answers[1]
+        );
+        let (first, third) = (answers[0].as_ref().unwrap(), answers[2].as_ref().unwrap());
+        assert!(first.seq < third.seq);
+        // The batch's transaction committed nothing; the two good writes committed alone.
+        assert_eq!(shared.batches.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.batched_writes.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.rows.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            committed(dir.path()),
+            [(first.id, sig(1)), (third.id, sig(3))]
+        );
+    }
+
+    /// `Stop` ends the loop only once the writes queued with it are committed and answered;
+    /// the channel refuses anything sent after it.
+    #[test]
+    fn warm_storage_stop_drains_queued_writes_before_the_thread_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _shared) = writer(dir.path());
+        let (tx, rx) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for (n, stop_before) in [(1, false), (2, false), (3, true)] {
+            if stop_before {
+                tx.try_send(Command::Stop)
+                    .unwrap_or_else(|_| panic!("queue full"));
+            }
+            let (reply, answer) = oneshot::channel();
+            let op = WriteOp::Put(encode(&sample(n)), Vec::new());
+            tx.try_send(Command::Write { op, reply })
+                .unwrap_or_else(|_| panic!("queue full"));
+            answers.push(answer);
+        }
+        std::thread::spawn(move || w.run(rx)).join().unwrap();
+        let ids: Vec<i64> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().unwrap().id)
+            .collect();
+        let (reply, _answer) = oneshot::channel();
+        let late = WriteOp::Put(encode(&sample(4)), Vec::new());
+        assert!(
+            tx.try_send(Command::Write { op: late, reply }).is_err(),
+            "a stopped writer takes no more commands"
+        );
+        let rows = committed(dir.path());
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), ids);
+        assert_eq!(rows.len(), 3);
+    }
+
+    /// After `close_writer` every write fails with `Closed`, reads go on, and the directory
+    /// lock is free for another read-write open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_writes_after_close_writer_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let closing = w.clone();
+        tokio::task::spawn_blocking(move || closing.close_writer())
+            .await
+            .unwrap();
+        assert!(matches!(w.put(&sample(2)).await, Err(Error::Closed)));
+        assert!(matches!(w.remove(id).await, Err(Error::Closed)));
+        assert!(matches!(w.run_upkeep().await, Err(Error::Closed)));
+        assert!(matches!(w.flush_access_stats().await, Err(Error::Closed)));
+        assert_eq!(w.get(id).await.unwrap().unwrap().id, Some(id));
+        let next = open(dir.path());
+        assert!(next.put(&sample(2)).await.unwrap() > id);
+    }
+
+    /// Every kind of write gets a commit sequence above the one committed before it.
+    #[tokio::test]
+    async fn warm_storage_commit_sequences_increase_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let put = |n| WriteOp::Put(encode(&sample(n)), Vec::new());
+        let a = w.write(put(1)).await.unwrap();
+        let b = w.write(put(2)).await.unwrap();
+        let mut changed = w.get(a.id).await.unwrap().unwrap();
+        changed.actual_outcome = Outcome::Loss(0.5);
+        let c = w
+            .write(WriteOp::Update(encode(&changed), None, Vec::new()))
+            .await
+            .unwrap();
+        let d = w.write(WriteOp::Remove(b.id, None)).await.unwrap();
+        assert!(d.removed);
+        let e = w.write(put(3)).await.unwrap();
+        let seqs = [a.seq, b.seq, c.seq, d.seq, e.seq];
+        assert!(seqs.windows(2).all(|p| p[0] < p[1]), "{seqs:?}");
+    }
+
+    /// Concurrent writers share group commits: writes arriving while one commits (or while
+    /// the loop lingers after a shared commit) go into the next, so there are fewer commits
+    /// than writes. Sequences follow commit order: ids, assigned in commit order, rise with them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_concurrent_writes_share_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let mut acks = Vec::new();
+                    for k in 0..25 {
+                        let op = WriteOp::Put(encode(&sample(t * 1000 + k)), Vec::new());
+                        acks.push(w.write(op).await.unwrap());
+                    }
+                    acks
+                })
+            })
+            .collect();
+        let mut acks = Vec::new();
+        for t in tasks {
+            acks.extend(t.await.unwrap());
+        }
+        let (batches, writes) = w.group_commit_counts();
+        assert_eq!(writes, 400);
+        assert!(batches < writes, "{batches} commits for {writes} writes");
+        assert_eq!(w.len(), 400);
+        acks.sort_by_key(|a| a.seq);
+        for pair in acks.windows(2) {
+            assert!(pair[0].seq < pair[1].seq, "sequence {} twice", pair[0].seq);
+            assert!(pair[0].id < pair[1].id, "{:?} then {:?}", pair[0], pair[1]);
+        }
     }
 
     #[tokio::test]
