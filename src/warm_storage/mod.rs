@@ -46,7 +46,7 @@ use writer::{Command, Shared, Writer};
 
 /// File name of the warm database inside the data directory.
 pub const WARM_DB_FILE: &str = "warm.sqlite3";
-/// Target access time of the warm tier (the seed's "< 10 ms").
+/// Target access time of the warm tier: 10 ms.
 pub const WARM_TARGET_ACCESS_TIME: Duration = Duration::from_millis(10);
 
 /// The SQLite warm tier. Cheap to clone; clones share one database and writer.
@@ -100,9 +100,9 @@ impl Drop for Inner {
         self.readers.lock().idle.clear();
         drop(self.tx.take());
         if let Some(handle) = self.writer.get_mut().take() {
-            // The last handle can be dropped on the writer thread itself (a hook it runs holds
-            // a handle): it exits on its own once the channel is closed, releasing the lock
-            // after its connection; joining it from itself would never return.
+            // Nothing the writer runs holds a handle; should the last one ever be dropped on
+            // the writer thread itself, joining it from itself would never return. It exits on
+            // its own once the channel is closed, releasing the lock after its connection.
             if handle.thread().id() == std::thread::current().id() {
                 return;
             }
