@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(put_concurrently(&store, dealt))?;
             // Ingest upkeep (the signature-index merge) runs before archival, as it does long
             // before a record is `warm_to_cold_age` old in real use.
-            rt.block_on(store.run_maintenance())?;
+            rt.block_on(store.run_warm_upkeep())?;
             let put_secs = t.elapsed().as_secs_f64();
             trim_heap();
             let heap_before = proc_status_bytes("RssAnon");

@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Merge the signature delta and checkpoint the WAL, so raw and coordinator reads use the
     // same on-disk structures.
-    let report = rt.block_on(store.run_maintenance())?;
+    let report = rt.block_on(store.run_warm_upkeep())?;
     println!("maintenance before reads: {report:?}");
 
     // --- Hot set: the most recently put records still cached.

@@ -405,7 +405,7 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let recent = rt.block_on(fill(&store, 0, recent_n, move |_| recent_ts))?;
     let old1 = rt.block_on(fill(&store, recent_n, backlog, old_ts))?;
-    let upkeep = rt.block_on(store.run_maintenance())?;
+    let upkeep = rt.block_on(store.run_warm_upkeep())?;
     println!(
         "fill: {} recent + {} old records in {:.1} s; warm upkeep: {upkeep:?}",
         recent.len(),
@@ -469,7 +469,7 @@ fn main() -> anyhow::Result<()> {
     // --- Refill the backlog (new records, numbers continue), upkeep, then idle.
     let t = Instant::now();
     let old2 = rt.block_on(fill(&store, recent_n + backlog, backlog, old_ts))?;
-    let upkeep = rt.block_on(store.run_maintenance())?;
+    let upkeep = rt.block_on(store.run_warm_upkeep())?;
     println!(
         "refill: {} old records in {:.1} s; warm upkeep: {upkeep:?}",
         old2.len(),

@@ -107,4 +107,4 @@ pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
 pub const PROMETHEUS_CONTENT_TYPE: &str = monitor::prometheus::CONTENT_TYPE;
 
-pub use warm_storage::{MaintenanceReport, WarmSqliteStorage};
+pub use warm_storage::{WarmSqliteStorage, WarmUpkeepReport};

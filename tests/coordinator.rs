@@ -781,7 +781,7 @@ async fn coordinator_refuses_a_database_with_a_newer_schema() {
     {
         let store = open(config(dir.path())).await;
         store.put(&record("from-the-future", 1)).await.unwrap();
-        let report = store.run_maintenance().await.unwrap();
+        let report = store.run_warm_upkeep().await.unwrap();
         assert_eq!(
             report.wal_frames, report.wal_frames_checkpointed,
             "passive checkpoint with no readers must copy every frame: {report:?}"

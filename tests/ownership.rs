@@ -175,9 +175,9 @@ fn ownership_second_open_in_this_process_is_refused_until_the_first_closes() {
         assert!(first.get(id).await.unwrap().is_some());
         assert_eq!(second.get_stats().await.unwrap().total_records, 2);
         assert!(matches!(first.put(&record(3)).await, Err(Error::Closed)));
-        // Regression: `run_maintenance` answered `Ok` after shutdown, unlike
+        // Regression: `run_warm_upkeep` answered `Ok` after shutdown, unlike
         // `run_maintenance_step`.
-        assert!(matches!(first.run_maintenance().await, Err(Error::Closed)));
+        assert!(matches!(first.run_warm_upkeep().await, Err(Error::Closed)));
         assert!(matches!(
             first.run_maintenance_step().await,
             Err(Error::Closed)

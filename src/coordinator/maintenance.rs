@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::monitor::alerts::{self, Alert, AlertKind, AlertSeverity, Finding};
 use crate::monitor::disk;
 use crate::record::Record;
-use crate::warm_storage::MaintenanceReport;
+use crate::warm_storage::WarmUpkeepReport;
 
 /// Most compaction groups one maintenance step rewrites (each at most one target-size file).
 const COMPACTION_GROUPS_PER_STEP: usize = 2;
@@ -31,7 +31,7 @@ const COMPACTION_GROUPS_PER_STEP: usize = 2;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MaintenanceStepReport {
     /// Warm upkeep, if it succeeded.
-    pub warm: Option<MaintenanceReport>,
+    pub warm: Option<WarmUpkeepReport>,
     /// Archival, if it ran and succeeded.
     pub archive: Option<ArchiveReport>,
     /// Compaction, if it ran and succeeded.
@@ -185,11 +185,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         self.hot.run_pending_tasks();
 
         report.warm = self
-            .task(
-                "warm_upkeep",
-                &mut report.failures,
-                self.warm.run_maintenance(),
-            )
+            .task("warm_upkeep", &mut report.failures, self.warm.run_upkeep())
             .await;
 
         self.task(
@@ -463,7 +459,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             // Writes holding the gate finish; later ones see it closed.
             *self.gate.write().await = true;
             self.warm.flush_access_stats().await?;
-            let upkeep = self.warm.run_maintenance().await?;
+            let upkeep = self.warm.run_upkeep().await?;
             // The writer exits, closing its connection and releasing the directory's lock:
             // another process may open the store read-write from here on. Reads go on.
             let warm = self.warm.clone();

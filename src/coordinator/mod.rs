@@ -27,7 +27,7 @@ use crate::hot_storage::HotMemoryStorage;
 use crate::monitor::alerts::AlertBook;
 use crate::monitor::{StorageStats, TieredMetrics};
 use crate::record::{Record, TransactionRecord};
-use crate::warm_storage::{MaintenanceReport, WarmSqliteStorage};
+use crate::warm_storage::{WarmSqliteStorage, WarmUpkeepReport};
 
 /// How many times a read or write follows a record that moved between warm and cold while it
 /// was being looked up, before giving up. Each retry needs another tier move of the same record
@@ -341,10 +341,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// incremental-vacuum step, checkpoint). [`run_maintenance_step`](Self::run_maintenance_step)
     /// runs a whole maintenance step, archival and compaction included.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
-        self.check_open("run_maintenance")?;
+    pub async fn run_warm_upkeep(&self) -> Result<WarmUpkeepReport> {
+        self.check_open("run_warm_upkeep")?;
         self.hot.run_pending_tasks();
-        self.warm.run_maintenance().await
+        self.warm.run_upkeep().await
     }
 
     /// The hot tier.

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::catalog::query_entries;
 use super::schema::sqlite_err;
-use super::{query_entries, WarmRow, WarmSqliteStorage};
+use super::{WarmRow, WarmSqliteStorage};
 use crate::catalog::{ArchivedCopy, CatalogEntry};
 use crate::error::Result;
 use crate::record::{signature_hash, Record};
@@ -247,4 +248,32 @@ fn signature_in(
         }
     }
     Ok(SigRows::Archived(archived))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::error::Error;
+    use crate::record::tests::sample;
+    use crate::tier::StorageTier;
+
+    fn open(dir: &std::path::Path) -> WarmSqliteStorage {
+        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn warm_storage_corrupt_payload_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let conn = Connection::open(w.path()).unwrap();
+        conn.execute("UPDATE records SET payload = x'ffffff' WHERE id = ?1", [id])
+            .unwrap();
+        let err = w.get(id).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Codec { id: Some(i), .. } if i == id),
+            "{err}"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! The warm tier's single writer thread: group commit, id assignment, access-stat flushes and
-//! SQLite maintenance.
+//! The warm tier's single writer thread: the group-commit loop, dispatch of the other commands
+//! between batches, and upkeep (signature-index merges, ANALYZE, vacuum, checkpoint).
 //!
 //! Every write waits in one channel. The thread takes the first, drains what else is queued (up
 //! to `max_batch`), applies them all in one transaction, commits, and only then answers each
@@ -14,85 +14,25 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::apply::{WriteAck, WriteOp};
+use super::catalog::ArchiveAck;
 use super::schema::sqlite_err;
-use super::sig_index::{DeltaChange, SignatureDelta};
+use super::sig_index::SignatureDelta;
+use super::WarmSqliteStorage;
 use crate::catalog::{CatalogRebuild, FileState, NewFile};
 use crate::config::WarmConfig;
 use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
+#[cfg(test)]
 use crate::record::EncodedRecord;
+use crate::record::Record;
 
-/// Where the caller found an archived record: the cold file holding its live copy, and the
-/// hash of its signature there (so the signature index can be re-keyed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ColdHome {
-    pub file_id: i64,
-    pub sig_hash: Option<i64>,
-}
-
-/// One write.
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    /// Insert a new record; the writer assigns its id. The ids are archived records whose
-    /// signature the caller read and found different (see [`WriteAck::unconfirmed`]).
-    Put(EncodedRecord, Vec<i64>),
-    /// Replace an existing record (its `id` is set). If it is not in warm, the cold home says
-    /// where the caller found it archived: the new version goes to warm and the cold copy is
-    /// tombstoned, in one transaction. The ids are as for `Put`.
-    Update(EncodedRecord, Option<ColdHome>, Vec<i64>),
-    /// Delete a record; an archived one (with its cold home) is tombstoned.
-    Remove(i64, Option<ColdHome>),
-}
-
-/// What an archival commit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ArchiveAck {
-    /// The new file's catalog id.
-    pub file_id: i64,
-    /// Warm rows deleted (now served from the file).
-    pub archived: u64,
-    /// Rows that changed or went away while the file was written: their copies in the file
-    /// are tombstoned and warm keeps the newer version.
-    pub superseded: u64,
-}
-
-/// What a committed write did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WriteAck {
-    /// The record's id (assigned for a put).
-    pub id: i64,
-    /// Commit order of this write: later commits have larger sequences.
-    pub seq: u64,
-    /// For a remove: whether a row was deleted.
-    pub removed: bool,
-    /// The cold home given was stale (the record moved since it was located): nothing was
-    /// written; locate the record again and retry.
-    pub moved: bool,
-    /// Nothing was written: these archived records' signatures hash like the written one's,
-    /// and only their cold copies hold the text. The caller reads them (the writer never reads
-    /// cold files inside a transaction), then refuses the write as a duplicate or sends it
-    /// again with the ids it found different. Empty for a write that was applied.
-    pub unconfirmed: Vec<i64>,
-}
-
-impl WriteAck {
-    fn new(id: i64, seq: u64) -> Self {
-        Self {
-            id,
-            seq,
-            removed: false,
-            moved: false,
-            unconfirmed: Vec::new(),
-        }
-    }
-}
-
-/// What one maintenance run did.
+/// What one run of warm upkeep ([`WarmSqliteStorage::run_upkeep`]) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MaintenanceReport {
+pub struct WarmUpkeepReport {
     /// Rows whose access statistics were written.
     pub access_rows_flushed: usize,
     /// Signatures moved from the in-memory delta into the on-disk signature index.
@@ -113,8 +53,8 @@ pub(crate) enum Command {
     FlushAccess {
         reply: Option<oneshot::Sender<Result<usize>>>,
     },
-    Maintenance {
-        reply: oneshot::Sender<Result<MaintenanceReport>>,
+    Upkeep {
+        reply: oneshot::Sender<Result<WarmUpkeepReport>>,
     },
     Archive {
         file: NewFile,
@@ -179,26 +119,26 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The writer thread's state: the one write connection, the id and commit counters, the
+/// signature watermark and the access backlog. Its catalog transactions are in `catalog`, write
+/// application in `apply` and the access flushes in `access`.
 pub(crate) struct Writer {
-    conn: Connection,
-    path: PathBuf,
-    cfg: WarmConfig,
-    shared: Arc<Shared>,
-    next_id: i64,
-    seq: u64,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) cfg: WarmConfig,
+    pub(super) shared: Arc<Shared>,
+    pub(super) next_id: i64,
+    pub(super) seq: u64,
     /// Every row with id <= this has its signature in `sig_index`.
-    sig_watermark: i64,
+    pub(super) sig_watermark: i64,
     /// Access statistics taken from `shared.access` and not yet written, in id order. A
     /// periodic flush writes them `ACCESS_FLUSH_CHUNK` at a time, between write batches, so a
     /// busy second of reads never holds puts behind one long transaction.
-    access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
+    pub(super) access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
     /// The data directory's ownership lock. Declared after `conn`, so it is released only once
     /// the connection has closed, when the thread exits.
     _lock: Option<DirLock>,
 }
-
-/// Access-statistic upserts per transaction of a periodic flush (a few ms of work).
-pub(crate) const ACCESS_FLUSH_CHUNK: usize = 512;
 
 /// A lingering group commit closes once no write has arrived for this long.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
@@ -364,8 +304,8 @@ impl Writer {
                 }
                 let _ = reply.send(r);
             }
-            Command::Maintenance { reply } => {
-                let _ = reply.send(self.maintenance());
+            Command::Upkeep { reply } => {
+                let _ = reply.send(self.upkeep());
             }
             Command::Archive { file, rows, reply } => {
                 let _ = reply.send(self.archive(&file, &rows));
@@ -383,15 +323,7 @@ impl Writer {
                 state,
                 reply,
             } => {
-                let r = self
-                    .conn
-                    .execute(
-                        "UPDATE cold_files SET state = ?2 WHERE file_id = ?1",
-                        params![file_id, state.as_str()],
-                    )
-                    .map(|_| ())
-                    .map_err(sqlite_err("set cold file state", &self.path));
-                let _ = reply.send(r);
+                let _ = reply.send(self.set_file_state(file_id, state));
             }
             Command::ReserveFileSeqs {
                 floor,
@@ -406,191 +338,8 @@ impl Writer {
         }
     }
 
-    /// The catalog half of an archival move, in ONE transaction: catalogue the published file
-    /// and delete the warm rows it holds. A row that changed since it was copied (its `rev`
-    /// moved) or went away keeps its warm state, and its copy in the file is tombstoned.
-    fn archive(&mut self, file: &NewFile, rows: &[(i64, i64)]) -> Result<ArchiveAck> {
-        // Archived rows keep their signatures in `sig_index`. Rows above the watermark are
-        // indexed only by the in-memory delta, which is rebuilt from `records` on open, so they
-        // are merged first.
-        if rows.iter().any(|&(id, _)| id > self.sig_watermark) {
-            self.merge_signatures()?;
-        }
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        let file_id = insert_file(&tx, path, file)?;
-        let (mut archived, mut superseded) = (0u64, 0u64);
-        {
-            // Rows are deleted a run of consecutive ids at a time: no other row can sit inside
-            // such a run (ids are unique and never reused), so a range delete removes exactly
-            // the run's rows, after one range read has checked that each is still the version
-            // that was copied. A row that changed or went away splits the run and is tombstoned.
-            let mut read = tx
-                .prepare_cached(
-                    "SELECT id, rev FROM records WHERE id >= ?1 AND id <= ?2 ORDER BY id",
-                )
-                .map_err(sqlite_err("prepare archive check", path))?;
-            let mut delete = tx
-                .prepare_cached("DELETE FROM records WHERE id >= ?1 AND id <= ?2")
-                .map_err(sqlite_err("prepare archive delete", path))?;
-            let mut delete_access = tx
-                .prepare_cached("DELETE FROM access WHERE id >= ?1 AND id <= ?2")
-                .map_err(sqlite_err("prepare archive delete", path))?;
-            let mut run_delete = |lo: i64, hi: i64| -> Result<u64> {
-                let n = delete
-                    .execute([lo, hi])
-                    .map_err(sqlite_err("archive delete", path))?;
-                delete_access
-                    .execute([lo, hi])
-                    .map_err(sqlite_err("archive delete access", path))?;
-                Ok(n as u64)
-            };
-            let mut i = 0;
-            while i < rows.len() {
-                let mut j = i + 1;
-                while j < rows.len() && rows[j].0 == rows[j - 1].0 + 1 {
-                    j += 1;
-                }
-                let run = &rows[i..j];
-                let current: HashMap<i64, i64> = read
-                    .query_map([run[0].0, run[run.len() - 1].0], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .and_then(|rows| rows.collect())
-                    .map_err(sqlite_err("archive check", path))?;
-                let mut start: Option<i64> = None;
-                for &(id, rev) in run {
-                    if current.get(&id) == Some(&rev) {
-                        start.get_or_insert(id);
-                        continue;
-                    }
-                    if let Some(lo) = start.take() {
-                        archived += run_delete(lo, id - 1)?;
-                    }
-                    tombstone(&tx, path, file_id, id)?;
-                    superseded += 1;
-                }
-                if let Some(lo) = start {
-                    archived += run_delete(lo, run[run.len() - 1].0)?;
-                }
-                i = j;
-            }
-        }
-        // Ids are never reused, even if the archived rows held the largest one.
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)",
-            [self.next_id],
-        )
-        .map_err(sqlite_err("save next_id", path))?;
-        tx.commit().map_err(sqlite_err("commit archive", path))?;
-        self.shared.rows.fetch_sub(archived, Ordering::Relaxed);
-        Ok(ArchiveAck {
-            file_id,
-            archived,
-            superseded,
-        })
-    }
-
-    /// The catalog half of a compaction, in ONE transaction: catalogue the merged file (if any
-    /// row survived), drop the tombstones it consumed, move tombstones added since the merge
-    /// began onto the new file (their rows are in it), and uncatalogue the replaced files.
-    fn compact(
-        &mut self,
-        file: Option<&NewFile>,
-        replaces: &[i64],
-        dropped: &[(i64, i64)],
-    ) -> Result<Option<i64>> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        for &f in replaces {
-            let live: bool = tx
-                .prepare_cached("SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'")
-                .and_then(|mut s| s.exists([f]))
-                .map_err(sqlite_err("check compacted file", path))?;
-            if !live {
-                return Err(Error::invalid(format!(
-                    "compaction input file {f} is no longer catalogued as live"
-                )));
-            }
-        }
-        let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
-        for &(f, id) in dropped {
-            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1 AND id = ?2")
-                .and_then(|mut s| s.execute([f, id]))
-                .map_err(sqlite_err("drop tombstone", path))?;
-        }
-        for &f in replaces {
-            if let Some(n) = new_id {
-                tx.prepare_cached("UPDATE OR IGNORE cold_dead SET file_id = ?2 WHERE file_id = ?1")
-                    .and_then(|mut s| s.execute([f, n]))
-                    .map_err(sqlite_err("move tombstones", path))?;
-            }
-            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1")
-                .and_then(|mut s| s.execute([f]))
-                .map_err(sqlite_err("drop tombstones", path))?;
-            tx.prepare_cached("DELETE FROM cold_files WHERE file_id = ?1")
-                .and_then(|mut s| s.execute([f]))
-                .map_err(sqlite_err("uncatalogue file", path))?;
-        }
-        tx.commit().map_err(sqlite_err("commit compaction", path))?;
-        Ok(new_id)
-    }
-
-    fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        let next: i64 = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'cold_next_seq'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sqlite_err("read cold_next_seq", path))?
-            .unwrap_or(1);
-        let first = (next.max(1) as u64).max(floor);
-        let end = i64::try_from(first.saturating_add(count)).unwrap_or(i64::MAX);
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('cold_next_seq', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [end],
-        )
-        .map_err(sqlite_err("reserve cold file numbers", path))?;
-        tx.commit()
-            .map_err(sqlite_err("commit cold file reservation", path))?;
-        Ok(first)
-    }
-
-    fn rebuild_catalog(&mut self, plan: &CatalogRebuild) -> Result<()> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        for &f in &plan.remove {
-            tx.execute("DELETE FROM cold_dead WHERE file_id = ?1", [f])
-                .and_then(|_| tx.execute("DELETE FROM cold_files WHERE file_id = ?1", [f]))
-                .map_err(sqlite_err("uncatalogue missing file", path))?;
-        }
-        for (file, dead) in &plan.add {
-            let file_id = insert_file(&tx, path, file)?;
-            for &id in dead {
-                tombstone(&tx, path, file_id, id)?;
-            }
-        }
-        tx.commit()
-            .map_err(sqlite_err("commit catalog rebuild", path))
-    }
-
+    /// Apply `batch` in one transaction and answer each caller after the commit. If SQLite
+    /// fails, nothing was committed: each write is retried alone, so only the bad one fails.
     fn commit_batch(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
         tracing::trace!(writes = batch.len(), "group commit");
         let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
@@ -616,183 +365,9 @@ impl Writer {
         }
     }
 
-    /// Apply `ops` in one transaction. The outer error means SQLite failed and nothing was
-    /// committed; inner errors are per-write validation failures (nothing written for them).
-    fn apply(&mut self, ops: &[&WriteOp]) -> Result<Vec<Result<WriteAck>>> {
-        let path = &self.path;
-        let mut next_id = self.next_id;
-        let mut seq = self.seq;
-        let mut delta: i64 = 0;
-        let mut changes: Vec<DeltaChange> = Vec::new();
-        let mut deleted = false;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        let index = SigIndexTx {
-            conn: &tx,
-            path,
-            delta: &self.shared.sig_delta,
-            watermark: self.sig_watermark,
-        };
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            seq += 1;
-            let r = match op {
-                WriteOp::Put(rec, distinct) => {
-                    if let Some(refused) = index.refuse(rec, None, &changes, distinct, seq)? {
-                        refused
-                    } else {
-                        let id = next_id;
-                        write_row(
-                            &tx,
-                            "INSERT INTO records (id, sig_hash, signature, ts, payload)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            id,
-                            rec,
-                        )
-                        .map_err(sqlite_err("insert", path))?;
-                        if let Some(h) = rec.sig_hash {
-                            changes.push(DeltaChange::Add(h, id));
-                        }
-                        next_id += 1;
-                        delta += 1;
-                        Ok(WriteAck::new(id, seq))
-                    }
-                }
-                WriteOp::Update(rec, home, distinct) => {
-                    let id = rec.id.expect("update carries an id");
-                    match index.current_hash(id)? {
-                        Some(old_hash) => {
-                            if let Some(refused) =
-                                index.refuse(rec, Some(id), &changes, distinct, seq)?
-                            {
-                                refused
-                            } else {
-                                write_row(
-                                    &tx,
-                                    "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4,
-                                     payload = ?5, rev = rev + 1 WHERE id = ?1",
-                                    id,
-                                    rec,
-                                )
-                                .map_err(sqlite_err("update", path))?;
-                                if old_hash != rec.sig_hash {
-                                    index.rekey(id, old_hash, rec.sig_hash, &mut changes)?;
-                                }
-                                Ok(WriteAck::new(id, seq))
-                            }
-                        }
-                        None => match home {
-                            None => Err(Error::NotFound { id }),
-                            Some(home) if !cold_copy_is_live(&tx, path, home.file_id, id)? => {
-                                Ok(WriteAck {
-                                    moved: true,
-                                    ..WriteAck::new(id, seq)
-                                })
-                            }
-                            Some(home) => {
-                                if let Some(refused) =
-                                    index.refuse(rec, Some(id), &changes, distinct, seq)?
-                                {
-                                    refused
-                                } else {
-                                    // The new version comes back to warm; the archived copy
-                                    // is tombstoned in the same transaction.
-                                    write_row(
-                                        &tx,
-                                        "INSERT INTO records (id, sig_hash, signature, ts, payload, rev)
-                                         VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                                        id,
-                                        rec,
-                                    )
-                                    .map_err(sqlite_err("insert", path))?;
-                                    tombstone(&tx, path, home.file_id, id)?;
-                                    if home.sig_hash != rec.sig_hash {
-                                        index.rekey(
-                                            id,
-                                            home.sig_hash,
-                                            rec.sig_hash,
-                                            &mut changes,
-                                        )?;
-                                    }
-                                    delta += 1;
-                                    Ok(WriteAck::new(id, seq))
-                                }
-                            }
-                        },
-                    }
-                }
-                WriteOp::Remove(id, home) => match index.current_hash(*id)? {
-                    Some(old_hash) => {
-                        tx.prepare_cached("DELETE FROM records WHERE id = ?1")
-                            .and_then(|mut s| s.execute([id]))
-                            .map_err(sqlite_err("delete", path))?;
-                        tx.prepare_cached("DELETE FROM access WHERE id = ?1")
-                            .and_then(|mut s| s.execute([id]))
-                            .map_err(sqlite_err("delete access", path))?;
-                        index.rekey(*id, old_hash, None, &mut changes)?;
-                        note_removed(&tx, path, *id)?;
-                        delta -= 1;
-                        deleted = true;
-                        Ok(WriteAck {
-                            removed: true,
-                            ..WriteAck::new(*id, seq)
-                        })
-                    }
-                    None => match home {
-                        None => Ok(WriteAck::new(*id, seq)),
-                        Some(home) if !cold_copy_is_live(&tx, path, home.file_id, *id)? => {
-                            Ok(WriteAck {
-                                moved: true,
-                                ..WriteAck::new(*id, seq)
-                            })
-                        }
-                        Some(home) => {
-                            tombstone(&tx, path, home.file_id, *id)?;
-                            index.rekey(*id, home.sig_hash, None, &mut changes)?;
-                            note_removed(&tx, path, *id)?;
-                            Ok(WriteAck {
-                                removed: true,
-                                ..WriteAck::new(*id, seq)
-                            })
-                        }
-                    },
-                },
-            };
-            results.push(r);
-        }
-        if deleted {
-            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)")
-                .and_then(|mut s| s.execute([next_id]))
-                .map_err(sqlite_err("save next_id", path))?;
-        }
-        let added = self.shared.sig_delta.add_before_commit(&changes);
-        if let Err(e) = tx.commit() {
-            self.shared.sig_delta.undo(&added);
-            return Err(sqlite_err("commit", path)(e));
-        }
-        self.shared.sig_delta.remove_after_commit(&changes);
-        self.shared.batches.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .batched_writes
-            .fetch_add(ops.len() as u64, Ordering::Relaxed);
-        self.next_id = next_id;
-        self.shared.next_id.store(next_id, Ordering::Release);
-        self.seq = seq;
-        if delta >= 0 {
-            self.shared.rows.fetch_add(delta as u64, Ordering::Relaxed);
-        } else {
-            self.shared
-                .rows
-                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
-        Ok(results)
-    }
-
     /// Move every signature above the watermark into `sig_index` in one sorted bulk insert,
     /// then advance the watermark in the same transaction. Returns the rows merged.
-    pub(crate) fn merge_signatures(&mut self) -> Result<usize> {
+    pub(super) fn merge_signatures(&mut self) -> Result<usize> {
         let upto = self.next_id - 1;
         if upto <= self.sig_watermark {
             return Ok(0);
@@ -830,93 +405,9 @@ impl Writer {
         Ok(merged)
     }
 
-    /// Move the pending access statistics into the backlog (in id order, so consecutive
-    /// upserts land on the same `access` pages). `bounded`: not while the backlog is already
-    /// `access_flush_threshold` long (invariant 4: new statistics then wait in the shared map,
-    /// which is capped and drops new ids beyond its cap).
-    fn take_access(&mut self, bounded: bool) {
-        self.shared.flush_requested.store(false, Ordering::Relaxed);
-        self.shared
-            .last_flush_ms
-            .store(now_ms() as u64, Ordering::Relaxed);
-        if bounded && self.access_backlog.len() >= self.cfg.access_flush_threshold {
-            return;
-        }
-        let pending = std::mem::take(&mut *self.shared.access.lock());
-        if pending.is_empty() {
-            return;
-        }
-        let mut all: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..).collect();
-        all.extend(pending);
-        // An id read again since the last take appears twice; both upserts add up correctly.
-        all.sort_unstable_by_key(|&(id, _)| id);
-        self.access_backlog = all.into();
-    }
-
-    /// Write every pending access statistic; returns the rows updated. A failed chunk does
-    /// not stop the rest; the first error is returned after all were tried.
-    fn flush_access(&mut self) -> Result<usize> {
-        let mut updated = 0;
-        let mut first_err = None;
-        // One take (reads arriving meanwhile wait for the next flush), even past the backlog
-        // bound: an explicit flush writes everything queued when it was asked.
-        self.take_access(false);
-        while !self.access_backlog.is_empty() {
-            match self.flush_access_chunk() {
-                Ok(n) => updated += n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(updated),
-        }
-    }
-
-    fn flush_access_chunk_logged(&mut self) {
-        if let Err(e) = self.flush_access_chunk() {
-            tracing::warn!(error = %e, "access-statistics flush failed");
-        }
-    }
-
-    /// Write up to `ACCESS_FLUSH_CHUNK` statistics from the backlog in one transaction. On an
-    /// error the chunk is dropped (statistics are advisory), so a bad row cannot wedge the
-    /// writer.
-    fn flush_access_chunk(&mut self) -> Result<usize> {
-        let n = self.access_backlog.len().min(ACCESS_FLUSH_CHUNK);
-        if n == 0 {
-            return Ok(0);
-        }
-        let chunk: Vec<(i64, (u32, i64))> = self.access_backlog.drain(..n).collect();
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_err("begin", path))?;
-        let mut updated = 0;
-        {
-            // Rows removed since they were read are skipped, so no orphan statistics remain.
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO access (id, reads, last_ms)
-                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM records WHERE id = ?1)
-                     ON CONFLICT (id) DO UPDATE SET reads = reads + excluded.reads,
-                     last_ms = max(last_ms, excluded.last_ms)",
-                )
-                .map_err(sqlite_err("prepare access upsert", path))?;
-            for (id, (reads, last)) in &chunk {
-                updated += stmt
-                    .execute(params![id, reads, last])
-                    .map_err(sqlite_err("upsert access", path))?;
-            }
-        }
-        tx.commit().map_err(sqlite_err("commit", path))?;
-        Ok(updated)
-    }
-
-    fn maintenance(&mut self) -> Result<MaintenanceReport> {
+    /// Warm upkeep, between batches: write every pending access statistic, merge the
+    /// signature delta, a sampled ANALYZE, one incremental-vacuum step, a passive checkpoint.
+    fn upkeep(&mut self) -> Result<WarmUpkeepReport> {
         let access_rows_flushed = self.flush_access()?;
         let signatures_merged = self.merge_signatures()?;
         let path = &self.path;
@@ -944,7 +435,7 @@ impl Writer {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .map_err(sqlite_err("wal_checkpoint", path))?;
-        Ok(MaintenanceReport {
+        Ok(WarmUpkeepReport {
             access_rows_flushed,
             signatures_merged,
             pages_vacuumed: free_before - free_after,
@@ -954,230 +445,303 @@ impl Writer {
     }
 }
 
-/// Run an INSERT or UPDATE whose parameters are `(id, sig_hash, signature, ts, payload)`.
-fn write_row(
-    conn: &Connection,
-    sql: &str,
-    id: i64,
-    rec: &EncodedRecord,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params![
-        id,
-        rec.sig_hash,
-        rec.signature,
-        rec.timestamp_ms,
-        rec.payload
-    ])
-}
-
-fn duplicate(rec: &EncodedRecord, existing_id: i64) -> Error {
-    Error::DuplicateSignature {
-        signature: rec.signature.clone().unwrap_or_default(),
-        existing_id,
+impl<R: Record> WarmSqliteStorage<R> {
+    /// Run warm upkeep now: flush access statistics, merge the signature delta into the
+    /// on-disk index, sampled ANALYZE, one incremental-vacuum step and a passive WAL
+    /// checkpoint. Runs on the writer thread between batches.
+    pub async fn run_upkeep(&self) -> Result<WarmUpkeepReport> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .send(Command::Upkeep { reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 }
 
-/// What the duplicate-signature check found.
-enum SigCheck {
-    /// No other record carries the signature.
-    Free,
-    /// This record does.
-    Taken(i64),
-    /// These archived records may: their signature hash matches.
-    Unconfirmed(Vec<i64>),
-}
+/// A writer driven by hand: built on a fresh database and given its commands before its
+/// thread starts, so the first batch holds exactly the writes queued (tests of the loop and of
+/// write application).
+#[cfg(test)]
+pub(super) mod testing {
+    use std::path::Path;
 
-/// The signature index as seen from inside one write transaction.
-struct SigIndexTx<'a> {
-    conn: &'a Connection,
-    path: &'a std::path::Path,
-    delta: &'a SignatureDelta,
-    watermark: i64,
-}
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::record::TransactionRecord;
+    use crate::warm_storage::{schema, WARM_DB_FILE};
 
-impl SigIndexTx<'_> {
-    /// `Some(sig_hash)` of the row `id` (itself `None` for a record without a signature), or
-    /// `None` when there is no such row.
-    fn current_hash(&self, id: i64) -> Result<Option<Option<i64>>> {
-        self.conn
-            .prepare_cached("SELECT sig_hash FROM records WHERE id = ?1")
-            .and_then(|mut s| s.query_row([id], |r| r.get::<_, Option<i64>>(0)).optional())
-            .map_err(sqlite_err("read signature hash", self.path))
+    /// A writer on the warm database in `dir` (created if needed), and the state it shares.
+    pub(in crate::warm_storage) fn writer(dir: &Path) -> (Writer, Arc<Shared>) {
+        let config = StorageConfig::default().with_data_dir(dir);
+        let path = dir.join(WARM_DB_FILE);
+        let lock = DirLock::acquire(dir, now_ms()).unwrap();
+        let conn = schema::open_writer(&path, &config.warm).unwrap();
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::new(conn, path, config.warm, Arc::clone(&shared), lock).unwrap();
+        (writer, shared)
     }
 
-    /// Why `rec` must not be written, if it must not: another record carries its signature
-    /// (`Err(DuplicateSignature)`), or archived records whose text only cold holds share its
-    /// hash (`Ok` with [`WriteAck::unconfirmed`]; nothing written). `distinct` lists archived
-    /// ids the caller already read and found different.
-    fn refuse(
-        &self,
-        rec: &EncodedRecord,
-        exclude: Option<i64>,
-        batch: &[DeltaChange],
-        distinct: &[i64],
-        seq: u64,
-    ) -> Result<Option<Result<WriteAck>>> {
-        Ok(match self.find(rec, exclude, batch, distinct)? {
-            SigCheck::Free => None,
-            SigCheck::Taken(existing_id) => Some(Err(duplicate(rec, existing_id))),
-            SigCheck::Unconfirmed(ids) => Some(Ok(WriteAck {
-                unconfirmed: ids,
-                ..WriteAck::new(rec.id.unwrap_or(0), seq)
-            })),
-        })
+    pub(in crate::warm_storage) fn encode(record: &TransactionRecord) -> EncodedRecord {
+        EncodedRecord::new(record, StorageConfig::default().max_record_bytes).unwrap()
     }
 
-    /// Whether another record carries `rec`'s signature: candidates from `sig_index`, the
-    /// committed delta and this batch's own inserts, each confirmed by its text as the
-    /// transaction sees it (so earlier writes in the batch count). A `sig_index` candidate
-    /// whose row left warm is archived: its text is in a cold file, which is not read here
-    /// (it would hold every writer behind a Parquet read); it is reported unconfirmed unless
-    /// the caller listed it in `distinct`.
-    fn find(
-        &self,
-        rec: &EncodedRecord,
-        exclude: Option<i64>,
-        batch: &[DeltaChange],
-        distinct: &[i64],
-    ) -> Result<SigCheck> {
-        let (Some(hash), Some(sig)) = (rec.sig_hash, rec.signature.as_deref()) else {
-            return Ok(SigCheck::Free);
+    /// Queue `ops` and a `Stop`, then run the writer's loop until its thread exits; the
+    /// answers, in the order of `ops`.
+    pub(in crate::warm_storage) fn run_queued(
+        writer: Writer,
+        ops: Vec<WriteOp>,
+    ) -> Vec<Result<WriteAck>> {
+        let (tx, rx) = mpsc::channel(ops.len() + 1);
+        let mut answers = Vec::new();
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            tx.try_send(Command::Write { op, reply })
+                .unwrap_or_else(|_| panic!("queue full"));
+            answers.push(answer);
+        }
+        tx.try_send(Command::Stop)
+            .unwrap_or_else(|_| panic!("queue full"));
+        std::thread::spawn(move || writer.run(rx)).join().unwrap();
+        answers
+            .into_iter()
+            .map(|a| a.blocking_recv().expect("every queued write is answered"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::testing::{encode, run_queued, writer};
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::record::tests::sample;
+    use crate::record::Outcome;
+    use crate::tier::StorageTier;
+    use crate::warm_storage::WARM_DB_FILE;
+
+    fn open(dir: &Path) -> WarmSqliteStorage {
+        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    /// The committed `(id, signature)` rows, read through a connection of their own.
+    fn committed(dir: &Path) -> Vec<(i64, Option<String>)> {
+        let conn = Connection::open(dir.join(WARM_DB_FILE)).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, signature FROM records ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    fn sig(n: u64) -> Option<String> {
+        sample(n).transaction_signature
+    }
+
+    /// Writes queued while the writer is busy go into ONE transaction, answered in queue order
+    /// with increasing commit sequences and consecutive ids.
+    #[test]
+    fn warm_storage_queued_writes_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, shared) = writer(dir.path());
+        let ops = (0..8)
+            .map(|n| WriteOp::Put(encode(&sample(n)), Vec::new()))
+            .collect();
+        let acks: Vec<WriteAck> = run_queued(w, ops).into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(shared.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.batched_writes.load(Ordering::Relaxed), 8);
+        for pair in acks.windows(2) {
+            assert!(pair[0].seq < pair[1].seq, "{acks:?}");
+            assert_eq!(pair[1].id, pair[0].id + 1, "{acks:?}");
+        }
+        let ids: Vec<i64> = committed(dir.path()).iter().map(|r| r.0).collect();
+        assert_eq!(ids, acks.iter().map(|a| a.id).collect::<Vec<_>>());
+    }
+
+    /// An SQLite failure in the middle of a batch rolls the whole transaction back; each write
+    /// is then retried in a transaction of its own, so only the failing one is refused.
+    #[test]
+    fn warm_storage_sqlite_failure_mid_batch_retries_each_write_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, shared) = writer(dir.path());
+        // A trigger on the writer's own connection fails one insert inside SQLite, after the
+        // write has passed validation: what an I/O error or a full disk does to a statement.
+        w.conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse_one BEFORE INSERT ON records WHEN NEW.ts = 666
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let mut bad = sample(2);
+        bad.timestamp_decision_made = 666;
+        let answers = run_queued(
+            w,
+            vec![
+                WriteOp::Put(encode(&sample(1)), Vec::new()),
+                WriteOp::Put(encode(&bad), Vec::new()),
+                WriteOp::Put(encode(&sample(3)), Vec::new()),
+            ],
+        );
+        assert!(
+            matches!(&answers[1], Err(Error::Sqlite { op: "insert", .. })),
+            "{:?}",
+            answers[1]
+        );
+        let (first, third) = (answers[0].as_ref().unwrap(), answers[2].as_ref().unwrap());
+        assert!(first.seq < third.seq);
+        // The batch's transaction committed nothing; the two good writes committed alone.
+        assert_eq!(shared.batches.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.batched_writes.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.rows.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            committed(dir.path()),
+            [(first.id, sig(1)), (third.id, sig(3))]
+        );
+    }
+
+    /// `Stop` ends the loop only once the writes queued with it are committed and answered;
+    /// the channel refuses anything sent after it.
+    #[test]
+    fn warm_storage_stop_drains_queued_writes_before_the_thread_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _shared) = writer(dir.path());
+        let (tx, rx) = mpsc::channel(8);
+        let mut answers = Vec::new();
+        for (n, stop_before) in [(1, false), (2, false), (3, true)] {
+            if stop_before {
+                tx.try_send(Command::Stop)
+                    .unwrap_or_else(|_| panic!("queue full"));
+            }
+            let (reply, answer) = oneshot::channel();
+            let op = WriteOp::Put(encode(&sample(n)), Vec::new());
+            tx.try_send(Command::Write { op, reply })
+                .unwrap_or_else(|_| panic!("queue full"));
+            answers.push(answer);
+        }
+        std::thread::spawn(move || w.run(rx)).join().unwrap();
+        let ids: Vec<i64> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().unwrap().id)
+            .collect();
+        let (reply, _answer) = oneshot::channel();
+        let late = WriteOp::Put(encode(&sample(4)), Vec::new());
+        assert!(
+            tx.try_send(Command::Write { op: late, reply }).is_err(),
+            "a stopped writer takes no more commands"
+        );
+        let rows = committed(dir.path());
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), ids);
+        assert_eq!(rows.len(), 3);
+    }
+
+    /// After `close_writer` every write fails with `Closed`, reads go on, and the directory
+    /// lock is free for another read-write open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_writes_after_close_writer_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let id = w.put(&sample(1)).await.unwrap();
+        let closing = w.clone();
+        tokio::task::spawn_blocking(move || closing.close_writer())
+            .await
+            .unwrap();
+        assert!(matches!(w.put(&sample(2)).await, Err(Error::Closed)));
+        assert!(matches!(w.remove(id).await, Err(Error::Closed)));
+        assert!(matches!(w.run_upkeep().await, Err(Error::Closed)));
+        assert!(matches!(w.flush_access_stats().await, Err(Error::Closed)));
+        assert_eq!(w.get(id).await.unwrap().unwrap().id, Some(id));
+        let next = open(dir.path());
+        assert!(next.put(&sample(2)).await.unwrap() > id);
+    }
+
+    /// Every kind of write gets a commit sequence above the one committed before it.
+    #[tokio::test]
+    async fn warm_storage_commit_sequences_increase_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let put = |n| WriteOp::Put(encode(&sample(n)), Vec::new());
+        let a = w.write(put(1)).await.unwrap();
+        let b = w.write(put(2)).await.unwrap();
+        let mut changed = w.get(a.id).await.unwrap().unwrap();
+        changed.actual_outcome = Outcome::Loss(0.5);
+        let c = w
+            .write(WriteOp::Update(encode(&changed), None, Vec::new()))
+            .await
+            .unwrap();
+        let d = w.write(WriteOp::Remove(b.id, None)).await.unwrap();
+        assert!(d.removed);
+        let e = w.write(put(3)).await.unwrap();
+        let seqs = [a.seq, b.seq, c.seq, d.seq, e.seq];
+        assert!(seqs.windows(2).all(|p| p[0] < p[1]), "{seqs:?}");
+    }
+
+    /// Concurrent writers share group commits: writes arriving while one commits (or while
+    /// the loop lingers after a shared commit) go into the next, so there are fewer commits
+    /// than writes. Sequences follow commit order: ids, assigned in commit order, rise with them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_concurrent_writes_share_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let mut acks = Vec::new();
+                    for k in 0..25 {
+                        let op = WriteOp::Put(encode(&sample(t * 1000 + k)), Vec::new());
+                        acks.push(w.write(op).await.unwrap());
+                    }
+                    acks
+                })
+            })
+            .collect();
+        let mut acks = Vec::new();
+        for t in tasks {
+            acks.extend(t.await.unwrap());
+        }
+        let (batches, writes) = w.group_commit_counts();
+        assert_eq!(writes, 400);
+        assert!(batches < writes, "{batches} commits for {writes} writes");
+        assert_eq!(w.len(), 400);
+        acks.sort_by_key(|a| a.seq);
+        for pair in acks.windows(2) {
+            assert!(pair[0].seq < pair[1].seq, "sequence {} twice", pair[0].seq);
+            assert!(pair[0].id < pair[1].id, "{:?} then {:?}", pair[0], pair[1]);
+        }
+    }
+
+    #[tokio::test]
+    async fn warm_storage_ids_are_never_reused_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let w = open(dir.path());
+            w.put(&sample(1)).await.unwrap();
+            let last = w.put(&sample(2)).await.unwrap();
+            assert!(w.remove(last).await.unwrap());
+            last
         };
-        let mut candidates = self.delta.ids(hash);
-        candidates.extend(batch.iter().filter_map(|c| match *c {
-            DeltaChange::Add(h, id) if h == hash => Some(id),
-            _ => None,
-        }));
-        let mut indexed = Vec::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT id FROM sig_index WHERE sig_hash = ?1")
-                .map_err(sqlite_err("signature check", self.path))?;
-            let ids = stmt
-                .query_map([hash], |r| r.get::<_, i64>(0))
-                .map_err(sqlite_err("signature check", self.path))?;
-            for id in ids {
-                indexed.push(id.map_err(sqlite_err("signature check", self.path))?);
-            }
-        }
-        let indexed_len = indexed.len();
-        candidates.splice(0..0, indexed);
-        let mut unconfirmed = Vec::new();
-        for (i, id) in candidates.into_iter().enumerate() {
-            if Some(id) == exclude {
-                continue;
-            }
-            let text: Option<Option<String>> = self
-                .conn
-                .prepare_cached("SELECT signature FROM records WHERE id = ?1")
-                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-                .map_err(sqlite_err("signature check", self.path))?;
-            match text {
-                Some(text) if text.as_deref() == Some(sig) => return Ok(SigCheck::Taken(id)),
-                Some(_) => {}
-                // A `sig_index` pair whose row left warm: the record is archived (signatures
-                // stay indexed when records move to cold).
-                None if i < indexed_len && id <= self.watermark && !distinct.contains(&id) => {
-                    unconfirmed.push(id);
-                }
-                None => {}
-            }
-        }
-        Ok(if unconfirmed.is_empty() {
-            SigCheck::Free
-        } else {
-            SigCheck::Unconfirmed(unconfirmed)
-        })
+        let w = open(dir.path());
+        let next = w.put(&sample(3)).await.unwrap();
+        assert!(next > last, "id {next} reused (last was {last})");
+        assert_eq!(w.len(), 2);
     }
 
-    /// Record that row `id`'s signature hash went from `old` to `new` (`None`: removed).
-    /// Rows at or below the watermark live in `sig_index` and are changed there; rows above it
-    /// are changed in the delta after commit.
-    fn rekey(
-        &self,
-        id: i64,
-        old: Option<i64>,
-        new: Option<i64>,
-        changes: &mut Vec<DeltaChange>,
-    ) -> Result<()> {
-        if id <= self.watermark {
-            if let Some(h) = old {
-                self.conn
-                    .prepare_cached("DELETE FROM sig_index WHERE sig_hash = ?1 AND id = ?2")
-                    .and_then(|mut s| s.execute([h, id]))
-                    .map_err(sqlite_err("update signature index", self.path))?;
-            }
-            if let Some(h) = new {
-                self.conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO sig_index (sig_hash, id) VALUES (?1, ?2)",
-                    )
-                    .and_then(|mut s| s.execute([h, id]))
-                    .map_err(sqlite_err("update signature index", self.path))?;
-            }
-        } else {
-            if let Some(h) = old {
-                changes.push(DeltaChange::Remove(h, id));
-            }
-            if let Some(h) = new {
-                changes.push(DeltaChange::Add(h, id));
-            }
+    #[tokio::test]
+    async fn warm_storage_maintenance_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let mut ids = Vec::new();
+        for n in 0..2000 {
+            ids.push(w.put(&sample(n)).await.unwrap());
         }
-        Ok(())
+        for id in ids {
+            w.remove(id).await.unwrap();
+        }
+        let report = w.run_upkeep().await.unwrap();
+        assert!(report.pages_vacuumed > 0, "{report:?}");
+        assert!(w.bytes_on_disk() > 0);
     }
-}
-
-/// Whether file `file_id` is catalogued, live, covers `id` and holds no tombstone for it.
-fn cold_copy_is_live(
-    conn: &Connection,
-    path: &std::path::Path,
-    file_id: i64,
-    id: i64,
-) -> Result<bool> {
-    conn.prepare_cached(
-        "SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'
-         AND min_id <= ?2 AND max_id >= ?2
-         AND NOT EXISTS (SELECT 1 FROM cold_dead WHERE file_id = ?1 AND id = ?2)",
-    )
-    .and_then(|mut s| s.exists([file_id, id]))
-    .map_err(sqlite_err("check cold copy", path))
-}
-
-/// Mark the copy of `id` in cold file `file_id` as no longer served.
-fn tombstone(conn: &Connection, path: &std::path::Path, file_id: i64, id: i64) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO cold_dead (file_id, id) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute([file_id, id]))
-        .map_err(sqlite_err("tombstone", path))?;
-    Ok(())
-}
-
-/// Record that `id` was removed, so a later miss of it reads as "removed", not as corruption.
-fn note_removed(conn: &Connection, path: &std::path::Path, id: i64) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO removed (id) VALUES (?1)")
-        .and_then(|mut s| s.execute([id]))
-        .map(drop)
-        .map_err(sqlite_err("record removal", path))
-}
-
-fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO cold_files (path, min_id, max_id, min_ts, max_ts, row_count, bytes, state,
-         created_ms, page_sums) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            file.path,
-            file.min_id,
-            file.max_id,
-            file.min_ts,
-            file.max_ts,
-            file.rows as i64,
-            file.bytes as i64,
-            now_ms(),
-            file.page_sums
-        ])
-    })
-    .map_err(sqlite_err("insert cold file", path))?;
-    Ok(conn.last_insert_rowid())
 }

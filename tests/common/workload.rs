@@ -491,7 +491,7 @@ async fn mover(store: Arc<Store>, seed: u64, stop: Arc<AtomicBool>) {
                     .map(|r| r.failures.len() as u64),
             )
         } else if roll < 95 {
-            ("warm_upkeep", store.run_maintenance().await.map(|_| 0))
+            ("warm_upkeep", store.run_warm_upkeep().await.map(|_| 0))
         } else {
             store.hot_tier().clear();
             ("hot_clear", Ok(0))

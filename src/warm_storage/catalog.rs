@@ -1,0 +1,579 @@
+//! The cold-file catalog, kept in the warm database: the reads the cold tier makes through
+//! [`ColdCatalog`], and the writer thread's catalog transactions (archive, compact, reserve
+//! file numbers, rebuild, file state), each one transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::lookup::COVERING;
+use super::schema::sqlite_err;
+use super::writer::{now_ms, Command, Writer};
+use super::WarmSqliteStorage;
+use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, NewFile};
+use crate::error::{Error, Result};
+use crate::record::Record;
+
+/// What an archival commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArchiveAck {
+    /// The new file's catalog id.
+    pub file_id: i64,
+    /// Warm rows deleted (now served from the file).
+    pub archived: u64,
+    /// Rows that changed or went away while the file was written: their copies in the file
+    /// are tombstoned and warm keeps the newer version.
+    pub superseded: u64,
+}
+
+impl<R: Record> WarmSqliteStorage<R> {
+    /// Commit an archival move: catalogue `file` and delete the warm rows `(id, rev)` it holds,
+    /// in one transaction.
+    pub(crate) async fn commit_archive(
+        &self,
+        file: NewFile,
+        rows: Vec<(i64, i64)>,
+    ) -> Result<ArchiveAck> {
+        self.command(|reply| Command::Archive { file, rows, reply })
+            .await
+    }
+
+    /// Commit a compaction: catalogue `file` (if any), uncatalogue `replaces`, drop `dropped`
+    /// tombstones and move the rest onto the new file, in one transaction.
+    pub(crate) async fn commit_compaction(
+        &self,
+        file: Option<NewFile>,
+        replaces: Vec<i64>,
+        dropped: Vec<(i64, i64)>,
+    ) -> Result<Option<i64>> {
+        self.command(|reply| Command::Compact {
+            file,
+            replaces,
+            dropped,
+            reply,
+        })
+        .await
+    }
+
+    /// Mark a catalogued file live or quarantined.
+    pub(crate) async fn set_file_state(&self, file_id: i64, state: FileState) -> Result<()> {
+        self.command(|reply| Command::SetFileState {
+            file_id,
+            state,
+            reply,
+        })
+        .await
+    }
+
+    /// Apply a catalog rebuild in one transaction.
+    pub(crate) async fn rebuild_catalog(&self, plan: CatalogRebuild) -> Result<()> {
+        self.command(|reply| Command::RebuildCatalog { plan, reply })
+            .await
+    }
+}
+
+const ENTRY_COLUMNS: &str = "SELECT f.file_id, f.path, f.min_id, f.max_id, f.min_ts, f.max_ts,
+    f.row_count, f.bytes, f.state,
+    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id) FROM cold_files f ";
+
+pub(super) fn query_entries(
+    conn: &Connection,
+    path: &Path,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CatalogEntry>> {
+    let sql = format!("{ENTRY_COLUMNS}{filter} ORDER BY f.min_id, f.file_id");
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(sqlite_err("read cold catalog", path))?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok(CatalogEntry {
+                file_id: r.get(0)?,
+                path: r.get(1)?,
+                min_id: r.get(2)?,
+                max_id: r.get(3)?,
+                min_ts: r.get(4)?,
+                max_ts: r.get(5)?,
+                rows: r.get::<_, i64>(6)? as u64,
+                bytes: r.get::<_, i64>(7)? as u64,
+                state: FileState::parse(r.get_ref(8)?.as_str()?),
+                dead_rows: r.get::<_, i64>(9)? as u64,
+            })
+        })
+        .map_err(sqlite_err("read cold catalog", path))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sqlite_err("read cold catalog", path))
+}
+
+pub(super) fn query_dead(
+    conn: &Connection,
+    path: &Path,
+    file_id: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM cold_dead WHERE file_id = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id",
+        )
+        .map_err(sqlite_err("read tombstones", path))?;
+    let rows = stmt
+        .query_map([file_id, lo, hi], |r| r.get(0))
+        .map_err(sqlite_err("read tombstones", path))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sqlite_err("read tombstones", path))
+}
+
+impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
+    fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_entries(conn, path, COVERING, [id]))
+    }
+
+    fn archived_ids(&self, sig_hash: i64) -> Result<Vec<i64>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT s.id FROM sig_index s WHERE s.sig_hash = ?1
+                     AND NOT EXISTS (SELECT 1 FROM records r WHERE r.id = s.id)",
+                )
+                .map_err(sqlite_err("archived signature lookup", path))?;
+            let rows = stmt
+                .query_map([sig_hash], |r| r.get::<_, i64>(0))
+                .map_err(sqlite_err("archived signature lookup", path))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(sqlite_err("archived signature lookup", path))
+        })
+    }
+
+    fn entries(&self) -> Result<Vec<CatalogEntry>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_entries(conn, path, "", []))
+    }
+
+    fn dead_ids(&self, file_id: i64, lo: i64, hi: i64) -> Result<Vec<i64>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_dead(conn, path, file_id, lo, hi))
+    }
+
+    fn page_sums(&self, file_id: i64) -> Result<Option<Vec<u8>>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached("SELECT page_sums FROM cold_files WHERE file_id = ?1")
+                .and_then(|mut s| s.query_row([file_id], |r| r.get::<_, Option<Vec<u8>>>(0)))
+                .optional()
+                .map(Option::flatten)
+                .map_err(sqlite_err("read page checksums", path))
+        })
+    }
+
+    fn reserved_file_seq(&self) -> Result<u64> {
+        Ok(self
+            .query_value(
+                "SELECT (SELECT value FROM meta WHERE key = 'cold_next_seq')",
+                [],
+                "read cold_next_seq",
+            )?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    fn reserve_file_seqs(&self, floor: u64, count: u64) -> Result<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .blocking_send(Command::ReserveFileSeqs {
+                floor,
+                count,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM records WHERE id = ?1")
+                .map_err(sqlite_err("check warm ids", path))?;
+            ids.iter()
+                .map(|id| {
+                    stmt.exists([id])
+                        .map_err(sqlite_err("check warm ids", path))
+                })
+                .collect()
+        })
+    }
+}
+
+impl Writer {
+    /// The catalog half of an archival move, in ONE transaction: catalogue the published file
+    /// and delete the warm rows it holds. A row that changed since it was copied (its `rev`
+    /// moved) or went away keeps its warm state, and its copy in the file is tombstoned.
+    pub(super) fn archive(&mut self, file: &NewFile, rows: &[(i64, i64)]) -> Result<ArchiveAck> {
+        // Archived rows keep their signatures in `sig_index`. Rows above the watermark are
+        // indexed only by the in-memory delta, which is rebuilt from `records` on open, so they
+        // are merged first.
+        if rows.iter().any(|&(id, _)| id > self.sig_watermark) {
+            self.merge_signatures()?;
+        }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let file_id = insert_file(&tx, path, file)?;
+        let (mut archived, mut superseded) = (0u64, 0u64);
+        {
+            // Rows are deleted a run of consecutive ids at a time: no other row can sit inside
+            // such a run (ids are unique and never reused), so a range delete removes exactly
+            // the run's rows, after one range read has checked that each is still the version
+            // that was copied. A row that changed or went away splits the run and is tombstoned.
+            let mut read = tx
+                .prepare_cached(
+                    "SELECT id, rev FROM records WHERE id >= ?1 AND id <= ?2 ORDER BY id",
+                )
+                .map_err(sqlite_err("prepare archive check", path))?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM records WHERE id >= ?1 AND id <= ?2")
+                .map_err(sqlite_err("prepare archive delete", path))?;
+            let mut delete_access = tx
+                .prepare_cached("DELETE FROM access WHERE id >= ?1 AND id <= ?2")
+                .map_err(sqlite_err("prepare archive delete", path))?;
+            let mut run_delete = |lo: i64, hi: i64| -> Result<u64> {
+                let n = delete
+                    .execute([lo, hi])
+                    .map_err(sqlite_err("archive delete", path))?;
+                delete_access
+                    .execute([lo, hi])
+                    .map_err(sqlite_err("archive delete access", path))?;
+                Ok(n as u64)
+            };
+            let mut i = 0;
+            while i < rows.len() {
+                let mut j = i + 1;
+                while j < rows.len() && rows[j].0 == rows[j - 1].0 + 1 {
+                    j += 1;
+                }
+                let run = &rows[i..j];
+                let current: HashMap<i64, i64> = read
+                    .query_map([run[0].0, run[run.len() - 1].0], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(sqlite_err("archive check", path))?;
+                let mut start: Option<i64> = None;
+                for &(id, rev) in run {
+                    if current.get(&id) == Some(&rev) {
+                        start.get_or_insert(id);
+                        continue;
+                    }
+                    if let Some(lo) = start.take() {
+                        archived += run_delete(lo, id - 1)?;
+                    }
+                    tombstone(&tx, path, file_id, id)?;
+                    superseded += 1;
+                }
+                if let Some(lo) = start {
+                    archived += run_delete(lo, run[run.len() - 1].0)?;
+                }
+                i = j;
+            }
+        }
+        // Ids are never reused, even if the archived rows held the largest one.
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)",
+            [self.next_id],
+        )
+        .map_err(sqlite_err("save next_id", path))?;
+        tx.commit().map_err(sqlite_err("commit archive", path))?;
+        self.shared.rows.fetch_sub(archived, Ordering::Relaxed);
+        Ok(ArchiveAck {
+            file_id,
+            archived,
+            superseded,
+        })
+    }
+
+    /// The catalog half of a compaction, in ONE transaction: catalogue the merged file (if any
+    /// row survived), drop the tombstones it consumed, move tombstones added since the merge
+    /// began onto the new file (their rows are in it), and uncatalogue the replaced files.
+    pub(super) fn compact(
+        &mut self,
+        file: Option<&NewFile>,
+        replaces: &[i64],
+        dropped: &[(i64, i64)],
+    ) -> Result<Option<i64>> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        for &f in replaces {
+            let live: bool = tx
+                .prepare_cached("SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'")
+                .and_then(|mut s| s.exists([f]))
+                .map_err(sqlite_err("check compacted file", path))?;
+            if !live {
+                return Err(Error::invalid(format!(
+                    "compaction input file {f} is no longer catalogued as live"
+                )));
+            }
+        }
+        let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
+        for &(f, id) in dropped {
+            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute([f, id]))
+                .map_err(sqlite_err("drop tombstone", path))?;
+        }
+        for &f in replaces {
+            if let Some(n) = new_id {
+                tx.prepare_cached("UPDATE OR IGNORE cold_dead SET file_id = ?2 WHERE file_id = ?1")
+                    .and_then(|mut s| s.execute([f, n]))
+                    .map_err(sqlite_err("move tombstones", path))?;
+            }
+            tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1")
+                .and_then(|mut s| s.execute([f]))
+                .map_err(sqlite_err("drop tombstones", path))?;
+            tx.prepare_cached("DELETE FROM cold_files WHERE file_id = ?1")
+                .and_then(|mut s| s.execute([f]))
+                .map_err(sqlite_err("uncatalogue file", path))?;
+        }
+        tx.commit().map_err(sqlite_err("commit compaction", path))?;
+        Ok(new_id)
+    }
+
+    pub(super) fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let next: i64 = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'cold_next_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err("read cold_next_seq", path))?
+            .unwrap_or(1);
+        let first = (next.max(1) as u64).max(floor);
+        let end = i64::try_from(first.saturating_add(count)).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('cold_next_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [end],
+        )
+        .map_err(sqlite_err("reserve cold file numbers", path))?;
+        tx.commit()
+            .map_err(sqlite_err("commit cold file reservation", path))?;
+        Ok(first)
+    }
+
+    pub(super) fn rebuild_catalog(&mut self, plan: &CatalogRebuild) -> Result<()> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        for &f in &plan.remove {
+            tx.execute("DELETE FROM cold_dead WHERE file_id = ?1", [f])
+                .and_then(|_| tx.execute("DELETE FROM cold_files WHERE file_id = ?1", [f]))
+                .map_err(sqlite_err("uncatalogue missing file", path))?;
+        }
+        for (file, dead) in &plan.add {
+            let file_id = insert_file(&tx, path, file)?;
+            for &id in dead {
+                tombstone(&tx, path, file_id, id)?;
+            }
+        }
+        tx.commit()
+            .map_err(sqlite_err("commit catalog rebuild", path))
+    }
+
+    /// Mark a catalogued file live or quarantined.
+    pub(super) fn set_file_state(&mut self, file_id: i64, state: FileState) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE cold_files SET state = ?2 WHERE file_id = ?1",
+                params![file_id, state.as_str()],
+            )
+            .map(|_| ())
+            .map_err(sqlite_err("set cold file state", &self.path))
+    }
+}
+
+/// Whether file `file_id` is catalogued, live, covers `id` and holds no tombstone for it.
+pub(super) fn cold_copy_is_live(
+    conn: &Connection,
+    path: &std::path::Path,
+    file_id: i64,
+    id: i64,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'
+         AND min_id <= ?2 AND max_id >= ?2
+         AND NOT EXISTS (SELECT 1 FROM cold_dead WHERE file_id = ?1 AND id = ?2)",
+    )
+    .and_then(|mut s| s.exists([file_id, id]))
+    .map_err(sqlite_err("check cold copy", path))
+}
+
+/// Mark the copy of `id` in cold file `file_id` as no longer served.
+pub(super) fn tombstone(
+    conn: &Connection,
+    path: &std::path::Path,
+    file_id: i64,
+    id: i64,
+) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO cold_dead (file_id, id) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute([file_id, id]))
+        .map_err(sqlite_err("tombstone", path))?;
+    Ok(())
+}
+
+fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO cold_files (path, min_id, max_id, min_ts, max_ts, row_count, bytes, state,
+         created_ms, page_sums) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            file.path,
+            file.min_id,
+            file.max_id,
+            file.min_ts,
+            file.max_ts,
+            file.rows as i64,
+            file.bytes as i64,
+            now_ms(),
+            file.page_sums
+        ])
+    })
+    .map_err(sqlite_err("insert cold file", path))?;
+    Ok(conn.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::record::tests::sample;
+    use crate::record::Outcome;
+    use crate::tier::StorageTier;
+    use crate::warm_storage::{Lookup, WriteOp};
+
+    fn open(dir: &Path) -> WarmSqliteStorage {
+        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+    }
+
+    /// A published file holding the records `ids` (the catalog never opens it).
+    fn new_file(ids: &[i64]) -> NewFile {
+        NewFile {
+            path: "2024/01/01/part-000000000001.parquet".to_owned(),
+            min_id: ids[0],
+            max_id: ids[ids.len() - 1],
+            min_ts: 0,
+            max_ts: i64::MAX,
+            rows: ids.len() as u64,
+            bytes: 1,
+            page_sums: None,
+        }
+    }
+
+    /// The warm rows an archival pass copies, with their `rev`s.
+    fn copy_all(w: &WarmSqliteStorage, ids: &[i64]) -> Vec<(i64, i64)> {
+        w.archive_page(i64::MAX, 0, ids[ids.len() - 1], 100)
+            .unwrap()
+            .iter()
+            .map(|(rev, r)| (r.id.unwrap(), *rev))
+            .collect()
+    }
+
+    /// An archival commit deletes only the rows still at the version that was copied. A row
+    /// updated or removed while the file was written keeps its warm state, and its copy in the
+    /// file is tombstoned, so each record is served from exactly one place.
+    #[tokio::test]
+    async fn warm_storage_archive_commit_deletes_only_unchanged_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(w.put(&sample(n)).await.unwrap());
+        }
+        let rows = copy_all(&w, &ids);
+        assert_eq!(rows.len(), 5);
+        let mut changed = w.get(ids[1]).await.unwrap().unwrap();
+        changed.actual_outcome = Outcome::Profit(1.5);
+        w.write(WriteOp::Update(
+            w.encode(&changed).unwrap(),
+            None,
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+        assert!(w.remove(ids[3]).await.unwrap());
+
+        let ack = w.commit_archive(new_file(&ids), rows).await.unwrap();
+        assert_eq!((ack.archived, ack.superseded), (3, 2), "{ack:?}");
+        assert_eq!(w.len(), 1);
+        match w.lookup(ids[1]).unwrap() {
+            Lookup::Row(row) => assert_eq!(row.record, changed),
+            Lookup::Archived(files) => panic!("the updated row left warm: {files:?}"),
+        }
+        for i in [0, 2, 4] {
+            match w.lookup(ids[i]).unwrap() {
+                Lookup::Archived(files) => assert_eq!(
+                    files.iter().map(|f| f.file_id).collect::<Vec<_>>(),
+                    [ack.file_id]
+                ),
+                Lookup::Row(_) => panic!("row {} was archived but is still in warm", ids[i]),
+            }
+        }
+        match w.lookup(ids[3]).unwrap() {
+            Lookup::Archived(files) => assert!(files.is_empty(), "{files:?}"),
+            Lookup::Row(_) => panic!("a removed row came back"),
+        }
+        assert_eq!(
+            w.dead_ids(ack.file_id, i64::MIN, i64::MAX).unwrap(),
+            [ids[1], ids[3]]
+        );
+    }
+
+    /// Ids are never reused, even when archival took the row with the largest id and warm is
+    /// empty at the reopen.
+    #[tokio::test]
+    async fn warm_storage_ids_are_never_reused_after_archiving_the_last_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let w = open(dir.path());
+            let mut ids = Vec::new();
+            for n in 0..3 {
+                ids.push(w.put(&sample(n)).await.unwrap());
+            }
+            let ack = w
+                .commit_archive(new_file(&ids), copy_all(&w, &ids))
+                .await
+                .unwrap();
+            assert_eq!(ack.archived, 3);
+            assert!(w.is_empty());
+            ids[2]
+        };
+        let w = open(dir.path());
+        let next = w.put(&sample(9)).await.unwrap();
+        assert!(
+            next > last,
+            "id {next} reused (the archived maximum was {last})"
+        );
+    }
+}
