@@ -1,4 +1,10 @@
-//! The store's own threads for blocking reads (cold lookups, scan pages).
+//! Where blocking work runs, with one policy for panics: a panic in the work is re-raised in
+//! the task that awaits it, and work the runtime dropped while shutting down is
+//! [`Error::Closed`].
+//!
+//! - [`BlockingPool`]: the store's own threads for blocking reads (cold lookups, scan pages).
+//! - [`run_blocking`]: tokio's blocking pool, for the rest (open, moves, backup, verify,
+//!   maintenance's file checks). Every `spawn_blocking` of the crate goes through it.
 //!
 //! `spawn_blocking` would hand them to tokio's blocking pool, which grows to 512 threads: under
 //! 64 concurrent readers it was measured at 301 threads, and glibc's per-thread arenas held
@@ -100,6 +106,23 @@ impl<T> std::future::Future for PoolHandle<T> {
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(_) => Err(Error::Closed),
         })
+    }
+}
+
+/// Run blocking `f` on tokio's blocking pool and await it. A panic in `f` is re-raised here;
+/// a runtime shutting down (the work never ran or was dropped) is [`Error::Closed`].
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(join_error)
+}
+
+/// A task's end, as the store reports it: a panic is re-raised in the awaiting task; a task
+/// cancelled by runtime shutdown means the store is going away.
+pub(crate) fn join_error(e: tokio::task::JoinError) -> Error {
+    match e.try_into_panic() {
+        Ok(payload) => std::panic::resume_unwind(payload),
+        Err(_) => Error::Closed,
     }
 }
 

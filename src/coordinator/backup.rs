@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{join_error, AutoTieringCoordinator};
+use super::AutoTieringCoordinator;
+use crate::blocking::run_blocking;
 use crate::cold_storage::{ColdArchiveStorage, COLD_DIR};
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -53,7 +54,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let target = dir.clone();
-        let mut report = tokio::task::spawn_blocking(move || {
+        let mut report = run_blocking(move || {
             prepare_target(&target)?;
             let taken = (|| {
                 let warm_bytes = warm.backup_into(&target.join(WARM_DB_FILE))?;
@@ -67,8 +68,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             }
             taken
         })
-        .await
-        .map_err(join_error)??;
+        .await??;
         report.dir = dir;
         report.elapsed = started.elapsed();
         tracing::info!(

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::moves::ArchiveLimits;
 use super::{ArchiveReport, AutoTieringCoordinator, CompactionReport};
+use crate::blocking::run_blocking;
 use crate::catalog::FileState;
 use crate::cold_storage::ColdFileProblem;
 use crate::error::{Error, Result};
@@ -290,13 +291,12 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 continue;
             }
             let cold = self.cold.clone();
-            let (e, abs, found) = tokio::task::spawn_blocking(move || {
+            let (e, abs, found) = run_blocking(move || {
                 let abs = cold.file_path(&e.path);
                 let found = cold.check_file(&e, &abs, true);
                 (e, abs, found)
             })
-            .await
-            .map_err(|_| Error::Closed)?;
+            .await?;
             match found {
                 Some((kind, detail)) => {
                     tracing::error!(path = %abs.display(), ?kind, %detail, "cold file confirmed bad; quarantined");
@@ -353,7 +353,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         let dir = self.config.data_dir.clone();
         let cfg = self.config.alerts.clone();
-        let disk = match tokio::task::spawn_blocking(move || disk::measure(&dir, &cfg)).await {
+        let disk = match run_blocking(move || disk::measure(&dir, &cfg)).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "alerts: disk figures unavailable");
@@ -463,9 +463,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             // The writer exits, closing its connection and releasing the directory's lock:
             // another process may open the store read-write from here on. Reads go on.
             let warm = self.warm.clone();
-            tokio::task::spawn_blocking(move || warm.close_writer())
-                .await
-                .map_err(super::join_error)?;
+            run_blocking(move || warm.close_writer()).await?;
             tracing::info!(?upkeep, "store shut down");
             Ok::<_, Error>(())
         }

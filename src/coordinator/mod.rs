@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use crate::blocking::run_blocking;
 use crate::catalog::ColdCatalog;
 use crate::cold_storage::ColdArchiveStorage;
 use crate::config::StorageConfig;
@@ -176,17 +177,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let data_dir = std::path::absolute(&config.data_dir).unwrap_or(config.data_dir.clone());
         tracing::info!(data_dir = %data_dir.display(), read_only = config.read_only, "opening store");
         let warm_config = config.clone();
-        let warm = tokio::task::spawn_blocking(move || {
+        let warm = run_blocking(move || {
             if !warm_config.read_only {
                 prepare_data_dir(&warm_config.data_dir)?;
             }
             WarmSqliteStorage::open(&warm_config)
         })
-        .await
-        .map_err(|_| Error::Closed)??;
+        .await??;
         let catalog: Arc<dyn ColdCatalog> = Arc::new(warm.clone());
         let cold_config = config.clone();
-        let (cold, check) = tokio::task::spawn_blocking(move || {
+        let (cold, check) = run_blocking(move || {
             let cold = ColdArchiveStorage::open(&cold_config, catalog)?;
             // Recovery deletes and quarantines: only the owner, holding the lock, runs it.
             let check = if cold_config.read_only {
@@ -196,8 +196,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             };
             Ok::<_, Error>((cold, check))
         })
-        .await
-        .map_err(|_| Error::Closed)??;
+        .await??;
         for file_id in &check.quarantine {
             warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
                 .await?;
@@ -365,15 +364,6 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// The configuration in force.
     pub fn config(&self) -> &StorageConfig {
         &self.config
-    }
-}
-
-/// A write task that panicked re-raises the panic here; one cancelled by runtime shutdown
-/// means the store is going away.
-fn join_error(e: tokio::task::JoinError) -> Error {
-    match e.try_into_panic() {
-        Ok(payload) => std::panic::resume_unwind(payload),
-        Err(_) => Error::Closed,
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{join_error, AutoTieringCoordinator};
+use super::AutoTieringCoordinator;
+use crate::blocking::{join_error, run_blocking};
 use crate::catalog::FileState;
 use crate::cold_storage::{
     discard_path, ArchiveBuilder, ColdArchiveStorage, FinishedFile, VerifyReport,
@@ -151,7 +152,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let handle = tokio::runtime::Handle::current();
-        let mut report = tokio::task::spawn_blocking(move || {
+        let mut report = run_blocking(move || {
             let mut report = ArchiveReport::default();
             let cut_short = AtomicBool::new(false);
             // Nothing due: no pass (and no scan of the young records).
@@ -243,8 +244,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             report.cut_short = cut_short.load(Ordering::Relaxed);
             result.and(drained).map(|()| report)
         })
-        .await
-        .map_err(join_error)??;
+        .await??;
         report.elapsed = started.elapsed();
         if report.files > 0 {
             tracing::info!(
@@ -283,9 +283,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             }
             let cold = self.cold.clone();
             let g = group.clone();
-            let (built, dropped) = tokio::task::spawn_blocking(move || cold.build_compaction(&g))
-                .await
-                .map_err(join_error)??;
+            let (built, dropped) = run_blocking(move || cold.build_compaction(&g)).await??;
             let replaces: Vec<i64> = group.inputs.iter().map(|e| e.file_id).collect();
             report.files_in += replaces.len() as u64;
             report.bytes_in += group.inputs.iter().map(|e| e.bytes).sum::<u64>();
@@ -308,9 +306,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 // outcome unknown, and the next open sorts it out.
                 if let (Error::Sqlite { .. }, Some(relative)) = (&e, output) {
                     let cold = self.cold.clone();
-                    tokio::task::spawn_blocking(move || discard_path(&cold, &relative))
-                        .await
-                        .map_err(join_error)?;
+                    run_blocking(move || discard_path(&cold, &relative)).await?;
                 }
                 return Err(e);
             }
@@ -318,9 +314,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             self.cold.forget(&replaces);
             let cold = self.cold.clone();
             let inputs = group.inputs.clone();
-            tokio::task::spawn_blocking(move || cold.remove_compacted(&inputs))
-                .await
-                .map_err(join_error)??;
+            run_blocking(move || cold.remove_compacted(&inputs)).await??;
             crash_point("compact:old_removed");
         }
         Ok(report)
@@ -333,9 +327,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     #[tracing::instrument(level = "info", skip_all)]
     pub async fn verify(&self) -> Result<IntegrityReport> {
         let warm = self.warm.clone();
-        let warm_problems = tokio::task::spawn_blocking(move || warm.quick_check())
-            .await
-            .map_err(join_error)??;
+        let warm_problems = run_blocking(move || warm.quick_check()).await??;
         let cold = self.verify_cold().await?;
         Ok(IntegrityReport {
             warm_problems,
@@ -351,9 +343,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let _move = self.moves.lock().await;
         self.check_open_or_read_only()?;
         let cold = self.cold.clone();
-        let report = tokio::task::spawn_blocking(move || cold.verify())
-            .await
-            .map_err(join_error)??;
+        let report = run_blocking(move || cold.verify()).await??;
         if self.config.read_only {
             // A read-only handle reports; the owner's next verify or step quarantines.
             return Ok(report);
@@ -386,9 +376,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let _move = self.moves.lock().await;
         self.check_open("rebuild_cold_catalog")?;
         let cold = self.cold.clone();
-        let plan = tokio::task::spawn_blocking(move || cold.rebuild_plan())
-            .await
-            .map_err(join_error)??;
+        let plan = run_blocking(move || cold.rebuild_plan()).await??;
         let report = RebuildReport {
             removed: plan.remove.len() as u64,
             added: plan.add.len() as u64,

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{join_error, AutoTieringCoordinator, MOVE_RETRIES};
+use super::{AutoTieringCoordinator, MOVE_RETRIES};
+use crate::blocking::join_error;
 use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::error::{Error, Result};
 use crate::record::{signature_hash, Record};

@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::blocking::run_blocking;
 use crate::config::{StorageConfig, WarmConfig};
 use crate::dir_lock::DirLock;
 use crate::error::{Error, Result};
@@ -479,9 +480,7 @@ impl<R: Record> StorageTier<R> for WarmSqliteStorage<R> {
         limit: usize,
     ) -> Result<Vec<R>> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_page(since_ms, after_id, limit))
-            .await
-            .map_err(|_| Error::Closed)?
+        run_blocking(move || this.read_page(since_ms, after_id, limit)).await?
     }
 
     async fn count(&self) -> Result<u64> {
