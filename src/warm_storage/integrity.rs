@@ -165,7 +165,7 @@ mod tests {
                 .unwrap();
         }
         let w = warm.clone();
-        let problems = tokio::task::spawn_blocking(move || w.quick_check())
+        let problems = crate::blocking::run_blocking(move || w.quick_check())
             .await
             .unwrap()
             .unwrap();

@@ -645,7 +645,7 @@ mod tests {
         let w = open(dir.path());
         let id = w.put(&sample(1)).await.unwrap();
         let closing = w.clone();
-        tokio::task::spawn_blocking(move || closing.close_writer())
+        crate::blocking::run_blocking(move || closing.close_writer())
             .await
             .unwrap();
         assert!(matches!(w.put(&sample(2)).await, Err(Error::Closed)));
