@@ -18,7 +18,7 @@ use crate::cold_storage::{
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
-use crate::warm_storage::{ArchiveAck, WarmSqliteStorage};
+use crate::warm_storage::{ArchiveAck, CompactCommit, WarmSqliteStorage};
 
 /// What one archival pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -295,20 +295,29 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 report.bytes_out += f.bytes;
             }
             let output = new_file.as_ref().map(|f| f.path.clone());
-            if let Err(e) = self
+            let committed = self
                 .warm
                 .commit_compaction(new_file, replaces.clone(), dropped)
-                .await
-            {
-                // Rolled back in SQLite: the published output will never be catalogued, and
-                // its records are still served by the inputs. Remove it now (a rebuild in
-                // between must not register a second copy). Any other error leaves the
-                // outcome unknown, and the next open sorts it out.
-                if let (Error::Sqlite { .. }, Some(relative)) = (&e, output) {
-                    let cold = self.cold.clone();
-                    run_blocking(move || discard_path(&cold, &relative)).await?;
-                }
-                return Err(e);
+                .await;
+            // Rolled back in SQLite, or refused because an input was quarantined since the
+            // plan: the published output will never be catalogued, and its records are still
+            // served by the inputs. Remove it now (a rebuild in between must not register a
+            // second copy). Any other error leaves the outcome unknown, and the next open
+            // sorts it out.
+            let discard = matches!(
+                committed,
+                Err(Error::Sqlite { .. }) | Ok(CompactCommit::InputGone { .. })
+            );
+            if let (true, Some(relative)) = (discard, output) {
+                let cold = self.cold.clone();
+                run_blocking(move || discard_path(&cold, &relative)).await?;
+            }
+            if let CompactCommit::InputGone { file_id } = committed? {
+                tracing::info!(
+                    file_id,
+                    "compaction group skipped: an input was quarantined meanwhile"
+                );
+                continue;
             }
             crash_point("compact:committed");
             self.cold.forget(&replaces);

@@ -29,6 +29,16 @@ pub(crate) struct ArchiveAck {
     pub superseded: u64,
 }
 
+/// What a compaction commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CompactCommit {
+    /// The output (if any rows survived: its catalog id) replaced the inputs.
+    Committed { file_id: Option<i64> },
+    /// An input was no longer catalogued as live (quarantined since the plan): nothing
+    /// changed, and the output is to be discarded.
+    InputGone { file_id: i64 },
+}
+
 impl<R: Record> WarmSqliteStorage<R> {
     /// Commit an archival move: catalogue `file` and delete the warm rows `(id, rev)` it holds,
     /// in one transaction.
@@ -48,7 +58,7 @@ impl<R: Record> WarmSqliteStorage<R> {
         file: Option<NewFile>,
         replaces: Vec<i64>,
         dropped: Vec<(i64, i64)>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<CompactCommit> {
         self.command(|reply| Command::Compact {
             file,
             replaces,
@@ -312,7 +322,7 @@ impl Writer {
         file: Option<&NewFile>,
         replaces: &[i64],
         dropped: &[(i64, i64)],
-    ) -> Result<Option<i64>> {
+    ) -> Result<CompactCommit> {
         let path = &self.path;
         let tx = self
             .conn
@@ -324,9 +334,8 @@ impl Writer {
                 .and_then(|mut s| s.exists([f]))
                 .map_err(sqlite_err("check compacted file", path))?;
             if !live {
-                return Err(Error::invalid(format!(
-                    "compaction input file {f} is no longer catalogued as live"
-                )));
+                // Dropping the transaction rolls it back: nothing changed.
+                return Ok(CompactCommit::InputGone { file_id: f });
             }
         }
         let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
@@ -349,7 +358,7 @@ impl Writer {
                 .map_err(sqlite_err("uncatalogue file", path))?;
         }
         tx.commit().map_err(sqlite_err("commit compaction", path))?;
-        Ok(new_id)
+        Ok(CompactCommit::Committed { file_id: new_id })
     }
 
     pub(super) fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
@@ -498,6 +507,36 @@ mod tests {
             .iter()
             .map(|(rev, r)| (r.id.unwrap(), *rev))
             .collect()
+    }
+
+    /// A compaction whose input was quarantined after it was planned changes nothing: the
+    /// commit says so (the output is then discarded) instead of failing as bad input.
+    #[tokio::test]
+    async fn warm_storage_compaction_commit_refuses_an_input_no_longer_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = open(dir.path());
+        let ids = vec![
+            w.put(&sample(0)).await.unwrap(),
+            w.put(&sample(1)).await.unwrap(),
+        ];
+        let rows = copy_all(&w, &ids);
+        let input = w
+            .commit_archive(new_file(&ids), rows)
+            .await
+            .unwrap()
+            .file_id;
+        w.set_file_state(input, FileState::Quarantined)
+            .await
+            .unwrap();
+        let before = w.entries().unwrap();
+        let mut output = new_file(&ids);
+        output.path = "date=1970-01-01/part-000000000099.parquet".into();
+        let commit = w
+            .commit_compaction(Some(output), vec![input], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(commit, CompactCommit::InputGone { file_id: input });
+        assert_eq!(w.entries().unwrap(), before, "nothing changed");
     }
 
     /// An archival commit deletes only the rows still at the version that was copied. A row

@@ -17,7 +17,7 @@ mod sig_index;
 mod writer;
 
 pub(crate) use apply::{ColdHome, WriteOp};
-pub(crate) use catalog::ArchiveAck;
+pub(crate) use catalog::{ArchiveAck, CompactCommit};
 pub(crate) use lookup::{Lookup, SignatureLookup};
 
 pub use writer::WarmUpkeepReport;

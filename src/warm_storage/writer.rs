@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::apply::{WriteAck, WriteOp};
-use super::catalog::ArchiveAck;
+use super::catalog::{ArchiveAck, CompactCommit};
 use super::schema::sqlite_err;
 use super::sig_index::SignatureDelta;
 use super::WarmSqliteStorage;
@@ -65,7 +65,7 @@ pub(crate) enum Command {
         file: Option<NewFile>,
         replaces: Vec<i64>,
         dropped: Vec<(i64, i64)>,
-        reply: oneshot::Sender<Result<Option<i64>>>,
+        reply: oneshot::Sender<Result<CompactCommit>>,
     },
     SetFileState {
         file_id: i64,
