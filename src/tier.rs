@@ -1,4 +1,4 @@
-//! The `StorageTier` trait: the seed's interface every tier (and any custom tier) implements.
+//! The `StorageTier` trait: the interface every tier (and any custom tier) implements.
 
 use std::time::Duration;
 

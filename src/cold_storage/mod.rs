@@ -50,7 +50,7 @@ use store::{ColdStore, FileRef, LocalStore};
 
 /// Directory of the cold tier inside the data directory.
 pub const COLD_DIR: &str = "cold";
-/// Target access time of the cold tier (the seed's "< 100 ms").
+/// Target access time of the cold tier: 100 ms.
 pub const COLD_TARGET_ACCESS_TIME: Duration = Duration::from_millis(100);
 
 /// File numbers reserved per catalog commit.

@@ -387,7 +387,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_defaults() {
+    fn config_defaults_match_the_documented_policy() {
         let t = TieringConfig::default();
         assert_eq!(t.hot_to_warm_age, 3600);
         assert_eq!(t.warm_to_cold_age, 604_800);

@@ -377,7 +377,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             .observe(&alerts::EVALUATED, findings, now);
     }
 
-    /// Active alerts, most severe first, re-evaluated now, as in the seed:
+    /// Active alerts, most severe first, re-evaluated now:
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

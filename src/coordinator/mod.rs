@@ -298,7 +298,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Metrics of every tier: counts, measured bytes, hits and misses, access times over the
     /// recent window (`metrics.window_secs`), evictions, promotions, records archived,
-    /// archival lag and cold files. As in the seed:
+    /// archival lag and cold files:
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

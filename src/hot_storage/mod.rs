@@ -47,7 +47,7 @@ pub(crate) use hash::IdHashBuilder;
 use sketch::FrequencySketch;
 use weight::WeightScale;
 
-/// Target access time of the hot tier (the seed's "< 1 ms").
+/// Target access time of the hot tier: 1 ms.
 pub const HOT_TARGET_ACCESS_TIME: Duration = Duration::from_millis(1);
 
 const FILL_STRIPES: usize = 16_384;

@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 
 use serde::Serialize;
 
-/// A snapshot of one tier's counters, as in the seed's metrics snippet.
+/// A snapshot of one tier's counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TierMetrics {
     /// `"hot"`, `"warm"` or `"cold"`.
@@ -70,7 +70,7 @@ pub struct TierMetrics {
 }
 
 impl TierMetrics {
-    /// Hit rate in percent (0–100), as the seed's snippet prints it. 0 when nothing was looked up.
+    /// Hit rate in percent (0–100). 0 when nothing was looked up.
     pub fn hit_rate(&self) -> f64 {
         let total = self.hits + self.misses;
         if total == 0 {

@@ -47,7 +47,7 @@ pub enum AlertKind {
     WarmCorruption,
 }
 
-/// One alert, as in the seed's snippet (`severity`, `tier_name`, `message`), with when it was
+/// One alert (`severity`, `tier_name`, `message`, what it is about), with when it was
 /// first and last seen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
