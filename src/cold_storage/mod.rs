@@ -28,6 +28,7 @@ mod tier;
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
+pub(crate) use store::is_missing;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -265,7 +265,7 @@ impl<R: Record> ScanState<R> {
             };
             let scan = match self.cold.scan_file(entry, &bounds) {
                 Ok(scan) => scan,
-                Err(e) if crate::cold_storage::store::is_missing(&e) => {
+                Err(e) if crate::cold_storage::is_missing(&e) => {
                     self.cold.forget(&[entry.file_id]);
                     return Ok(false);
                 }
