@@ -360,7 +360,8 @@ fn open_error(path: &Path, e: std::io::Error) -> Error {
 fn create_dirs(dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
     let mut d = dir;
-    while !d.as_os_str().is_empty() && !d.exists() {
+    // Not `exists()`: a file in a directory's place must fail here, naming the directory.
+    while !d.as_os_str().is_empty() && !d.is_dir() {
         missing.push(d.to_owned());
         d = parent_dir(d);
     }
@@ -368,7 +369,7 @@ fn create_dirs(dir: &Path) -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        op: "create directory",
+        op: "create cold partition",
         path: dir.to_owned(),
         source,
     })?;
