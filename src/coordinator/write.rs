@@ -46,21 +46,24 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 "put assigns ids: the record already has one (use update to change a stored record)",
             ));
         }
-        let encoded = self.warm.encode(record)?;
+        let mut encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         let permit = self.write_permit("put").await?;
         let mut distinct = Vec::new();
         let ack = loop {
             let ack = self
                 .warm
-                .write(WriteOp::Put(encoded.clone(), std::mem::take(&mut distinct)))
+                .write(WriteOp::Put(encoded, std::mem::take(&mut distinct)))
                 .await?;
             if ack.unconfirmed.is_empty() {
                 break ack;
             }
+            // Rare (a signature hash shared with archived records): confirm, then encode again
+            // for the second try rather than copy every put's encoding for it.
             distinct =
-                confirm_distinct(&self.warm, &self.cold, &encoded.signature, ack.unconfirmed)
+                confirm_distinct(&self.warm, &self.cold, record.signature(), ack.unconfirmed)
                     .await?;
+            encoded = self.warm.encode(record)?;
         };
         drop(permit);
         let mut cached = record.clone();
@@ -122,9 +125,13 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 let op = WriteOp::Update(encoded.clone(), home, std::mem::take(&mut distinct));
                 match warm.write(op).await {
                     Ok(ack) if !ack.unconfirmed.is_empty() => {
-                        distinct =
-                            confirm_distinct(&warm, &cold, &encoded.signature, ack.unconfirmed)
-                                .await?;
+                        distinct = confirm_distinct(
+                            &warm,
+                            &cold,
+                            encoded.signature.as_deref(),
+                            ack.unconfirmed,
+                        )
+                        .await?;
                         continue;
                     }
                     Ok(ack) if !ack.moved => {
@@ -264,10 +271,10 @@ async fn locate_home<R: Record>(
 async fn confirm_distinct<R: Record>(
     warm: &WarmSqliteStorage<R>,
     cold: &ColdArchiveStorage<R>,
-    signature: &Option<String>,
+    signature: Option<&str>,
     ids: Vec<i64>,
 ) -> Result<Vec<i64>> {
-    let signature = signature.as_deref().unwrap_or_default();
+    let signature = signature.unwrap_or_default();
     for &id in &ids {
         if let Home::Cold { record, .. } = find_home(warm, cold, id).await? {
             if record.signature() == Some(signature) {
