@@ -215,16 +215,22 @@ fn signature_in(
             return Ok(SigRows::Row(id, payload));
         }
     }
+    // One statement, so one snapshot: each indexed id is either a warm row (its text checked)
+    // or archived. Two statements could see a record in neither (archived when the first ran,
+    // back in warm when the second did).
+    let mut archived = Vec::new();
     {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT r.id, r.signature, r.payload FROM sig_index s
-                 JOIN records r ON r.id = s.id WHERE s.sig_hash = ?1",
+                "SELECT s.id, r.signature, r.payload, r.id IS NULL FROM sig_index s
+                 LEFT JOIN records r ON r.id = s.id WHERE s.sig_hash = ?1",
             )
             .map_err(err())?;
         let mut rows = stmt.query([hash]).map_err(err())?;
         while let Some(row) = rows.next().map_err(err())? {
-            if let Some((id, payload)) = matching(row).map_err(err())? {
+            if row.get::<_, bool>(3).map_err(err())? {
+                archived.push(row.get::<_, i64>(0).map_err(err())?);
+            } else if let Some((id, payload)) = matching(row).map_err(err())? {
                 return Ok(SigRows::Row(id, payload));
             }
         }
@@ -244,18 +250,6 @@ fn signature_in(
             }
         }
     }
-    // No warm row carries it. Indexed ids with no warm row are archived records (signatures
-    // stay indexed when records move to cold); a hit above never pays for this probe.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT s.id FROM sig_index s WHERE s.sig_hash = ?1
-             AND NOT EXISTS (SELECT 1 FROM records r WHERE r.id = s.id)",
-        )
-        .map_err(err())?;
-    let archived = stmt
-        .query_map([hash], |r| r.get::<_, i64>(0))
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
-        .map_err(err())?;
     Ok(SigRows::Archived(archived))
 }
 
