@@ -117,8 +117,9 @@ impl<R: Record> WarmSqliteStorage<R> {
     ///
     /// Candidate ids come from the in-memory delta, then from `sig_index`, each confirmed by
     /// its text. The delta is read first: a merge commits `sig_index` before it empties the
-    /// delta, so a signature is always in one of the two. When `sig_index` names records with no
-    /// warm row (archived), the lookup runs again in one snapshot that also reads their files.
+    /// delta, so a signature is always in one of the two. A warm hit is one join; anything
+    /// else runs the whole lookup again in one snapshot that also names the archived candidates
+    /// and their files.
     pub(crate) fn lookup_signature(&self, signature: &str) -> Result<SignatureLookup<R>> {
         let start = Instant::now();
         let hash = signature_hash(signature);
@@ -128,16 +129,25 @@ impl<R: Record> WarmSqliteStorage<R> {
         // `sig_index` and the unmerged rows above the watermark in one snapshot instead.
         let read_only = self.inner.read_only;
         let found = self.inner.with_reader(|conn| {
+            // The owner's fast path: a warm hit is one join, as cheap as a raw indexed read.
+            // Anything else (a miss, or archived candidates) is answered by the full lookup
+            // below, in one snapshot.
             if !read_only {
-                match signature_in(conn, path, signature, hash, &recent, false)? {
-                    SigRows::Archived(ids) if !ids.is_empty() => {}
-                    other => return Ok(other),
+                if let hit @ SigRows::Row(..) =
+                    signature_in(conn, path, signature, hash, &recent, Pass::HitsOnly)?
+                {
+                    return Ok(hit);
                 }
             }
             let tx = conn
                 .unchecked_transaction()
                 .map_err(sqlite_err("begin signature lookup", path))?;
-            let mut out = signature_in(&tx, path, signature, hash, &recent, read_only)?;
+            let pass = if read_only {
+                Pass::WithUnmerged
+            } else {
+                Pass::Full
+            };
+            let mut out = signature_in(&tx, path, signature, hash, &recent, pass)?;
             if let SigRows::Archived(ids) = &out {
                 let copies = ids
                     .iter()
@@ -187,15 +197,26 @@ fn select_payload(conn: &Connection, path: &std::path::Path, id: i64) -> Result<
         .map_err(sqlite_err("read by id", path))
 }
 
-/// The signature's warm row, or the archived ids `sig_index` maps its hash to. `unmerged`
-/// also scans the rows above the merge watermark (for a handle without the owner's delta).
+/// How much of the signature lookup to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Only look for the warm row (`Archived` then says nothing about archived records).
+    HitsOnly,
+    /// The warm row, or the archived ids.
+    Full,
+    /// [`Pass::Full`], also scanning the rows above the merge watermark (for a handle without
+    /// the owner's delta).
+    WithUnmerged,
+}
+
+/// The signature's warm row, or the archived ids `sig_index` maps its hash to.
 fn signature_in(
     conn: &Connection,
     path: &std::path::Path,
     signature: &str,
     hash: i64,
     recent: &[i64],
-    unmerged: bool,
+    pass: Pass,
 ) -> Result<SigRows> {
     let err = || sqlite_err("read by signature", path);
     let matching = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
@@ -214,6 +235,21 @@ fn signature_in(
         if let Some(Some((id, payload))) = hit {
             return Ok(SigRows::Row(id, payload));
         }
+    }
+    if pass == Pass::HitsOnly {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT r.id, r.signature, r.payload FROM sig_index s
+                 JOIN records r ON r.id = s.id WHERE s.sig_hash = ?1",
+            )
+            .map_err(err())?;
+        let mut rows = stmt.query([hash]).map_err(err())?;
+        while let Some(row) = rows.next().map_err(err())? {
+            if let Some((id, payload)) = matching(row).map_err(err())? {
+                return Ok(SigRows::Row(id, payload));
+            }
+        }
+        return Ok(SigRows::Archived(Vec::new()));
     }
     // One statement, so one snapshot: each indexed id is either a warm row (its text checked)
     // or archived. Two statements could see a record in neither (archived when the first ran,
@@ -235,7 +271,7 @@ fn signature_in(
             }
         }
     }
-    if unmerged {
+    if pass == Pass::WithUnmerged {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, signature, payload FROM records
