@@ -10,9 +10,9 @@ use crate::error::Result;
 /// What happened to a trade. Mirrors the bot's `Outcome`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub enum Outcome {
-    /// Closed with this profit, SOL.
+    /// Closed with this profit, SOL (positive).
     Profit(f64),
-    /// Closed with this loss, SOL.
+    /// Closed with this loss, SOL, as a positive amount (`Loss(0.12)`: 0.12 SOL lost).
     Loss(f64),
     /// Closed flat.
     Neutral,
