@@ -419,12 +419,26 @@ impl Writer {
             .conn
             .pragma_query_value(None, "freelist_count", |r| r.get(0))
             .map_err(sqlite_err("read freelist_count", path))?;
-        self.conn
-            .execute_batch(&format!(
-                "PRAGMA incremental_vacuum({});",
-                self.cfg.vacuum_pages
-            ))
-            .map_err(sqlite_err("incremental_vacuum", path))?;
+        // SQLite frees one page per step of this pragma: it must be stepped to the end
+        // (`execute_batch` steps it once, and freed a single page per upkeep). One slice of at
+        // most `vacuum_pages` pages per upkeep bounds how long it holds the writer.
+        {
+            let mut stmt = self
+                .conn
+                .prepare(&format!(
+                    "PRAGMA incremental_vacuum({})",
+                    self.cfg.vacuum_pages
+                ))
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            while rows
+                .next()
+                .map_err(sqlite_err("incremental_vacuum", path))?
+                .is_some()
+            {}
+        }
         let free_after: i64 = self
             .conn
             .pragma_query_value(None, "freelist_count", |r| r.get(0))
@@ -743,5 +757,50 @@ mod tests {
         let report = w.run_upkeep().await.unwrap();
         assert!(report.pages_vacuumed > 0, "{report:?}");
         assert!(w.bytes_on_disk() > 0);
+    }
+
+    /// Regression: upkeep stepped `PRAGMA incremental_vacuum(N)` once, and SQLite frees one
+    /// page per step, so each run returned a single page to the file system (returning what
+    /// one archival freed would have taken months). A run now frees a whole slice, and the
+    /// database file shrinks.
+    #[tokio::test]
+    async fn warm_storage_upkeep_returns_a_whole_slice_of_free_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::StorageConfig::default().with_data_dir(dir.path());
+        config.warm.vacuum_pages = 16;
+        let w = WarmSqliteStorage::<crate::record::TransactionRecord>::open(&config).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..3000 {
+            ids.push(w.put(&sample(n)).await.unwrap());
+        }
+        w.run_upkeep().await.unwrap();
+        for id in ids {
+            w.remove(id).await.unwrap();
+        }
+        let db = dir.path().join(super::super::WARM_DB_FILE);
+        let pages = |conn: &rusqlite::Connection| -> (i64, i64) {
+            (
+                conn.pragma_query_value(None, "page_count", |r| r.get(0))
+                    .unwrap(),
+                conn.pragma_query_value(None, "freelist_count", |r| r.get(0))
+                    .unwrap(),
+            )
+        };
+        let first = w.run_upkeep().await.unwrap();
+        assert_eq!(first.pages_vacuumed, 16, "one whole slice: {first:?}");
+        let (count_before, free_before) = pages(&rusqlite::Connection::open(&db).unwrap());
+        assert!(
+            free_before > 16,
+            "enough free pages for another slice: {free_before}"
+        );
+        let second = w.run_upkeep().await.unwrap();
+        assert_eq!(second.pages_vacuumed, 16, "{second:?}");
+        let (count_after, free_after) = pages(&rusqlite::Connection::open(&db).unwrap());
+        assert_eq!(free_after, free_before - 16);
+        assert_eq!(
+            count_after,
+            count_before - 16,
+            "the file gives the pages back"
+        );
     }
 }
