@@ -473,3 +473,61 @@ async fn concurrency_racing_updates_of_one_id_settle_on_one_committed_version() 
         assert_eq!(by_sig, warm_view, "round {round}");
     }
 }
+
+/// A task reading in a loop gives its worker back. Hot and warm hits never wait, so before
+/// reads spent tokio's cooperative budget, a reading task held its worker until it stopped:
+/// on a one-thread runtime a 10 ms timer fired only when the loop ended, and a write's reply
+/// waited as long. The loop is bounded (5 s), so the failing case ends too.
+#[test]
+fn concurrency_a_read_loop_does_not_starve_timers_or_writes() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        // No promotion: one record is read from warm every time, the other is a hot hit.
+        let store = open_with(dir.path(), 1000, 1, false).await;
+        let mut warm = record("loop-warm".into(), 2);
+        warm.id = Some(store.put(&warm).await.unwrap());
+        store.hot_tier().clear();
+        let hot = store.put(&record("loop-hot".into(), 1)).await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let started = std::time::Instant::now();
+        let reader = {
+            let (store, stop, reads) = (store.clone(), stop.clone(), reads.clone());
+            let warm_id = warm.id.unwrap();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed)
+                    && started.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    assert!(store.get(hot).await.unwrap().is_some());
+                    assert!(store.get(warm_id).await.unwrap().is_some());
+                    reads.fetch_add(2, Ordering::Relaxed);
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let slept = started.elapsed();
+        let before_put = std::time::Instant::now();
+        store.put(&record("loop-put".into(), 3)).await.unwrap();
+        let put = before_put.elapsed();
+        let running = !reader.is_finished();
+        stop.store(true, Ordering::Relaxed);
+        reader.await.unwrap();
+        assert!(reads.load(Ordering::Relaxed) > 0, "the reader ran");
+        assert!(
+            slept < std::time::Duration::from_secs(1),
+            "a 10 ms timer waited {slept:?} behind the read loop"
+        );
+        assert!(
+            put < std::time::Duration::from_secs(1),
+            "a put waited {put:?} behind the read loop"
+        );
+        assert!(
+            running,
+            "the reader was still looping while the timer and the put ran"
+        );
+    });
+}

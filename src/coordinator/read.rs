@@ -12,6 +12,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// warm read runs on it too (a few µs, no thread hop); a cold read (about one Parquet page
     /// per column) runs on a blocking thread.
     pub async fn get(&self, id: i64) -> Result<Option<R>> {
+        // Hot and warm hits never wait, so a task reading in a loop would never give its worker
+        // back: spend one unit of tokio's cooperative budget per read, and yield when it runs
+        // out (every 128 reads), so timers, I/O and writes' replies on the same worker run.
+        tokio::task::consume_budget().await;
         if let Some(r) = self.hot.lookup(id) {
             return Ok(Some(r));
         }
@@ -96,6 +100,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
         if signature.is_empty() {
             return Err(Error::EmptySignature);
         }
+        // See `get`: a read loop yields its worker once its cooperative budget is spent.
+        tokio::task::consume_budget().await;
         if let Some(r) = self.hot.lookup_signature(signature) {
             return Ok(Some(r));
         }
