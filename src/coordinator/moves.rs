@@ -628,6 +628,15 @@ mod tests {
         (catalogued, on_disk)
     }
 
+    /// Shut the store down, open it again, and check every record and the directory.
+    async fn reopen_and_check(store: Store, dir: &Path, model: &Model, when: &str) {
+        store.shutdown().await.unwrap();
+        drop(store);
+        let store = Store::open(config(dir)).await.unwrap();
+        check(&store, model, &format!("{when}, reopened")).await;
+        assert_clean(&store, dir, when);
+    }
+
     /// No staged file and no uncatalogued file is left.
     fn assert_clean(store: &Store, dir: &Path, when: &str) {
         let (catalogued, on_disk) = files(store, dir);
@@ -667,11 +676,7 @@ mod tests {
         assert_eq!(store.get_stats().await.unwrap().warm_records, 0, "{when}");
         check(&store, &model, &when).await;
         assert_clean(&store, dir.path(), &when);
-        store.shutdown().await.unwrap();
-        drop(store);
-        let store = Store::open(config(dir.path())).await.unwrap();
-        check(&store, &model, &format!("{when}, reopened")).await;
-        assert_clean(&store, dir.path(), &when);
+        reopen_and_check(store, dir.path(), &model, &when).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -722,11 +727,7 @@ mod tests {
         let after = store.cold_tier().files().unwrap().len();
         assert!(after < before, "{when}: {before} -> {after} files");
         check(&store, &model, &when).await;
-        store.shutdown().await.unwrap();
-        drop(store);
-        let store = Store::open(config(dir.path())).await.unwrap();
-        check(&store, &model, &format!("{when}, reopened")).await;
-        assert_clean(&store, dir.path(), &when);
+        reopen_and_check(store, dir.path(), &model, &when).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

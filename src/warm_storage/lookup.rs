@@ -133,10 +133,10 @@ impl<R: Record> WarmSqliteStorage<R> {
             // Anything else (a miss, or archived candidates) is answered by the full lookup
             // below, in one snapshot.
             if !read_only {
-                if let hit @ SigRows::Row(..) =
+                if let SigRows::Row(id, payload) =
                     signature_in(conn, path, signature, hash, &recent, Pass::HitsOnly)?
                 {
-                    return Ok(hit);
+                    return Ok(Ok((id, payload)));
                 }
             }
             let tx = conn
@@ -147,33 +147,28 @@ impl<R: Record> WarmSqliteStorage<R> {
             } else {
                 Pass::Full
             };
-            let mut out = signature_in(&tx, path, signature, hash, &recent, pass)?;
-            if let SigRows::Archived(ids) = &out {
-                let copies = ids
-                    .iter()
-                    .map(|&id| {
+            let out = match signature_in(&tx, path, signature, hash, &recent, pass)? {
+                SigRows::Row(id, payload) => Ok((id, payload)),
+                SigRows::Archived(ids) => Err(ids
+                    .into_iter()
+                    .map(|id| {
                         Ok(ArchivedCopy {
                             id,
                             files: query_entries(&tx, path, COVERING, [id])?,
                         })
                     })
-                    .collect::<Result<Vec<_>>>()?;
-                out = SigRows::Copies(copies);
-            }
+                    .collect::<Result<Vec<_>>>()?),
+            };
             tx.commit()
                 .map_err(sqlite_err("end signature lookup", path))?;
             Ok(out)
         })?;
         match found {
-            SigRows::Row(id, payload) => Ok(SignatureLookup::Row(
+            Ok((id, payload)) => Ok(SignatureLookup::Row(
                 self.finish_read(Some((id, payload)), start)?
                     .expect("a found row decodes or fails"),
             )),
-            SigRows::Archived(_) => {
-                self.inner.stats.record(false, start);
-                Ok(SignatureLookup::Archived(Vec::new()))
-            }
-            SigRows::Copies(copies) => {
+            Err(copies) => {
                 self.inner.stats.record(false, start);
                 Ok(SignatureLookup::Archived(copies))
             }
@@ -187,8 +182,6 @@ enum SigRows {
     Row(i64, Vec<u8>),
     /// No warm row: `sig_index` ids whose row left warm (archived), unconfirmed.
     Archived(Vec<i64>),
-    /// [`SigRows::Archived`] with the files of each, read in the same snapshot.
-    Copies(Vec<ArchivedCopy>),
 }
 
 fn select_payload(conn: &Connection, path: &std::path::Path, id: i64) -> Result<Option<Vec<u8>>> {
