@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The one test command: `cargo test --features failpoints` (the crash-point tests,
-# tests/cold_crash.rs and tests/torture.rs, need the feature), with the fault-injection tests
-# required rather than skipped when their tools are missing.
+# The one test command: `cargo test --workspace --features tiered-storage/failpoints` (every
+# crate of the workspace: the library, whose crash-point tests, tests/cold_crash.rs and
+# tests/torture.rs, need the feature; the YCSB harness, crates/ycsb; the sqlx co-linking check,
+# crates/sqlx-compat), with the fault-injection tests required rather than skipped when their
+# tools are missing, then a smoke run of the YCSB harness.
 #
 # - Installs Debian's fiu-utils (libfiu: fiu-run, fiu-ctrl, the POSIX preload library) when it
 #   is missing, and util-linux's prlimit (the RLIMIT_FSIZE fallback of the disk-full tests).
@@ -12,11 +14,13 @@
 # - TIERED_STORAGE_LONG=1 then runs the long modes in release builds: 1,000 crash cycles
 #   (tests/torture.rs) and 500 libfiu fault runs (tests/faults.rs), printing their figures.
 #
+# - Then `cargo run -p ycsb -- --smoke`: the harness on 20,000 records, 0.1 s per cell,
+#   checking that every system returns what was written (not timings), so it cannot rot.
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
-# Extra arguments go to `cargo test --features failpoints` (e.g. `scripts/test.sh --test faults`),
-# and skip the rest.
+# Extra arguments go to the library's `cargo test --features failpoints` (e.g.
+# `scripts/test.sh --test faults`), and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
@@ -52,10 +56,14 @@ if [ "$(id -u)" = 0 ]; then
     export TIERED_STORAGE_TMPFS=1
 fi
 
-echo "== cargo test --features failpoints (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
-cargo test --features failpoints "$@"
-
-if [ "$#" = 0 ]; then
+if [ "$#" != 0 ]; then
+    echo "== cargo test --features failpoints $* (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+    cargo test --features failpoints "$@"
+else
+    echo "== cargo test --workspace --features tiered-storage/failpoints (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+    cargo test --workspace --features tiered-storage/failpoints
+    echo "== YCSB harness smoke run (every system returns what was written)"
+    cargo run -p ycsb -- --smoke --seconds 0.1
     echo "== DuckDB interoperability"
     bash scripts/duckdb_interop.sh
     echo "== fuzz: each target for ${FUZZ_SECONDS:-30} s on its committed corpus"
