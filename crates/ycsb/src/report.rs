@@ -54,6 +54,8 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
     for l in &rep.loads {
         let how = if l.system == Kind::Ours.name() {
             "64 concurrent puts"
+        } else if l.copied_from.is_some() {
+            "copy of the rusqlite file (RSS: its loader's)"
         } else if l.reused {
             "batched (reused dir)"
         } else {
