@@ -13,8 +13,8 @@ use anyhow::{ensure, Context, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::Row;
 use tiered_storage::{
-    AutoTieringCoordinator, Outcome, PremintCandidate, ScanRange, ScoredCandidate,
-    StorageConfig, TransactionRecord,
+    AutoTieringCoordinator, Outcome, PremintCandidate, ScanRange, ScoredCandidate, StorageConfig,
+    TransactionRecord,
 };
 
 /// What a session did, as both stores report it.
@@ -77,7 +77,10 @@ pub async fn run(dir: &Path, trades: u64) -> Result<Summary> {
         .filename(dir.join("bot.db"))
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal);
-    let db = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+    let db = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS watchlist (mint TEXT PRIMARY KEY, score INTEGER NOT NULL)",
     )
@@ -133,7 +136,11 @@ pub async fn run(dir: &Path, trades: u64) -> Result<Summary> {
             .with_context(|| format!("trade {n} not found by signature"))?;
         ensure!(t.id == Some(id), "trade {n}: id {:?}, expected {id}", t.id);
         let pnl = if n % 4 == 0 { 0.05 } else { -0.03 };
-        t.actual_outcome = if pnl > 0.0 { Outcome::Profit(pnl) } else { Outcome::Loss(-pnl) };
+        t.actual_outcome = if pnl > 0.0 {
+            Outcome::Profit(pnl)
+        } else {
+            Outcome::Loss(-pnl)
+        };
         t.sell_price_sol = Some(0.000_003);
         t.final_sol_received = Some(0.2 + pnl);
         store.update(&t).await?;
@@ -149,7 +156,11 @@ pub async fn run(dir: &Path, trades: u64) -> Result<Summary> {
     // Archive the older half of the trades to Parquet; reads still find them.
     let cutoff = base_ts + (trades / 2) as i64 * 1000;
     let archived = store.archive_older_than(cutoff).await?.archived;
-    ensure!(archived == trades / 2, "archived {archived} of {}", trades / 2);
+    ensure!(
+        archived == trades / 2,
+        "archived {archived} of {}",
+        trades / 2
+    );
 
     // Reconcile: realized P&L from the store's scan, open positions from sqlx, every open
     // position's trade readable (from warm or cold) and still pending.
@@ -168,16 +179,26 @@ pub async fn run(dir: &Path, trades: u64) -> Result<Summary> {
         (realized - expected_sol).abs() < 1e-9,
         "realized {realized} SOL, expected {expected_sol}"
     );
-    let open: Vec<(i64, String)> = sqlx::query("SELECT trade_id, mint FROM positions ORDER BY trade_id")
-        .fetch_all(&db)
-        .await?
-        .into_iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_>>()?;
+    let open: Vec<(i64, String)> =
+        sqlx::query("SELECT trade_id, mint FROM positions ORDER BY trade_id")
+            .fetch_all(&db)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
     for (id, mint) in &open {
-        let t = store.get(*id).await?.with_context(|| format!("open trade {id} missing"))?;
-        ensure!(&t.scored_candidate.base.mint == mint, "trade {id}: mint differs");
-        ensure!(t.actual_outcome == Outcome::PendingConfirmation, "trade {id} is not open");
+        let t = store
+            .get(*id)
+            .await?
+            .with_context(|| format!("open trade {id} missing"))?;
+        ensure!(
+            &t.scored_candidate.base.mint == mint,
+            "trade {id}: mint differs"
+        );
+        ensure!(
+            t.actual_outcome == Outcome::PendingConfirmation,
+            "trade {id} is not open"
+        );
     }
     let watched: i64 = sqlx::query("SELECT count(*) FROM watchlist")
         .fetch_one(&db)

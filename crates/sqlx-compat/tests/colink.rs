@@ -16,15 +16,17 @@ async fn bot_on_sqlx_keeps_its_trades_in_tiered_storage() {
     assert!(s.sqlite_version.starts_with("3."), "{}", s.sqlite_version);
 
     // Both stores reopen what the session wrote, side by side in this process.
-    let store: AutoTieringCoordinator =
-        AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path().join("trades")))
-            .await
-            .unwrap();
+    let store: AutoTieringCoordinator = AutoTieringCoordinator::new(
+        StorageConfig::default().with_data_dir(dir.path().join("trades")),
+    )
+    .await
+    .unwrap();
     let stats = store.get_stats().await.unwrap();
     assert_eq!((stats.total_records, stats.cold_records), (400, 200));
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("bot.db").display()))
-        .await
-        .unwrap();
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("bot.db").display()))
+            .await
+            .unwrap();
     let open: i64 = sqlx::query("SELECT count(*) FROM positions")
         .fetch_one(&db)
         .await

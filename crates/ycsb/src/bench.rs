@@ -198,7 +198,14 @@ pub async fn run_cell(
             let shared = Arc::clone(&shared);
             let target = Arc::clone(&target);
             tokio::spawn(async move {
-                task(&shared, &target, w, deadline, seed.wrapping_mul(1000) + t as u64).await
+                task(
+                    &shared,
+                    &target,
+                    w,
+                    deadline,
+                    seed.wrapping_mul(1000) + t as u64,
+                )
+                .await
             })
         })
         .collect();
@@ -226,7 +233,11 @@ pub async fn run_cell(
         read_p99_us: us(&read, 0.99),
         write_p50_us: us(&write, 0.5),
         write_p99_us: us(&write, 0.99),
-        write_max_us: if write.is_empty() { 0.0 } else { write.max() as f64 / 1000.0 },
+        write_max_us: if write.is_empty() {
+            0.0
+        } else {
+            write.max() as f64 / 1000.0
+        },
         reads: read.len(),
         writes: write.len(),
         errors,
@@ -235,7 +246,13 @@ pub async fn run_cell(
     }
 }
 
-async fn task(shared: &Shared, target: &Target, w: Workload, deadline: Instant, seed: u64) -> TaskOut {
+async fn task(
+    shared: &Shared,
+    target: &Target,
+    w: Workload,
+    deadline: Instant,
+    seed: u64,
+) -> TaskOut {
     let mut rng = Rng::new(seed);
     let mut out = TaskOut {
         read: hist(),
@@ -273,7 +290,10 @@ async fn task(shared: &Shared, target: &Target, w: Workload, deadline: Instant, 
                         let Some(mut rec) = sys.read_owned(id).await? else {
                             anyhow::bail!("read-modify-write: record {id} not found");
                         };
-                        anyhow::ensure!(is_record(&rec, id, i, full), "record {id} is not record {i}");
+                        anyhow::ensure!(
+                            is_record(&rec, id, i, full),
+                            "record {id} is not record {i}"
+                        );
                         data::close(&mut rec, rng.next_u64());
                         sys.update(&rec).await
                     }

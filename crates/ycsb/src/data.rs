@@ -11,7 +11,8 @@ pub const BASE_SLOT: u64 = 300_000_000;
 /// 88 pseudo-random base58 characters, like a real signature (incompressible).
 pub fn signature(n: u64, salt: u64) -> String {
     const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    let mut x = (n ^ salt.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut x =
+        (n ^ salt.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
     (0..88)
         .map(|_| {
             x ^= x << 13;
@@ -41,7 +42,10 @@ fn build(n: u64, salt: u64, ts: i64) -> TransactionRecord {
         3 => Outcome::PendingConfirmation,
         _ => Outcome::FailedExecution,
     };
-    let closed = matches!(outcome, Outcome::Profit(_) | Outcome::Loss(_) | Outcome::Neutral);
+    let closed = matches!(
+        outcome,
+        Outcome::Profit(_) | Outcome::Loss(_) | Outcome::Neutral
+    );
     TransactionRecord {
         id: None,
         scored_candidate: ScoredCandidate {

@@ -62,15 +62,31 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     };
     let (mut records, mut seconds) = (None, None);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value\n{}", usage()));
+        let mut value = || {
+            it.next()
+                .with_context(|| format!("{flag} needs a value\n{}", usage()))
+        };
         match flag.as_str() {
             "--records" => records = Some(value()?.replace('_', "").parse()?),
             "--seconds" => seconds = Some(value()?.parse()?),
             "--workloads" => {
-                a.workloads = value()?.split(',').map(Workload::parse).collect::<Result<_>>()?
+                a.workloads = value()?
+                    .split(',')
+                    .map(Workload::parse)
+                    .collect::<Result<_>>()?
             }
-            "--systems" => a.systems = value()?.split(',').map(Kind::parse).collect::<Result<_>>()?,
-            "--k" => a.ks = value()?.split(',').map(|k| k.parse()).collect::<Result<_, _>>()?,
+            "--systems" => {
+                a.systems = value()?
+                    .split(',')
+                    .map(Kind::parse)
+                    .collect::<Result<_>>()?
+            }
+            "--k" => {
+                a.ks = value()?
+                    .split(',')
+                    .map(|k| k.parse())
+                    .collect::<Result<_, _>>()?
+            }
             "--dir" => a.dir = Some(value()?.into()),
             "--json" => a.json = Some(value()?.into()),
             "--smoke" => a.smoke = true,
@@ -85,7 +101,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     a.seconds = seconds.unwrap_or(if a.smoke { 0.2 } else { 2.5 });
     ensure!(a.records >= 100, "--records must be at least 100");
     ensure!(a.seconds > 0.0, "--seconds must be positive");
-    ensure!(!a.ks.is_empty() && a.ks.iter().all(|&k| k > 0), "--k needs positive task counts");
+    ensure!(
+        !a.ks.is_empty() && a.ks.iter().all(|&k| k > 0),
+        "--k needs positive task counts"
+    );
     a.systems.sort();
     a.systems.dedup();
     Ok(a)
@@ -319,7 +338,10 @@ async fn run(args: &Args) -> Result<bool> {
     let started = Instant::now();
     let (root, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("ycsb-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("ycsb-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&root)?;
     let n = args.records;
@@ -345,7 +367,9 @@ async fn run(args: &Args) -> Result<bool> {
         let r = match (kind, lite_loaded) {
             // The same file as the hand-written store's: copy it rather than load it again.
             (Kind::MokaSqlite, Some(lite)) => {
-                let Sys::Sqlite(l) = &lite.sys else { unreachable!() };
+                let Sys::Sqlite(l) = &lite.sys else {
+                    unreachable!()
+                };
                 let t0 = Instant::now();
                 l.checkpoint()?;
                 if dir.exists() {
@@ -371,14 +395,21 @@ async fn run(args: &Args) -> Result<bool> {
             r.records,
             r.secs,
             if r.reused { " (reused)" } else { "" },
-            r.copied_from.as_ref().map(|c| format!(" (copied from {c})")).unwrap_or_default(),
+            r.copied_from
+                .as_ref()
+                .map(|c| format!(" (copied from {c})"))
+                .unwrap_or_default(),
             r.growth() as f64 / (1 << 20) as f64
         );
         rep.loads.push(r);
         let sys = Sys::open(kind, &dir).await?;
         let ids = if kind == Kind::Ours {
             let bytes = std::fs::read(dir.join("ids.bin"))?;
-            ensure!(bytes.len() as u64 == n * 8, "ids.bin holds {} bytes", bytes.len());
+            ensure!(
+                bytes.len() as u64 == n * 8,
+                "ids.bin holds {} bytes",
+                bytes.len()
+            );
             let ids: Vec<i64> = bytes
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -389,9 +420,14 @@ async fn run(args: &Args) -> Result<bool> {
         };
         let count = sys.count().await?;
         if count < n {
-            rep.failures.push(format!("{}: {count} records after loading {n}", kind.name()));
+            rep.failures.push(format!(
+                "{}: {count} records after loading {n}",
+                kind.name()
+            ));
         }
-        let latest = ids.as_ref().map_or(n as i64, |ids| ids.iter().copied().max().unwrap_or(0));
+        let latest = ids
+            .as_ref()
+            .map_or(n as i64, |ids| ids.iter().copied().max().unwrap_or(0));
         targets.push(Arc::new(Target {
             kind,
             sys,
@@ -417,7 +453,8 @@ async fn run(args: &Args) -> Result<bool> {
             for j in 0..targets.len() {
                 let t = &targets[(cell_no + j) % targets.len()];
                 seed += 1;
-                let r = run_cell(Arc::clone(&shared), Arc::clone(t), w, k, args.seconds, seed).await;
+                let r =
+                    run_cell(Arc::clone(&shared), Arc::clone(t), w, k, args.seconds, seed).await;
                 progress(&r);
                 rep.cells.push(r);
             }
@@ -428,8 +465,15 @@ async fn run(args: &Args) -> Result<bool> {
         for j in 0..targets.len() {
             let t = &targets[(cell_no + j) % targets.len()];
             seed += 1;
-            let r = run_cell(Arc::clone(&shared), Arc::clone(t), Workload::Load, 64, args.seconds, seed)
-                .await;
+            let r = run_cell(
+                Arc::clone(&shared),
+                Arc::clone(t),
+                Workload::Load,
+                64,
+                args.seconds,
+                seed,
+            )
+            .await;
             progress(&r);
             rep.cells.push(r);
         }
@@ -439,7 +483,9 @@ async fn run(args: &Args) -> Result<bool> {
     let ours = targets.iter().find(|t| t.kind == Kind::Ours).cloned();
     let lite = targets.iter().find(|t| t.kind == Kind::Sqlite).cloned();
     if let (Some(ours), true) = (&ours, args.workloads.contains(&Workload::History)) {
-        let Sys::Ours(store) = &ours.sys else { unreachable!() };
+        let Sys::Ours(store) = &ours.sys else {
+            unreachable!()
+        };
         // Archive the oldest 80% of the loaded records.
         let cutoff = data::BASE_TS + (n * 8 / 10) as i64 * 10;
         let t0 = Instant::now();
@@ -454,7 +500,8 @@ async fn run(args: &Args) -> Result<bool> {
             h.archived, h.files, h.archive_secs
         );
         if h.archived < n * 8 / 10 {
-            rep.failures.push(format!("archived {} of {} records", h.archived, n * 8 / 10));
+            rep.failures
+                .push(format!("archived {} of {} records", h.archived, n * 8 / 10));
         }
         rep.history = Some(h);
         let mut history_targets = vec![Arc::clone(ours)];
@@ -463,9 +510,15 @@ async fn run(args: &Args) -> Result<bool> {
             for j in 0..history_targets.len() {
                 let t = &history_targets[(cell_no + j) % history_targets.len()];
                 seed += 1;
-                let r =
-                    run_cell(Arc::clone(&shared), Arc::clone(t), Workload::History, k, args.seconds, seed)
-                        .await;
+                let r = run_cell(
+                    Arc::clone(&shared),
+                    Arc::clone(t),
+                    Workload::History,
+                    k,
+                    args.seconds,
+                    seed,
+                )
+                .await;
                 progress(&r);
                 rep.cells.push(r);
             }
@@ -482,7 +535,9 @@ async fn run(args: &Args) -> Result<bool> {
                 store.run_warm_upkeep().await?;
                 ours_bytes.push(disk_bytes(&store_dir));
             }
-            let Sys::Sqlite(l) = &lite.sys else { unreachable!() };
+            let Sys::Sqlite(l) = &lite.sys else {
+                unreachable!()
+            };
             l.checkpoint()?;
             let d = DiskReport {
                 ours_bytes,
@@ -526,13 +581,17 @@ async fn run(args: &Args) -> Result<bool> {
                 c.ops,
                 c.errors,
                 c.bad_reads,
-                c.first_error.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+                c.first_error
+                    .as_ref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
             ));
         }
     }
     if let Some(b) = &rep.backlog {
         if b.errors > 0 {
-            rep.failures.push(format!("backlog: {} put errors", b.errors));
+            rep.failures
+                .push(format!("backlog: {} put errors", b.errors));
         }
     }
     print!("{}", report::markdown(&rep, args));

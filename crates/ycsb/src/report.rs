@@ -18,11 +18,7 @@ fn cell<'a>(rep: &'a RunReport, w: &str, k: usize, system: &str) -> Option<&'a C
 }
 
 /// This store's cell and the best other system's (by throughput) for one workload and K.
-fn versus<'a>(
-    rep: &'a RunReport,
-    w: &str,
-    k: usize,
-) -> Option<(&'a CellResult, &'a CellResult)> {
+fn versus<'a>(rep: &'a RunReport, w: &str, k: usize) -> Option<(&'a CellResult, &'a CellResult)> {
     let ours = cell(rep, w, k, Kind::Ours.name())?;
     let best = rep
         .cells
@@ -45,11 +41,16 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
     let _ = writeln!(
         o,
         "\n## YCSB: {} records, {} s per cell, 2 runtime workers, {} in total\n",
-        rep.records, rep.seconds_per_cell, fmt_secs(rep.total_secs)
+        rep.records,
+        rep.seconds_per_cell,
+        fmt_secs(rep.total_secs)
     );
 
     let _ = writeln!(o, "### Load (child process per system)\n");
-    let _ = writeln!(o, "| system | how | records | seconds | records/s | RSS growth MiB |");
+    let _ = writeln!(
+        o,
+        "| system | how | records | seconds | records/s | RSS growth MiB |"
+    );
     let _ = writeln!(o, "|---|---|---:|---:|---:|---:|");
     for l in &rep.loads {
         let how = if l.system == Kind::Ours.name() {
@@ -83,7 +84,11 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
         let ratio = if c.system == Kind::Ours.name() {
             versus(rep, &c.workload, c.k)
                 .map(|(ours, best)| {
-                    format!("{:.2} ({})", ours.ops_per_sec / best.ops_per_sec, best.system)
+                    format!(
+                        "{:.2} ({})",
+                        ours.ops_per_sec / best.ops_per_sec,
+                        best.system
+                    )
                 })
                 .unwrap_or_default()
         } else {
@@ -138,13 +143,28 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
         let _ = writeln!(o);
     };
     for w in &ycsb {
-        row(&mut o, w.name(), &format!("{} {}", w.name(), w.describe()), &args.ks[..]);
+        row(
+            &mut o,
+            w.name(),
+            &format!("{} {}", w.name(), w.describe()),
+            &args.ks[..],
+        );
     }
     if versus(rep, "load", 64).is_some() {
-        row(&mut o, "load", "load: 64 writers, 1 durable write each (K=64)", &[64]);
+        row(
+            &mut o,
+            "load",
+            "load: 64 writers, 1 durable write each (K=64)",
+            &[64],
+        );
     }
     if versus(rep, "history", 1).is_some() {
-        row(&mut o, "history", "history: uniform reads, 80% archived (K=1, 16)", &[1, 16]);
+        row(
+            &mut o,
+            "history",
+            "history: uniform reads, 80% archived (K=1, 16)",
+            &[1, 16],
+        );
     }
 
     // The targets.
@@ -176,11 +196,15 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
         );
     }
     for w in ["B", "D"] {
-        let Some(ours) = cell(rep, w, 64, Kind::Ours.name()) else { continue };
+        let Some(ours) = cell(rep, w, 64, Kind::Ours.name()) else {
+            continue;
+        };
         let best = rep
             .cells
             .iter()
-            .filter(|c| c.workload == w && c.k == 64 && c.system != Kind::Ours.name() && c.writes > 0)
+            .filter(|c| {
+                c.workload == w && c.k == 64 && c.system != Kind::Ours.name() && c.writes > 0
+            })
             .min_by(|a, b| a.write_p99_us.total_cmp(&b.write_p99_us));
         if let Some(best) = best {
             let _ = writeln!(
@@ -196,7 +220,9 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
     if let (Some(&k1), Some(&kmax)) = (args.ks.iter().min(), args.ks.iter().max()) {
         let mut worst: Option<(f64, &str, usize)> = None;
         for w in &ycsb {
-            let Some(base) = cell(rep, w.name(), k1, Kind::Ours.name()) else { continue };
+            let Some(base) = cell(rep, w.name(), k1, Kind::Ours.name()) else {
+                continue;
+            };
             for &k in args.ks.iter().filter(|&&k| k > k1) {
                 if let Some(c) = cell(rep, w.name(), k, Kind::Ours.name()) {
                     let r = c.ops_per_sec / base.ops_per_sec;

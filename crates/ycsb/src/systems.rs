@@ -95,7 +95,9 @@ fn decode(id: i64, body: &[u8]) -> Result<TransactionRecord> {
 }
 
 fn sig(rec: &TransactionRecord) -> &str {
-    rec.transaction_signature.as_deref().expect("harness records are signed")
+    rec.transaction_signature
+        .as_deref()
+        .expect("harness records are signed")
 }
 
 /// The open store of one system.
@@ -339,7 +341,12 @@ impl Lite {
                 for j in i..(i + LOAD_BATCH).min(n) {
                     let mut rec = crate::data::record(j);
                     rec.id = Some(j as i64 + 1);
-                    st.execute(params![rec.id, sig(&rec), rec.timestamp_decision_made, encode(&rec)])?;
+                    st.execute(params![
+                        rec.id,
+                        sig(&rec),
+                        rec.timestamp_decision_made,
+                        encode(&rec)
+                    ])?;
                 }
             }
             tx.commit()?;
@@ -397,19 +404,22 @@ impl MokaLite {
             return Ok(None);
         };
         let rec = Arc::new(rec);
-        self.cache.insert(rec.id.expect("read rows have ids"), Arc::clone(&rec));
+        self.cache
+            .insert(rec.id.expect("read rows have ids"), Arc::clone(&rec));
         Ok(Some(rec))
     }
 
     pub fn update(&self, rec: &TransactionRecord) -> Result<()> {
         self.lite.update(rec)?;
-        self.cache.insert(rec.id.expect("updates carry ids"), Arc::new(rec.clone()));
+        self.cache
+            .insert(rec.id.expect("updates carry ids"), Arc::new(rec.clone()));
         Ok(())
     }
 
     pub fn insert(&self, rec: TransactionRecord) -> Result<()> {
         self.lite.insert(&rec)?;
-        self.cache.insert(rec.id.expect("inserts carry ids"), Arc::new(rec));
+        self.cache
+            .insert(rec.id.expect("inserts carry ids"), Arc::new(rec));
         Ok(())
     }
 }
@@ -598,7 +608,11 @@ impl SqlxStore {
             .bind(rec.id)
             .execute(&self.pool)
             .await?;
-        ensure!(done.rows_affected() == 1, "update of a missing row {:?}", rec.id);
+        ensure!(
+            done.rows_affected() == 1,
+            "update of a missing row {:?}",
+            rec.id
+        );
         Ok(())
     }
 
@@ -614,7 +628,11 @@ impl SqlxStore {
                 let rows = (end - j).min(ROWS);
                 let mut sql = String::from("INSERT INTO trades (id, signature, ts, body) VALUES ");
                 for r in 0..rows {
-                    sql.push_str(if r == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+                    sql.push_str(if r == 0 {
+                        "(?, ?, ?, ?)"
+                    } else {
+                        ", (?, ?, ?, ?)"
+                    });
                 }
                 let mut q = sqlx::query(&sql);
                 for k in j..j + rows {
