@@ -92,6 +92,7 @@ impl Checkpointer {
     }
 
     /// Background checkpoints run so far.
+    #[cfg(test)]
     pub(crate) fn runs(&self) -> u64 {
         self.shared.runs.load(Ordering::Relaxed)
     }
