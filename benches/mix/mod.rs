@@ -152,11 +152,7 @@ impl Peer {
         let conn = self.writer.lock().expect("peer writer");
         let n = conn
             .prepare_cached("UPDATE records SET ts = ?2, payload = ?3 WHERE id = ?1")?
-            .execute(rusqlite::params![
-                r.id,
-                r.timestamp_decision_made,
-                payload
-            ])?;
+            .execute(rusqlite::params![r.id, r.timestamp_decision_made, payload])?;
         anyhow::ensure!(n == 1, "peer update of a missing id");
         Ok(())
     }
@@ -196,10 +192,8 @@ pub fn run(rt: &tokio::runtime::Runtime, dir: &Path, rows: u64) -> anyhow::Resul
     rt.block_on(store.run_warm_upkeep())?;
     // id → record number: `record(n)` is stamped 10 ms after `record(n - 1)`.
     let ids: Vec<(i64, u64)> = {
-        let conn = Connection::open_with_flags(
-            dir.join(WARM_DB_FILE),
-            OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
+        let conn =
+            Connection::open_with_flags(dir.join(WARM_DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut stmt = conn.prepare("SELECT id, ts FROM records ORDER BY id LIMIT ?1")?;
         let rows = stmt.query_map([rows as i64], |r| {
             Ok((

@@ -174,10 +174,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Permission to write: held until the write's commit is known, so shutdown (which takes
     /// the gate exclusively) waits for it. [`Error::Closed`] once shutdown has begun.
-    async fn write_permit(
-        &self,
-        op: &'static str,
-    ) -> Result<WritePermit> {
+    async fn write_permit(&self, op: &'static str) -> Result<WritePermit> {
         if self.config.read_only {
             return Err(Error::ReadOnly {
                 path: self.config.data_dir.clone(),

@@ -183,7 +183,12 @@ impl Writer {
                                 }
                                 .map_err(sqlite_err("update", path))?;
                                 if current.sig_hash != rec.sig_hash {
-                                    index.rekey(id, current.sig_hash, rec.sig_hash, &mut changes)?;
+                                    index.rekey(
+                                        id,
+                                        current.sig_hash,
+                                        rec.sig_hash,
+                                        &mut changes,
+                                    )?;
                                 }
                                 Ok(WriteAck::new(id, seq))
                             }

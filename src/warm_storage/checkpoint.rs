@@ -159,9 +159,7 @@ mod tests {
         writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .unwrap();
-        writer
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         writer
             .execute_batch("CREATE TABLE t (x BLOB); INSERT INTO t VALUES (zeroblob(100000));")
             .unwrap();
@@ -169,7 +167,10 @@ mod tests {
         checkpointer.committed();
         let started = Instant::now();
         while checkpointer.runs() == 0 {
-            assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint ran");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no checkpoint ran"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         drop(checkpointer);
