@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench --bench core` (env: `BENCH_ROWS`, default 1000000; `BENCH_DIR`, default a
 //! fresh directory under the system temp dir, removed afterwards).
+//!
+//! `BENCH_MIX=1` instead runs the update mix (see `mix`): K = 1, 16 and 64 tasks doing 50% gets
+//! and 50% updates on zipfian ids, against a hand-written rusqlite store in the same run.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
 
 mod common;
+mod mix;
 use common::{deal, hist, pick, print_rows, put_concurrently, record, us, Row, WRITERS};
 
 /// The warm database's file name in the data directory.
@@ -45,6 +49,22 @@ fn main() -> anyhow::Result<()> {
         )
         .enable_all()
         .build()?;
+    // `BENCH_PAGE_SIZE`: create a new warm database with this page size instead of the
+    // store's default (set before the first table exists; an existing database keeps its own).
+    if let Some(page_size) = std::env::var_os("BENCH_PAGE_SIZE") {
+        let page_size: i64 = page_size.to_string_lossy().parse()?;
+        let path = dir.join(WARM_DB_FILE);
+        if !path.exists() {
+            std::fs::create_dir_all(&dir)?;
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "page_size", page_size)?;
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            conn.execute_batch("CREATE TABLE page_size_probe (x); DROP TABLE page_size_probe;")?;
+        }
+    }
+    if std::env::var_os("BENCH_MIX").is_some() {
+        return mix::run(&rt, &dir, rows);
+    }
     let mut config = StorageConfig::default().with_data_dir(&dir);
     // Measure warm reads as warm reads: no promotion during the benchmark.
     config.tiering.auto_promote_on_access = false;

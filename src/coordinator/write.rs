@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use super::{AutoTieringCoordinator, MOVE_RETRIES};
-use crate::blocking::join_error;
 use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::error::{Error, Result};
+use crate::hot_storage::WriteGuard;
 use crate::record::{signature_hash, Record};
-use crate::warm_storage::{ColdHome, WarmSqliteStorage, WriteOp};
+use crate::warm_storage::{ColdHome, PendingWrite, WarmSqliteStorage, WriteAck, WriteOp};
 
 impl<R: Record> AutoTieringCoordinator<R> {
     /// Store a new record durably and return its id. The record's id must be unset.
@@ -109,88 +109,72 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let bytes = encoded.payload.len();
         let permit = self.write_permit("update").await?;
         // Evict before the commit, so hot never serves the old version once warm has the new.
-        // The guard is finished by a task that waits for the commit even if this future is
-        // dropped: a cancelled update that still commits cannot leave hot stale.
-        let mut guard = self.hot.begin_write(id);
-        let warm = self.warm.clone();
-        let cold = self.cold.clone();
+        // The guard ends only when the commit is known: if this future is dropped while a
+        // write is queued, `InFlight` hands the guard to a task that waits for the answer, so
+        // a cancelled update that still commits cannot leave hot stale.
+        let guard = self.hot.begin_write(id);
         // Only a record that was cached is re-cached: skip the clone otherwise.
         let recache = guard.was_cached().then(|| record.clone());
-        let done = tokio::spawn(async move {
-            // Shutdown waits for this write, even if the caller stops waiting.
-            let _permit = permit;
-            let mut home = None;
-            let mut distinct = Vec::new();
-            for _ in 0..MOVE_RETRIES {
-                let op = WriteOp::Update(encoded.clone(), home, std::mem::take(&mut distinct));
-                match warm.write(op).await {
-                    Ok(ack) if !ack.unconfirmed.is_empty() => {
-                        distinct = confirm_distinct(
-                            &warm,
-                            &cold,
-                            encoded.signature.as_deref(),
-                            ack.unconfirmed,
-                        )
-                        .await?;
-                        continue;
-                    }
-                    Ok(ack) if !ack.moved => {
-                        match recache {
-                            Some(record) => guard.finish(record, bytes, ack.seq, false),
-                            None => guard.committed(ack.seq),
-                        }
-                        return Ok(());
-                    }
-                    // Not in warm, or the cold copy named moved: find it and write again.
-                    Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+        let mut flight = InFlight::new(guard, permit);
+        let mut home = None;
+        let mut distinct = Vec::new();
+        for _ in 0..MOVE_RETRIES {
+            let op = WriteOp::Update(encoded.clone(), home, std::mem::take(&mut distinct));
+            match flight.write(&self.warm, op).await {
+                Ok(ack) if !ack.unconfirmed.is_empty() => {
+                    distinct = confirm_distinct(
+                        &self.warm,
+                        &self.cold,
+                        encoded.signature.as_deref(),
+                        ack.unconfirmed,
+                    )
+                    .await?;
+                    continue;
                 }
-                home = locate_home(&warm, &cold, id)
-                    .await?
-                    .ok_or(Error::NotFound { id })?;
+                Ok(ack) if !ack.moved => {
+                    let (mut guard, _permit) = flight.finish();
+                    match recache {
+                        Some(record) => guard.finish(record, bytes, ack.seq, false),
+                        None => guard.committed(ack.seq),
+                    }
+                    return Ok(());
+                }
+                // Not in warm, or the cold copy named moved: find it and write again.
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
-            Err(Error::Conflict { id })
-        });
-        done.await.map_err(join_error)?
+            home = locate_home(&self.warm, &self.cold, id)
+                .await?
+                .ok_or(Error::NotFound { id })?;
+        }
+        Err(Error::Conflict { id })
     }
 
     /// Delete a record from every tier. [`Error::NotFound`] if no tier holds it.
     pub async fn remove(&self, id: i64) -> Result<()> {
         let permit = self.write_permit("remove").await?;
-        let mut guard = self.hot.begin_write(id);
-        let warm = self.warm.clone();
-        let cold = self.cold.clone();
-        let done = tokio::spawn(async move {
-            // Shutdown waits for this write, even if the caller stops waiting.
-            let _permit = permit;
-            let mut home = None;
-            for _ in 0..MOVE_RETRIES {
-                let ack = warm.write(WriteOp::Remove(id, home)).await?;
-                if ack.removed {
-                    guard.committed(ack.seq);
-                    return Ok(true);
-                }
-                // Not in warm, or the cold copy named moved: find it and write again.
-                match locate_home(&warm, &cold, id).await? {
-                    None => return Ok(false),
-                    Some(h) => home = h,
-                }
+        // As in `update`: the guard outlives a cancelled caller until the commit is known.
+        let mut flight = InFlight::new(self.hot.begin_write(id), permit);
+        let mut home = None;
+        for _ in 0..MOVE_RETRIES {
+            let ack = flight.write(&self.warm, WriteOp::Remove(id, home)).await?;
+            if ack.removed {
+                let (mut guard, _permit) = flight.finish();
+                guard.committed(ack.seq);
+                return Ok(());
             }
-            Err(Error::Conflict { id })
-        });
-        if done.await.map_err(join_error)?? {
-            Ok(())
-        } else {
-            Err(Error::NotFound { id })
+            // Not in warm, or the cold copy named moved: find it and write again.
+            match locate_home(&self.warm, &self.cold, id).await? {
+                None => return Err(Error::NotFound { id }),
+                Some(h) => home = h,
+            }
         }
+        Err(Error::Conflict { id })
     }
 
     /// Permission to write: held until the write's commit is known, so shutdown (which takes
     /// the gate exclusively) waits for it. [`Error::Closed`] once shutdown has begun.
-    async fn write_permit(
-        &self,
-        op: &'static str,
-    ) -> Result<tokio::sync::OwnedRwLockReadGuard<bool>> {
+    async fn write_permit(&self, op: &'static str) -> Result<WritePermit> {
         if self.config.read_only {
             return Err(Error::ReadOnly {
                 path: self.config.data_dir.clone(),
@@ -202,6 +186,66 @@ impl<R: Record> AutoTieringCoordinator<R> {
             return Err(Error::Closed);
         }
         Ok(permit)
+    }
+}
+
+type WritePermit = tokio::sync::OwnedRwLockReadGuard<bool>;
+
+/// An update or remove under way: its hot write guard and its write permit, and the answer of
+/// the write it has queued, if any. Dropped (the caller was cancelled) while a queued write
+/// is unanswered, it hands all three to a task that waits for the answer and only then ends
+/// the guard: a write that commits after its caller left must not let a read re-cache the
+/// version it replaced (see `hot_storage`), and shutdown (which takes the gate) must wait
+/// for it. The common path, a caller that waits, spawns nothing.
+struct InFlight<R: Record> {
+    guard: Option<WriteGuard<R>>,
+    permit: Option<WritePermit>,
+    pending: Option<PendingWrite>,
+}
+
+impl<R: Record> InFlight<R> {
+    fn new(guard: WriteGuard<R>, permit: WritePermit) -> Self {
+        Self {
+            guard: Some(guard),
+            permit: Some(permit),
+            pending: None,
+        }
+    }
+
+    /// Queue `op` and wait for its answer.
+    async fn write(&mut self, warm: &WarmSqliteStorage<R>, op: WriteOp) -> Result<WriteAck> {
+        let rx = self.pending.insert(warm.send_write(op).await?);
+        let received = rx.await;
+        self.pending = None;
+        warm.write_answer(received)
+    }
+
+    /// The guard and the permit, once the write's outcome is known.
+    fn finish(mut self) -> (WriteGuard<R>, WritePermit) {
+        debug_assert!(self.pending.is_none());
+        let guard = self.guard.take().expect("taken once");
+        (guard, self.permit.take().expect("taken once"))
+    }
+}
+
+impl<R: Record> Drop for InFlight<R> {
+    fn drop(&mut self) {
+        let Some(rx) = self.pending.take() else {
+            return; // nothing queued: nothing can commit after this
+        };
+        let (mut guard, permit) = (self.guard.take(), self.permit.take());
+        let finish = move |received: Result<Result<WriteAck>, _>| {
+            if let (Some(g), Ok(Ok(ack))) = (guard.as_mut(), received) {
+                g.committed(ack.seq);
+            }
+            drop(guard);
+            drop(permit);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move { finish(rx.await) })),
+            // Dropped outside a runtime: wait on a thread of its own.
+            Err(_) => drop(std::thread::spawn(move || finish(rx.blocking_recv()))),
+        }
     }
 }
 

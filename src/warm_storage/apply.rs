@@ -56,6 +56,9 @@ pub(crate) struct WriteAck {
     pub unconfirmed: Vec<i64>,
 }
 
+/// The answer to a queued write, sent by the writer thread after its commit.
+pub(crate) type PendingWrite = oneshot::Receiver<Result<WriteAck>>;
+
 impl WriteAck {
     fn new(id: i64, seq: u64) -> Self {
         Self {
@@ -71,13 +74,28 @@ impl WriteAck {
 impl<R: Record> WarmSqliteStorage<R> {
     /// Send one write to the writer thread and wait for its commit.
     pub(crate) async fn write(&self, op: WriteOp) -> Result<WriteAck> {
+        let rx = self.send_write(op).await?;
+        self.write_answer(rx.await)
+    }
+
+    /// Queue one write; the receiver gets its answer once it has committed (or failed).
+    /// Cancel-safe: dropped before it resolves, the write was not queued.
+    pub(crate) async fn send_write(&self, op: WriteOp) -> Result<PendingWrite> {
         let (reply, rx) = oneshot::channel();
         self.inner
             .sender()?
             .send(Command::Write { op, reply })
             .await
             .map_err(|_| Error::Closed)?;
-        self.inner.noted(rx.await.map_err(|_| Error::Closed)?)
+        Ok(rx)
+    }
+
+    /// The outcome of a write from what its [`PendingWrite`] received.
+    pub(crate) fn write_answer(
+        &self,
+        received: Result<Result<WriteAck>, oneshot::error::RecvError>,
+    ) -> Result<WriteAck> {
+        self.inner.noted(received.map_err(|_| Error::Closed)?)
     }
 
     /// Validate and encode on the caller's thread (keeps the writer thread on SQL only).
@@ -133,23 +151,44 @@ impl Writer {
                 }
                 WriteOp::Update(rec, home, distinct) => {
                     let id = rec.id.expect("update carries an id");
-                    match index.current_hash(id)? {
-                        Some(old_hash) => {
-                            if let Some(refused) =
+                    match current_row(&tx, path, id, rec)? {
+                        Some(current) => {
+                            // A record keeping its own signature cannot collide: signatures
+                            // are unique, and this row holds it (skip the index probe).
+                            let refused = if current.same_signature {
+                                None
+                            } else {
                                 index.refuse(rec, Some(id), &changes, distinct, seq)?
-                            {
+                            };
+                            if let Some(refused) = refused {
                                 refused
                             } else {
-                                write_row(
-                                    &tx,
-                                    "UPDATE records SET sig_hash = ?2, signature = ?3, ts = ?4,
-                                     payload = ?5, rev = rev + 1 WHERE id = ?1",
-                                    id,
-                                    rec,
-                                )
+                                if current.same_signature && current.ts == rec.timestamp_ms {
+                                    // Assign only the payload: a column assigned in SET has its
+                                    // index entries rewritten even when unchanged, which would
+                                    // dirty a `records_ts` page (one more WAL frame) per update.
+                                    tx.prepare_cached(
+                                        "UPDATE records SET payload = ?2, rev = rev + 1
+                                         WHERE id = ?1",
+                                    )
+                                    .and_then(|mut s| s.execute(params![id, rec.payload]))
+                                } else {
+                                    write_row(
+                                        &tx,
+                                        "UPDATE records SET sig_hash = ?2, signature = ?3,
+                                         ts = ?4, payload = ?5, rev = rev + 1 WHERE id = ?1",
+                                        id,
+                                        rec,
+                                    )
+                                }
                                 .map_err(sqlite_err("update", path))?;
-                                if old_hash != rec.sig_hash {
-                                    index.rekey(id, old_hash, rec.sig_hash, &mut changes)?;
+                                if current.sig_hash != rec.sig_hash {
+                                    index.rekey(
+                                        id,
+                                        current.sig_hash,
+                                        rec.sig_hash,
+                                        &mut changes,
+                                    )?;
                                 }
                                 Ok(WriteAck::new(id, seq))
                             }
@@ -260,6 +299,35 @@ impl Writer {
         }
         Ok(results)
     }
+}
+
+/// What an update needs to know of the row it replaces.
+struct CurrentRow {
+    sig_hash: Option<i64>,
+    /// The row carries the update's signature text already (both may be `None`).
+    same_signature: bool,
+    ts: i64,
+}
+
+/// The warm row `id` as an update of it to `rec` sees it; `None` if warm has no such row.
+fn current_row(
+    conn: &Connection,
+    path: &std::path::Path,
+    id: i64,
+    rec: &EncodedRecord,
+) -> Result<Option<CurrentRow>> {
+    conn.prepare_cached("SELECT sig_hash, signature IS ?2, ts FROM records WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![id, rec.signature], |r| {
+                Ok(CurrentRow {
+                    sig_hash: r.get(0)?,
+                    same_signature: r.get(1)?,
+                    ts: r.get(2)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(sqlite_err("read the row to update", path))
 }
 
 /// Run an INSERT or UPDATE whose parameters are `(id, sig_hash, signature, ts, payload)`.

@@ -9,6 +9,7 @@
 mod access;
 mod apply;
 mod catalog;
+mod checkpoint;
 mod integrity;
 mod lookup;
 mod scan;
@@ -16,7 +17,7 @@ mod schema;
 mod sig_index;
 mod writer;
 
-pub(crate) use apply::{ColdHome, WriteOp};
+pub(crate) use apply::{ColdHome, PendingWrite, WriteAck, WriteOp};
 pub(crate) use catalog::{ArchiveAck, CompactCommit};
 pub(crate) use lookup::{Lookup, SignatureLookup};
 

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::apply::{WriteAck, WriteOp};
 use super::catalog::{ArchiveAck, CompactCommit};
+use super::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_FRAMES};
 use super::schema::sqlite_err;
 use super::sig_index::SignatureDelta;
 use super::WarmSqliteStorage;
@@ -213,6 +214,9 @@ impl Writer {
 
     /// The thread's main loop; returns when every sender is gone, after a last flush.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // Declared first, so it stops (and closes its connection) before the writer's own
+        // connection and the directory lock go.
+        let checkpointer = self.start_checkpointer();
         let mut batch: Vec<(WriteOp, Reply)> = Vec::with_capacity(self.cfg.max_batch);
         let mut deferred = Vec::new();
         let window = std::time::Duration::from_micros(self.cfg.group_commit_window_us);
@@ -282,9 +286,31 @@ impl Writer {
             if !self.access_backlog.is_empty() {
                 self.flush_access_chunk_logged();
             }
+            if let Some(c) = &checkpointer {
+                c.committed();
+            }
         }
         if let Err(e) = self.flush_access() {
             tracing::error!(error = %e, "final access-statistics flush failed");
+        }
+    }
+
+    /// Start the background checkpointer and raise this connection's own automatic
+    /// checkpoint to the backstop (see `checkpoint`). Without a checkpointer, SQLite's default
+    /// stays: the writer checkpoints every 1,000 frames itself.
+    fn start_checkpointer(&mut self) -> Option<Checkpointer> {
+        let started = Checkpointer::start(&self.path, &self.cfg).and_then(|c| {
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_FRAMES)
+                .map_err(sqlite_err("set wal_autocheckpoint", &self.path))?;
+            Ok(c)
+        });
+        match started {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no background checkpointer: commits checkpoint the WAL themselves");
+                None
+            }
         }
     }
 
