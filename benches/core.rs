@@ -6,6 +6,12 @@
 //!
 //! `BENCH_MIX=1` instead runs the update mix (see `mix`): K = 1, 16 and 64 tasks doing 50% gets
 //! and 50% updates on zipfian ids, against a hand-written rusqlite store in the same run.
+//!
+//! `BENCH_READS=1`: instead, read scaling. With the store's default config, K = 1, 16 and 64
+//! tasks on the runtime (`BENCH_WORKERS`, default 2) read scrambled-zipfian ids (YCSB C,
+//! theta 0.99) over the prefilled rows for `BENCH_READ_SECS` (default 5) each, in
+//! `BENCH_READ_ROUNDS` rounds (default 2), beside a moka cache in front of rusqlite on the same
+//! database; prints ops/s. `BENCH_CONFIG`: TOML merged over the default config.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,10 +71,18 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("BENCH_MIX").is_some() {
         return mix::run(&rt, &dir, rows);
     }
-    let mut config = StorageConfig::default().with_data_dir(&dir);
-    // Measure warm reads as warm reads: no promotion during the benchmark.
-    config.tiering.auto_promote_on_access = false;
-    config.hot.capacity = HOT_SET as u64;
+    let reads_mode = std::env::var_os("BENCH_READS").is_some();
+    let mut config = match std::env::var("BENCH_CONFIG") {
+        // TOML over the defaults (`\n` for newlines), e.g. "[warm]\nmmap_mib = 0".
+        Ok(text) => StorageConfig::from_toml_str(&text.replace("\\n", "\n"))?,
+        Err(_) => StorageConfig::default(),
+    }
+    .with_data_dir(&dir);
+    if !reads_mode {
+        // Measure warm reads as warm reads: no promotion during the benchmark.
+        config.tiering.auto_promote_on_access = false;
+        config.hot.capacity = HOT_SET as u64;
+    }
     let store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
     println!(
         "tiered-storage core benchmark: {rows} warm rows, data dir {}",
@@ -89,6 +103,10 @@ fn main() -> anyhow::Result<()> {
         "prefill: {filled} puts in {:.1} s ({fill_rate:.0} records/s)",
         t0.elapsed().as_secs_f64()
     );
+
+    if reads_mode {
+        return read_scaling(&rt, store, &dir, rows);
+    }
 
     // --- Durable put throughput, 64 writers, warm already >= rows.
     let base = store.warm_tier().len().max(rows);
@@ -311,5 +329,183 @@ fn main() -> anyhow::Result<()> {
     );
     drop(store);
     drop(rt);
+    Ok(())
+}
+
+/// YCSB's scrambled zipfian generator (Gray et al.), theta 0.99, over `0..n`.
+struct Zipf {
+    n: u64,
+    zetan: f64,
+    alpha: f64,
+    eta: f64,
+    half_pow_theta: f64,
+}
+
+const THETA: f64 = 0.99;
+
+impl Zipf {
+    fn new(n: u64) -> Self {
+        let zetan: f64 = (1..=n).map(|i| 1.0 / (i as f64).powf(THETA)).sum();
+        let zeta2 = 1.0 + 0.5f64.powf(THETA);
+        Self {
+            n,
+            zetan,
+            alpha: 1.0 / (1.0 - THETA),
+            eta: (1.0 - (2.0 / n as f64).powf(1.0 - THETA)) / (1.0 - zeta2 / zetan),
+            half_pow_theta: 0.5f64.powf(THETA),
+        }
+    }
+
+    /// The item for the uniform draw `u` in [0, 1), scrambled so hot items spread over the ids.
+    fn item(&self, u: f64) -> u64 {
+        let uz = u * self.zetan;
+        let rank = if uz < 1.0 {
+            0
+        } else if uz < 1.0 + self.half_pow_theta {
+            1
+        } else {
+            ((self.n as f64) * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64
+        };
+        // FNV-1a of the rank, as YCSB scrambles.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in rank.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % self.n
+    }
+}
+
+/// splitmix64: a per-task generator of uniform draws.
+fn next_u(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The peer: a moka cache (the store's default hot capacity) in front of rusqlite reading the
+/// same warm database, one read connection per thread.
+struct MokaSqlite {
+    cache: moka::sync::Cache<i64, Arc<TransactionRecord>>,
+    path: std::path::PathBuf,
+}
+
+thread_local! {
+    static PEER_CONN: std::cell::RefCell<Option<Connection>> = const { std::cell::RefCell::new(None) };
+}
+
+impl MokaSqlite {
+    fn get(&self, id: i64) -> anyhow::Result<Option<TransactionRecord>> {
+        use tiered_storage::Record;
+        if let Some(r) = self.cache.get(&id) {
+            return Ok(Some(TransactionRecord::clone(&r)));
+        }
+        let payload: Option<Vec<u8>> = PEER_CONN.with(|c| -> anyhow::Result<_> {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                *c = Some(conn);
+            }
+            let found = c
+                .as_ref()
+                .expect("opened above")
+                .prepare_cached("SELECT payload FROM records WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            Ok(found)
+        })?;
+        let Some(p) = payload else { return Ok(None) };
+        let mut r = TransactionRecord::decode(&p)?;
+        r.set_id(id);
+        self.cache.insert(id, Arc::new(r.clone()));
+        Ok(Some(r))
+    }
+}
+
+/// `BENCH_READS`: YCSB C (100% zipfian reads) at K = 1, 16 and 64 tasks, store and peer
+/// alternating.
+fn read_scaling(
+    rt: &tokio::runtime::Runtime,
+    store: Arc<AutoTieringCoordinator<TransactionRecord>>,
+    dir: &std::path::Path,
+    rows: u64,
+) -> anyhow::Result<()> {
+    let secs = common::env_u64("BENCH_READ_SECS", 5)?;
+    let rounds = common::env_u64("BENCH_READ_ROUNDS", 2)?;
+    let report = rt.block_on(store.run_warm_upkeep())?;
+    println!("maintenance before reads: {report:?}");
+    let n = store.warm_tier().len().min(rows).max(1);
+    let zipf = Arc::new(Zipf::new(n));
+    let peer = Arc::new(MokaSqlite {
+        cache: moka::sync::Cache::new(tiered_storage::StorageConfig::default().hot.capacity),
+        path: dir.join(WARM_DB_FILE),
+    });
+    let run = |system: &str, k: usize, secs: u64| -> anyhow::Result<f64> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..k)
+            .map(|t| {
+                let (store, peer, zipf, stop) =
+                    (store.clone(), peer.clone(), zipf.clone(), stop.clone());
+                let system = system.to_owned();
+                rt.spawn(async move {
+                    let mut state = 0x1234_5678 ^ (t as u64).wrapping_mul(0x9E37_79B9);
+                    let mut ops = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let id = 1 + zipf.item(next_u(&mut state)) as i64;
+                        let found = if system == "store" {
+                            store.get(id).await?.is_some()
+                        } else {
+                            let found = peer.get(id)?.is_some();
+                            // The peer never yields on its own; give the worker back as
+                            // often as the store's cooperative budget does.
+                            if ops % 128 == 127 {
+                                tokio::task::yield_now().await;
+                            }
+                            found
+                        };
+                        anyhow::ensure!(found, "id {id} missing");
+                        ops += 1;
+                    }
+                    anyhow::Ok(ops)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = 0;
+        for t in tasks {
+            total += rt.block_on(t)??;
+        }
+        Ok(total as f64 / t0.elapsed().as_secs_f64())
+    };
+    // Warm both caches once.
+    run("store", 16, 2)?;
+    run("peer", 16, 2)?;
+    println!("YCSB C (100% read, zipfian 0.99) over {n} records, {secs} s per cell, ops/s");
+    println!(
+        "{:<6} {:>4} {:>12} {:>12} {:>7}",
+        "round", "K", "store", "moka+sqlite", "ratio"
+    );
+    for round in 0..rounds {
+        for k in [1usize, 16, 64] {
+            let s = run("store", k, secs)?;
+            let p = run("peer", k, secs)?;
+            println!("{round:<6} {k:>4} {s:>12.0} {p:>12.0} {:>7.2}", s / p);
+        }
+    }
+    let hot = store.hot_tier().metrics();
+    println!(
+        "store hot tier: {} records, hit rate {:.1}%",
+        hot.record_count,
+        hot.hit_rate()
+    );
+    drop(store);
     Ok(())
 }

@@ -921,3 +921,49 @@ async fn coordinator_a_cancelled_next_page_loses_nothing() {
     assert!(cancelled > 5, "{cancelled} calls cancelled");
     assert_eq!(seen, ids);
 }
+
+/// `get_shared` and `get_by_signature_shared` return what `get` returns, from warm and from
+/// hot; a hot hit hands out the cached record itself (one allocation, never copied), while
+/// `get` still returns the caller's own copy.
+#[tokio::test]
+async fn coordinator_shared_reads_match_get() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let id = store.put(&record("shared-1", 1_000)).await.unwrap();
+    store.hot_tier().clear();
+    // The first read is a warm hit (not promoted), the second promotes.
+    let owned = store.get(id).await.unwrap().unwrap();
+    assert!(!store.hot_tier().contains_id(id));
+    let promoted = store.get_shared(id).await.unwrap().unwrap();
+    assert_eq!(*promoted, owned);
+    assert!(store.hot_tier().contains_id(id));
+    let a = store.get_shared(id).await.unwrap().unwrap();
+    let b = store.get_shared(id).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "a hot hit must not be copied");
+    assert!(
+        Arc::ptr_eq(&a, &promoted),
+        "the promoted record is the one cached"
+    );
+    let by_sig = store
+        .get_by_signature_shared("shared-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(Arc::ptr_eq(&by_sig, &a));
+    assert_eq!(store.get(id).await.unwrap().unwrap(), owned);
+    assert_eq!(
+        store.get_by_signature("shared-1").await.unwrap().unwrap(),
+        owned
+    );
+    assert!(store.get_shared(id + 100).await.unwrap().is_none());
+    assert!(store
+        .get_by_signature_shared("missing")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.get_by_signature_shared("").await,
+        Err(Error::EmptySignature)
+    ));
+}

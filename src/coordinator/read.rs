@@ -1,6 +1,8 @@
 //! Point reads: hot, then one warm snapshot naming the row or the cold files that may hold
 //! it, then only those files; promotion into hot on the Nth read.
 
+use std::sync::Arc;
+
 use super::{AutoTieringCoordinator, MOVE_RETRIES};
 use crate::cold_storage::{ColdArchiveStorage, ColdRead};
 use crate::error::{Error, Result};
@@ -11,22 +13,39 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Read by id: hot, then warm, then cold. A hot hit never leaves the calling thread; a
     /// warm read runs on it too (a few µs, no thread hop); a cold read (about one Parquet page
     /// per column) runs on a blocking thread.
+    ///
+    /// The record is the caller's own copy; [`get_shared`](Self::get_shared) hands out the
+    /// cached one without copying it.
     pub async fn get(&self, id: i64) -> Result<Option<R>> {
+        Ok(self.read_by_id(id).await?.map(Read::into_owned))
+    }
+
+    /// Read by id like [`get`](Self::get), sharing the record: a hot hit returns the cached
+    /// record itself (a reference-count increment, no copy of its strings and maps). The
+    /// cheaper read for a caller that only looks at the record.
+    pub async fn get_shared(&self, id: i64) -> Result<Option<Arc<R>>> {
+        Ok(self.read_by_id(id).await?.map(Read::into_shared))
+    }
+
+    async fn read_by_id(&self, id: i64) -> Result<Option<Read<R>>> {
         // Hot and warm hits never wait, so a task reading in a loop would never give its worker
         // back: spend one unit of tokio's cooperative budget per read, and yield when it runs
         // out (every 128 reads), so timers, I/O and writes' replies on the same worker run.
         tokio::task::consume_budget().await;
-        if let Some(r) = self.hot.lookup(id) {
-            return Ok(Some(r));
+        if let Some(r) = self.hot.lookup_shared(id) {
+            return Ok(Some(Read::Shared(r)));
         }
         let ticket = self.hot.fill_ticket(id);
         let Some(found) = self.read_lower(id).await? else {
             return Ok(None);
         };
         if self.should_promote(id) {
-            self.hot.fill(found.record.clone(), found.bytes(), ticket);
+            let bytes = found.bytes();
+            let record = Arc::new(found.record);
+            self.hot.fill(Arc::clone(&record), bytes, ticket);
+            return Ok(Some(Read::Shared(record)));
         }
-        Ok(Some(found.record))
+        Ok(Some(Read::Owned(found.record)))
     }
 
     /// Read by id below hot: warm answers from one snapshot with the row or the cold files that
@@ -97,13 +116,29 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// # Ok(()) }
     /// ```
     pub async fn get_by_signature(&self, signature: &str) -> Result<Option<R>> {
+        Ok(self
+            .read_by_signature(signature)
+            .await?
+            .map(Read::into_owned))
+    }
+
+    /// Read by signature like [`get_by_signature`](Self::get_by_signature), sharing the
+    /// record: a hot hit returns the cached record itself, without a copy.
+    pub async fn get_by_signature_shared(&self, signature: &str) -> Result<Option<Arc<R>>> {
+        Ok(self
+            .read_by_signature(signature)
+            .await?
+            .map(Read::into_shared))
+    }
+
+    async fn read_by_signature(&self, signature: &str) -> Result<Option<Read<R>>> {
         if signature.is_empty() {
             return Err(Error::EmptySignature);
         }
         // See `get`: a read loop yields its worker once its cooperative budget is spent.
         tokio::task::consume_budget().await;
-        if let Some(r) = self.hot.lookup_signature(signature) {
-            return Ok(Some(r));
+        if let Some(r) = self.hot.lookup_signature_shared(signature) {
+            return Ok(Some(Read::Shared(r)));
         }
         let mut last = None;
         let mut vanished = None;
@@ -152,22 +187,26 @@ impl<R: Record> AutoTieringCoordinator<R> {
         record: R,
         from_file: Option<i64>,
         signature: &str,
-    ) -> Result<Option<R>> {
+    ) -> Result<Option<Read<R>>> {
         let id = record.id().expect("stored records carry their id");
         if !self.should_promote(id) {
-            return Ok(Some(record));
+            return Ok(Some(Read::Owned(record)));
         }
         let ticket = self.hot.fill_ticket(id);
         if let Some(file_id) = from_file {
             if self.warm.cold_copy_is_current(id, file_id)? {
-                self.hot.fill(record.clone(), encoded_len(&record), ticket);
-                return Ok(Some(record));
+                let bytes = encoded_len(&record);
+                let record = Arc::new(record);
+                self.hot.fill(Arc::clone(&record), bytes, ticket);
+                return Ok(Some(Read::Shared(record)));
             }
         }
         match self.read_lower(id).await? {
             Some(fresh) if fresh.record.signature() == Some(signature) => {
-                self.hot.fill(fresh.record.clone(), fresh.bytes(), ticket);
-                Ok(Some(fresh.record))
+                let bytes = fresh.bytes();
+                let record = Arc::new(fresh.record);
+                self.hot.fill(Arc::clone(&record), bytes, ticket);
+                Ok(Some(Read::Shared(record)))
             }
             // Renamed or removed since the first read.
             _ => Ok(None),
@@ -188,6 +227,29 @@ impl<R: Record> AutoTieringCoordinator<R> {
         !self.config.read_only
             && self.config.tiering.auto_promote_on_access
             && u64::from(self.hot.touch(id)) >= self.config.tiering.min_hot_access_count
+    }
+}
+
+/// A record read for a caller: its own, or shared with the hot tier.
+enum Read<R> {
+    Owned(R),
+    Shared(Arc<R>),
+}
+
+impl<R: Record> Read<R> {
+    /// The caller's own record: a copy only if the hot tier holds it too.
+    fn into_owned(self) -> R {
+        match self {
+            Read::Owned(r) => r,
+            Read::Shared(r) => Arc::try_unwrap(r).unwrap_or_else(|r| R::clone(&r)),
+        }
+    }
+
+    fn into_shared(self) -> Arc<R> {
+        match self {
+            Read::Owned(r) => Arc::new(r),
+            Read::Shared(r) => r,
+        }
     }
 }
 

@@ -106,7 +106,7 @@ impl<R: Record> WriteGuard<R> {
             return;
         }
         let inner = &*self.inner;
-        let new = inner.make_entry(record, bytes);
+        let new = inner.make_entry(Arc::new(record), bytes);
         inner.cache.entry(self.id).and_compute_with(|current| {
             if current.is_some() || inner.stripes[self.stripe].load(Ordering::Acquire) != self.seen
             {
@@ -173,12 +173,12 @@ struct HotInner<R: Record> {
 }
 
 impl<R: Record> HotInner<R> {
-    fn make_entry(&self, record: R, bytes: usize) -> HotEntry<R> {
+    fn make_entry(&self, record: Arc<R>, bytes: usize) -> HotEntry<R> {
         let bytes = bytes.min(u32::MAX as usize) as u32;
         let weight = self.weights.as_ref().map_or(1, |w| w.weight(bytes));
         HotEntry {
             sig_hash: record.signature().map(signature_hash),
-            record: Arc::new(record),
+            record,
             stamp: self.stamps.fetch_add(1, Ordering::Relaxed),
             bytes,
             weight,
@@ -269,6 +269,9 @@ impl<R: Record> HotMemoryStorage<R> {
         let weights = hot
             .max_bytes
             .map(|max_bytes| WeightScale::new(hot.capacity, max_bytes, config.max_record_bytes));
+        // Moka keeps its TinyLFU admission on top of our promotion sketch: with
+        // `EvictionPolicy::lru()` instead, C (zipfian reads over 1M records) hit hot 58.6%
+        // of the time instead of 61.2%, and was no faster (issue 11).
         let mut builder = Cache::builder()
             .time_to_live(Duration::from_secs(config.tiering.hot_to_warm_age))
             .eviction_listener(listener);
@@ -310,6 +313,12 @@ impl<R: Record> HotMemoryStorage<R> {
     /// Look up by id, counting a hit or miss. Never leaves the calling thread.
     #[inline]
     pub(crate) fn lookup(&self, id: i64) -> Option<R> {
+        self.lookup_shared(id).map(|r| R::clone(&r))
+    }
+
+    /// Look up by id and share the cached record (no copy), counting a hit or miss.
+    #[inline]
+    pub(crate) fn lookup_shared(&self, id: i64) -> Option<Arc<R>> {
         let start = Instant::now();
         let inner = &*self.inner;
         let now_ms = inner.clock.ms_at(start);
@@ -317,13 +326,19 @@ impl<R: Record> HotMemoryStorage<R> {
             .cache
             .get(&id)
             .filter(|e| inner.live(id, e, now_ms))
-            .map(|e| R::clone(&e.record));
+            .map(|e| e.record);
         inner.stats.record_since(found.is_some(), start, now_ms);
         found
     }
 
     /// Look up by signature, counting a hit or miss.
     pub(crate) fn lookup_signature(&self, signature: &str) -> Option<R> {
+        self.lookup_signature_shared(signature)
+            .map(|r| R::clone(&r))
+    }
+
+    /// Look up by signature and share the cached record, counting a hit or miss.
+    pub(crate) fn lookup_signature_shared(&self, signature: &str) -> Option<Arc<R>> {
         let start = Instant::now();
         let now_ms = self.inner.clock.ms_at(start);
         let found = self.peek_signature(signature, now_ms);
@@ -333,13 +348,13 @@ impl<R: Record> HotMemoryStorage<R> {
         found
     }
 
-    fn peek_signature(&self, signature: &str, now_ms: i64) -> Option<R> {
+    fn peek_signature(&self, signature: &str, now_ms: i64) -> Option<Arc<R>> {
         let inner = &*self.inner;
         let h = signature_hash(signature);
         let (id, stamp) = *inner.sigs.get(&h)?;
         let e = inner.cache.get(&id)?;
         (e.stamp == stamp && e.record.signature() == Some(signature) && inner.live(id, &e, now_ms))
-            .then(|| R::clone(&e.record))
+            .then_some(e.record)
     }
 
     /// Take a ticket before reading a lower tier for `id`.
@@ -386,7 +401,7 @@ impl<R: Record> HotMemoryStorage<R> {
         let Some(id) = record.id() else { return };
         let stripe = Self::stripe(id);
         let inner = &*self.inner;
-        let new = inner.make_entry(record, bytes);
+        let new = inner.make_entry(Arc::new(record), bytes);
         inner.cache.entry(id).and_compute_with(|current| {
             if current.is_some()
                 || inner.in_flight[stripe].load(Ordering::Acquire) != 0
@@ -405,8 +420,9 @@ impl<R: Record> HotMemoryStorage<R> {
     }
 
     /// Cache a record read from a lower tier, unless a write to its stripe began, ended or is
-    /// still in flight since `ticket` was taken. Returns whether it was inserted.
-    pub(crate) fn fill(&self, record: R, bytes: usize, ticket: FillTicket) -> bool {
+    /// still in flight since `ticket` was taken. Returns whether it was inserted. The cache
+    /// shares `record` with the caller (no copy).
+    pub(crate) fn fill(&self, record: Arc<R>, bytes: usize, ticket: FillTicket) -> bool {
         let Some(id) = record.id() else { return false };
         let new = self.inner.make_entry(record, bytes);
         let mut inserted = false;
@@ -559,16 +575,16 @@ mod tests {
         let h = hot(100);
         let ticket = h.fill_ticket(1);
         h.invalidate(1); // a remove commits while the reader was in the warm tier
-        assert!(!h.fill(stored(1), 300, ticket));
+        assert!(!h.fill(Arc::new(stored(1)), 300, ticket));
         assert!(h.lookup(1).is_none());
         // A ticket taken while a write is in flight is refused during and after the write.
         let guard = h.begin_write(1);
         let during = h.fill_ticket(1);
-        assert!(!h.fill(stored(1), 300, during));
+        assert!(!h.fill(Arc::new(stored(1)), 300, during));
         drop(guard);
-        assert!(!h.fill(stored(1), 300, during));
+        assert!(!h.fill(Arc::new(stored(1)), 300, during));
         let ticket = h.fill_ticket(1);
-        assert!(h.fill(stored(1), 300, ticket));
+        assert!(h.fill(Arc::new(stored(1)), 300, ticket));
         assert_eq!(h.metrics().promotions, 1);
     }
 

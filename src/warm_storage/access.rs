@@ -1,6 +1,13 @@
-//! Access statistics: reads queue them in a shared map without writing; the writer thread
+//! Access statistics: reads sample them into a shared map without writing; the writer thread
 //! takes them into a backlog and upserts them into `access` a chunk at a time.
+//!
+//! One warm read in `warm.access_sample_every` (per thread) is noted, counting for that many
+//! reads, so the statistics cost a read a thread-local countdown, and the writer one upsert
+//! per sampled id and flush. Reads never wake the writer, except to hand over a full map
+//! (`access_flush_threshold` ids); otherwise the writer takes the map when it is awake for
+//! writes and `access_flush_interval_ms` has passed, and warm upkeep writes it all.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -15,10 +22,30 @@ use crate::record::Record;
 /// Access-statistic upserts per transaction of a periodic flush (a few ms of work).
 pub(super) const ACCESS_FLUSH_CHUNK: usize = 512;
 
+thread_local! {
+    /// Warm reads this thread makes before it notes the next one.
+    static UNTIL_SAMPLE: Cell<u32> = const { Cell::new(0) };
+}
+
 impl Inner {
-    /// Queue one read for the batched access statistics; never writes on the read path.
+    /// Count one warm read for the access statistics: every `access_sample_every`-th read on
+    /// this thread is queued, weighted by that; never writes on the read path.
     pub(super) fn note_access(&self, id: i64) {
         if self.read_only {
+            return;
+        }
+        let every = self.cfg.access_sample_every;
+        let sampled = UNTIL_SAMPLE.with(|left| match left.get() {
+            0 => {
+                left.set(every - 1);
+                true
+            }
+            n => {
+                left.set(n - 1);
+                false
+            }
+        });
+        if !sampled {
             return;
         }
         let now = now_ms();
@@ -27,15 +54,15 @@ impl Inner {
             // Bounded: if the writer is far behind, drop statistics rather than grow.
             if map.len() < 2 * self.cfg.access_flush_threshold || map.contains_key(&id) {
                 let e = map.entry(id).or_insert((0, now));
-                e.0 = e.0.saturating_add(1);
+                e.0 = e.0.saturating_add(every);
                 e.1 = now;
             }
             map.len()
         };
-        let last = self.shared.last_flush_ms.load(Ordering::Relaxed) as i64;
-        let due = pending >= self.cfg.access_flush_threshold
-            || now - last >= self.cfg.access_flush_interval_ms as i64;
-        if due && !self.shared.flush_requested.swap(true, Ordering::Relaxed) {
+        // Only a full map wakes the writer; time-based flushes wait until it is awake anyway.
+        if pending >= self.cfg.access_flush_threshold
+            && !self.shared.flush_requested.swap(true, Ordering::Relaxed)
+        {
             if let Some(tx) = &self.tx {
                 if tx.try_send(Command::FlushAccess { reply: None }).is_err() {
                     self.shared.flush_requested.store(false, Ordering::Relaxed);
@@ -75,6 +102,15 @@ impl<R: Record> WarmSqliteStorage<R> {
 }
 
 impl Writer {
+    /// Between write batches (the writer is awake anyway): take the pending statistics once
+    /// `access_flush_interval_ms` has passed since the last take.
+    pub(super) fn take_access_if_due(&mut self) {
+        let last = self.shared.last_flush_ms.load(Ordering::Relaxed) as i64;
+        if now_ms() - last >= self.cfg.access_flush_interval_ms as i64 {
+            self.take_access(true);
+        }
+    }
+
     /// Move the pending access statistics into the backlog (in id order, so consecutive
     /// upserts land on the same `access` pages). `bounded`: not while the backlog is already
     /// `access_flush_threshold` long (invariant 4: new statistics then wait in the shared map,
@@ -173,8 +209,86 @@ mod tests {
     use crate::record::tests::sample;
     use crate::tier::StorageTier;
 
+    /// Every read noted (no sampling), so counts are exact.
     fn open(dir: &std::path::Path) -> WarmSqliteStorage {
-        WarmSqliteStorage::open(&StorageConfig::default().with_data_dir(dir)).unwrap()
+        let mut c = StorageConfig::default().with_data_dir(dir);
+        c.warm.access_sample_every = 1;
+        WarmSqliteStorage::open(&c).unwrap()
+    }
+
+    /// One read in `every` per thread is noted, weighted by `every`: the persisted count of
+    /// reads on one thread is exact at multiples of `every`, and only sampled ids are queued.
+    #[tokio::test]
+    async fn warm_storage_access_stats_are_sampled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::default().with_data_dir(dir.path());
+        c.warm.access_sample_every = 4;
+        let w: WarmSqliteStorage = WarmSqliteStorage::open(&c).unwrap();
+        let a = w.put(&sample(1)).await.unwrap();
+        let b = w.put(&sample(2)).await.unwrap();
+        // A fresh thread: its first read is sampled.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..40 {
+                    assert!(matches!(w.lookup(a).unwrap(), super::super::Lookup::Row(_)));
+                }
+                // Three more reads of b: the first is sampled (read 41), the next two are not.
+                for _ in 0..3 {
+                    assert!(matches!(w.lookup(b).unwrap(), super::super::Lookup::Row(_)));
+                }
+            });
+        });
+        assert_eq!(w.inner.shared.access.lock().len(), 2);
+        w.flush_access_stats().await.unwrap();
+        assert_eq!(w.access_stats(a).unwrap().unwrap().0, 40);
+        assert_eq!(w.access_stats(b).unwrap().unwrap().0, 4);
+    }
+
+    /// Reads alone never wake the writer until the pending map is full; then it is handed over
+    /// and persisted without an explicit flush, and the map never holds more than twice the
+    /// threshold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_storage_access_stats_persist_when_full_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::default().with_data_dir(dir.path());
+        c.warm.access_sample_every = 1;
+        c.warm.access_flush_threshold = 64;
+        c.warm.access_flush_interval_ms = 1;
+        let w: WarmSqliteStorage = WarmSqliteStorage::open(&c).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            ids.push(w.put(&sample(i)).await.unwrap());
+        }
+        // Let the writer finish its loop after the last put (it takes due statistics there).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Fewer ids than the threshold, well past the interval: nothing is written.
+        for &id in &ids[..63] {
+            w.get(id).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(w.inner.shared.access.lock().len(), 63);
+        assert!(
+            ids[..63]
+                .iter()
+                .all(|&id| w.access_stats(id).unwrap().unwrap().0 == 0),
+            "reads below the threshold woke the writer"
+        );
+        // The 64th id fills the map: the writer takes it and writes it on its own.
+        w.get(ids[63]).await.unwrap();
+        let mut waited = 0;
+        while ids[..64]
+            .iter()
+            .any(|&id| w.access_stats(id).unwrap().unwrap().0 != 1)
+        {
+            assert!(waited < 500, "a full map was never persisted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        // However many ids are read, the map stays within twice the threshold.
+        for &id in &ids {
+            w.get(id).await.unwrap();
+            assert!(w.inner.shared.access.lock().len() <= 128);
+        }
     }
 
     #[tokio::test]
@@ -209,23 +323,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = StorageConfig::default().with_data_dir(dir.path());
         c.warm.access_flush_interval_ms = 1;
+        c.warm.access_sample_every = 1;
         let w = WarmSqliteStorage::open(&c).unwrap();
         let n = 3 * ACCESS_FLUSH_CHUNK + 17;
         let mut ids = Vec::new();
         for i in 0..n {
             ids.push(w.put(&sample(i as u64)).await.unwrap());
         }
-        // Reads queue statistics; with a 1 ms interval, reads themselves request periodic
-        // flushes, and puts keep arriving while the chunks are written.
+        // Reads queue statistics; with a 1 ms interval, the writer takes them after each write
+        // batch, and puts keep arriving while the chunks are written.
         for (k, &id) in ids.iter().enumerate() {
             w.get(id).await.unwrap();
             if k % 1000 == 0 {
                 w.put(&sample(1_000_000 + k as u64)).await.unwrap();
             }
         }
-        // One more read, past the interval, requests the flush that takes the last reads.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // One more read, then a put past the interval: the writer takes the last reads.
         w.get(ids[0]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        w.put(&sample(2_000_000)).await.unwrap();
         let mut waited = 0;
         while ids
             .iter()
@@ -243,7 +359,7 @@ mod tests {
         }
         assert_eq!(
             w.count().await.unwrap(),
-            n as u64 + (n as u64).div_ceil(1000)
+            n as u64 + (n as u64).div_ceil(1000) + 1
         );
     }
 

@@ -282,6 +282,7 @@ impl Writer {
             for cmd in deferred.drain(..) {
                 self.handle_other(cmd);
             }
+            self.take_access_if_due();
             // Under a steady stream of writes the backlog still drains: one chunk per batch.
             if !self.access_backlog.is_empty() {
                 self.flush_access_chunk_logged();
