@@ -135,10 +135,42 @@ pub(crate) struct Writer {
     /// periodic flush writes them `ACCESS_FLUSH_CHUNK` at a time, between write batches, so a
     /// busy second of reads never holds puts behind one long transaction.
     pub(super) access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
+    /// Archived files whose rows are being settled (warm rows deleted), a chunk at a time
+    /// between write batches, oldest first.
+    pub(super) settling: std::collections::VecDeque<SettleJob>,
+    /// After a failed settle step: not before this instant again.
+    settle_retry_at: Option<std::time::Instant>,
     /// The data directory's ownership lock. Declared after `conn`, so it is released only once
     /// the connection has closed, when the thread exits.
     _lock: Option<DirLock>,
 }
+
+/// An archived file being settled: its rows `(id, rev)` in id order, the next one to settle,
+/// what was done so far, and the archival pass waiting for the end (none when recovery or a
+/// revived file resumed it).
+pub(super) struct SettleJob {
+    file_id: i64,
+    rows: Vec<(i64, i64)>,
+    next: usize,
+    archived: u64,
+    superseded: u64,
+    reply: Option<oneshot::Sender<Result<ArchiveAck>>>,
+}
+
+impl SettleJob {
+    fn answer(self) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(Ok(ArchiveAck {
+                file_id: self.file_id,
+                archived: self.archived,
+                superseded: self.superseded,
+            }));
+        }
+    }
+}
+
+/// How long the writer waits before retrying a settle step that failed.
+const SETTLE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A lingering group commit closes once no write has arrived for this long.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
@@ -198,7 +230,7 @@ impl Writer {
         // deleted maximum is remembered; otherwise the maximum id present is authoritative.
         let next_id = saved.unwrap_or(1).max(max_id.unwrap_or(0) + 1);
         shared.next_id.store(next_id, Ordering::Release);
-        Ok(Self {
+        let mut writer = Self {
             conn,
             path,
             cfg,
@@ -207,8 +239,106 @@ impl Writer {
             seq: 0,
             sig_watermark,
             access_backlog: std::collections::VecDeque::new(),
+            settling: std::collections::VecDeque::new(),
+            settle_retry_at: None,
             _lock: Some(lock),
-        })
+        };
+        // Recovery: an archival interrupted between its catalog commit and the end of its
+        // settling is finished now, before the store serves anything (its warm rows above the
+        // settled-through id are authoritative until then, so nothing is lost or doubled).
+        writer.resume_settling()?;
+        while !writer.settling.is_empty() {
+            writer.settle_next()?;
+        }
+        Ok(writer)
+    }
+
+    /// Queue every catalogued, live, unsettled file that no job is settling.
+    fn resume_settling(&mut self) -> Result<()> {
+        for (file_id, rows) in self.unsettled_files()? {
+            if self.settling.iter().all(|j| j.file_id != file_id) {
+                tracing::info!(
+                    file_id,
+                    rows = rows.len(),
+                    "resuming an archival's settling"
+                );
+                self.settling.push_back(SettleJob {
+                    file_id,
+                    rows,
+                    next: 0,
+                    archived: 0,
+                    superseded: 0,
+                    reply: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a settle step may run now.
+    fn settle_ready(&self) -> bool {
+        !self.settling.is_empty()
+            && self
+                .settle_retry_at
+                .is_none_or(|t| std::time::Instant::now() >= t)
+    }
+
+    /// One settle step (at most `settle_chunk_rows` rows) of the oldest job, in one
+    /// transaction. The job's pass is answered after its last step; a file no longer live is
+    /// left alone (its warm rows stay authoritative) until it is live again.
+    fn settle_next(&mut self) -> Result<()> {
+        let Some(mut job) = self.settling.pop_front() else {
+            return Ok(());
+        };
+        let end = (job.next + self.cfg.settle_chunk_rows).min(job.rows.len());
+        let last = end == job.rows.len();
+        match self.settle_step(job.file_id, &job.rows[job.next..end], last) {
+            Ok(Some((archived, superseded))) => {
+                self.settle_retry_at = None;
+                job.archived += archived;
+                job.superseded += superseded;
+                job.next = end;
+                if last {
+                    job.answer();
+                } else {
+                    crate::failpoint::crash_point("archive:settling");
+                    self.settling.push_front(job);
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    file_id = job.file_id,
+                    left = job.rows.len() - job.next,
+                    "archived file no longer live: its unsettled rows stay in warm"
+                );
+                job.answer();
+                Ok(())
+            }
+            Err(e) => {
+                self.settling.push_front(job);
+                self.settle_retry_at = Some(std::time::Instant::now() + SETTLE_RETRY);
+                Err(e)
+            }
+        }
+    }
+
+    fn settle_next_logged(&mut self) {
+        if let Err(e) = self.settle_next() {
+            tracing::error!(error = %e, "archival settle step failed; will retry");
+        }
+    }
+
+    /// Work done while no command waits: a settle step, else an access-statistics chunk.
+    fn background_step(&mut self) {
+        if self.settle_ready() {
+            self.settle_next_logged();
+        } else if !self.access_backlog.is_empty() {
+            self.flush_access_chunk_logged();
+        } else {
+            // Only a settle step waiting out its retry delay.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// The thread's main loop; returns when every sender is gone, after a last flush.
@@ -218,8 +348,9 @@ impl Writer {
         let window = std::time::Duration::from_micros(self.cfg.group_commit_window_us);
         let mut concurrent = false;
         loop {
-            // With access statistics left to write, write a chunk whenever no command waits.
-            let first = if self.access_backlog.is_empty() {
+            // With archived rows to settle or access statistics left to write, do a step
+            // whenever no command waits.
+            let first = if self.access_backlog.is_empty() && self.settling.is_empty() {
                 match rx.blocking_recv() {
                     Some(cmd) => cmd,
                     None => break,
@@ -228,7 +359,7 @@ impl Writer {
                 match rx.try_recv() {
                     Ok(cmd) => cmd,
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        self.flush_access_chunk_logged();
+                        self.background_step();
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -278,7 +409,10 @@ impl Writer {
             for cmd in deferred.drain(..) {
                 self.handle_other(cmd);
             }
-            // Under a steady stream of writes the backlog still drains: one chunk per batch.
+            // Under a steady stream of writes the backlogs still drain: one step per batch.
+            if self.settle_ready() {
+                self.settle_next_logged();
+            }
             if !self.access_backlog.is_empty() {
                 self.flush_access_chunk_logged();
             }
@@ -307,9 +441,24 @@ impl Writer {
             Command::Upkeep { reply } => {
                 let _ = reply.send(self.upkeep());
             }
-            Command::Archive { file, rows, reply } => {
-                let _ = reply.send(self.archive(&file, &rows));
-            }
+            // Step 4a: the catalog row, in one small transaction; the warm rows are deleted
+            // by settle steps between write batches, and the pass is answered after the last.
+            Command::Archive { file, rows, reply } => match self.catalogue_archive(&file, &rows) {
+                Ok(file_id) => {
+                    crate::failpoint::crash_point("archive:catalogued");
+                    self.settling.push_back(SettleJob {
+                        file_id,
+                        rows,
+                        next: 0,
+                        archived: 0,
+                        superseded: 0,
+                        reply: Some(reply),
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Command::Compact {
                 file,
                 replaces,
@@ -323,7 +472,10 @@ impl Writer {
                 state,
                 reply,
             } => {
-                let _ = reply.send(self.set_file_state(file_id, state));
+                let r = self.set_file_state(file_id, state);
+                // A file live again resumes the settling a quarantine stopped.
+                let r = r.and_then(|()| self.resume_settling());
+                let _ = reply.send(r);
             }
             Command::ReserveFileSeqs {
                 floor,
@@ -333,7 +485,9 @@ impl Writer {
                 let _ = reply.send(self.reserve_file_seqs(floor, count));
             }
             Command::RebuildCatalog { plan, reply } => {
-                let _ = reply.send(self.rebuild_catalog(&plan));
+                let r = self.rebuild_catalog(&plan);
+                let r = r.and_then(|()| self.resume_settling());
+                let _ = reply.send(r);
             }
         }
     }
