@@ -650,10 +650,12 @@ fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Res
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::config::StorageConfig;
     use crate::record::tests::sample;
-    use crate::record::Outcome;
+    use crate::record::{Outcome, TransactionRecord};
     use crate::tier::StorageTier;
     use crate::warm_storage::{Lookup, WriteOp};
 
@@ -762,6 +764,163 @@ mod tests {
             w.dead_ids(ack.file_id, i64::MIN, i64::MAX).unwrap(),
             [ids[1], ids[3]]
         );
+    }
+
+    /// Where each of `ids` is served from, as a read-only handle sees the database: by id
+    /// (`lookup`) and by a scan window (warm rows, then file rows the file serves and has not
+    /// tombstoned; `ids_in_file` lists the file's rows). Each live id must be served exactly
+    /// once, in its newest version, and a removed id not at all.
+    fn assert_exactly_once(
+        reader: &WarmSqliteStorage,
+        ids_in_file: &[i64],
+        live: &BTreeMap<i64, TransactionRecord>,
+        when: &str,
+    ) {
+        let win = reader.scan_window(0, i64::MAX, i64::MIN, i64::MAX).unwrap();
+        let mut served: BTreeMap<i64, u32> = BTreeMap::new();
+        for r in &win.warm {
+            let id = r.id.unwrap();
+            *served.entry(id).or_default() += 1;
+            assert_eq!(
+                Some(r),
+                live.get(&id),
+                "{when}: warm row {id} is not the newest"
+            );
+        }
+        for f in &win.files {
+            for &id in ids_in_file {
+                if f.serves(id) && !win.dead.contains(&(f.file_id, id)) {
+                    *served.entry(id).or_default() += 1;
+                }
+            }
+        }
+        let expected: BTreeMap<i64, u32> = live.keys().map(|&id| (id, 1)).collect();
+        assert_eq!(served, expected, "{when}: scan");
+        for &id in ids_in_file {
+            match (reader.lookup(id).unwrap(), live.get(&id)) {
+                (Lookup::Row(row), Some(r)) => assert_eq!(&row.record, r, "{when}: id {id}"),
+                (Lookup::Archived(files), Some(_)) => {
+                    assert_eq!(files.len(), 1, "{when}: id {id} in {files:?}")
+                }
+                (Lookup::Archived(files), None) => {
+                    assert!(
+                        files.is_empty(),
+                        "{when}: removed id {id} served by {files:?}"
+                    )
+                }
+                (Lookup::Row(_), None) => panic!("{when}: removed id {id} in warm"),
+            }
+        }
+    }
+
+    /// Updates and removes of records whose file is settling, on both sides of its
+    /// settled-through id, between the catalog commit and each settle step: every record is
+    /// served exactly once, newest version, at every step, and the last step leaves the file
+    /// serving exactly the rows that did not change.
+    #[test]
+    fn warm_storage_settling_serves_each_record_once_through_updates_and_removes() {
+        use crate::warm_storage::writer::testing::{encode, writer};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _shared) = writer(dir.path());
+        let mut live = BTreeMap::new();
+        for n in 0..8 {
+            let r = sample(n);
+            let ack = w
+                .apply(&[&WriteOp::Put(encode(&r), Vec::new())])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            let mut r = r;
+            r.id = Some(ack.id);
+            live.insert(ack.id, r);
+        }
+        let ids: Vec<i64> = live.keys().copied().collect();
+        let rows: Vec<(i64, i64)> = w
+            .conn
+            .prepare("SELECT id, rev FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut cfg = StorageConfig::default().with_data_dir(dir.path());
+        cfg.read_only = true;
+        let reader = WarmSqliteStorage::open(&cfg).unwrap();
+        let update = |w: &mut Writer, live: &mut BTreeMap<i64, TransactionRecord>, id: i64| {
+            let mut r = live[&id].clone();
+            r.actual_outcome = Outcome::Profit(id as f64);
+            w.apply(&[&WriteOp::Update(encode(&r), None, Vec::new())])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            live.insert(id, r);
+        };
+        let remove = |w: &mut Writer, live: &mut BTreeMap<i64, TransactionRecord>, id: i64| {
+            let ack = w
+                .apply(&[&WriteOp::Remove(id, None)])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            assert!(ack.removed);
+            live.remove(&id);
+        };
+
+        let file_id = w.catalogue_archive(&new_file(&ids), &rows).unwrap();
+        assert_exactly_once(&reader, &ids, &live, "catalogued");
+        // Changes before the first step, below and above where it will settle through.
+        update(&mut w, &mut live, ids[1]);
+        remove(&mut w, &mut live, ids[2]);
+        update(&mut w, &mut live, ids[5]);
+        remove(&mut w, &mut live, ids[6]);
+        assert_exactly_once(&reader, &ids, &live, "changed while catalogued");
+
+        let (archived, superseded) = w.settle_step(file_id, &rows[..4], false).unwrap().unwrap();
+        assert_eq!((archived, superseded), (2, 2));
+        let entry = &reader.entries().unwrap()[0];
+        assert_eq!((entry.settled_upto, entry.unsettled_rows), (ids[3], 4));
+        assert_eq!(entry.live_rows(), 2);
+        assert_exactly_once(&reader, &ids, &live, "first step");
+        // Changes after it: an archived record removed (below), a warm one removed (above).
+        let home = reader.locate(ids[0]).unwrap().expect("archived");
+        assert_eq!(home.len(), 1);
+        w.apply(&[&WriteOp::Remove(
+            ids[0],
+            Some(crate::warm_storage::ColdHome {
+                file_id,
+                sig_hash: encode(&live[&ids[0]]).sig_hash,
+            }),
+        )])
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+        live.remove(&ids[0]);
+        remove(&mut w, &mut live, ids[7]);
+        assert_exactly_once(&reader, &ids, &live, "changed after the first step");
+
+        let (archived, superseded) = w.settle_step(file_id, &rows[4..], true).unwrap().unwrap();
+        assert_eq!((archived, superseded), (1, 3));
+        let entry = &reader.entries().unwrap()[0];
+        assert!(entry.is_settled(), "{entry:?}");
+        assert_eq!(entry.unsettled_rows, 0);
+        assert_exactly_once(&reader, &ids, &live, "settled");
+        assert!(w.unsettled_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn warm_storage_settle_lists_round_trip_and_reject_garbage() {
+        let rows = vec![(1, 0), (2, 0), (3, 7), (1000, 0), (i64::MAX, 300)];
+        assert_eq!(decode_settle(&encode_settle(&rows)), Some(rows));
+        assert_eq!(decode_settle(&[]), Some(Vec::new()));
+        // A truncated varint, and ids that do not ascend.
+        assert_eq!(decode_settle(&[0x80]), None);
+        assert_eq!(decode_settle(&encode_settle(&[(5, 0)])[..1]), None);
+        let mut bytes = encode_settle(&[(5, 0)]);
+        bytes.extend(encode_settle(&[(0, 0)]));
+        assert_eq!(decode_settle(&bytes), None);
     }
 
     /// Ids are never reused, even when archival took the row with the largest id and warm is
