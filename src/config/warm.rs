@@ -28,8 +28,8 @@ pub const DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD: usize = 262_144;
 /// Default: 100 µs, the longest a group commit waits for more writes when writers are
 /// concurrent (it closes sooner once 25 µs pass with no new write).
 pub const DEFAULT_WARM_GROUP_COMMIT_WINDOW_US: u64 = 100;
-/// Default: 1,024 pages released per incremental vacuum step.
-pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
+/// Default: 256 pages (4 MiB) released per incremental-vacuum step.
+pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 256;
 /// Default: 512 archived rows settled (warm row deleted or cold copy tombstoned) per writer
 /// transaction. Measured here: about 1 ms per step, so a put waits at most that long behind
 /// archival.
@@ -75,7 +75,10 @@ pub struct WarmConfig {
     /// Idle interval between access-statistic flushes, ms. Default:
     /// [`DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS`].
     pub access_flush_interval_ms: u64,
-    /// Free pages returned to the OS per maintenance run. Default: [`DEFAULT_WARM_VACUUM_PAGES`].
+    /// Free pages returned to the file system per incremental-vacuum step. Upkeep and the end
+    /// of an archival start the steps; the writer runs them between write batches until the
+    /// free list is empty, so this bounds how long one holds puts. Default:
+    /// [`DEFAULT_WARM_VACUUM_PAGES`].
     pub vacuum_pages: u32,
     /// Recent signatures kept in memory before a bulk merge into the on-disk index. Larger means
     /// fewer, longer merges and more memory. Default: [`DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD`].

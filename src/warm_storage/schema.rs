@@ -195,8 +195,10 @@ pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(sqlite_err("set synchronous", path))?;
-    // Keep the WAL file from growing without bound between checkpoints.
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+    // Keep the WAL file from growing without bound between checkpoints, and give back what a
+    // burst (an archival's settling, a vacuum) grew it to once it restarts: a 64 MiB limit
+    // left a 64 MiB WAL on disk beside a store shrunk by archival.
+    conn.pragma_update(None, "journal_size_limit", 8 * 1024 * 1024)
         .map_err(sqlite_err("set journal_size_limit", path))?;
     for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn

@@ -140,6 +140,10 @@ pub(crate) struct Writer {
     pub(super) settling: std::collections::VecDeque<SettleJob>,
     /// After a failed settle step: not before this instant again.
     settle_retry_at: Option<std::time::Instant>,
+    /// Free pages are being returned to the file system, a slice of `vacuum_pages` per step
+    /// between write batches, until the free list is empty (set by upkeep and by the end of an
+    /// archival's settling, which frees the deleted rows' pages).
+    vacuum_pending: bool,
     /// The data directory's ownership lock. Declared after `conn`, so it is released only once
     /// the connection has closed, when the thread exits.
     _lock: Option<DirLock>,
@@ -241,6 +245,7 @@ impl Writer {
             access_backlog: std::collections::VecDeque::new(),
             settling: std::collections::VecDeque::new(),
             settle_retry_at: None,
+            vacuum_pending: false,
             _lock: Some(lock),
         };
         // Recovery: an archival interrupted between its catalog commit and the end of its
@@ -300,6 +305,7 @@ impl Writer {
                 job.next = end;
                 if last {
                     job.answer();
+                    self.vacuum_pending = true;
                 } else {
                     crate::failpoint::crash_point("archive:settling");
                     self.settling.push_front(job);
@@ -323,16 +329,69 @@ impl Writer {
         }
     }
 
+    fn vacuum_step_logged(&mut self) {
+        if let Err(e) = self.vacuum_step() {
+            // Retried at the next upkeep.
+            self.vacuum_pending = false;
+            tracing::warn!(error = %e, "incremental vacuum step failed");
+        }
+    }
+
     fn settle_next_logged(&mut self) {
         if let Err(e) = self.settle_next() {
             tracing::error!(error = %e, "archival settle step failed; will retry");
         }
     }
 
-    /// Work done while no command waits: a settle step, else an access-statistics chunk.
+    /// Return one slice (`vacuum_pages`) of free pages to the file system, in its own
+    /// transaction; the file shrinks by as much. Returns the pages freed; clears
+    /// `vacuum_pending` once the free list is empty (then a passive checkpoint moves the
+    /// relocated pages into the database, so the WAL can restart at its size limit).
+    fn vacuum_step(&mut self) -> Result<i64> {
+        let path = &self.path;
+        let free = |conn: &Connection| -> Result<i64> {
+            conn.pragma_query_value(None, "freelist_count", |r| r.get(0))
+                .map_err(sqlite_err("read freelist_count", path))
+        };
+        let before = free(&self.conn)?;
+        if before > 0 {
+            // SQLite frees one page per step of this pragma: it must be stepped to the end
+            // (`execute_batch` steps it once, and freed a single page per upkeep).
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "PRAGMA incremental_vacuum({})",
+                    self.cfg.vacuum_pages
+                ))
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            while rows
+                .next()
+                .map_err(sqlite_err("incremental_vacuum", path))?
+                .is_some()
+            {}
+        }
+        let after = free(&self.conn)?;
+        if after == 0 {
+            self.vacuum_pending = false;
+            if before > 0 {
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(sqlite_err("wal_checkpoint", path))?;
+            }
+        }
+        Ok(before - after)
+    }
+
+    /// Work done while no command waits: a settle step, else a vacuum slice, else an
+    /// access-statistics chunk.
     fn background_step(&mut self) {
         if self.settle_ready() {
             self.settle_next_logged();
+        } else if self.vacuum_pending {
+            self.vacuum_step_logged();
         } else if !self.access_backlog.is_empty() {
             self.flush_access_chunk_logged();
         } else {
@@ -350,7 +409,10 @@ impl Writer {
         loop {
             // With archived rows to settle or access statistics left to write, do a step
             // whenever no command waits.
-            let first = if self.access_backlog.is_empty() && self.settling.is_empty() {
+            let first = if self.access_backlog.is_empty()
+                && self.settling.is_empty()
+                && !self.vacuum_pending
+            {
                 match rx.blocking_recv() {
                     Some(cmd) => cmd,
                     None => break,
@@ -412,6 +474,8 @@ impl Writer {
             // Under a steady stream of writes the backlogs still drain: one step per batch.
             if self.settle_ready() {
                 self.settle_next_logged();
+            } else if self.vacuum_pending {
+                self.vacuum_step_logged();
             }
             if !self.access_backlog.is_empty() {
                 self.flush_access_chunk_logged();
@@ -560,7 +624,8 @@ impl Writer {
     }
 
     /// Warm upkeep, between batches: write every pending access statistic, merge the
-    /// signature delta, a sampled ANALYZE, one incremental-vacuum step, a passive checkpoint.
+    /// signature delta, a sampled ANALYZE, one incremental-vacuum slice (the rest follow
+    /// between batches), a passive checkpoint.
     fn upkeep(&mut self) -> Result<WarmUpkeepReport> {
         let access_rows_flushed = self.flush_access()?;
         let signatures_merged = self.merge_signatures()?;
@@ -569,34 +634,11 @@ impl Writer {
         self.conn
             .execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
             .map_err(sqlite_err("analyze", path))?;
-        let free_before: i64 = self
-            .conn
-            .pragma_query_value(None, "freelist_count", |r| r.get(0))
-            .map_err(sqlite_err("read freelist_count", path))?;
-        // SQLite frees one page per step of this pragma: it must be stepped to the end
-        // (`execute_batch` steps it once, and freed a single page per upkeep). One slice of at
-        // most `vacuum_pages` pages per upkeep bounds how long it holds the writer.
-        {
-            let mut stmt = self
-                .conn
-                .prepare(&format!(
-                    "PRAGMA incremental_vacuum({})",
-                    self.cfg.vacuum_pages
-                ))
-                .map_err(sqlite_err("incremental_vacuum", path))?;
-            let mut rows = stmt
-                .query([])
-                .map_err(sqlite_err("incremental_vacuum", path))?;
-            while rows
-                .next()
-                .map_err(sqlite_err("incremental_vacuum", path))?
-                .is_some()
-            {}
-        }
-        let free_after: i64 = self
-            .conn
-            .pragma_query_value(None, "freelist_count", |r| r.get(0))
-            .map_err(sqlite_err("read freelist_count", path))?;
+        // One slice now; the writer returns the rest a slice at a time between write
+        // batches, so free pages go back promptly without holding puts for long.
+        self.vacuum_pending = true;
+        let pages_vacuumed = self.vacuum_step()?;
+        let path = &self.path;
         let (_busy, wal_frames, wal_frames_checkpointed): (i64, i64, i64) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -606,7 +648,7 @@ impl Writer {
         Ok(WarmUpkeepReport {
             access_rows_flushed,
             signatures_merged,
-            pages_vacuumed: free_before - free_after,
+            pages_vacuumed,
             wal_frames,
             wal_frames_checkpointed,
         })
@@ -918,7 +960,7 @@ mod tests {
     /// one archival freed would have taken months). A run now frees a whole slice, and the
     /// database file shrinks.
     #[tokio::test]
-    async fn warm_storage_upkeep_returns_a_whole_slice_of_free_pages() {
+    async fn warm_storage_upkeep_returns_every_free_page_in_slices() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = crate::config::StorageConfig::default().with_data_dir(dir.path());
         config.warm.vacuum_pages = 16;
@@ -940,21 +982,26 @@ mod tests {
                     .unwrap(),
             )
         };
-        let first = w.run_upkeep().await.unwrap();
-        assert_eq!(first.pages_vacuumed, 16, "one whole slice: {first:?}");
         let (count_before, free_before) = pages(&rusqlite::Connection::open(&db).unwrap());
         assert!(
-            free_before > 16,
-            "enough free pages for another slice: {free_before}"
+            free_before > 2 * 16,
+            "enough free pages for several slices: {free_before}"
         );
-        let second = w.run_upkeep().await.unwrap();
-        assert_eq!(second.pages_vacuumed, 16, "{second:?}");
-        let (count_after, free_after) = pages(&rusqlite::Connection::open(&db).unwrap());
-        assert_eq!(free_after, free_before - 16);
-        assert_eq!(
-            count_after,
-            count_before - 16,
-            "the file gives the pages back"
+        let first = w.run_upkeep().await.unwrap();
+        assert_eq!(first.pages_vacuumed, 16, "one whole slice: {first:?}");
+        // The writer returns the rest a slice at a time between batches, without upkeep.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (count_after, free_after) = loop {
+            let (count, free) = pages(&rusqlite::Connection::open(&db).unwrap());
+            if free == 0 || std::time::Instant::now() > deadline {
+                break (count, free);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(free_after, 0, "every free page returned");
+        assert!(
+            count_after == count_before - free_before,
+            "the file gives the pages back: {count_before} -> {count_after}"
         );
     }
 }
