@@ -29,6 +29,9 @@ pub(crate) struct ArchiveAck {
     pub superseded: u64,
 }
 
+/// The `(id, rev)` of an archived file's rows still to settle, in id order.
+pub(super) type SettleList = Vec<(i64, i64)>;
+
 /// What a compaction commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CompactCommit {
@@ -397,7 +400,7 @@ impl Writer {
     /// live again after a quarantine): `(file_id, rows not yet settled)`, oldest first. A list
     /// that does not decode is reported and skipped: that file's unsettled rows stay in warm,
     /// which is authoritative for them, so nothing is lost or served twice.
-    pub(super) fn unsettled_files(&self) -> Result<Vec<(i64, Vec<(i64, i64)>)>> {
+    pub(super) fn unsettled_files(&self) -> Result<Vec<(i64, SettleList)>> {
         let path = &self.path;
         let mut stmt = self
             .conn
