@@ -55,12 +55,31 @@ pub struct CatalogEntry {
     pub dead_rows: u64,
     /// Whether the file is served.
     pub state: FileState,
+    /// The file's settled-through id: rows with a larger id are not served from it yet (an
+    /// archival commits the catalog row first, then deletes the warm rows in small steps; until
+    /// a row's step, its warm row is authoritative). `i64::MAX` once the file is settled.
+    pub settled_upto: i64,
+    /// Rows above `settled_upto` (not served from the file yet).
+    pub unsettled_rows: u64,
 }
 
 impl CatalogEntry {
     /// Rows still live in the file.
     pub fn live_rows(&self) -> u64 {
-        self.rows.saturating_sub(self.dead_rows)
+        self.rows
+            .saturating_sub(self.dead_rows)
+            .saturating_sub(self.unsettled_rows)
+    }
+
+    /// Whether every row of the file is settled (its warm rows deleted or its copies
+    /// tombstoned): only such a file may be compacted.
+    pub fn is_settled(&self) -> bool {
+        self.settled_upto >= self.max_id
+    }
+
+    /// Whether the file serves its copy of `id` (it may still be tombstoned).
+    pub fn serves(&self, id: i64) -> bool {
+        id <= self.settled_upto
     }
 }
 

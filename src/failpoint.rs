@@ -18,6 +18,8 @@ pub const CRASH_AT_ENV: &str = "TIERED_STORAGE_CRASH_AT";
 pub const CRASH_POINTS: &[&str] = &[
     "archive:temp_written",
     "archive:published",
+    "archive:catalogued",
+    "archive:settling",
     "archive:committed",
     "compact:temp_written",
     "compact:published",

@@ -31,7 +31,11 @@ impl<R: Record> ColdArchiveStorage<R> {
         let target = cfg.target_file_bytes();
         let small = (target as f64 * cfg.compact_small_fraction) as u64;
         let mut by_partition: BTreeMap<&str, Vec<&CatalogEntry>> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.state == FileState::Live) {
+        // A file still settling serves only part of its rows: it waits for its archival.
+        for e in entries
+            .iter()
+            .filter(|e| e.state == FileState::Live && e.is_settled())
+        {
             let dead_heavy =
                 e.rows > 0 && e.dead_rows as f64 >= e.rows as f64 * cfg.compact_dead_fraction;
             if dead_heavy || e.bytes < small {

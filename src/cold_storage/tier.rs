@@ -144,7 +144,9 @@ impl<R: Record> ColdArchiveStorage<R> {
             for batch in self.scan_file(entry, &bounds)? {
                 for r in batch? {
                     let id = r.id().expect("cold rows carry their id");
-                    if dead.binary_search(&id).is_err() {
+                    // Rows of a file still settling above its settled-through id are
+                    // served by warm.
+                    if entry.serves(id) && dead.binary_search(&id).is_err() {
                         out.push(r);
                     }
                 }

@@ -1,6 +1,8 @@
 //! Tier moves: archival (warm → cold), compaction (cold → cold) and the catalog tools. Each
 //! move writes its file(s) first (temp, fsync, rename, fsync of the directory), then commits the
-//! catalog change and the delete of the source in one warm transaction, then removes what is no
+//! catalog change and the delete of the source in warm (compaction in one transaction;
+//! archival as a catalog row, then settle steps that delete the warm rows a chunk at a time
+//! between write batches, the file serving only what is settled), then removes what is no
 //! longer referenced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,8 +55,8 @@ pub(crate) struct ArchiveLimits {
     pub max_records: u64,
     /// Most records per second to read (the reader waits between pages).
     pub records_per_sec: Option<u64>,
-    /// Most rows per file, hence per catalog commit (which holds the warm writer while it
-    /// deletes the file's warm rows).
+    /// Most rows per file (a file's warm rows are deleted in settle steps of
+    /// `warm.settle_chunk_rows`, so this no longer bounds how long a put waits).
     pub max_file_rows: Option<u64>,
     /// Set when the store shuts down: the pass ends at the next page and publishes and
     /// commits what it has.
@@ -419,9 +421,11 @@ fn pace(started: Instant, read: u64, rate: u64, stop: &AtomicBool) -> bool {
     }
 }
 
-/// Step 5 of archival moves (steps 1–4 ran in `finish`): catalogue each file and delete its
-/// warm rows in one transaction. Commits run on the warm writer thread while the next file is
-/// written (at most `MAX_PENDING_COMMITS` at a time), so reading and encoding overlap them.
+/// Step 4 of archival moves (steps 1–3 ran in `finish`): catalogue each file, then settle its
+/// rows (delete the warm rows still at the copied version, tombstone the others) in small
+/// writer transactions between write batches; a commit is answered after its last settle step.
+/// Commits run on the warm writer thread while the next file is written (at most
+/// `MAX_PENDING_COMMITS` at a time), so reading and encoding overlap them.
 #[derive(Default)]
 struct Commits {
     /// Started commits: start time, bytes, the file's relative path, the task.

@@ -339,7 +339,9 @@ impl<R: Record> ScanState<R> {
                             break;
                         }
                         let r = cursor.buffer.pop_front().expect("front");
-                        if !dead.contains(&(entry.file_id, id)) {
+                        // Above its settled-through id a file's rows are not served: the
+                        // window's warm rows (or their absence) are authoritative there.
+                        if entry.serves(id) && !dead.contains(&(entry.file_id, id)) {
                             rows.push(r);
                         }
                     }

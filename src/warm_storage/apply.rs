@@ -454,7 +454,7 @@ impl SigIndexTx<'_> {
                 Some(_) => {}
                 // A `sig_index` pair whose row left warm: the record is archived (signatures
                 // stay indexed when records move to cold).
-                None if i < indexed_len && id <= self.watermark && !distinct.contains(&id) => {
+                None if i < indexed_len && !distinct.contains(&id) => {
                     unconfirmed.push(id);
                 }
                 None => {}
@@ -494,6 +494,14 @@ impl SigIndexTx<'_> {
             }
         } else {
             if let Some(h) = old {
+                // An archived record above the watermark was indexed in `sig_index` by the
+                // archival step that deleted its warm row (and left the delta).
+                if !self.delta.contains(h, id) {
+                    self.conn
+                        .prepare_cached("DELETE FROM sig_index WHERE sig_hash = ?1 AND id = ?2")
+                        .and_then(|mut s| s.execute([h, id]))
+                        .map_err(sqlite_err("update signature index", self.path))?;
+                }
                 changes.push(DeltaChange::Remove(h, id));
             }
             if let Some(h) = new {

@@ -29,6 +29,9 @@ pub(crate) struct ArchiveAck {
     pub superseded: u64,
 }
 
+/// The `(id, rev)` of an archived file's rows still to settle, in id order.
+pub(super) type SettleList = Vec<(i64, i64)>;
+
 /// What a compaction commit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CompactCommit {
@@ -87,7 +90,8 @@ impl<R: Record> WarmSqliteStorage<R> {
 
 const ENTRY_COLUMNS: &str = "SELECT f.file_id, f.path, f.min_id, f.max_id, f.min_ts, f.max_ts,
     f.row_count, f.bytes, f.state,
-    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id) FROM cold_files f ";
+    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id), f.settled_upto, f.settle_left
+    FROM cold_files f ";
 
 pub(super) fn query_entries(
     conn: &Connection,
@@ -112,6 +116,8 @@ pub(super) fn query_entries(
                 bytes: r.get::<_, i64>(7)? as u64,
                 state: FileState::parse(r.get_ref(8)?.as_str()?),
                 dead_rows: r.get::<_, i64>(9)? as u64,
+                settled_upto: r.get(10)?,
+                unsettled_rows: r.get::<_, i64>(11)?.max(0) as u64,
             })
         })
         .map_err(sqlite_err("read cold catalog", path))?;
@@ -226,23 +232,64 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
 }
 
 impl Writer {
-    /// The catalog half of an archival move, in ONE transaction: catalogue the published file
-    /// and delete the warm rows it holds. A row that changed since it was copied (its `rev`
-    /// moved) or went away keeps its warm state, and its copy in the file is tombstoned.
-    pub(super) fn archive(&mut self, file: &NewFile, rows: &[(i64, i64)]) -> Result<ArchiveAck> {
-        // Archived rows keep their signatures in `sig_index`. Rows above the watermark are
-        // indexed only by the in-memory delta, which is rebuilt from `records` on open, so they
-        // are merged first.
-        if rows.iter().any(|&(id, _)| id > self.sig_watermark) {
-            self.merge_signatures()?;
-        }
+    /// The catalog half of an archival move, step 4a: catalogue the published file in one
+    /// small transaction, settled through `min_id - 1` (none of its rows served yet), with the
+    /// `(id, rev)` list of its rows so that recovery can settle them after a crash. The warm
+    /// rows stay authoritative until [`settle_step`](Self::settle_step) deletes them, a chunk at
+    /// a time between write batches.
+    pub(super) fn catalogue_archive(&mut self, file: &NewFile, rows: &[(i64, i64)]) -> Result<i64> {
         let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_err("begin", path))?;
         let file_id = insert_file(&tx, path, file)?;
+        tx.prepare_cached(
+            "UPDATE cold_files SET settled_upto = ?2, settle_left = ?3, settle = ?4
+             WHERE file_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                file_id,
+                file.min_id.saturating_sub(1),
+                rows.len() as i64,
+                encode_settle(rows)
+            ])
+        })
+        .map_err(sqlite_err("catalogue archived file", path))?;
+        tx.commit().map_err(sqlite_err("commit archive", path))?;
+        Ok(file_id)
+    }
+
+    /// Settle the next `rows` (ascending ids, the next unsettled rows of file `file_id`) in ONE
+    /// transaction, step 4b of an archival move: delete each warm row still at the version
+    /// that was copied, tombstone the copy of each row that changed or went away since, and
+    /// advance the file's settled-through id past them, so that each record is served from
+    /// exactly one place before and after the commit. `last` marks the file's final rows.
+    /// `None` when the file is no longer catalogued as live (quarantined or dropped by a
+    /// rebuild): nothing changed, and its warm rows stay authoritative.
+    pub(super) fn settle_step(
+        &mut self,
+        file_id: i64,
+        rows: &[(i64, i64)],
+        last: bool,
+    ) -> Result<Option<(u64, u64)>> {
+        let path = &self.path;
+        let sig_watermark = self.sig_watermark;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let live: bool = tx
+            .prepare_cached("SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'")
+            .and_then(|mut s| s.exists([file_id]))
+            .map_err(sqlite_err("check settling file", path))?;
+        if !live {
+            return Ok(None);
+        }
         let (mut archived, mut superseded) = (0u64, 0u64);
+        // `(sig_hash, id)` of deleted rows above the signature watermark, now in `sig_index`.
+        let mut moved: Vec<(i64, i64)> = Vec::new();
         {
             // Rows are deleted a run of consecutive ids at a time: no other row can sit inside
             // such a run (ids are unique and never reused), so a range delete removes exactly
@@ -253,6 +300,20 @@ impl Writer {
                     "SELECT id, rev FROM records WHERE id >= ?1 AND id <= ?2 ORDER BY id",
                 )
                 .map_err(sqlite_err("prepare archive check", path))?;
+            // Archived rows keep their signatures in `sig_index`. Rows above its watermark are
+            // indexed only by the in-memory delta, which is rebuilt from `records` on open, so
+            // the rows about to leave are indexed first, in this transaction: a bounded insert
+            // instead of a merge of the whole delta.
+            let mut unmerged = tx
+                .prepare_cached(
+                    "SELECT sig_hash, id FROM records
+                     WHERE id >= max(?1, ?3 + 1) AND id <= ?2 AND sig_hash IS NOT NULL",
+                )
+                .map_err(sqlite_err("prepare archive index", path))?;
+            let mut index = tx
+                .prepare_cached("INSERT OR IGNORE INTO sig_index (sig_hash, id) VALUES (?1, ?2)")
+                .map_err(sqlite_err("prepare archive index", path))?;
+            let moved = &mut moved;
             let mut delete = tx
                 .prepare_cached("DELETE FROM records WHERE id >= ?1 AND id <= ?2")
                 .map_err(sqlite_err("prepare archive delete", path))?;
@@ -260,6 +321,18 @@ impl Writer {
                 .prepare_cached("DELETE FROM access WHERE id >= ?1 AND id <= ?2")
                 .map_err(sqlite_err("prepare archive delete", path))?;
             let mut run_delete = |lo: i64, hi: i64| -> Result<u64> {
+                if hi > sig_watermark {
+                    let pairs = unmerged
+                        .query_map([lo, hi, sig_watermark], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(i64, i64)>>>())
+                        .map_err(sqlite_err("archive index", path))?;
+                    for &(h, id) in &pairs {
+                        index
+                            .execute([h, id])
+                            .map_err(sqlite_err("archive index", path))?;
+                    }
+                    moved.extend(pairs);
+                }
                 let n = delete
                     .execute([lo, hi])
                     .map_err(sqlite_err("archive delete", path))?;
@@ -299,19 +372,69 @@ impl Writer {
                 i = j;
             }
         }
-        // Ids are never reused, even if the archived rows held the largest one.
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)",
-            [self.next_id],
+        // The file now serves the rows just settled (and, at the end, all of them).
+        let upto = match (last, rows.last()) {
+            (true, _) | (false, None) => i64::MAX,
+            (false, Some(&(id, _))) => id,
+        };
+        tx.prepare_cached(
+            "UPDATE cold_files SET settled_upto = ?2, settle_left = max(settle_left - ?3, 0),
+             settle = CASE WHEN ?4 THEN NULL ELSE settle END WHERE file_id = ?1",
         )
-        .map_err(sqlite_err("save next_id", path))?;
-        tx.commit().map_err(sqlite_err("commit archive", path))?;
+        .and_then(|mut s| s.execute(params![file_id, upto, rows.len() as i64, last]))
+        .map_err(sqlite_err("advance settled id", path))?;
+        if archived > 0 {
+            // Ids are never reused, even if the archived rows held the largest one.
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?1)")
+                .and_then(|mut s| s.execute([self.next_id]))
+                .map_err(sqlite_err("save next_id", path))?;
+        }
+        tx.commit()
+            .map_err(sqlite_err("commit archive step", path))?;
+        self.shared.sig_delta.forget(&moved);
         self.shared.rows.fetch_sub(archived, Ordering::Relaxed);
-        Ok(ArchiveAck {
-            file_id,
-            archived,
-            superseded,
-        })
+        Ok(Some((archived, superseded)))
+    }
+
+    /// Files whose archival commit was catalogued but not yet settled (a crash, or a file
+    /// live again after a quarantine): `(file_id, rows not yet settled)`, oldest first. A list
+    /// that does not decode is reported and skipped: that file's unsettled rows stay in warm,
+    /// which is authoritative for them, so nothing is lost or served twice.
+    pub(super) fn unsettled_files(&self) -> Result<Vec<(i64, SettleList)>> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT file_id, settled_upto, settle FROM cold_files
+                 WHERE settle IS NOT NULL AND state = 'live' ORDER BY file_id",
+            )
+            .map_err(sqlite_err("read unsettled files", path))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(sqlite_err("read unsettled files", path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (file_id, upto, blob) = row.map_err(sqlite_err("read unsettled files", path))?;
+            match decode_settle(&blob) {
+                Some(list) => {
+                    let left: Vec<(i64, i64)> =
+                        list.into_iter().filter(|&(id, _)| id > upto).collect();
+                    out.push((file_id, left));
+                }
+                None => {
+                    let detail = format!("the settle list of cold file {file_id} does not decode");
+                    tracing::error!(file_id, "{detail}; its unsettled rows stay in warm");
+                    self.shared.corruption.lock().get_or_insert(detail);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The catalog half of a compaction, in ONE transaction: catalogue the merged file (if any
@@ -330,11 +453,15 @@ impl Writer {
             .map_err(sqlite_err("begin", path))?;
         for &f in replaces {
             let live: bool = tx
-                .prepare_cached("SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'")
+                .prepare_cached(
+                    "SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'
+                     AND settled_upto >= max_id",
+                )
                 .and_then(|mut s| s.exists([f]))
                 .map_err(sqlite_err("check compacted file", path))?;
             if !live {
-                // Dropping the transaction rolls it back: nothing changed.
+                // Quarantined, or (never planned so) still settling. Dropping the transaction
+                // rolls it back: nothing changed.
                 return Ok(CompactCommit::InputGone { file_id: f });
             }
         }
@@ -422,7 +549,8 @@ impl Writer {
     }
 }
 
-/// Whether file `file_id` is catalogued, live, covers `id` and holds no tombstone for it.
+/// Whether file `file_id` is catalogued, live, serves `id` (covers it, settled through it)
+/// and holds no tombstone for it.
 pub(super) fn cold_copy_is_live(
     conn: &Connection,
     path: &std::path::Path,
@@ -431,11 +559,61 @@ pub(super) fn cold_copy_is_live(
 ) -> Result<bool> {
     conn.prepare_cached(
         "SELECT 1 FROM cold_files WHERE file_id = ?1 AND state = 'live'
-         AND min_id <= ?2 AND max_id >= ?2
+         AND min_id <= ?2 AND max_id >= ?2 AND settled_upto >= ?2
          AND NOT EXISTS (SELECT 1 FROM cold_dead WHERE file_id = ?1 AND id = ?2)",
     )
     .and_then(|mut s| s.exists([file_id, id]))
     .map_err(sqlite_err("check cold copy", path))
+}
+
+/// The `(id, rev)` list of an archived file's rows, for `cold_files.settle`: per row, the id's
+/// distance from the previous id and the rev, both LEB128 varints (about 2 bytes per row:
+/// ids are mostly consecutive and revs mostly 0).
+pub(super) fn encode_settle(rows: &[(i64, i64)]) -> Vec<u8> {
+    fn push(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::with_capacity(rows.len() * 2 + 8);
+    let mut prev = 0i64;
+    for &(id, rev) in rows {
+        push(&mut out, id.wrapping_sub(prev) as u64);
+        push(&mut out, rev as u64);
+        prev = id;
+    }
+    out
+}
+
+/// [`encode_settle`] undone; `None` if the bytes are not such a list (ids must ascend).
+pub(super) fn decode_settle(mut bytes: &[u8]) -> Option<Vec<(i64, i64)>> {
+    fn next(bytes: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = bytes.split_first()?;
+            *bytes = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    let mut prev = 0i64;
+    while !bytes.is_empty() {
+        let step = next(&mut bytes)? as i64;
+        let rev = next(&mut bytes)? as i64;
+        let id = prev.wrapping_add(step);
+        if !out.is_empty() && id <= prev {
+            return None;
+        }
+        out.push((id, rev));
+        prev = id;
+    }
+    Some(out)
 }
 
 /// Mark the copy of `id` in cold file `file_id` as no longer served.
@@ -475,10 +653,12 @@ fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Res
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::config::StorageConfig;
     use crate::record::tests::sample;
-    use crate::record::Outcome;
+    use crate::record::{Outcome, TransactionRecord};
     use crate::tier::StorageTier;
     use crate::warm_storage::{Lookup, WriteOp};
 
@@ -587,6 +767,163 @@ mod tests {
             w.dead_ids(ack.file_id, i64::MIN, i64::MAX).unwrap(),
             [ids[1], ids[3]]
         );
+    }
+
+    /// Where each of `ids` is served from, as a read-only handle sees the database: by id
+    /// (`lookup`) and by a scan window (warm rows, then file rows the file serves and has not
+    /// tombstoned; `ids_in_file` lists the file's rows). Each live id must be served exactly
+    /// once, in its newest version, and a removed id not at all.
+    fn assert_exactly_once(
+        reader: &WarmSqliteStorage,
+        ids_in_file: &[i64],
+        live: &BTreeMap<i64, TransactionRecord>,
+        when: &str,
+    ) {
+        let win = reader.scan_window(0, i64::MAX, i64::MIN, i64::MAX).unwrap();
+        let mut served: BTreeMap<i64, u32> = BTreeMap::new();
+        for r in &win.warm {
+            let id = r.id.unwrap();
+            *served.entry(id).or_default() += 1;
+            assert_eq!(
+                Some(r),
+                live.get(&id),
+                "{when}: warm row {id} is not the newest"
+            );
+        }
+        for f in &win.files {
+            for &id in ids_in_file {
+                if f.serves(id) && !win.dead.contains(&(f.file_id, id)) {
+                    *served.entry(id).or_default() += 1;
+                }
+            }
+        }
+        let expected: BTreeMap<i64, u32> = live.keys().map(|&id| (id, 1)).collect();
+        assert_eq!(served, expected, "{when}: scan");
+        for &id in ids_in_file {
+            match (reader.lookup(id).unwrap(), live.get(&id)) {
+                (Lookup::Row(row), Some(r)) => assert_eq!(&row.record, r, "{when}: id {id}"),
+                (Lookup::Archived(files), Some(_)) => {
+                    assert_eq!(files.len(), 1, "{when}: id {id} in {files:?}")
+                }
+                (Lookup::Archived(files), None) => {
+                    assert!(
+                        files.is_empty(),
+                        "{when}: removed id {id} served by {files:?}"
+                    )
+                }
+                (Lookup::Row(_), None) => panic!("{when}: removed id {id} in warm"),
+            }
+        }
+    }
+
+    /// Updates and removes of records whose file is settling, on both sides of its
+    /// settled-through id, between the catalog commit and each settle step: every record is
+    /// served exactly once, newest version, at every step, and the last step leaves the file
+    /// serving exactly the rows that did not change.
+    #[test]
+    fn warm_storage_settling_serves_each_record_once_through_updates_and_removes() {
+        use crate::warm_storage::writer::testing::{encode, writer};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _shared) = writer(dir.path());
+        let mut live = BTreeMap::new();
+        for n in 0..8 {
+            let r = sample(n);
+            let ack = w
+                .apply(&[&WriteOp::Put(encode(&r), Vec::new())])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            let mut r = r;
+            r.id = Some(ack.id);
+            live.insert(ack.id, r);
+        }
+        let ids: Vec<i64> = live.keys().copied().collect();
+        let rows: Vec<(i64, i64)> = w
+            .conn
+            .prepare("SELECT id, rev FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut cfg = StorageConfig::default().with_data_dir(dir.path());
+        cfg.read_only = true;
+        let reader = WarmSqliteStorage::open(&cfg).unwrap();
+        let update = |w: &mut Writer, live: &mut BTreeMap<i64, TransactionRecord>, id: i64| {
+            let mut r = live[&id].clone();
+            r.actual_outcome = Outcome::Profit(id as f64);
+            w.apply(&[&WriteOp::Update(encode(&r), None, Vec::new())])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            live.insert(id, r);
+        };
+        let remove = |w: &mut Writer, live: &mut BTreeMap<i64, TransactionRecord>, id: i64| {
+            let ack = w
+                .apply(&[&WriteOp::Remove(id, None)])
+                .unwrap()
+                .pop()
+                .unwrap()
+                .unwrap();
+            assert!(ack.removed);
+            live.remove(&id);
+        };
+
+        let file_id = w.catalogue_archive(&new_file(&ids), &rows).unwrap();
+        assert_exactly_once(&reader, &ids, &live, "catalogued");
+        // Changes before the first step, below and above where it will settle through.
+        update(&mut w, &mut live, ids[1]);
+        remove(&mut w, &mut live, ids[2]);
+        update(&mut w, &mut live, ids[5]);
+        remove(&mut w, &mut live, ids[6]);
+        assert_exactly_once(&reader, &ids, &live, "changed while catalogued");
+
+        let (archived, superseded) = w.settle_step(file_id, &rows[..4], false).unwrap().unwrap();
+        assert_eq!((archived, superseded), (2, 2));
+        let entry = &reader.entries().unwrap()[0];
+        assert_eq!((entry.settled_upto, entry.unsettled_rows), (ids[3], 4));
+        assert_eq!(entry.live_rows(), 2);
+        assert_exactly_once(&reader, &ids, &live, "first step");
+        // Changes after it: an archived record removed (below), a warm one removed (above).
+        let home = reader.locate(ids[0]).unwrap().expect("archived");
+        assert_eq!(home.len(), 1);
+        w.apply(&[&WriteOp::Remove(
+            ids[0],
+            Some(crate::warm_storage::ColdHome {
+                file_id,
+                sig_hash: encode(&live[&ids[0]]).sig_hash,
+            }),
+        )])
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+        live.remove(&ids[0]);
+        remove(&mut w, &mut live, ids[7]);
+        assert_exactly_once(&reader, &ids, &live, "changed after the first step");
+
+        let (archived, superseded) = w.settle_step(file_id, &rows[4..], true).unwrap().unwrap();
+        assert_eq!((archived, superseded), (1, 3));
+        let entry = &reader.entries().unwrap()[0];
+        assert!(entry.is_settled(), "{entry:?}");
+        assert_eq!(entry.unsettled_rows, 0);
+        assert_exactly_once(&reader, &ids, &live, "settled");
+        assert!(w.unsettled_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn warm_storage_settle_lists_round_trip_and_reject_garbage() {
+        let rows = vec![(1, 0), (2, 0), (3, 7), (1000, 0), (i64::MAX, 300)];
+        assert_eq!(decode_settle(&encode_settle(&rows)), Some(rows));
+        assert_eq!(decode_settle(&[]), Some(Vec::new()));
+        // A truncated varint, and ids that do not ascend.
+        assert_eq!(decode_settle(&[0x80]), None);
+        assert_eq!(decode_settle(&encode_settle(&[(5, 0)])[..1]), None);
+        let mut bytes = encode_settle(&[(5, 0)]);
+        bytes.extend(encode_settle(&[(0, 0)]));
+        assert_eq!(decode_settle(&bytes), None);
     }
 
     /// Ids are never reused, even when archival took the row with the largest id and warm is

@@ -13,8 +13,12 @@ use crate::catalog::{ArchivedCopy, CatalogEntry};
 use crate::error::Result;
 use crate::record::{signature_hash, Record};
 
-/// Catalogued files that cover `?1` and hold no tombstone for it.
-pub(super) const COVERING: &str = "WHERE f.min_id <= ?1 AND f.max_id >= ?1 AND NOT EXISTS
+/// Catalogued files that serve `?1` and hold no tombstone for it. A file serves an id it
+/// covers once it is settled through it: above its settled-through id an archival has not yet
+/// decided between the copy and the warm row, and the warm row (or its absence: a remove)
+/// is authoritative.
+pub(super) const COVERING: &str = "WHERE f.min_id <= ?1 AND f.max_id >= ?1
+     AND f.settled_upto >= ?1 AND NOT EXISTS
      (SELECT 1 FROM cold_dead d WHERE d.file_id = f.file_id AND d.id = ?1)";
 
 /// Where a record is, as one snapshot of the warm database sees it.
@@ -104,6 +108,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                 "SELECT NOT EXISTS (SELECT 1 FROM records WHERE id = ?2)
                     AND EXISTS (SELECT 1 FROM cold_files f WHERE f.file_id = ?1
                                 AND f.state = 'live' AND f.min_id <= ?2 AND f.max_id >= ?2
+                                AND f.settled_upto >= ?2
                                 AND NOT EXISTS (SELECT 1 FROM cold_dead d
                                                 WHERE d.file_id = ?1 AND d.id = ?2))",
             )

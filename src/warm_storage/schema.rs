@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Page size of a new database. Existing databases keep theirs.
 ///
@@ -106,6 +106,16 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'cold_next_seq',
                coalesce(max(CAST(substr(path, instr(path, 'part-') + 5, 12) AS INTEGER)), 0) + 1
         FROM cold_files;",
+    // v5: an archival move commits its catalog row first and deletes the warm rows afterwards,
+    // in small transactions between write batches ("settling"), so puts never wait behind the
+    // delete of a whole file's rows. `settled_upto` is the file's settled-through id: its rows
+    // with a larger id are not served from it (their warm rows, or their absence, are
+    // authoritative). `settle_left` counts those rows, and `settle` lists their `(id, rev)`
+    // (see `catalog::encode_settle`) so that recovery can finish the deletes after a crash.
+    // A settled file has `settled_upto` at i64::MAX, `settle_left` 0 and no `settle` list.
+    "ALTER TABLE cold_files ADD COLUMN settled_upto INTEGER NOT NULL DEFAULT 9223372036854775807;
+     ALTER TABLE cold_files ADD COLUMN settle_left INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE cold_files ADD COLUMN settle BLOB;",
 ];
 
 pub(crate) fn sqlite_err<'a>(
@@ -191,8 +201,10 @@ pub(crate) fn open_writer(path: &Path, cfg: &WarmConfig) -> Result<Connection> {
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(sqlite_err("set synchronous", path))?;
-    // Keep the WAL file from growing without bound between checkpoints.
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+    // Keep the WAL file from growing without bound between checkpoints, and give back what a
+    // burst (an archival's settling, a vacuum) grew it to once it restarts: a 64 MiB limit
+    // left a 64 MiB WAL on disk beside a store shrunk by archival.
+    conn.pragma_update(None, "journal_size_limit", 8 * 1024 * 1024)
         .map_err(sqlite_err("set journal_size_limit", path))?;
     for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn

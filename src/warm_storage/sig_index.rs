@@ -2,7 +2,9 @@
 //!
 //! `sig_index` in SQLite maps `sig_hash → id` for every row at or below the watermark
 //! `meta.sig_merged_upto`; it is filled in bulk, sorted, so each merge dirties each index page
-//! about once. Rows above the watermark are found through this delta instead. The delta is
+//! about once. Rows above the watermark are found through this delta instead, except archived
+//! ones: the archival step that deletes a warm row above the watermark moves its pair from the
+//! delta into `sig_index`, in the same transaction. The delta is
 //! bounded (a merge runs when it reaches `warm.signature_merge_threshold`) and is rebuilt on
 //! open from the rows above the watermark, so it never needs to be persisted.
 
@@ -31,6 +33,19 @@ impl SignatureDelta {
             .range((hash, i64::MIN)..=(hash, i64::MAX))
             .map(|&(_, id)| id)
             .collect()
+    }
+
+    pub fn contains(&self, hash: i64, id: i64) -> bool {
+        self.entries.read().contains(&(hash, id))
+    }
+
+    /// Drop the pairs of rows that left warm (archived: `sig_index` holds them now), after
+    /// the commit that indexed them there.
+    pub fn forget(&self, pairs: &[(i64, i64)]) {
+        let mut set = self.entries.write();
+        for pair in pairs {
+            set.remove(pair);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -136,10 +136,46 @@ pub(crate) struct Writer {
     /// periodic flush writes them `ACCESS_FLUSH_CHUNK` at a time, between write batches, so a
     /// busy second of reads never holds puts behind one long transaction.
     pub(super) access_backlog: std::collections::VecDeque<(i64, (u32, i64))>,
+    /// Archived files whose rows are being settled (warm rows deleted), a chunk at a time
+    /// between write batches, oldest first.
+    pub(super) settling: std::collections::VecDeque<SettleJob>,
+    /// After a failed settle step: not before this instant again.
+    settle_retry_at: Option<std::time::Instant>,
+    /// Free pages are being returned to the file system, a slice of `vacuum_pages` per step
+    /// between write batches, until the free list is empty (set by upkeep and by the end of an
+    /// archival's settling, which frees the deleted rows' pages).
+    vacuum_pending: bool,
     /// The data directory's ownership lock. Declared after `conn`, so it is released only once
     /// the connection has closed, when the thread exits.
     _lock: Option<DirLock>,
 }
+
+/// An archived file being settled: its rows `(id, rev)` in id order, the next one to settle,
+/// what was done so far, and the archival pass waiting for the end (none when recovery or a
+/// revived file resumed it).
+pub(super) struct SettleJob {
+    file_id: i64,
+    rows: Vec<(i64, i64)>,
+    next: usize,
+    archived: u64,
+    superseded: u64,
+    reply: Option<oneshot::Sender<Result<ArchiveAck>>>,
+}
+
+impl SettleJob {
+    fn answer(self) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(Ok(ArchiveAck {
+                file_id: self.file_id,
+                archived: self.archived,
+                superseded: self.superseded,
+            }));
+        }
+    }
+}
+
+/// How long the writer waits before retrying a settle step that failed.
+const SETTLE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A lingering group commit closes once no write has arrived for this long.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(25);
@@ -199,7 +235,7 @@ impl Writer {
         // deleted maximum is remembered; otherwise the maximum id present is authoritative.
         let next_id = saved.unwrap_or(1).max(max_id.unwrap_or(0) + 1);
         shared.next_id.store(next_id, Ordering::Release);
-        Ok(Self {
+        let mut writer = Self {
             conn,
             path,
             cfg,
@@ -208,8 +244,161 @@ impl Writer {
             seq: 0,
             sig_watermark,
             access_backlog: std::collections::VecDeque::new(),
+            settling: std::collections::VecDeque::new(),
+            settle_retry_at: None,
+            vacuum_pending: false,
             _lock: Some(lock),
-        })
+        };
+        // Recovery: an archival interrupted between its catalog commit and the end of its
+        // settling is finished now, before the store serves anything (its warm rows above the
+        // settled-through id are authoritative until then, so nothing is lost or doubled).
+        writer.resume_settling()?;
+        while !writer.settling.is_empty() {
+            writer.settle_next()?;
+        }
+        Ok(writer)
+    }
+
+    /// Queue every catalogued, live, unsettled file that no job is settling.
+    fn resume_settling(&mut self) -> Result<()> {
+        for (file_id, rows) in self.unsettled_files()? {
+            if self.settling.iter().all(|j| j.file_id != file_id) {
+                tracing::info!(
+                    file_id,
+                    rows = rows.len(),
+                    "resuming an archival's settling"
+                );
+                self.settling.push_back(SettleJob {
+                    file_id,
+                    rows,
+                    next: 0,
+                    archived: 0,
+                    superseded: 0,
+                    reply: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a settle step may run now.
+    fn settle_ready(&self) -> bool {
+        !self.settling.is_empty()
+            && self
+                .settle_retry_at
+                .is_none_or(|t| std::time::Instant::now() >= t)
+    }
+
+    /// One settle step (at most `settle_chunk_rows` rows) of the oldest job, in one
+    /// transaction. The job's pass is answered after its last step; a file no longer live is
+    /// left alone (its warm rows stay authoritative) until it is live again.
+    fn settle_next(&mut self) -> Result<()> {
+        let Some(mut job) = self.settling.pop_front() else {
+            return Ok(());
+        };
+        let end = (job.next + self.cfg.settle_chunk_rows).min(job.rows.len());
+        let last = end == job.rows.len();
+        match self.settle_step(job.file_id, &job.rows[job.next..end], last) {
+            Ok(Some((archived, superseded))) => {
+                self.settle_retry_at = None;
+                job.archived += archived;
+                job.superseded += superseded;
+                job.next = end;
+                if last {
+                    job.answer();
+                    self.vacuum_pending = true;
+                } else {
+                    crate::failpoint::crash_point("archive:settling");
+                    self.settling.push_front(job);
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    file_id = job.file_id,
+                    left = job.rows.len() - job.next,
+                    "archived file no longer live: its unsettled rows stay in warm"
+                );
+                job.answer();
+                Ok(())
+            }
+            Err(e) => {
+                self.settling.push_front(job);
+                self.settle_retry_at = Some(std::time::Instant::now() + SETTLE_RETRY);
+                Err(e)
+            }
+        }
+    }
+
+    fn vacuum_step_logged(&mut self) {
+        if let Err(e) = self.vacuum_step() {
+            // Retried at the next upkeep.
+            self.vacuum_pending = false;
+            tracing::warn!(error = %e, "incremental vacuum step failed");
+        }
+    }
+
+    fn settle_next_logged(&mut self) {
+        if let Err(e) = self.settle_next() {
+            tracing::error!(error = %e, "archival settle step failed; will retry");
+        }
+    }
+
+    /// Return one slice (`vacuum_pages`) of free pages to the file system, in its own
+    /// transaction; the file shrinks by as much. Returns the pages freed; clears
+    /// `vacuum_pending` once the free list is empty (then a passive checkpoint moves the
+    /// relocated pages into the database, so the WAL can restart at its size limit).
+    fn vacuum_step(&mut self) -> Result<i64> {
+        let path = &self.path;
+        let free = |conn: &Connection| -> Result<i64> {
+            conn.pragma_query_value(None, "freelist_count", |r| r.get(0))
+                .map_err(sqlite_err("read freelist_count", path))
+        };
+        let before = free(&self.conn)?;
+        if before > 0 {
+            // SQLite frees one page per step of this pragma: it must be stepped to the end
+            // (`execute_batch` steps it once, and freed a single page per upkeep).
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "PRAGMA incremental_vacuum({})",
+                    self.cfg.vacuum_pages
+                ))
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(sqlite_err("incremental_vacuum", path))?;
+            while rows
+                .next()
+                .map_err(sqlite_err("incremental_vacuum", path))?
+                .is_some()
+            {}
+        }
+        let after = free(&self.conn)?;
+        if after == 0 {
+            self.vacuum_pending = false;
+            if before > 0 {
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(sqlite_err("wal_checkpoint", path))?;
+            }
+        }
+        Ok(before - after)
+    }
+
+    /// Work done while no command waits: a settle step, else a vacuum slice, else an
+    /// access-statistics chunk.
+    fn background_step(&mut self) {
+        if self.settle_ready() {
+            self.settle_next_logged();
+        } else if self.vacuum_pending {
+            self.vacuum_step_logged();
+        } else if !self.access_backlog.is_empty() {
+            self.flush_access_chunk_logged();
+        } else {
+            // Only a settle step waiting out its retry delay.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// The thread's main loop; returns when every sender is gone, after a last flush.
@@ -222,8 +411,12 @@ impl Writer {
         let window = std::time::Duration::from_micros(self.cfg.group_commit_window_us);
         let mut concurrent = false;
         loop {
-            // With access statistics left to write, write a chunk whenever no command waits.
-            let first = if self.access_backlog.is_empty() {
+            // With archived rows to settle or access statistics left to write, do a step
+            // whenever no command waits.
+            let first = if self.access_backlog.is_empty()
+                && self.settling.is_empty()
+                && !self.vacuum_pending
+            {
                 match rx.blocking_recv() {
                     Some(cmd) => cmd,
                     None => break,
@@ -232,7 +425,7 @@ impl Writer {
                 match rx.try_recv() {
                     Ok(cmd) => cmd,
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        self.flush_access_chunk_logged();
+                        self.background_step();
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -283,7 +476,12 @@ impl Writer {
                 self.handle_other(cmd);
             }
             self.take_access_if_due();
-            // Under a steady stream of writes the backlog still drains: one chunk per batch.
+            // Under a steady stream of writes the backlogs still drain: one step per batch.
+            if self.settle_ready() {
+                self.settle_next_logged();
+            } else if self.vacuum_pending {
+                self.vacuum_step_logged();
+            }
             if !self.access_backlog.is_empty() {
                 self.flush_access_chunk_logged();
             }
@@ -334,9 +532,24 @@ impl Writer {
             Command::Upkeep { reply } => {
                 let _ = reply.send(self.upkeep());
             }
-            Command::Archive { file, rows, reply } => {
-                let _ = reply.send(self.archive(&file, &rows));
-            }
+            // Step 4a: the catalog row, in one small transaction; the warm rows are deleted
+            // by settle steps between write batches, and the pass is answered after the last.
+            Command::Archive { file, rows, reply } => match self.catalogue_archive(&file, &rows) {
+                Ok(file_id) => {
+                    crate::failpoint::crash_point("archive:catalogued");
+                    self.settling.push_back(SettleJob {
+                        file_id,
+                        rows,
+                        next: 0,
+                        archived: 0,
+                        superseded: 0,
+                        reply: Some(reply),
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             Command::Compact {
                 file,
                 replaces,
@@ -350,7 +563,10 @@ impl Writer {
                 state,
                 reply,
             } => {
-                let _ = reply.send(self.set_file_state(file_id, state));
+                let r = self.set_file_state(file_id, state);
+                // A file live again resumes the settling a quarantine stopped.
+                let r = r.and_then(|()| self.resume_settling());
+                let _ = reply.send(r);
             }
             Command::ReserveFileSeqs {
                 floor,
@@ -360,7 +576,9 @@ impl Writer {
                 let _ = reply.send(self.reserve_file_seqs(floor, count));
             }
             Command::RebuildCatalog { plan, reply } => {
-                let _ = reply.send(self.rebuild_catalog(&plan));
+                let r = self.rebuild_catalog(&plan);
+                let r = r.and_then(|()| self.resume_settling());
+                let _ = reply.send(r);
             }
         }
     }
@@ -433,7 +651,8 @@ impl Writer {
     }
 
     /// Warm upkeep, between batches: write every pending access statistic, merge the
-    /// signature delta, a sampled ANALYZE, one incremental-vacuum step, a passive checkpoint.
+    /// signature delta, a sampled ANALYZE, one incremental-vacuum slice (the rest follow
+    /// between batches), a passive checkpoint.
     fn upkeep(&mut self) -> Result<WarmUpkeepReport> {
         let access_rows_flushed = self.flush_access()?;
         let signatures_merged = self.merge_signatures()?;
@@ -442,34 +661,11 @@ impl Writer {
         self.conn
             .execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")
             .map_err(sqlite_err("analyze", path))?;
-        let free_before: i64 = self
-            .conn
-            .pragma_query_value(None, "freelist_count", |r| r.get(0))
-            .map_err(sqlite_err("read freelist_count", path))?;
-        // SQLite frees one page per step of this pragma: it must be stepped to the end
-        // (`execute_batch` steps it once, and freed a single page per upkeep). One slice of at
-        // most `vacuum_pages` pages per upkeep bounds how long it holds the writer.
-        {
-            let mut stmt = self
-                .conn
-                .prepare(&format!(
-                    "PRAGMA incremental_vacuum({})",
-                    self.cfg.vacuum_pages
-                ))
-                .map_err(sqlite_err("incremental_vacuum", path))?;
-            let mut rows = stmt
-                .query([])
-                .map_err(sqlite_err("incremental_vacuum", path))?;
-            while rows
-                .next()
-                .map_err(sqlite_err("incremental_vacuum", path))?
-                .is_some()
-            {}
-        }
-        let free_after: i64 = self
-            .conn
-            .pragma_query_value(None, "freelist_count", |r| r.get(0))
-            .map_err(sqlite_err("read freelist_count", path))?;
+        // One slice now; the writer returns the rest a slice at a time between write
+        // batches, so free pages go back promptly without holding puts for long.
+        self.vacuum_pending = true;
+        let pages_vacuumed = self.vacuum_step()?;
+        let path = &self.path;
         let (_busy, wal_frames, wal_frames_checkpointed): (i64, i64, i64) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -479,7 +675,7 @@ impl Writer {
         Ok(WarmUpkeepReport {
             access_rows_flushed,
             signatures_merged,
-            pages_vacuumed: free_before - free_after,
+            pages_vacuumed,
             wal_frames,
             wal_frames_checkpointed,
         })
@@ -791,7 +987,7 @@ mod tests {
     /// one archival freed would have taken months). A run now frees a whole slice, and the
     /// database file shrinks.
     #[tokio::test]
-    async fn warm_storage_upkeep_returns_a_whole_slice_of_free_pages() {
+    async fn warm_storage_upkeep_returns_every_free_page_in_slices() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = crate::config::StorageConfig::default().with_data_dir(dir.path());
         config.warm.vacuum_pages = 16;
@@ -813,21 +1009,26 @@ mod tests {
                     .unwrap(),
             )
         };
-        let first = w.run_upkeep().await.unwrap();
-        assert_eq!(first.pages_vacuumed, 16, "one whole slice: {first:?}");
         let (count_before, free_before) = pages(&rusqlite::Connection::open(&db).unwrap());
         assert!(
-            free_before > 16,
-            "enough free pages for another slice: {free_before}"
+            free_before > 2 * 16,
+            "enough free pages for several slices: {free_before}"
         );
-        let second = w.run_upkeep().await.unwrap();
-        assert_eq!(second.pages_vacuumed, 16, "{second:?}");
-        let (count_after, free_after) = pages(&rusqlite::Connection::open(&db).unwrap());
-        assert_eq!(free_after, free_before - 16);
-        assert_eq!(
-            count_after,
-            count_before - 16,
-            "the file gives the pages back"
+        let first = w.run_upkeep().await.unwrap();
+        assert_eq!(first.pages_vacuumed, 16, "one whole slice: {first:?}");
+        // The writer returns the rest a slice at a time between batches, without upkeep.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (count_after, free_after) = loop {
+            let (count, free) = pages(&rusqlite::Connection::open(&db).unwrap());
+            if free == 0 || std::time::Instant::now() > deadline {
+                break (count, free);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(free_after, 0, "every free page returned");
+        assert!(
+            count_after == count_before - free_before,
+            "the file gives the pages back: {count_before} -> {count_after}"
         );
     }
 }
