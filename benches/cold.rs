@@ -17,6 +17,8 @@ use std::time::Instant;
 use tiered_storage::{AutoTieringCoordinator, Record, StorageConfig, TieringConfig};
 
 mod common;
+#[path = "cold/history.rs"]
+mod history;
 use common::{env_u64, hist, pick, print_rows, put_concurrently, record_at, us, Row, WRITERS};
 
 /// Records are stamped 120 ms apart: 10M records span about 14 days (14 day partitions).
@@ -92,6 +94,12 @@ impl PeakRss {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("BENCH_HISTORY").is_some() {
+        let dir = std::env::var_os("BENCH_DIR")
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("BENCH_HISTORY needs BENCH_DIR"))?;
+        return history::run(dir);
+    }
     let rows = env_u64("BENCH_COLD_ROWS", 10_000_000)?;
     let lookups = env_u64("BENCH_LOOKUPS", 2000)? as usize;
     let chunk = env_u64("BENCH_ARCHIVE_BACKLOG", CHUNK)?.max(1);

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::lookup::COVERING;
 use super::schema::sqlite_err;
 use super::writer::{now_ms, Command, Writer};
 use super::WarmSqliteStorage;
@@ -142,7 +141,7 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
     fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>> {
         let path = &self.inner.path;
         self.inner
-            .with_reader(|conn| query_entries(conn, path, COVERING, [id]))
+            .with_reader(|conn| super::home::candidates(conn, path, id))
     }
 
     fn archived_ids(&self, sig_hash: i64) -> Result<Vec<i64>> {
@@ -242,6 +241,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite_err("begin", path))?;
         let file_id = insert_file(&tx, path, file)?;
+        super::home::note_archived(&tx, path, file_id, rows.iter().map(|&(id, _)| id))?;
         let (mut archived, mut superseded) = (0u64, 0u64);
         {
             // Rows are deleted a run of consecutive ids at a time: no other row can sit inside
@@ -339,6 +339,9 @@ impl Writer {
             }
         }
         let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
+        if let (Some(n), Some(f)) = (new_id, file) {
+            super::home::note_compacted(&tx, path, n, (f.min_id, f.max_id), replaces)?;
+        }
         for &(f, id) in dropped {
             tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1 AND id = ?2")
                 .and_then(|mut s| s.execute([f, id]))

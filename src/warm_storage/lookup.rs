@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::catalog::query_entries;
+use super::home::candidates;
 use super::schema::sqlite_err;
 use super::{WarmRow, WarmSqliteStorage};
 use crate::catalog::{ArchivedCopy, CatalogEntry};
 use crate::error::Result;
 use crate::record::{signature_hash, Record};
 
-/// Catalogued files that cover `?1` and hold no tombstone for it.
+/// Catalogued files that cover `?1` and hold no tombstone for it (every file whose id range
+/// covers it: the fallback of [`candidates`] for unmapped files and overlong chains).
 pub(super) const COVERING: &str = "WHERE f.min_id <= ?1 AND f.max_id >= ?1 AND NOT EXISTS
      (SELECT 1 FROM cold_dead d WHERE d.file_id = f.file_id AND d.id = ?1)";
 
@@ -55,7 +56,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                 .map_err(sqlite_err("begin lookup", path))?;
             let out = match select_payload(&tx, path, id)? {
                 Some(p) => Ok(p),
-                None => Err(query_entries(&tx, path, COVERING, [id])?),
+                None => Err(candidates(&tx, path, id)?),
             };
             tx.commit().map_err(sqlite_err("end lookup", path))?;
             Ok(out)
@@ -87,7 +88,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             let out = if in_warm {
                 None
             } else {
-                Some(query_entries(&tx, path, COVERING, [id])?)
+                Some(candidates(&tx, path, id)?)
             };
             tx.commit().map_err(sqlite_err("end locate", path))?;
             Ok(out)
@@ -154,7 +155,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                     .map(|id| {
                         Ok(ArchivedCopy {
                             id,
-                            files: query_entries(&tx, path, COVERING, [id])?,
+                            files: candidates(&tx, path, id)?,
                         })
                     })
                     .collect::<Result<Vec<_>>>()?),

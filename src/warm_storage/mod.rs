@@ -9,6 +9,7 @@
 mod access;
 mod apply;
 mod catalog;
+mod home;
 mod integrity;
 mod lookup;
 mod scan;

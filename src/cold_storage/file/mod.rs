@@ -65,17 +65,22 @@ pub(crate) struct WriterOptions {
     /// Rows per data page (best effort: checked every `data_page_rows` rows written). Decides
     /// lookup speed: a lookup reads one page per column.
     pub data_page_rows: usize,
+    /// Rows per data page of the ZSTD-compressed byte-array columns: a point read decompresses
+    /// one whole page of each. At most `data_page_rows`.
+    pub string_page_rows: usize,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         use crate::config::{
-            DEFAULT_COLD_DATA_PAGE_ROWS, DEFAULT_COLD_ROW_GROUP_ROWS, DEFAULT_COLD_ZSTD_LEVEL,
+            DEFAULT_COLD_DATA_PAGE_ROWS, DEFAULT_COLD_ROW_GROUP_ROWS,
+            DEFAULT_COLD_STRING_PAGE_ROWS, DEFAULT_COLD_ZSTD_LEVEL,
         };
         Self {
             zstd_level: DEFAULT_COLD_ZSTD_LEVEL,
             row_group_rows: DEFAULT_COLD_ROW_GROUP_ROWS,
             data_page_rows: DEFAULT_COLD_DATA_PAGE_ROWS,
+            string_page_rows: DEFAULT_COLD_STRING_PAGE_ROWS,
         }
     }
 }
@@ -323,6 +328,7 @@ pub(crate) mod tests {
             zstd_level: 3,
             row_group_rows: GROUP_ROWS,
             data_page_rows: PAGE_ROWS,
+            string_page_rows: PAGE_ROWS,
         }
     }
 
