@@ -8,7 +8,9 @@
 //! (default 10000000), `BENCH_DIR` (default a fresh temp dir, removed afterwards; an existing
 //! directory that already holds the archive is reused and the fill and archival are skipped),
 //! `BENCH_LOOKUPS` (default 2000 per kind), `BENCH_ARCHIVE_BACKLOG` (records put before each
-//! archival pass, default 2500000), `BENCH_ZSTD_LEVEL` (`cold.zstd_level`, default 3).
+//! archival pass, default 2500000), `BENCH_ZSTD_LEVEL` (`cold.zstd_level`, default 3),
+//! `BENCH_BLOOM` (set: archive with a bloom filter on `transaction_signature`).
+//! `BENCH_HISTORY=1` runs the history case instead (see `benches/cold/history.rs`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -125,6 +127,9 @@ fn main() -> anyhow::Result<()> {
         .with_data_dir(&dir)
         .with_tiering(tiering);
     config.cold.zstd_level = env_u64("BENCH_ZSTD_LEVEL", config.cold.zstd_level as u64)? as i32;
+    if std::env::var_os("BENCH_BLOOM").is_some() {
+        config.cold.bloom_filter_columns = vec!["transaction_signature".into()];
+    }
     let store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
     println!("data dir: {}", dir.display());
 

@@ -345,6 +345,7 @@ mod tests {
             row_group_rows: 40,
             data_page_rows: 8,
             string_page_rows: 8,
+            ..WriterOptions::default()
         };
         let mut w = ColdFileWriter::<TransactionRecord>::create(&tmp, &opts).unwrap();
         let recs: Vec<TransactionRecord> = (0..120)

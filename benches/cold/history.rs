@@ -9,7 +9,9 @@
 //! timestamps, default 60: about 48 overlapping archival files), `BENCH_HISTORY_SECS` (seconds
 //! per cell, default 5), `BENCH_HISTORY_ROUNDS` (default 2), `BENCH_PAGE_ROWS` /
 //! `BENCH_STRING_PAGE_ROWS` (`cold.data_page_rows` / `cold.string_page_rows` when the store is
-//! built). An existing `BENCH_DIR` that holds the store and the plain file is reused.
+//! built), `BENCH_HISTORY_UNMAP` (set: once built, the store is taken back to schema v4, as the
+//! build before the id → file map left it, so every file is found by id range),
+//! `BENCH_HISTORY_PLAIN` (the plain file's path, default `BENCH_DIR/plain.sqlite3`). An existing `BENCH_DIR` that holds the store and the plain file is reused.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -212,7 +214,9 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
     let step = (days * DAY_MS / rows as i64).max(1);
     std::fs::create_dir_all(&dir)?;
     let store_dir = dir.join("store");
-    let plain = dir.join("plain.sqlite3");
+    let plain = std::env::var_os("BENCH_HISTORY_PLAIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("plain.sqlite3"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -223,7 +227,7 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
         env_u64("BENCH_PAGE_ROWS", config.cold.data_page_rows as u64)? as usize;
     config.cold.string_page_rows =
         env_u64("BENCH_STRING_PAGE_ROWS", config.cold.string_page_rows as u64)? as usize;
-    let store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
+    let mut store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config.clone()))?);
     let have = rt.block_on(store.get_stats())?.total_records;
     if have == 0 {
         let t = Instant::now();
@@ -250,6 +254,20 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
         );
         for _ in 0..4 {
             rt.block_on(store.run_warm_upkeep())?;
+        }
+        if std::env::var_os("BENCH_HISTORY_UNMAP").is_some() {
+            // The store as the build before the id → file map (schema v4) left it: every file
+            // is found by id range. Reopening migrates it back to v5 with every file unmapped.
+            rt.block_on(store.shutdown())?;
+            drop(store);
+            let conn = Connection::open(store_dir.join("warm.sqlite3"))?;
+            conn.execute_batch(
+                "DROP TABLE cold_home; DROP TABLE cold_alias; DROP INDEX cold_files_unmapped;
+                 ALTER TABLE cold_files DROP COLUMN mapped; PRAGMA user_version = 4;",
+            )?;
+            drop(conn);
+            store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
+            println!("dropped the id → file map: every file is found by id range");
         }
     } else {
         anyhow::ensure!(have == rows, "{} holds {have} records, not {rows}", store_dir.display());

@@ -199,6 +199,8 @@ impl<R: Record> ColdArchiveStorage<R> {
             row_group_rows: self.inner.cfg.row_group_rows,
             data_page_rows: self.inner.cfg.data_page_rows,
             string_page_rows: self.inner.cfg.string_page_rows.min(self.inner.cfg.data_page_rows),
+            bloom_columns: self.inner.cfg.bloom_filter_columns.clone(),
+            bloom_fpp: self.inner.cfg.bloom_filter_fpp(),
         }
     }
 

@@ -257,6 +257,28 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
             EnabledStatistics::Page,
         );
     }
+    for name in &opts.bloom_columns {
+        let mut found = false;
+        for i in 0..descr.num_columns() {
+            let path = descr.column(i).path().clone();
+            if path.parts().first() == Some(name) {
+                found = true;
+                builder = builder
+                    .set_column_bloom_filter_enabled(path.clone(), true)
+                    .set_column_bloom_filter_fpp(path.clone(), opts.bloom_fpp)
+                    .set_column_bloom_filter_max_ndv(path, opts.row_group_rows as u64);
+            }
+        }
+        if !found {
+            return Err(Error::config(
+                "cold.bloom_filter_columns",
+                format!(
+                    "{} has no column {name:?}",
+                    std::any::type_name::<R>()
+                ),
+            ));
+        }
+    }
     let leaves = leaf_plans(schema);
     if leaves.len() != descr.num_columns() {
         tracing::warn!(
@@ -601,5 +623,74 @@ mod tests {
             recs.iter().map(encoded).collect::<Vec<_>>()
         );
         assert_eq!(file.get(-6).unwrap(), None);
+    }
+
+    /// `bloom_columns` gives each row group a bloom filter on that column, which outside
+    /// readers can find and which holds every value; the file still checks and reads as ours.
+    #[test]
+    fn cold_storage_bloom_filter_on_the_signature_column() {
+        use parquet::file::properties::ReaderProperties;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(3_000);
+        let opts = WriterOptions {
+            bloom_columns: vec!["transaction_signature".into()],
+            ..small_pages()
+        };
+        let (path, _) = write(dir.path(), "bloom.parquet", &recs, &opts);
+        let reader = SerializedFileReader::new_with_options(
+            std::fs::File::open(&path).unwrap(),
+            ReadOptionsBuilder::new()
+                .with_reader_properties(
+                    ReaderProperties::builder()
+                        .set_read_bloom_filter(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .unwrap();
+        let md = reader.metadata();
+        let leaf = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == "transaction_signature")
+            .unwrap();
+        let mut next = 0;
+        for g in 0..md.num_row_groups() {
+            let rows = md.row_group(g).num_rows() as usize;
+            let rg = reader.get_row_group(g).unwrap();
+            let bloom = rg.get_column_bloom_filter(leaf).expect("a bloom filter");
+            for sig in recs[next..next + rows]
+                .iter()
+                .filter_map(|r| r.transaction_signature.as_deref())
+            {
+                assert!(bloom.check(&sig));
+            }
+            next += rows;
+            assert!(rg.get_column_bloom_filter(0).is_none(), "only the named column");
+        }
+        let sums = ColdFile::<TransactionRecord>::open(&path)
+            .unwrap()
+            .compute_sums()
+            .unwrap();
+        let file = ColdFile::<TransactionRecord>::open_at(
+            crate::cold_storage::store::FileRef::local(&path),
+            Some(&sums),
+        )
+        .unwrap();
+        file.check_pages().unwrap();
+        assert_eq!(file.get(recs[1_234].id.unwrap()).unwrap().as_ref(), Some(&recs[1_234]));
+
+        let bad = WriterOptions {
+            bloom_columns: vec!["no_such_column".into()],
+            ..small_pages()
+        };
+        let tmp = dir.path().join("bad.tmp");
+        let err = ColdFileWriter::<TransactionRecord>::create(&tmp, &bad).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+        assert!(!tmp.exists());
     }
 }
