@@ -729,7 +729,10 @@ async fn cold_storage_a_store_from_before_the_home_map_opens_and_reads() {
     let store = open(config(dir.path())).await;
     check(&store, &model).await;
     let before = mapped(&db);
-    assert!(!before.is_empty() && before.iter().all(|&(_, m)| !m), "{before:?}");
+    assert!(
+        !before.is_empty() && before.iter().all(|&(_, m)| !m),
+        "{before:?}"
+    );
     // New archival files are mapped; the old ones keep being found by range.
     model.extend(fill(&store, 300..600).await);
     store.archive_older_than(i64::MAX).await.unwrap();

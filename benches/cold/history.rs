@@ -164,7 +164,12 @@ struct Cell {
 }
 
 /// `k` tasks reading uniform random ids for `secs` seconds.
-fn run_cell<F, Fut>(rt: &tokio::runtime::Runtime, k: usize, secs: u64, read: F) -> anyhow::Result<Cell>
+fn run_cell<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    k: usize,
+    secs: u64,
+    read: F,
+) -> anyhow::Result<Cell>
 where
     F: Fn(i64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<bool>> + Send,
@@ -176,7 +181,8 @@ where
         .map(|t| {
             let (read, stop) = (Arc::clone(&read), Arc::clone(&stop));
             rt.spawn(async move {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+                let mut rng =
+                    Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
                 let mut h = hist();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -225,8 +231,10 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
     // Page sizes only matter when the store is built (archival writes the files).
     config.cold.data_page_rows =
         env_u64("BENCH_PAGE_ROWS", config.cold.data_page_rows as u64)? as usize;
-    config.cold.string_page_rows =
-        env_u64("BENCH_STRING_PAGE_ROWS", config.cold.string_page_rows as u64)? as usize;
+    config.cold.string_page_rows = env_u64(
+        "BENCH_STRING_PAGE_ROWS",
+        config.cold.string_page_rows as u64,
+    )? as usize;
     let mut store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config.clone()))?);
     let have = rt.block_on(store.get_stats())?.total_records;
     if have == 0 {
@@ -241,7 +249,10 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
             .collect();
         rt.block_on(put_concurrently(&store, dealt))?;
         rt.block_on(store.run_warm_upkeep())?;
-        println!("put {rows} records with shuffled timestamps over {days} days in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "put {rows} records with shuffled timestamps over {days} days in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         // The oldest 80% by timestamp: spread over the whole id range.
         let cutoff = BASE_MS + (rows * 8 / 10) as i64 * step;
         let t = Instant::now();
@@ -270,7 +281,11 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
             println!("dropped the id → file map: every file is found by id range");
         }
     } else {
-        anyhow::ensure!(have == rows, "{} holds {have} records, not {rows}", store_dir.display());
+        anyhow::ensure!(
+            have == rows,
+            "{} holds {have} records, not {rows}",
+            store_dir.display()
+        );
     }
     if !plain.exists() {
         let t = Instant::now();
@@ -293,7 +308,14 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
         plain_bytes as f64 / 1048576.0,
         store_bytes as f64 / plain_bytes as f64,
     );
-    for table in ["records", "sig_index", "cold_home", "cold_alias", "cold_dead", "access"] {
+    for table in [
+        "records",
+        "sig_index",
+        "cold_home",
+        "cold_alias",
+        "cold_dead",
+        "access",
+    ] {
         if let Some(b) = table_bytes(&warm_db, table) {
             println!(
                 "  warm table {table}: {:.1} MiB = {:.1} bytes per archived record",
@@ -306,7 +328,16 @@ pub fn run(dir: PathBuf) -> anyhow::Result<()> {
     let n = rows;
     println!(
         "\n{:<8} {:>4} {:>10} {:>9} {:>9} {:>9}   {:>10} {:>9} {:>9}   {:>7}",
-        "round", "K", "store/s", "p50 µs", "p99 µs", "max µs", "plain/s", "p50 µs", "p99 µs", "ratio"
+        "round",
+        "K",
+        "store/s",
+        "p50 µs",
+        "p99 µs",
+        "max µs",
+        "plain/s",
+        "p50 µs",
+        "p99 µs",
+        "ratio"
     );
     for round in 0..rounds {
         for k in [1usize, 16] {

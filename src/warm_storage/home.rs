@@ -67,7 +67,10 @@ pub(super) fn candidates(conn: &Connection, path: &Path, id: i64) -> Result<Vec<
                 "SELECT to_file, max_id FROM cold_alias WHERE file_id = ?1 AND min_id <= ?2
                  ORDER BY min_id DESC LIMIT 1",
             )
-            .and_then(|mut s| s.query_row([file, id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .and_then(|mut s| {
+                s.query_row([file, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(err())?;
         match next {
             Some((to, max_id)) if max_id >= id => file = to,

@@ -272,10 +272,7 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
         if !found {
             return Err(Error::config(
                 "cold.bloom_filter_columns",
-                format!(
-                    "{} has no column {name:?}",
-                    std::any::type_name::<R>()
-                ),
+                format!("{} has no column {name:?}", std::any::type_name::<R>()),
             ));
         }
     }
@@ -670,7 +667,10 @@ mod tests {
                 assert!(bloom.check(&sig));
             }
             next += rows;
-            assert!(rg.get_column_bloom_filter(0).is_none(), "only the named column");
+            assert!(
+                rg.get_column_bloom_filter(0).is_none(),
+                "only the named column"
+            );
         }
         let sums = ColdFile::<TransactionRecord>::open(&path)
             .unwrap()
@@ -682,7 +682,10 @@ mod tests {
         )
         .unwrap();
         file.check_pages().unwrap();
-        assert_eq!(file.get(recs[1_234].id.unwrap()).unwrap().as_ref(), Some(&recs[1_234]));
+        assert_eq!(
+            file.get(recs[1_234].id.unwrap()).unwrap().as_ref(),
+            Some(&recs[1_234])
+        );
 
         let bad = WriterOptions {
             bloom_columns: vec!["no_such_column".into()],
