@@ -9,7 +9,8 @@
 //! directory that already holds the archive is reused and the fill and archival are skipped),
 //! `BENCH_LOOKUPS` (default 2000 per kind), `BENCH_ARCHIVE_BACKLOG` (records put before each
 //! archival pass, default 2500000), `BENCH_ZSTD_LEVEL` (`cold.zstd_level`, default 3),
-//! `BENCH_BLOOM` (set: archive with a bloom filter on `transaction_signature`).
+//! `BENCH_BLOOM` (set: archive with a bloom filter on `transaction_signature`),
+//! `BENCH_STRING_PAGE_ROWS` (`cold.string_page_rows` when archiving).
 //! `BENCH_HISTORY=1` runs the history case instead (see `benches/cold/history.rs`).
 
 use std::io::Write;
@@ -127,6 +128,10 @@ fn main() -> anyhow::Result<()> {
         .with_data_dir(&dir)
         .with_tiering(tiering);
     config.cold.zstd_level = env_u64("BENCH_ZSTD_LEVEL", config.cold.zstd_level as u64)? as i32;
+    config.cold.string_page_rows = env_u64(
+        "BENCH_STRING_PAGE_ROWS",
+        config.cold.string_page_rows as u64,
+    )? as usize;
     if std::env::var_os("BENCH_BLOOM").is_some() {
         config.cold.bloom_filter_columns = vec!["transaction_signature".into()];
     }
