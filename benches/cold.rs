@@ -8,7 +8,10 @@
 //! (default 10000000), `BENCH_DIR` (default a fresh temp dir, removed afterwards; an existing
 //! directory that already holds the archive is reused and the fill and archival are skipped),
 //! `BENCH_LOOKUPS` (default 2000 per kind), `BENCH_ARCHIVE_BACKLOG` (records put before each
-//! archival pass, default 2500000), `BENCH_ZSTD_LEVEL` (`cold.zstd_level`, default 3).
+//! archival pass, default 2500000), `BENCH_ZSTD_LEVEL` (`cold.zstd_level`, default 3),
+//! `BENCH_BLOOM` (set: archive with a bloom filter on `transaction_signature`),
+//! `BENCH_STRING_PAGE_ROWS` (`cold.string_page_rows` when archiving).
+//! `BENCH_HISTORY=1` runs the history case instead (see `benches/cold/history.rs`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use std::time::Instant;
 use tiered_storage::{AutoTieringCoordinator, Record, StorageConfig, TieringConfig};
 
 mod common;
+#[path = "cold/history.rs"]
+mod history;
 use common::{env_u64, hist, pick, print_rows, put_concurrently, record_at, us, Row, WRITERS};
 
 /// Records are stamped 120 ms apart: 10M records span about 14 days (14 day partitions).
@@ -92,6 +97,12 @@ impl PeakRss {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("BENCH_HISTORY").is_some() {
+        let dir = std::env::var_os("BENCH_DIR")
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("BENCH_HISTORY needs BENCH_DIR"))?;
+        return history::run(dir);
+    }
     let rows = env_u64("BENCH_COLD_ROWS", 10_000_000)?;
     let lookups = env_u64("BENCH_LOOKUPS", 2000)? as usize;
     let chunk = env_u64("BENCH_ARCHIVE_BACKLOG", CHUNK)?.max(1);
@@ -117,6 +128,13 @@ fn main() -> anyhow::Result<()> {
         .with_data_dir(&dir)
         .with_tiering(tiering);
     config.cold.zstd_level = env_u64("BENCH_ZSTD_LEVEL", config.cold.zstd_level as u64)? as i32;
+    config.cold.string_page_rows = env_u64(
+        "BENCH_STRING_PAGE_ROWS",
+        config.cold.string_page_rows as u64,
+    )? as usize;
+    if std::env::var_os("BENCH_BLOOM").is_some() {
+        config.cold.bloom_filter_columns = vec!["transaction_signature".into()];
+    }
     let store = Arc::new(rt.block_on(AutoTieringCoordinator::new(config))?);
     println!("data dir: {}", dir.display());
 

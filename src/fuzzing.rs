@@ -344,6 +344,8 @@ mod tests {
             zstd_level: 1,
             row_group_rows: 40,
             data_page_rows: 8,
+            string_page_rows: 8,
+            ..WriterOptions::default()
         };
         let mut w = ColdFileWriter::<TransactionRecord>::create(&tmp, &opts).unwrap();
         let recs: Vec<TransactionRecord> = (0..120)

@@ -693,3 +693,70 @@ async fn cold_storage_file_names_are_never_reused() {
     }
     assert!(!dir.path().join("cold").join(&newest.path).exists());
 }
+
+/// A store written before the id → file map (schema v4: no `cold_home`, `cold_alias` or
+/// `cold_files.mapped`) opens, migrates, and serves its archived records by id range; files
+/// archived after the migration are mapped, and a compaction mixing both kinds yields an
+/// unmapped file that is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_storage_a_store_from_before_the_home_map_opens_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(config(dir.path())).await;
+    let mut model = fill(&store, 0..300).await;
+    store.archive_older_than(i64::MAX).await.unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
+    let db = dir.path().join("warm.sqlite3");
+    {
+        // Back to v5, as a store written by the previous build.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DROP TABLE cold_home; DROP TABLE cold_alias; DROP INDEX cold_files_unmapped;
+             ALTER TABLE cold_files DROP COLUMN mapped; PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    let mapped = |db: &Path| -> Vec<(i64, bool)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut s = conn
+            .prepare("SELECT file_id, mapped FROM cold_files ORDER BY file_id")
+            .unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let store = open(config(dir.path())).await;
+    check(&store, &model).await;
+    let before = mapped(&db);
+    assert!(
+        !before.is_empty() && before.iter().all(|&(_, m)| !m),
+        "{before:?}"
+    );
+    // New archival files are mapped; the old ones keep being found by range.
+    model.extend(fill(&store, 300..600).await);
+    store.archive_older_than(i64::MAX).await.unwrap();
+    store.hot_tier().clear();
+    check(&store, &model).await;
+    let after = mapped(&db);
+    assert!(after.iter().any(|&(_, m)| m), "{after:?}");
+    // Updates and removes of records in both kinds of file, then compaction of everything.
+    let ids: Vec<i64> = model.keys().copied().collect();
+    for &id in [ids[5], ids[400]].iter() {
+        let mut r = model[&id].clone();
+        r.actual_outcome = Outcome::Profit(1.0);
+        store.update(&r).await.unwrap();
+        model.insert(id, r);
+    }
+    for &id in [ids[6], ids[401]].iter() {
+        store.remove(id).await.unwrap();
+        model.remove(&id);
+    }
+    store.archive_older_than(i64::MAX).await.unwrap();
+    store.compact_now().await.unwrap();
+    store.hot_tier().clear();
+    check(&store, &model).await;
+    drop(store);
+    let store = open(config(dir.path())).await;
+    check(&store, &model).await;
+}

@@ -198,6 +198,13 @@ impl<R: Record> ColdArchiveStorage<R> {
             zstd_level: self.inner.cfg.zstd_level,
             row_group_rows: self.inner.cfg.row_group_rows,
             data_page_rows: self.inner.cfg.data_page_rows,
+            string_page_rows: self
+                .inner
+                .cfg
+                .string_page_rows
+                .min(self.inner.cfg.data_page_rows),
+            bloom_columns: self.inner.cfg.bloom_filter_columns.clone(),
+            bloom_fpp: self.inner.cfg.bloom_filter_fpp(),
         }
     }
 

@@ -15,6 +15,17 @@ pub const DEFAULT_COLD_ROW_GROUP_ROWS: usize = 131_072;
 /// Default: 1,024 rows per data page (small pages make point reads fast: measured 0.7 ms p95 at
 /// 10M rows against 2.5 ms for 8k-row pages).
 pub const DEFAULT_COLD_DATA_PAGE_ROWS: usize = 1024;
+/// Default: 128 rows per data page of the ZSTD-compressed string columns (signatures,
+/// mints, creators, messages). A point read decompresses one whole page of each: at 1,024
+/// rows that was ~90 KiB for the signatures alone. The other columns keep
+/// [`DEFAULT_COLD_DATA_PAGE_ROWS`]: they decode cheaply, and every page costs an entry in the
+/// resident page index.
+pub const DEFAULT_COLD_STRING_PAGE_ROWS: usize = 128;
+/// Default: no Parquet bloom filters. Our own lookups never read them (ids go through the
+/// page index, signatures through `sig_index`); they only help outside readers such as DuckDB.
+pub const DEFAULT_COLD_BLOOM_FILTER_COLUMNS: &[&str] = &[];
+/// False-positive rate of the bloom filters of `cold.bloom_filter_columns`.
+const BLOOM_FILTER_FPP: f64 = 0.01;
 /// Default: 8,192 warm rows read per archival step (keyset pagination by id).
 pub const DEFAULT_COLD_ARCHIVE_BATCH_ROWS: usize = 8192;
 /// Default: 4 day partitions written at once by one archival pass.
@@ -40,6 +51,13 @@ pub struct ColdConfig {
     pub row_group_rows: usize,
     /// Rows per data page. Default: [`DEFAULT_COLD_DATA_PAGE_ROWS`].
     pub data_page_rows: usize,
+    /// Rows per data page of the ZSTD-compressed string and binary columns (capped at
+    /// `data_page_rows`). Default: [`DEFAULT_COLD_STRING_PAGE_ROWS`].
+    pub string_page_rows: usize,
+    /// Top-level columns that get a Parquet bloom filter per row group (sized for the row
+    /// group's rows at a 1% false-positive rate), for outside readers' equality filters, e.g.
+    /// `["transaction_signature"]`. Default: none ([`DEFAULT_COLD_BLOOM_FILTER_COLUMNS`]).
+    pub bloom_filter_columns: Vec<String>,
     /// Warm rows read per archival step. Default: [`DEFAULT_COLD_ARCHIVE_BATCH_ROWS`].
     pub archive_batch_rows: usize,
     /// Day partitions one archival pass writes at once; more days close the fullest file
@@ -67,6 +85,11 @@ impl Default for ColdConfig {
             target_file_mib: DEFAULT_COLD_TARGET_FILE_MIB,
             row_group_rows: DEFAULT_COLD_ROW_GROUP_ROWS,
             data_page_rows: DEFAULT_COLD_DATA_PAGE_ROWS,
+            string_page_rows: DEFAULT_COLD_STRING_PAGE_ROWS,
+            bloom_filter_columns: DEFAULT_COLD_BLOOM_FILTER_COLUMNS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
             archive_batch_rows: DEFAULT_COLD_ARCHIVE_BATCH_ROWS,
             max_open_partitions: DEFAULT_COLD_MAX_OPEN_PARTITIONS,
             metadata_cache_mib: DEFAULT_COLD_METADATA_CACHE_MIB,
@@ -98,6 +121,12 @@ impl ColdConfig {
             return Err(Error::config(
                 "cold.data_page_rows",
                 "must be between 64 and 1048576",
+            ));
+        }
+        if !(16..=1 << 20).contains(&self.string_page_rows) {
+            return Err(Error::config(
+                "cold.string_page_rows",
+                "must be between 16 and 1048576",
             ));
         }
         if !(1..=1 << 20).contains(&self.archive_batch_rows) {
@@ -133,6 +162,11 @@ impl ColdConfig {
             }
         }
         Ok(())
+    }
+
+    /// The false-positive rate of the bloom filters.
+    pub(crate) fn bloom_filter_fpp(&self) -> f64 {
+        BLOOM_FILTER_FPP
     }
 
     /// The target file size in bytes.

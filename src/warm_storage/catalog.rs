@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::lookup::COVERING;
 use super::schema::sqlite_err;
 use super::writer::{now_ms, Command, Writer};
 use super::WarmSqliteStorage;
@@ -148,7 +147,7 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
     fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>> {
         let path = &self.inner.path;
         self.inner
-            .with_reader(|conn| query_entries(conn, path, COVERING, [id]))
+            .with_reader(|conn| super::home::candidates(conn, path, id))
     }
 
     fn archived_ids(&self, sig_hash: i64) -> Result<Vec<i64>> {
@@ -288,6 +287,8 @@ impl Writer {
             return Ok(None);
         }
         let (mut archived, mut superseded) = (0u64, 0u64);
+        // Ids whose warm row this step deletes: their home becomes this file.
+        let mut settled: Vec<i64> = Vec::with_capacity(rows.len());
         // `(sig_hash, id)` of deleted rows above the signature watermark, now in `sig_index`.
         let mut moved: Vec<(i64, i64)> = Vec::new();
         {
@@ -358,6 +359,7 @@ impl Writer {
                 for &(id, rev) in run {
                     if current.get(&id) == Some(&rev) {
                         start.get_or_insert(id);
+                        settled.push(id);
                         continue;
                     }
                     if let Some(lo) = start.take() {
@@ -372,6 +374,9 @@ impl Writer {
                 i = j;
             }
         }
+        // Their home is this file from this commit on (`home.rs`): a lookup reads this file
+        // only, not every file whose range covers them.
+        super::home::note_archived(&tx, path, file_id, settled)?;
         // The file now serves the rows just settled (and, at the end, all of them).
         let upto = match (last, rows.last()) {
             (true, _) | (false, None) => i64::MAX,
@@ -466,6 +471,9 @@ impl Writer {
             }
         }
         let new_id = file.map(|f| insert_file(&tx, path, f)).transpose()?;
+        if let (Some(n), Some(f)) = (new_id, file) {
+            super::home::note_compacted(&tx, path, n, (f.min_id, f.max_id), replaces)?;
+        }
         for &(f, id) in dropped {
             tx.prepare_cached("DELETE FROM cold_dead WHERE file_id = ?1 AND id = ?2")
                 .and_then(|mut s| s.execute([f, id]))

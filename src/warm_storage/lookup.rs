@@ -6,17 +6,18 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::catalog::query_entries;
+use super::home::candidates;
 use super::schema::sqlite_err;
 use super::{WarmRow, WarmSqliteStorage};
 use crate::catalog::{ArchivedCopy, CatalogEntry};
 use crate::error::Result;
 use crate::record::{signature_hash, Record};
 
-/// Catalogued files that serve `?1` and hold no tombstone for it. A file serves an id it
-/// covers once it is settled through it: above its settled-through id an archival has not yet
-/// decided between the copy and the warm row, and the warm row (or its absence: a remove)
-/// is authoritative.
+/// Catalogued files that serve `?1` and hold no tombstone for it (every file whose id range
+/// covers it: the fallback of [`candidates`](super::home::candidates) for unmapped files and
+/// overlong chains). A file serves an id it covers once it is settled through it: above its
+/// settled-through id an archival has not yet decided between the copy and the warm row, and
+/// the warm row (or its absence: a remove) is authoritative.
 pub(super) const COVERING: &str = "WHERE f.min_id <= ?1 AND f.max_id >= ?1
      AND f.settled_upto >= ?1 AND NOT EXISTS
      (SELECT 1 FROM cold_dead d WHERE d.file_id = f.file_id AND d.id = ?1)";
@@ -59,7 +60,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                 .map_err(sqlite_err("begin lookup", path))?;
             let out = match select_payload(&tx, path, id)? {
                 Some(p) => Ok(p),
-                None => Err(query_entries(&tx, path, COVERING, [id])?),
+                None => Err(candidates(&tx, path, id)?),
             };
             tx.commit().map_err(sqlite_err("end lookup", path))?;
             Ok(out)
@@ -91,7 +92,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             let out = if in_warm {
                 None
             } else {
-                Some(query_entries(&tx, path, COVERING, [id])?)
+                Some(candidates(&tx, path, id)?)
             };
             tx.commit().map_err(sqlite_err("end locate", path))?;
             Ok(out)
@@ -159,7 +160,7 @@ impl<R: Record> WarmSqliteStorage<R> {
                     .map(|id| {
                         Ok(ArchivedCopy {
                             id,
-                            files: query_entries(&tx, path, COVERING, [id])?,
+                            files: candidates(&tx, path, id)?,
                         })
                     })
                     .collect::<Result<Vec<_>>>()?),

@@ -10,6 +10,7 @@ mod access;
 mod apply;
 mod catalog;
 mod checkpoint;
+mod home;
 mod integrity;
 mod lookup;
 mod scan;

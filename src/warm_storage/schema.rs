@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Page size of a new database. Existing databases keep theirs.
 ///
@@ -116,6 +116,22 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE cold_files ADD COLUMN settled_upto INTEGER NOT NULL DEFAULT 9223372036854775807;
      ALTER TABLE cold_files ADD COLUMN settle_left INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE cold_files ADD COLUMN settle BLOB;",
+    // v6: where archived records live, on disk (`home.rs`): `cold_home` maps an archived id to
+    // the archival file it was last written to, `cold_alias` maps a compacted file to its
+    // output over the output's id range, and `cold_files.mapped` says whether every row of a
+    // file is reachable that way. Files catalogued before v6 are unmapped and are found by id
+    // range as before; a point read of a mapped file's record reads one file, not every file
+    // whose range covers the id.
+    "CREATE TABLE cold_home (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL);
+     CREATE TABLE cold_alias (
+        file_id INTEGER NOT NULL,
+        min_id  INTEGER NOT NULL,
+        max_id  INTEGER NOT NULL,
+        to_file INTEGER NOT NULL,
+        PRIMARY KEY (file_id, min_id)
+     ) WITHOUT ROWID;
+     ALTER TABLE cold_files ADD COLUMN mapped INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX cold_files_unmapped ON cold_files(min_id) WHERE mapped = 0;",
 ];
 
 pub(crate) fn sqlite_err<'a>(

@@ -56,7 +56,7 @@ pub(crate) const FORMAT_VERSION_KEY: &str = "tiered_storage.format_version";
 pub(crate) const RECORD_TYPE_KEY: &str = "tiered_storage.record_type";
 
 /// How a cold file is written (from `ColdConfig`, whose defaults explain the choices).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WriterOptions {
     /// ZSTD level (1–22) of string and binary columns.
     pub zstd_level: i32,
@@ -65,17 +65,27 @@ pub(crate) struct WriterOptions {
     /// Rows per data page (best effort: checked every `data_page_rows` rows written). Decides
     /// lookup speed: a lookup reads one page per column.
     pub data_page_rows: usize,
+    /// Rows per data page of the ZSTD-compressed byte-array columns: a point read decompresses
+    /// one whole page of each. At most `data_page_rows`.
+    pub string_page_rows: usize,
+    /// Top-level columns that get a bloom filter per row group, at this false-positive rate.
+    pub bloom_columns: Vec<String>,
+    pub bloom_fpp: f64,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         use crate::config::{
-            DEFAULT_COLD_DATA_PAGE_ROWS, DEFAULT_COLD_ROW_GROUP_ROWS, DEFAULT_COLD_ZSTD_LEVEL,
+            DEFAULT_COLD_DATA_PAGE_ROWS, DEFAULT_COLD_ROW_GROUP_ROWS,
+            DEFAULT_COLD_STRING_PAGE_ROWS, DEFAULT_COLD_ZSTD_LEVEL,
         };
         Self {
             zstd_level: DEFAULT_COLD_ZSTD_LEVEL,
             row_group_rows: DEFAULT_COLD_ROW_GROUP_ROWS,
             data_page_rows: DEFAULT_COLD_DATA_PAGE_ROWS,
+            string_page_rows: DEFAULT_COLD_STRING_PAGE_ROWS,
+            bloom_columns: Vec::new(),
+            bloom_fpp: 0.01,
         }
     }
 }
@@ -323,6 +333,8 @@ pub(crate) mod tests {
             zstd_level: 3,
             row_group_rows: GROUP_ROWS,
             data_page_rows: PAGE_ROWS,
+            string_page_rows: PAGE_ROWS,
+            ..WriterOptions::default()
         }
     }
 

@@ -216,6 +216,9 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
     if opts.data_page_rows == 0 {
         return Err(Error::config("cold.data_page_rows", "must be at least 1"));
     }
+    if opts.string_page_rows == 0 {
+        return Err(Error::config("cold.string_page_rows", "must be at least 1"));
+    }
     let descr = ArrowSchemaConverter::new()
         .convert(schema)
         .map_err(|e| Error::Codec {
@@ -231,8 +234,8 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_data_page_row_count_limit(opts.data_page_rows)
-        // The page row limit is only checked between write batches.
-        .set_write_batch_size(opts.data_page_rows)
+        // Page row limits are only checked between write batches.
+        .set_write_batch_size(opts.data_page_rows.min(opts.string_page_rows))
         .set_max_row_group_row_count(Some(opts.row_group_rows))
         .set_offset_index_disabled(false)
         .set_sorting_columns(Some(vec![SortingColumn {
@@ -254,6 +257,25 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
             EnabledStatistics::Page,
         );
     }
+    for name in &opts.bloom_columns {
+        let mut found = false;
+        for i in 0..descr.num_columns() {
+            let path = descr.column(i).path().clone();
+            if path.parts().first() == Some(name) {
+                found = true;
+                builder = builder
+                    .set_column_bloom_filter_enabled(path.clone(), true)
+                    .set_column_bloom_filter_fpp(path.clone(), opts.bloom_fpp)
+                    .set_column_bloom_filter_max_ndv(path, opts.row_group_rows as u64);
+            }
+        }
+        if !found {
+            return Err(Error::config(
+                "cold.bloom_filter_columns",
+                format!("{} has no column {name:?}", std::any::type_name::<R>()),
+            ));
+        }
+    }
     let leaves = leaf_plans(schema);
     if leaves.len() != descr.num_columns() {
         tracing::warn!(
@@ -271,7 +293,9 @@ fn writer_properties<R: Record>(schema: &Schema, opts: &WriterOptions) -> Result
                 .set_column_dictionary_enabled(path.clone(), true)
                 .set_column_compression(path, Compression::UNCOMPRESSED);
         } else if is_byte_array(&leaf.data_type) {
-            // Strings and blobs: the only leaves where ZSTD pays (base58 alone saves ~25%).
+            // Strings and blobs: the only leaves where ZSTD pays (base58 alone saves ~25%). A
+            // point read decompresses a whole page of each, so their pages are short.
+            builder = builder.set_column_data_page_row_count_limit(path, opts.string_page_rows);
         } else if is_integer_like(&leaf.data_type) {
             // Ids, timestamps, slots: deltas are small, so delta encoding alone is compact.
             builder = builder
@@ -596,5 +620,80 @@ mod tests {
             recs.iter().map(encoded).collect::<Vec<_>>()
         );
         assert_eq!(file.get(-6).unwrap(), None);
+    }
+
+    /// `bloom_columns` gives each row group a bloom filter on that column, which outside
+    /// readers can find and which holds every value; the file still checks and reads as ours.
+    #[test]
+    fn cold_storage_bloom_filter_on_the_signature_column() {
+        use parquet::file::properties::ReaderProperties;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(3_000);
+        let opts = WriterOptions {
+            bloom_columns: vec!["transaction_signature".into()],
+            ..small_pages()
+        };
+        let (path, _) = write(dir.path(), "bloom.parquet", &recs, &opts);
+        let reader = SerializedFileReader::new_with_options(
+            std::fs::File::open(&path).unwrap(),
+            ReadOptionsBuilder::new()
+                .with_reader_properties(
+                    ReaderProperties::builder()
+                        .set_read_bloom_filter(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .unwrap();
+        let md = reader.metadata();
+        let leaf = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == "transaction_signature")
+            .unwrap();
+        let mut next = 0;
+        for g in 0..md.num_row_groups() {
+            let rows = md.row_group(g).num_rows() as usize;
+            let rg = reader.get_row_group(g).unwrap();
+            let bloom = rg.get_column_bloom_filter(leaf).expect("a bloom filter");
+            for sig in recs[next..next + rows]
+                .iter()
+                .filter_map(|r| r.transaction_signature.as_deref())
+            {
+                assert!(bloom.check(&sig));
+            }
+            next += rows;
+            assert!(
+                rg.get_column_bloom_filter(0).is_none(),
+                "only the named column"
+            );
+        }
+        let sums = ColdFile::<TransactionRecord>::open(&path)
+            .unwrap()
+            .compute_sums()
+            .unwrap();
+        let file = ColdFile::<TransactionRecord>::open_at(
+            crate::cold_storage::store::FileRef::local(&path),
+            Some(&sums),
+        )
+        .unwrap();
+        file.check_pages().unwrap();
+        assert_eq!(
+            file.get(recs[1_234].id.unwrap()).unwrap().as_ref(),
+            Some(&recs[1_234])
+        );
+
+        let bad = WriterOptions {
+            bloom_columns: vec!["no_such_column".into()],
+            ..small_pages()
+        };
+        let tmp = dir.path().join("bad.tmp");
+        let err = ColdFileWriter::<TransactionRecord>::create(&tmp, &bad).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+        assert!(!tmp.exists());
     }
 }
