@@ -121,14 +121,15 @@ impl Sys {
         })
     }
 
-    /// Read record `id` and apply `f` to it, borrowed (the moka store hands out its `Arc`).
+    /// Read record `id` and apply `f` to it, borrowed (this store's `get_shared` and the moka
+    /// store hand out an `Arc`).
     pub async fn read_with<T>(
         &self,
         id: i64,
         f: impl FnOnce(&TransactionRecord) -> T,
     ) -> Result<Option<T>> {
         Ok(match self {
-            Sys::Ours(s) => s.get(id).await?.as_ref().map(f),
+            Sys::Ours(s) => s.get_shared(id).await?.as_deref().map(f),
             Sys::Sqlite(s) => s.get(id)?.as_ref().map(f),
             Sys::MokaSqlite(s) => s.get(id)?.as_deref().map(f),
             Sys::Redb(s) => s.get(id)?.as_ref().map(f),
@@ -153,7 +154,7 @@ impl Sys {
         f: impl FnOnce(&TransactionRecord) -> T,
     ) -> Result<Option<T>> {
         Ok(match self {
-            Sys::Ours(s) => s.get_by_signature(signature).await?.as_ref().map(f),
+            Sys::Ours(s) => s.get_by_signature_shared(signature).await?.as_deref().map(f),
             Sys::Sqlite(s) => s.get_by_signature(signature)?.as_ref().map(f),
             Sys::MokaSqlite(s) => s.get_by_signature(signature)?.as_deref().map(f),
             Sys::Redb(s) => s.get_by_signature(signature)?.as_ref().map(f),
