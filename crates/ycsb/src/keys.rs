@@ -123,9 +123,13 @@ mod tests {
             counts[z.next(&mut rng) as usize] += 1;
         }
         counts.sort_unstable_by(|a, b| b.cmp(a));
-        // The ten most popular keys of a 0.99 zipfian draw far more than 1% of the picks.
+        // YCSB's scrambled zipfian gives its ten most popular ranks H(10) / zeta ≈ 2.93 / 26.47
+        // ≈ 11% of the picks (uniform keys would give 1%).
         let top: u32 = counts[..10].iter().sum();
-        assert!(top > 20_000, "top 10 keys: {top} of 100000");
+        assert!(
+            (9_000..16_000).contains(&top),
+            "top 10 keys: {top} of 100000"
+        );
         let latest = Zipf::new(1000, THETA);
         assert!((0..10_000).all(|_| latest.next(&mut rng) < 1000));
     }

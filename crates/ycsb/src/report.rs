@@ -62,14 +62,19 @@ pub fn markdown(rep: &RunReport, args: &Args) -> String {
         } else {
             "batched transactions"
         };
+        let rate = if l.copied_from.is_some() {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", l.records as f64 / l.secs)
+        };
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {:.1} | {:.0} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {} | {:.1} |",
             l.system,
             how,
             l.records,
             l.secs,
-            l.records as f64 / l.secs,
+            rate,
             l.growth() as f64 / MIB
         );
     }
