@@ -154,7 +154,11 @@ impl Sys {
         f: impl FnOnce(&TransactionRecord) -> T,
     ) -> Result<Option<T>> {
         Ok(match self {
-            Sys::Ours(s) => s.get_by_signature_shared(signature).await?.as_deref().map(f),
+            Sys::Ours(s) => s
+                .get_by_signature_shared(signature)
+                .await?
+                .as_deref()
+                .map(f),
             Sys::Sqlite(s) => s.get_by_signature(signature)?.as_ref().map(f),
             Sys::MokaSqlite(s) => s.get_by_signature(signature)?.as_deref().map(f),
             Sys::Redb(s) => s.get_by_signature(signature)?.as_ref().map(f),
