@@ -34,8 +34,9 @@ pub const DEFAULT_WARM_SIGNATURE_MERGE_THRESHOLD: usize = 262_144;
 /// Default: 100 µs, the longest a group commit waits for more writes when writers are
 /// concurrent (it closes sooner once 25 µs pass with no new write).
 pub const DEFAULT_WARM_GROUP_COMMIT_WINDOW_US: u64 = 100;
-/// Default: 256 pages (4 MiB) released per incremental-vacuum step.
-pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 256;
+/// Default: 1,024 pages (4 MiB with the default 4 KiB pages) released per incremental-vacuum
+/// step.
+pub const DEFAULT_WARM_VACUUM_PAGES: u32 = 1024;
 /// Default: 512 archived rows settled (warm row deleted or cold copy tombstoned) per writer
 /// transaction. Measured here: about 1 ms per step, so a put waits at most that long behind
 /// archival.
