@@ -163,6 +163,23 @@ pub(super) struct SettleJob {
 }
 
 impl SettleJob {
+    /// A file's settling from its first row; `reply` answers the archival pass (none when
+    /// recovery resumes it).
+    fn new(
+        file_id: i64,
+        rows: Vec<(i64, i64)>,
+        reply: Option<oneshot::Sender<Result<ArchiveAck>>>,
+    ) -> Self {
+        Self {
+            file_id,
+            rows,
+            next: 0,
+            archived: 0,
+            superseded: 0,
+            reply,
+        }
+    }
+
     fn answer(self) {
         if let Some(reply) = self.reply {
             let _ = reply.send(Ok(ArchiveAck {
@@ -268,14 +285,7 @@ impl Writer {
                     rows = rows.len(),
                     "resuming an archival's settling"
                 );
-                self.settling.push_back(SettleJob {
-                    file_id,
-                    rows,
-                    next: 0,
-                    archived: 0,
-                    superseded: 0,
-                    reply: None,
-                });
+                self.settling.push_back(SettleJob::new(file_id, rows, None));
             }
         }
         Ok(())
@@ -537,14 +547,8 @@ impl Writer {
             Command::Archive { file, rows, reply } => match self.catalogue_archive(&file, &rows) {
                 Ok(file_id) => {
                     crate::failpoint::crash_point("archive:catalogued");
-                    self.settling.push_back(SettleJob {
-                        file_id,
-                        rows,
-                        next: 0,
-                        archived: 0,
-                        superseded: 0,
-                        reply: Some(reply),
-                    });
+                    self.settling
+                        .push_back(SettleJob::new(file_id, rows, Some(reply)));
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
