@@ -5,7 +5,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::{ErrorBody, ErrorDetail};
-use crate::compat::ErrorCode as _;
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -113,8 +113,8 @@ impl History {
         let now = Counters {
             t_ms,
             reads: tiers.each_ref().map(|t| t.hits + t.misses),
-            writes: tiers.each_ref().map(crate::compat::writes),
-            archived: crate::compat::counters(status).records_archived,
+            writes: tiers.each_ref().map(|t| t.writes),
+            archived: status.records_archived,
         };
         let mut ring = self.ring.lock();
         let rate = |now: u64, before: u64, secs: f64| {
@@ -145,7 +145,7 @@ impl History {
             cold: tier(2, &tiers[2]),
             records_archived_per_sec: rate(now.archived, before.archived, secs),
             archival_lag_secs: tiers[1].archival_lag_secs,
-            compaction_files_in: crate::compat::counters(status).compaction_files_in,
+            compaction_files_in: status.compaction_files_in,
         };
         if ring.samples.len() == self.capacity {
             ring.samples.pop_front();
@@ -212,7 +212,7 @@ mod tests {
                 ..TierMetrics::default()
             }),
             warm: Some(TierMetrics {
-                bytes_stored: warm_writes,
+                writes: warm_writes,
                 archival_lag_secs: 9,
                 ..TierMetrics::default()
             }),

@@ -37,7 +37,6 @@
 pub mod api;
 pub mod assets;
 mod auth;
-mod compat;
 pub mod error;
 pub mod history;
 mod routes;

@@ -15,7 +15,6 @@ use crate::api::{
     parse_record, ArchiveRequest, BatchLineError, BatchResponse, IdResponse, RecentRecords,
     RecordPage,
 };
-use crate::compat::{ErrorCode as _, StoreCompat as _};
 use crate::error::ApiError;
 use crate::server::AppState;
 use crate::stats::{stats_view, AlertView};

@@ -182,7 +182,7 @@ impl From<&TierMetrics> for TierView {
             p50_us: m.p50_access_time_us,
             p95_us: m.p95_access_time_us,
             p99_us: m.p99_access_time_us,
-            writes: crate::compat::writes(m),
+            writes: m.writes,
         }
     }
 }
@@ -214,7 +214,6 @@ pub fn cold_days(files: &[CatalogEntry]) -> Vec<ColdDay> {
 pub async fn stats_view(store: &AutoTieringCoordinator) -> Result<StatsView> {
     let metrics = store.collect_metrics().await?;
     let status = store.maintenance_status();
-    let counters = crate::compat::counters(&status);
     let files = store.cold_tier().files()?;
     let alerts = store.get_alerts().await;
     let hot = metrics.hot.unwrap_or_default();
@@ -232,17 +231,17 @@ pub async fn stats_view(store: &AutoTieringCoordinator) -> Result<StatsView> {
         total_records: warm.record_count + cold.record_count,
         archival: ArchivalView {
             lag_secs: warm.archival_lag_secs,
-            records_archived: counters.records_archived,
-            archive_files: counters.archive_files,
-            last_archive_ms: counters.last_archive_ms,
+            records_archived: status.records_archived,
+            archive_files: status.archive_files,
+            last_archive_ms: status.last_archive_ms,
         },
         compaction: CompactionView {
-            groups: counters.compaction_groups,
-            files_in: counters.compaction_files_in,
-            files_out: counters.compaction_files_out,
-            bytes_in: counters.compaction_bytes_in,
-            bytes_out: counters.compaction_bytes_out,
-            last_compaction_ms: counters.last_compaction_ms,
+            groups: status.compaction_groups,
+            files_in: status.compaction_files_in,
+            files_out: status.compaction_files_out,
+            bytes_in: status.compaction_bytes_in,
+            bytes_out: status.compaction_bytes_out,
+            last_compaction_ms: status.last_compaction_ms,
         },
         maintenance: MaintenanceView {
             loop_running: status.loop_running,
