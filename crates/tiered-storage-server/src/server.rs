@@ -280,8 +280,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/records:batch", post(routes::put_batch))
         .layer(DefaultBodyLimit::max(batch_limit))
         .layer(RequestBodyLimitLayer::new(batch_limit));
-    #[allow(deprecated)] // `with_status_code` is newer than the 0.6 releases this builds with
-    let timed = records.merge(batch).layer(TimeoutLayer::new(timeout));
+    let timed = records
+        .merge(batch)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     // Admin tasks run to the end (a client going away does not stop them): no timeout.
     let admin = Router::new()
         .route("/v1/admin/archive", post(routes::admin_archive))
