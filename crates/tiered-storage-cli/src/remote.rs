@@ -157,6 +157,12 @@ pub fn query_string(pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// A path segment: as [`percent_encode`], and dots too, so `.` and `..` stay a segment's
+/// text and are never resolved as relative path steps on the way.
+pub fn path_segment(s: &str) -> String {
+    percent_encode(s).replace('.', "%2E")
+}
+
 /// Percent-encode everything but RFC 3986's unreserved characters, so a value is one query
 /// value or one path segment whatever it holds (`/`, `?`, `%`, spaces).
 pub fn percent_encode(s: &str) -> String {
@@ -183,6 +189,7 @@ mod tests {
             "?since=2026-11-30T00%3A00%3A00%2B01%3A00&limit=5"
         );
         assert_eq!(query_string(&[]), "");
+        assert_eq!(path_segment(".."), "%2E%2E");
     }
 
     #[test]

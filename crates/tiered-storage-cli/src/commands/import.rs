@@ -408,8 +408,9 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
             if plan.had_id > 0 {
                 writeln!(
                     out,
-                    "note: {} lines carried an id; ids are assigned by the store, so those records have new ids",
-                    plan.had_id
+                    "note: {} {} an id; ids are assigned by the store, so those records have new ids",
+                    plan.had_id,
+                    if plan.had_id == 1 { "line carried" } else { "lines carried" }
                 )
                 .map_err(stdout_err)?;
             }

@@ -10,7 +10,7 @@ use super::{scan_range, Ctx};
 use crate::cli::{Format, ScanArgs, TailArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::{self, print_csv, print_json, RecordPrinter};
-use crate::remote::percent_encode;
+use crate::remote::path_segment;
 use crate::stats;
 
 /// Records per page when scanning the files.
@@ -40,7 +40,7 @@ pub async fn sig(ctx: &Ctx, signature: &str) -> CliResult<()> {
     let record = match ctx.remote()? {
         Some(remote) => remote.record(&format!(
             "/v1/records/by-signature/{}",
-            percent_encode(signature)
+            path_segment(signature)
         ))?,
         None => {
             let store = ctx.store.open_read_only().await?;
