@@ -104,7 +104,12 @@ impl fmt::Display for CliError {
 /// Collapse a message onto one line: the user sees exactly one line per error.
 pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for (i, part) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (i, part) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if i > 0 {
             out.push_str("; ");
         }
@@ -126,10 +131,13 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_their_exit_codes() {
-        let e = CliError::store("opening", StoreError::Config {
+        let e = CliError::store(
+            "opening",
+            StoreError::Config {
                 field: "hot.capacity",
                 message: "must be > 0".into(),
-            });
+            },
+        );
         assert_eq!(e.kind.exit_code(), 4);
         assert!(e.to_string().contains("hot.capacity"));
         let e = CliError::store("get", StoreError::Closed);

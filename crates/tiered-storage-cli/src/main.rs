@@ -80,7 +80,10 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {}", one_line(&e.to_string()));
+            eprintln!(
+                "error: cannot start the async runtime: {}",
+                one_line(&e.to_string())
+            );
             std::process::exit(Kind::Store.exit_code());
         }
     };

@@ -93,7 +93,10 @@ pub fn flat_row(r: &TransactionRecord) -> Vec<String> {
 /// Build a record from a CSV row with the given header (any column order; every column of
 /// [`COLUMNS`] must be present, no other). The `id` cell is read but not kept: imported
 /// records get new ids.
-pub fn from_flat_row(header: &[String], row: &csv::StringRecord) -> Result<TransactionRecord, String> {
+pub fn from_flat_row(
+    header: &[String],
+    row: &csv::StringRecord,
+) -> Result<TransactionRecord, String> {
     if row.len() != header.len() {
         return Err(format!(
             "{} cells, the header has {} columns",
@@ -143,15 +146,15 @@ pub fn from_flat_row(header: &[String], row: &csv::StringRecord) -> Result<Trans
     let map = |name: &str| -> Result<BTreeMap<String, f64>, String> {
         match get(name) {
             "" => Ok(BTreeMap::new()),
-            v => serde_json::from_str(v).map_err(|e| {
-                format!("column `{name}`: not a JSON object of numbers ({e})")
-            }),
+            v => serde_json::from_str(v)
+                .map_err(|e| format!("column `{name}`: not a JSON object of numbers ({e})")),
         }
     };
     let value = opt_num("outcome_value")?;
     let message = opt_str("outcome_message");
     let kind = req("outcome_kind")?;
-    let need_value = |v: Option<f64>| v.ok_or_else(|| format!("outcome `{kind}` needs `outcome_value`"));
+    let need_value =
+        |v: Option<f64>| v.ok_or_else(|| format!("outcome `{kind}` needs `outcome_value`"));
     let need_message =
         |m: Option<String>| m.ok_or_else(|| format!("outcome `{kind}` needs `outcome_message`"));
     let actual_outcome = match kind {
@@ -210,7 +213,10 @@ pub fn from_flat_row(header: &[String], row: &csv::StringRecord) -> Result<Trans
 pub fn check_csv_header(header: &[String]) -> Result<(), String> {
     for name in header {
         if !COLUMNS.contains(&name.as_str()) {
-            return Err(format!("unknown column `{name}` (expected the export's columns: {})", COLUMNS.join(",")));
+            return Err(format!(
+                "unknown column `{name}` (expected the export's columns: {})",
+                COLUMNS.join(",")
+            ));
         }
         if header.iter().filter(|h| *h == name).count() > 1 {
             return Err(format!("column `{name}` appears twice"));
@@ -323,7 +329,9 @@ impl<W: Write> RecordPrinter<W> {
                     opt(&r.initial_sol_spent),
                     base.mint.clone(),
                     base.program.clone(),
-                    r.transaction_signature.clone().unwrap_or_else(|| "-".into()),
+                    r.transaction_signature
+                        .clone()
+                        .unwrap_or_else(|| "-".into()),
                 ];
                 self.table_row(&cells)?;
             }
@@ -501,7 +509,7 @@ mod tests {
         cells[6] = "not-a-slot".into();
         let err = from_flat_row(&header, &csv::StringRecord::from(cells)).unwrap_err();
         assert!(err.contains("`slot`"), "{err}");
-        assert!(check_csv_header(&header[1..].to_vec()).unwrap_err().contains("id"));
+        assert!(check_csv_header(&header[1..]).unwrap_err().contains("id"));
     }
 
     #[test]

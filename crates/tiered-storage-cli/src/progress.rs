@@ -23,7 +23,8 @@ pub fn bar(total: Option<u64>, prefix: &str, unit: &str) -> ProgressBar {
             bar
         }
         None => {
-            let template = format!("{{spinner}} {{prefix}} {{human_pos}} {unit} ({{per_sec}}) {{msg}}");
+            let template =
+                format!("{{spinner}} {{prefix}} {{human_pos}} {unit} ({{per_sec}}) {{msg}}");
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style);

@@ -71,9 +71,9 @@ impl Remote {
             .map_err(|e| CliError::remote(format!("GET {url}: reading the answer: {e}")))?;
         let value: Option<Value> = serde_json::from_str(&body).ok();
         if (200..300).contains(&status) {
-            return value.map(Some).ok_or_else(|| {
-                CliError::remote(format!("GET {url}: the answer is not JSON"))
-            });
+            return value
+                .map(Some)
+                .ok_or_else(|| CliError::remote(format!("GET {url}: the answer is not JSON")));
         }
         let code = value
             .as_ref()
@@ -110,19 +110,20 @@ impl Remote {
     }
 
     /// One page of `GET /v1/records`: the records and the `next` cursor.
-    pub fn records_page(&self, query: &[(&str, String)]) -> CliResult<(Vec<TransactionRecord>, Option<String>)> {
+    pub fn records_page(
+        &self,
+        query: &[(&str, String)],
+    ) -> CliResult<(Vec<TransactionRecord>, Option<String>)> {
         let path = format!("/v1/records{}", query_string(query));
         let value = self
             .get_json(&path)?
             .ok_or_else(|| CliError::remote(format!("GET {path}: not found")))?;
         let records = records_of(&value, &path)?;
-        let next = value
-            .get("next")
-            .and_then(|n| match n {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
+        let next = value.get("next").and_then(|n| match n {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
         Ok((records, next))
     }
 
@@ -185,7 +186,10 @@ mod tests {
     fn values_are_percent_encoded() {
         assert_eq!(percent_encode("a/b ..%2F"), "a%2Fb%20..%252F");
         assert_eq!(
-            query_string(&[("since", "2026-11-30T00:00:00+01:00".into()), ("limit", "5".into())]),
+            query_string(&[
+                ("since", "2026-11-30T00:00:00+01:00".into()),
+                ("limit", "5".into())
+            ]),
             "?since=2026-11-30T00%3A00%3A00%2B01%3A00&limit=5"
         );
         assert_eq!(query_string(&[]), "");

@@ -102,8 +102,16 @@ fn pct(v: Option<&Value>) -> String {
 /// The human view: per-tier table, archival, compaction, maintenance, cold days, alerts.
 pub fn print_table_view(out: &mut impl Write, view: &Value) -> CliResult<()> {
     let mut rows = vec![[
-        "TIER", "RECORDS", "CAPACITY", "BYTES", "HIT RATE", "RECENT HIT", "P50 µs", "P95 µs",
-        "P99 µs", "WRITES",
+        "TIER",
+        "RECORDS",
+        "CAPACITY",
+        "BYTES",
+        "HIT RATE",
+        "RECENT HIT",
+        "P50 µs",
+        "P95 µs",
+        "P99 µs",
+        "WRITES",
     ]
     .map(str::to_owned)
     .to_vec()];

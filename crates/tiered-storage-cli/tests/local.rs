@@ -28,28 +28,55 @@ fn import_then_read_in_every_format() {
     std::fs::write(&file, text).unwrap();
     let out = run_in(&dir, &["import", file.to_str().unwrap()]);
     let stdout = out.assert_ok();
-    assert!(stdout.contains("imported 10 records (ids 1..10)"), "{stdout}");
-    assert!(stdout.contains("new ids"), "says ids are reassigned: {stdout}");
+    assert!(
+        stdout.contains("imported 10 records (ids 1..10)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("new ids"),
+        "says ids are reassigned: {stdout}"
+    );
 
     // get --format json: one record; the line with id 5 got id 1, and record 5 got id 5.
-    let got: TransactionRecord =
-        serde_json::from_str(run_in(&dir, &["get", "1", "--format", "json"]).assert_ok().trim())
-            .unwrap();
+    let got: TransactionRecord = serde_json::from_str(
+        run_in(&dir, &["get", "1", "--format", "json"])
+            .assert_ok()
+            .trim(),
+    )
+    .unwrap();
     assert_eq!(got.id, Some(1));
     assert_eq!(got.transaction_signature, record(1).transaction_signature);
-    let five: TransactionRecord =
-        serde_json::from_str(run_in(&dir, &["--format", "json", "get", "5"]).assert_ok().trim())
-            .unwrap();
+    let five: TransactionRecord = serde_json::from_str(
+        run_in(&dir, &["--format", "json", "get", "5"])
+            .assert_ok()
+            .trim(),
+    )
+    .unwrap();
     let mut expected = record(5);
     expected.id = Some(5);
     assert_eq!(five, expected, "stored exactly as given");
-    assert_eq!(run_in(&dir, &["get", "5", "--format", "json"]).stdout.lines().count(), 1);
+    assert_eq!(
+        run_in(&dir, &["get", "5", "--format", "json"])
+            .stdout
+            .lines()
+            .count(),
+        1
+    );
     // table: indented JSON of the record; csv: header and one row.
     let table = run_in(&dir, &["get", "5"]).assert_ok().to_owned();
-    assert_eq!(serde_json::from_str::<TransactionRecord>(&table).unwrap(), expected);
-    let csv = run_in(&dir, &["get", "5", "--format", "csv"]).assert_ok().to_owned();
+    assert_eq!(
+        serde_json::from_str::<TransactionRecord>(&table).unwrap(),
+        expected
+    );
+    let csv = run_in(&dir, &["get", "5", "--format", "csv"])
+        .assert_ok()
+        .to_owned();
     assert!(csv.starts_with("id,timestamp_decision_made,transaction_signature,"));
-    assert_eq!(csv::Reader::from_reader(csv.as_bytes()).records().count(), 1, "{csv}");
+    assert_eq!(
+        csv::Reader::from_reader(csv.as_bytes()).records().count(),
+        1,
+        "{csv}"
+    );
 
     // get of a missing id: exit 1, one line.
     let missing = run_in(&dir, &["get", "999", "--format", "json"]);
@@ -59,45 +86,96 @@ fn import_then_read_in_every_format() {
 
     // sig in all three formats; a missing signature is exit 1.
     let sig = record(7).transaction_signature.unwrap();
-    let by_sig: TransactionRecord =
-        serde_json::from_str(run_in(&dir, &["sig", &sig, "--format", "json"]).assert_ok().trim())
-            .unwrap();
+    let by_sig: TransactionRecord = serde_json::from_str(
+        run_in(&dir, &["sig", &sig, "--format", "json"])
+            .assert_ok()
+            .trim(),
+    )
+    .unwrap();
     assert_eq!(by_sig.id, Some(7));
     assert!(run_in(&dir, &["sig", &sig]).assert_ok().contains(&sig));
-    assert!(run_in(&dir, &["sig", &sig, "--format", "csv"]).assert_ok().contains(&sig));
+    assert!(run_in(&dir, &["sig", &sig, "--format", "csv"])
+        .assert_ok()
+        .contains(&sig));
     run_in(&dir, &["sig", "no/such/../sig"]).assert_one_error_line(1);
 
     // scan --limit N --format json: one record per line, in id order.
     let lines = run_in(&dir, &["scan", "--limit", "4", "--format", "json"]);
     let records = parse_lines(lines.assert_ok());
-    assert_eq!(records.iter().map(|r| r.id.unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        records.iter().map(|r| r.id.unwrap()).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
     // Filters: program, outcome, mint, time.
-    let odd = parse_lines(run_in(&dir, &["scan", "--program", "ProgOdd", "--format", "json"]).assert_ok());
+    let odd = parse_lines(
+        run_in(&dir, &["scan", "--program", "ProgOdd", "--format", "json"]).assert_ok(),
+    );
     assert_eq!(odd.len(), 5);
-    assert!(odd.iter().all(|r| r.scored_candidate.base.program == "ProgOdd"));
-    let profit = parse_lines(run_in(&dir, &["scan", "--outcome", "Profit", "--format", "json"]).assert_ok());
-    assert_eq!(profit.iter().map(|r| r.id.unwrap()).collect::<Vec<_>>(), [4, 8]);
+    assert!(odd
+        .iter()
+        .all(|r| r.scored_candidate.base.program == "ProgOdd"));
+    let profit =
+        parse_lines(run_in(&dir, &["scan", "--outcome", "Profit", "--format", "json"]).assert_ok());
+    assert_eq!(
+        profit.iter().map(|r| r.id.unwrap()).collect::<Vec<_>>(),
+        [4, 8]
+    );
     let mint = record(3).scored_candidate.base.mint;
-    assert_eq!(parse_lines(run_in(&dir, &["scan", "--mint", &mint, "--format", "json"]).assert_ok()).len(), 1);
+    assert_eq!(
+        parse_lines(run_in(&dir, &["scan", "--mint", &mint, "--format", "json"]).assert_ok()).len(),
+        1
+    );
     // Records 3..=5 by RFC 3339 bounds (record n's time is 1_700_000_000_000 + n s).
     let window = run_in(
         &dir,
-        &["scan", "--since", "2023-11-14T22:13:23Z", "--until", "2023-11-14T22:13:25Z", "--format", "json"],
+        &[
+            "scan",
+            "--since",
+            "2023-11-14T22:13:23Z",
+            "--until",
+            "2023-11-14T22:13:25Z",
+            "--format",
+            "json",
+        ],
     );
-    assert_eq!(parse_lines(window.assert_ok()).iter().map(|r| r.id.unwrap()).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        parse_lines(window.assert_ok())
+            .iter()
+            .map(|r| r.id.unwrap())
+            .collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     // Relative: everything is older than an hour, nothing newer than a minute.
-    assert_eq!(parse_lines(run_in(&dir, &["scan", "--until", "1h", "--format", "json"]).assert_ok()).len(), 10);
-    assert!(run_in(&dir, &["scan", "--since", "1m", "--format", "json"]).assert_ok().is_empty());
+    assert_eq!(
+        parse_lines(run_in(&dir, &["scan", "--until", "1h", "--format", "json"]).assert_ok()).len(),
+        10
+    );
+    assert!(run_in(&dir, &["scan", "--since", "1m", "--format", "json"])
+        .assert_ok()
+        .is_empty());
     // csv: header + rows with the archive's columns; table: header + rows.
-    let csv = run_in(&dir, &["scan", "--limit", "3", "--format", "csv"]).assert_ok().to_owned();
+    let csv = run_in(&dir, &["scan", "--limit", "3", "--format", "csv"])
+        .assert_ok()
+        .to_owned();
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
     let schema = TransactionRecord::cold_schema();
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(header, columns);
     assert_eq!(reader.records().count(), 3);
-    let table = run_in(&dir, &["scan", "--limit", "2"]).assert_ok().to_owned();
-    assert_eq!(table.lines().count(), 3, "a header and one line per record: {table}");
+    let table = run_in(&dir, &["scan", "--limit", "2"])
+        .assert_ok()
+        .to_owned();
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "a header and one line per record: {table}"
+    );
     assert!(table.starts_with("ID "));
     // A bad time is a usage error.
     let bad = run_in(&dir, &["scan", "--since", "yesterday"]);
@@ -117,15 +195,26 @@ fn import_then_read_in_every_format() {
     for needle in ["TIER", "hot", "warm", "cold", "archival: lag", "alerts:"] {
         assert!(table.contains(needle), "`{needle}` in {table}");
     }
-    let csv = run_in(&dir, &["--format", "csv", "stats"]).assert_ok().to_owned();
+    let csv = run_in(&dir, &["--format", "csv", "stats"])
+        .assert_ok()
+        .to_owned();
     assert!(csv.starts_with("tier,record_count,"), "{csv}");
     assert_eq!(csv.lines().count(), 4);
 
     // Importing the same file again stores nothing new and says why, per line.
     let again = run_in(&dir, &["import", file.to_str().unwrap()]);
-    assert!(again.assert_ok().contains("imported 0 records"), "{again:?}");
-    assert!(again.stderr.contains(":1: already stored as id 1"), "{again:?}");
-    assert!(again.stderr.contains(":11: already stored as id 10"), "{again:?}");
+    assert!(
+        again.assert_ok().contains("imported 0 records"),
+        "{again:?}"
+    );
+    assert!(
+        again.stderr.contains(":1: already stored as id 1"),
+        "{again:?}"
+    );
+    assert!(
+        again.stderr.contains(":11: already stored as id 10"),
+        "{again:?}"
+    );
 }
 
 #[test]
@@ -151,8 +240,17 @@ fn import_reports_every_bad_line_and_writes_nothing() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let out = run_in(&dir, &["import", file.to_str().unwrap()]);
     let last = out.assert_one_error_line(1);
-    assert!(last.contains("5 bad lines") && last.contains("nothing was written"), "{last}");
-    for (line, what) in [(2, "not a record"), (4, "mintt"), (5, "empty"), (6, "line 1"), (7, "missing field")] {
+    assert!(
+        last.contains("5 bad lines") && last.contains("nothing was written"),
+        "{last}"
+    );
+    for (line, what) in [
+        (2, "not a record"),
+        (4, "mintt"),
+        (5, "empty"),
+        (6, "line 1"),
+        (7, "missing field"),
+    ] {
         let needle = format!("bad.jsonl:{line}: ");
         let reported = out
             .stderr
@@ -162,10 +260,15 @@ fn import_reports_every_bad_line_and_writes_nothing() {
         assert!(reported.contains(what), "line {line}: {reported}");
     }
     for good_line in [1, 3, 8] {
-        assert!(!out.stderr.contains(&format!("bad.jsonl:{good_line}: ")), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains(&format!("bad.jsonl:{good_line}: ")),
+            "{}",
+            out.stderr
+        );
     }
     // Nothing was written.
-    let stats: Value = serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
+    let stats: Value =
+        serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
     assert_eq!(stats["total_records"], 0, "{stats}");
 
     // A CSV with a bad cell is reported with its line number too.
@@ -182,8 +285,13 @@ fn import_reports_every_bad_line_and_writes_nothing() {
     out.assert_one_error_line(1);
     // Record 2's row starts on line 4: the header, then record 1 spans two lines (its reason
     // has a newline in it).
-    assert!(out.stderr.contains("bad.csv:4: column `slot`"), "{}", out.stderr);
-    let stats: Value = serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
+    assert!(
+        out.stderr.contains("bad.csv:4: column `slot`"),
+        "{}",
+        out.stderr
+    );
+    let stats: Value =
+        serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
     assert_eq!(stats["total_records"], 0);
 }
 
@@ -214,7 +322,17 @@ fn export_round_trips_through_jsonl_csv_and_parquet() {
 
     // parquet with a filter: readable by the parquet crate, the archive's columns.
     let pq = tmp.path().join("odd.parquet");
-    run_in(&src, &["export", "--program", "ProgOdd", "--to", pq.to_str().unwrap()]).assert_ok();
+    run_in(
+        &src,
+        &[
+            "export",
+            "--program",
+            "ProgOdd",
+            "--to",
+            pq.to_str().unwrap(),
+        ],
+    )
+    .assert_ok();
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
         .unwrap()
         .build()
@@ -263,7 +381,11 @@ fn a_failed_export_leaves_no_file() {
         .collect();
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     // An unknown extension is a usage error; a missing directory a file error; no file appears.
-    run_in(&src, &["export", "--to", tmp.path().join("x.txt").to_str().unwrap()]).assert_one_error_line(2);
+    run_in(
+        &src,
+        &["export", "--to", tmp.path().join("x.txt").to_str().unwrap()],
+    )
+    .assert_one_error_line(2);
     let nowhere = tmp.path().join("no/such/dir/x.csv");
     run_in(&src, &["export", "--to", nowhere.to_str().unwrap()]).assert_one_error_line(5);
     assert!(!nowhere.exists());
@@ -280,14 +402,19 @@ fn archive_takes_durations_and_cold_records_stay_readable() {
         let v: Value = serde_json::from_str(out.assert_ok().trim()).unwrap();
         assert_eq!(v["archived"], moved, "{age}: {v}");
     }
-    let stats: Value = serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
+    let stats: Value =
+        serde_json::from_str(run_in(&dir, &["stats", "--format", "json"]).assert_ok()).unwrap();
     assert_eq!(stats["cold"]["record_count"], 12, "{stats}");
     assert_eq!(stats["warm"]["record_count"], 0, "{stats}");
     let table = run_in(&dir, &["stats"]).assert_ok().to_owned();
     assert!(table.contains("2023-11-14"), "cold files by day: {table}");
     // get still finds a record, now from cold.
-    let got: TransactionRecord =
-        serde_json::from_str(run_in(&dir, &["get", "4", "--format", "json"]).assert_ok().trim()).unwrap();
+    let got: TransactionRecord = serde_json::from_str(
+        run_in(&dir, &["get", "4", "--format", "json"])
+            .assert_ok()
+            .trim(),
+    )
+    .unwrap();
     let mut expected = record(4);
     expected.id = Some(4);
     assert_eq!(got, expected);
@@ -304,7 +431,10 @@ fn archive_takes_durations_and_cold_records_stay_readable() {
     let out = run_in(&dir, &["compact", "--format", "json"]);
     let v: Value = serde_json::from_str(out.assert_ok().trim()).unwrap();
     assert!(v["files_in"].as_u64().unwrap() >= 2, "{v}");
-    assert_eq!(parse_lines(run_in(&dir, &["scan", "--format", "json"]).assert_ok()).len(), 15);
+    assert_eq!(
+        parse_lines(run_in(&dir, &["scan", "--format", "json"]).assert_ok()).len(),
+        15
+    );
 }
 
 #[test]
@@ -315,12 +445,27 @@ fn verify_exits_non_zero_on_a_damaged_cold_file() {
     run_in(&dir, &["archive", "--older-than", "0s"]).assert_ok();
     let out = run_in(&dir, &["verify"]);
     assert!(out.assert_ok().contains("no problem found"), "{out:?}");
-    let v: Value = serde_json::from_str(run_in(&dir, &["verify", "--format", "json"]).assert_ok().trim()).unwrap();
+    let v: Value = serde_json::from_str(
+        run_in(&dir, &["verify", "--format", "json"])
+            .assert_ok()
+            .trim(),
+    )
+    .unwrap();
     assert_eq!(v["clean"], true);
 
     // Flip one byte in the middle of the cold file.
-    let day = std::fs::read_dir(dir.join("cold")).unwrap().next().unwrap().unwrap().path();
-    let file = std::fs::read_dir(&day).unwrap().next().unwrap().unwrap().path();
+    let day = std::fs::read_dir(dir.join("cold"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(&day)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 3;
     bytes[mid] ^= 0xff;
@@ -347,7 +492,10 @@ fn rebuild_catalog_asks_and_refuses_without_a_terminal() {
     assert!(out.assert_one_error_line(2).contains("--yes"), "{out:?}");
     let out = run_in(&dir, &["rebuild-catalog", "--yes"]);
     assert!(out.assert_ok().contains("catalog rebuilt"), "{out:?}");
-    assert_eq!(parse_lines(run_in(&dir, &["scan", "--format", "json"]).assert_ok()).len(), 5);
+    assert_eq!(
+        parse_lines(run_in(&dir, &["scan", "--format", "json"]).assert_ok()).len(),
+        5
+    );
 }
 
 #[test]
@@ -355,32 +503,54 @@ fn config_default_passes_config_check_and_equals_the_default() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(&["config", "default"]);
     let text = out.assert_ok().to_owned();
-    assert!(text.lines().filter(|l| l.starts_with('#')).count() > 40, "commented: {text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with('#')).count() > 40,
+        "commented: {text}"
+    );
     let file = tmp.path().join("store.toml");
     std::fs::write(&file, &text).unwrap();
     let check = run(&["config", "check", file.to_str().unwrap()]);
     assert!(check.assert_ok().contains("valid"), "{check:?}");
     let parsed = StorageConfig::from_toml_file(&file).unwrap();
-    let mut expected = StorageConfig::default();
-    expected.data_dir = parsed.data_dir.clone(); // the environment may set it; the file does not
+    // The environment may set data_dir; the file does not.
+    let expected = StorageConfig {
+        data_dir: parsed.data_dir.clone(),
+        ..StorageConfig::default()
+    };
     assert_eq!(parsed, expected);
 
     // An invalid value: exit 1, naming the field.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[hot]\ncapacity = 0\n").unwrap();
     let out = run(&["config", "check", bad.to_str().unwrap()]);
-    assert!(out.assert_one_error_line(1).contains("hot.capacity"), "{out:?}");
+    assert!(
+        out.assert_one_error_line(1).contains("hot.capacity"),
+        "{out:?}"
+    );
     // An unknown key, and a missing file.
     std::fs::write(&bad, "[hot]\ncapacityy = 1\n").unwrap();
-    assert!(run(&["config", "check", bad.to_str().unwrap()]).assert_one_error_line(1).contains("capacityy"));
-    run(&["config", "check", tmp.path().join("none.toml").to_str().unwrap()]).assert_one_error_line(1);
+    assert!(run(&["config", "check", bad.to_str().unwrap()])
+        .assert_one_error_line(1)
+        .contains("capacityy"));
+    run(&[
+        "config",
+        "check",
+        tmp.path().join("none.toml").to_str().unwrap(),
+    ])
+    .assert_one_error_line(1);
 
     // --config picks the data directory; --data-dir overrides it.
     let with_dir = tmp.path().join("with-dir.toml");
     std::fs::write(&with_dir, "data_dir = \"from-config\"\n").unwrap();
     let load_file = tmp.path().join("one.jsonl");
     write_jsonl(&load_file, &[record(1)]);
-    run(&["--config", with_dir.to_str().unwrap(), "import", load_file.to_str().unwrap()]).assert_ok();
+    run(&[
+        "--config",
+        with_dir.to_str().unwrap(),
+        "import",
+        load_file.to_str().unwrap(),
+    ])
+    .assert_ok();
     assert!(tmp.path().join("from-config/warm.sqlite3").exists());
     let other = tmp.path().join("other");
     run(&[
@@ -412,7 +582,11 @@ fn errors_are_one_line_with_documented_codes() {
     assert_eq!(run(&["--format", "xml", "stats"]).code, 2);
     assert_eq!(run(&["frobnicate"]).code, 2);
     // A file that cannot be read: exit 5.
-    run_in(&nowhere, &["import", tmp.path().join("missing.jsonl").to_str().unwrap()]).assert_one_error_line(5);
+    run_in(
+        &nowhere,
+        &["import", tmp.path().join("missing.jsonl").to_str().unwrap()],
+    )
+    .assert_one_error_line(5);
     // --url only for read commands; a bad URL is a usage error.
     run(&["--url", "http://127.0.0.1:1", "archive"]).assert_one_error_line(2);
     run(&["--url", "https://example.invalid", "stats"]).assert_one_error_line(2);
@@ -430,7 +604,17 @@ fn tail_follows_new_records_and_exits_0_on_ctrl_c() {
     let dir = tmp.path().join("store");
     load(&dir, 5);
     let mut child = std::process::Command::new(BIN)
-        .args(["--data-dir", dir.to_str().unwrap(), "tail", "-n", "2", "--interval-ms", "50", "--format", "json"])
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "tail",
+            "-n",
+            "2",
+            "--interval-ms",
+            "50",
+            "--format",
+            "json",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -438,7 +622,9 @@ fn tail_follows_new_records_and_exits_0_on_ctrl_c() {
         .unwrap();
     let lines = line_reader(&mut child);
     let next = || -> TransactionRecord {
-        let line = lines.recv_timeout(std::time::Duration::from_secs(60)).expect("a tail line");
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a tail line");
         serde_json::from_str(&line).unwrap()
     };
     assert_eq!(next().id, Some(4));

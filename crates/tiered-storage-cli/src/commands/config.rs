@@ -76,11 +76,20 @@ const DOCS: &[(&str, &str, Option<&str>)] = &[
 ];
 
 const SECTION_DOCS: &[(&str, &str)] = &[
-    ("tiering", "The tiering policy: when records move between tiers."),
+    (
+        "tiering",
+        "The tiering policy: when records move between tiers.",
+    ),
     ("hot", "Hot tier: the in-memory cache."),
     ("warm", "Warm tier: SQLite in WAL mode."),
-    ("cold", "Cold tier: Parquet files, one directory per UTC day."),
-    ("maintenance", "Background maintenance (serve runs the loop)."),
+    (
+        "cold",
+        "Cold tier: Parquet files, one directory per UTC day.",
+    ),
+    (
+        "maintenance",
+        "Background maintenance (serve runs the loop).",
+    ),
     ("metrics", "Metrics."),
     ("alerts", "Alert thresholds."),
 ];
@@ -127,7 +136,9 @@ pub fn default_toml() -> Result<String, String> {
          # times are seconds unless named. Check a file with `tiered-storage config check FILE`.\n\n",
     );
     // Top-level keys first; data_dir stays commented so the default applies.
-    let example = doc("data_dir").and_then(|d| d.2).unwrap_or("\"tiered_storage_data\"");
+    let example = doc("data_dir")
+        .and_then(|d| d.2)
+        .unwrap_or("\"tiered_storage_data\"");
     entry(&mut out, "data_dir", "data_dir", example, true);
     for (key, value) in &table {
         if key == "data_dir" || value.is_table() {
@@ -145,7 +156,13 @@ pub fn default_toml() -> Result<String, String> {
         }
         out.push_str(&format!("[{section}]\n"));
         for (key, value) in fields {
-            entry(&mut out, &format!("{section}.{key}"), key, &value.to_string(), false);
+            entry(
+                &mut out,
+                &format!("{section}.{key}"),
+                key,
+                &value.to_string(),
+                false,
+            );
         }
         // Optional fields that default to none: shown commented out with an example value.
         let prefix = format!("{section}.");
@@ -193,7 +210,11 @@ mod tests {
 
     fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
         for (k, v) in table {
-            let full = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let full = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v.as_table() {
                 Some(t) => keys(t, &full, out),
                 None => out.push(full),
@@ -221,14 +242,20 @@ mod tests {
     fn default_toml_parses_to_the_default_config() {
         let text = default_toml().unwrap();
         let parsed = StorageConfig::from_toml_str(&text).unwrap();
-        let mut expected = StorageConfig::default();
         // from_toml_str keeps the default data_dir, which reads the environment like default().
-        expected.data_dir = parsed.data_dir.clone();
+        let expected = StorageConfig {
+            data_dir: parsed.data_dir.clone(),
+            ..StorageConfig::default()
+        };
         assert_eq!(parsed, expected);
         // Every commented example is itself valid when uncommented.
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ")).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         StorageConfig::from_toml_str(&uncommented).unwrap();

@@ -158,8 +158,16 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
     // On error the temporary file is removed when `temp` drops; the target is untouched.
     outcome?;
     sink.finish().map_err(write_err)?;
-    temp.persist(target)
-        .map_err(|e| CliError::new(Kind::File, format!("cannot rename the export to {}: {}", target.display(), e.error)))?;
+    temp.persist(target).map_err(|e| {
+        CliError::new(
+            Kind::File,
+            format!(
+                "cannot rename the export to {}: {}",
+                target.display(),
+                e.error
+            ),
+        )
+    })?;
     let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
     let elapsed = started.elapsed();
     let mut out = std::io::stdout().lock();
@@ -173,7 +181,11 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
             &mut out,
             &[
                 vec!["exported".into(), "file".into(), "bytes".into()],
-                vec![count.to_string(), target.display().to_string(), bytes.to_string()],
+                vec![
+                    count.to_string(),
+                    target.display().to_string(),
+                    bytes.to_string(),
+                ],
             ],
         ),
         Format::Table => writeln!(

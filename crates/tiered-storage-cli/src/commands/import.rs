@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde_json::json;
-use tiered_storage_server::api::parse_record;
 use tiered_storage::{Error as StoreError, Record, TransactionRecord};
+use tiered_storage_server::api::parse_record;
 
 use super::Ctx;
 use crate::cli::Format;
@@ -68,7 +68,10 @@ impl Lines {
                     .map(|h| h.trim().to_owned())
                     .collect();
                 check_csv_header(&header).map_err(|e| {
-                    CliError::failed(format!("{} line 1 (header): {e}; nothing was written", path.display()))
+                    CliError::failed(format!(
+                        "{} line 1 (header): {e}; nothing was written",
+                        path.display()
+                    ))
                 })?;
                 Ok(Lines::Csv {
                     records: reader.into_records(),
@@ -196,10 +199,9 @@ async fn check(store: &Store, path: &Path, format: InputFormat) -> CliResult<Pla
                         )),
                         None => {
                             seen.insert(sig.to_owned(), line.number);
-                            let existing = store
-                                .get_by_signature(sig)
-                                .await
-                                .map_err(|e| CliError::store("import: looking up a signature", e))?;
+                            let existing = store.get_by_signature(sig).await.map_err(|e| {
+                                CliError::store("import: looking up a signature", e)
+                            })?;
                             if let Some(id) = existing.and_then(|r| r.id) {
                                 plan.existing.insert(line.number, id);
                             } else {
@@ -217,8 +219,14 @@ async fn check(store: &Store, path: &Path, format: InputFormat) -> CliResult<Pla
         };
         if let Some(problem) = problem {
             plan.bad += 1;
-            writeln!(stderr, "{}:{}: {}", path.display(), line.number, crate::error::one_line(&problem))
-                .map_err(|e| CliError::failed(format!("cannot write to stderr: {e}")))?;
+            writeln!(
+                stderr,
+                "{}:{}: {}",
+                path.display(),
+                line.number,
+                crate::error::one_line(&problem)
+            )
+            .map_err(|e| CliError::failed(format!("cannot write to stderr: {e}")))?;
         }
     }
     Ok(plan)
@@ -381,9 +389,16 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
         Format::Csv => print_csv(
             &mut out,
             &[
-                ["imported", "first_id", "last_id", "skipped_existing", "failed", "ids_reassigned"]
-                    .map(str::to_owned)
-                    .to_vec(),
+                [
+                    "imported",
+                    "first_id",
+                    "last_id",
+                    "skipped_existing",
+                    "failed",
+                    "ids_reassigned",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
                 vec![
                     w.imported.to_string(),
                     w.first_id.map(|i| i.to_string()).unwrap_or_default(),

@@ -114,7 +114,10 @@ pub async fn compact(ctx: &Ctx) -> CliResult<()> {
         .compact_now_with_progress(move |p| {
             b.set_length(p.groups_total);
             b.set_position(p.groups_done);
-            b.set_message(format!("{} files in, {} files written", p.files_in, p.files_out));
+            b.set_message(format!(
+                "{} files in, {} files written",
+                p.files_in, p.files_out
+            ));
         })
         .await;
     bar.finish_and_clear();
@@ -177,8 +180,16 @@ pub async fn verify(ctx: &Ctx) -> CliResult<()> {
             print_json(&mut out, &value)?;
         }
         Format::Csv => {
-            let mut rows = vec![vec!["where".to_owned(), "kind".to_owned(), "detail".to_owned()]];
-            rows.extend(problems.iter().map(|(a, b, c)| vec![a.clone(), b.clone(), c.clone()]));
+            let mut rows = vec![vec![
+                "where".to_owned(),
+                "kind".to_owned(),
+                "detail".to_owned(),
+            ]];
+            rows.extend(
+                problems
+                    .iter()
+                    .map(|(a, b, c)| vec![a.clone(), b.clone(), c.clone()]),
+            );
             print_csv(&mut out, &rows)?;
         }
         Format::Table => {

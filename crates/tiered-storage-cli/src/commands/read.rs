@@ -50,8 +50,8 @@ pub async fn sig(ctx: &Ctx, signature: &str) -> CliResult<()> {
                 .map_err(|e| CliError::store("sig", e))?
         }
     };
-    let record = record
-        .ok_or_else(|| CliError::failed(format!("no record with signature {signature}")))?;
+    let record =
+        record.ok_or_else(|| CliError::failed(format!("no record with signature {signature}")))?;
     RecordPrinter::new(std::io::stdout().lock(), ctx.format).single(&record)
 }
 
@@ -78,7 +78,10 @@ pub async fn scan(ctx: &Ctx, args: &ScanArgs) -> CliResult<()> {
             let mut after: Option<String> = None;
             while printer.printed() < limit {
                 let mut q = query.clone();
-                q.push(("limit", (limit - printer.printed()).min(REMOTE_PAGE).to_string()));
+                q.push((
+                    "limit",
+                    (limit - printer.printed()).min(REMOTE_PAGE).to_string(),
+                ));
                 if let Some(a) = &after {
                     q.push(("after", a.clone()));
                 }
@@ -156,7 +159,10 @@ pub async fn tail(ctx: &Ctx, args: &TailArgs) -> CliResult<()> {
                     let mut out = Vec::new();
                     let mut cursor = after;
                     loop {
-                        let q = [("after", cursor.to_string()), ("limit", REMOTE_PAGE.to_string())];
+                        let q = [
+                            ("after", cursor.to_string()),
+                            ("limit", REMOTE_PAGE.to_string()),
+                        ];
                         let (records, next) = r.records_page(&q)?;
                         let max = records.iter().filter_map(|r| r.id).max();
                         let full = records.len() as u64 >= REMOTE_PAGE;

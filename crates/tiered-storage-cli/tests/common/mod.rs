@@ -81,17 +81,25 @@ pub fn record(n: u64) -> TransactionRecord {
             base: PremintCandidate {
                 mint: format!("Mint{n:040}"),
                 creator: format!("Creator{n:037}"),
-                program: if n % 2 == 0 { "ProgEven".into() } else { "ProgOdd".into() },
+                program: if n.is_multiple_of(2) {
+                    "ProgEven".into()
+                } else {
+                    "ProgOdd".into()
+                },
                 slot: 250_000_000 + n,
                 timestamp: 1_700_000_000_000 + n as i64,
                 instruction_summary: Some("create+buy, \"quoted\"".into()),
-                is_jito_bundle: if n % 3 == 0 { None } else { Some(n % 2 == 0) },
+                is_jito_bundle: if n.is_multiple_of(3) {
+                    None
+                } else {
+                    Some(n.is_multiple_of(2))
+                },
             },
             predicted_score: (n % 101) as u8,
             feature_scores: BTreeMap::from([("liquidity".to_owned(), 0.1 + n as f64 / 7.0)]),
             reason: "strong early liquidity\nsecond line".into(),
             calculation_time_us: 40 + n,
-            anomaly_detected: n % 5 == 0,
+            anomaly_detected: n.is_multiple_of(5),
             timestamp: 1_700_000_000_000 + n as i64,
         },
         transaction_signature: Some(format!("{n:0>88}")),
@@ -235,7 +243,13 @@ impl Server {
     /// Start `serve --listen 127.0.0.1:0` (plus `extra`) on `dir` and wait for /healthz.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -265,7 +279,8 @@ impl Server {
         let start = Instant::now();
         loop {
             if let Ok(mut s) = TcpStream::connect(addr) {
-                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let _ =
+                    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut buf = String::new();
                 let _ = s.read_to_string(&mut buf);
                 if buf.starts_with("HTTP/1.1 200") {
