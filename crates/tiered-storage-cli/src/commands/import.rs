@@ -1,13 +1,13 @@
 //! import: records from a JSON-lines or CSV file, in two passes.
 //!
 //! Pass 1 reads the whole file and checks every line (shape, unknown fields, empty signature,
-//! size, a signature twice in the file, a signature already in the store). Every bad line is
-//! reported with its line number; if there is one, nothing is written. Pass 2 reads the file
-//! again and writes the good records with batched puts (`put_many`). Records already in the
-//! store (same signature) are reported and skipped, so an import can be run again. Ids in the
-//! file are not kept: each record gets a new id.
+//! size, a signature twice in the file). Every bad line is reported with its line number; if
+//! there is one, nothing is written. Pass 2 reads the file again and writes the records with
+//! batched puts (`put_many`). A record whose signature is already stored is reported with its
+//! line and skipped, so an import can be run again. Ids in the file are not kept: each record
+//! gets a new id.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -161,23 +161,26 @@ fn parse_json_record(text: &str) -> (Result<TransactionRecord, String>, bool) {
 struct Plan {
     /// Good records to write.
     good: u64,
-    /// Lines whose signature is already stored: line → existing id.
-    existing: HashMap<u64, i64>,
     /// Bad lines found.
     bad: u64,
     /// Lines that carried an id.
     had_id: u64,
 }
 
-/// Pass 1: check every line; report each bad one on stderr.
-async fn check(store: &Store, path: &Path, format: InputFormat) -> CliResult<Plan> {
-    let max_bytes = store.config().max_record_bytes;
+/// Pass 1: check every line; report each bad one on stderr. A signature already in the store
+/// is not a bad line: pass 2's put reports it and skips the record.
+fn check(max_bytes: usize, path: &Path, format: InputFormat) -> CliResult<Plan> {
     let mut lines = Lines::open(path, format)?;
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut plan = Plan::default();
-    let mut stderr = std::io::stderr().lock();
     let mut buf = Vec::new();
+    let bar = progress::bar(None, "checking", "lines");
+    let mut checked = 0u64;
     while let Some(line) = lines.next_line(path)? {
+        checked += 1;
+        if checked % 1024 == 0 {
+            bar.set_position(checked);
+        }
         plan.had_id += u64::from(line.had_id);
         let problem = match line.parsed {
             Err(e) => Some(e),
@@ -199,14 +202,7 @@ async fn check(store: &Store, path: &Path, format: InputFormat) -> CliResult<Pla
                         )),
                         None => {
                             seen.insert(sig.to_owned(), line.number);
-                            let existing = store.get_by_signature(sig).await.map_err(|e| {
-                                CliError::store("import: looking up a signature", e)
-                            })?;
-                            if let Some(id) = existing.and_then(|r| r.id) {
-                                plan.existing.insert(line.number, id);
-                            } else {
-                                plan.good += 1;
-                            }
+                            plan.good += 1;
                             None
                         }
                     },
@@ -219,16 +215,16 @@ async fn check(store: &Store, path: &Path, format: InputFormat) -> CliResult<Pla
         };
         if let Some(problem) = problem {
             plan.bad += 1;
-            writeln!(
-                stderr,
+            let text = format!(
                 "{}:{}: {}",
                 path.display(),
                 line.number,
                 crate::error::one_line(&problem)
-            )
-            .map_err(|e| CliError::failed(format!("cannot write to stderr: {e}")))?;
+            );
+            bar.suspend(|| eprintln!("{text}"));
         }
     }
+    bar.finish_and_clear();
     Ok(plan)
 }
 
@@ -254,14 +250,10 @@ async fn write(
     let mut out = Written::default();
     let bar = progress::bar(Some(plan.good), "importing", "records");
     let mut pending: Vec<(u64, TransactionRecord)> = Vec::with_capacity(batch);
-    let mut stderr = std::io::stderr();
     loop {
         let line = lines.next_line(path)?;
         let done = line.is_none();
         if let Some(line) = line {
-            if plan.existing.contains_key(&line.number) {
-                continue;
-            }
             match line.parsed {
                 Ok(r) => pending.push((line.number, r)),
                 Err(e) => {
@@ -292,20 +284,20 @@ async fn write(
                     }
                     Err(StoreError::DuplicateSignature { existing_id, .. }) => {
                         out.existing += 1;
-                        let _ = writeln!(
-                            stderr,
+                        let text = format!(
                             "{}:{number}: already stored as id {existing_id}; skipped",
                             path.display()
                         );
+                        bar.suspend(|| eprintln!("{text}"));
                     }
                     Err(e) => {
                         out.failed += 1;
-                        let _ = writeln!(
-                            stderr,
+                        let text = format!(
                             "{}:{number}: {}",
                             path.display(),
                             crate::error::one_line(&e.to_string())
                         );
+                        bar.suspend(|| eprintln!("{text}"));
                     }
                 }
             }
@@ -342,7 +334,7 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
     let store = ctx.store.open_read_write().await?;
     let started = Instant::now();
     let result = async {
-        let plan = check(&store, path, format).await?;
+        let plan = check(store.config().max_record_bytes, path, format)?;
         if plan.bad > 0 {
             return Err(CliError::failed(format!(
                 "{}: {} bad lines (listed above); nothing was written",
@@ -350,15 +342,6 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
                 plan.bad
             )));
         }
-        let mut stderr = std::io::stderr().lock();
-        for (line, id) in &plan.existing.iter().collect::<BTreeSet<_>>() {
-            let _ = writeln!(
-                stderr,
-                "{}:{line}: already stored as id {id}; skipped",
-                path.display()
-            );
-        }
-        drop(stderr);
         let written = write(&store, path, format, &plan, batch as usize).await?;
         Ok((plan, written))
     }
@@ -366,7 +349,7 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
     close(store).await?;
     let (plan, w) = result?;
     let elapsed = started.elapsed();
-    let skipped = plan.existing.len() as u64 + w.existing;
+    let skipped = w.existing;
     let mut out = std::io::stdout().lock();
     let ids = match (w.first_id, w.last_id) {
         (Some(a), Some(b)) if a == b => format!(" (id {a})"),
