@@ -149,7 +149,7 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
         {
             sink.write(&page).map_err(write_err)?;
             count += page.len() as u64;
-            bar.set_position(count);
+            progress::update(&bar, count, "");
         }
         Ok(())
     }

@@ -179,7 +179,7 @@ fn check(max_bytes: usize, path: &Path, format: InputFormat) -> CliResult<Plan> 
     while let Some(line) = lines.next_line(path)? {
         checked += 1;
         if checked % 1024 == 0 {
-            bar.set_position(checked);
+            progress::update(&bar, checked, "");
         }
         plan.had_id += u64::from(line.had_id);
         let problem = match line.parsed {
@@ -302,7 +302,8 @@ async fn write(
                 }
             }
             pending.clear();
-            bar.set_position(out.imported + out.existing + out.failed);
+            let skipped = format!("{} already stored", out.existing);
+            progress::update(&bar, out.imported + out.existing + out.failed, &skipped);
         }
         if done {
             break;

@@ -59,12 +59,12 @@ pub async fn archive(ctx: &Ctx, older_than: Option<&str>) -> CliResult<()> {
         let started = Instant::now();
         let report = store
             .archive_older_than_with_progress(cutoff_ms, move |p| {
-                b.set_position(p.records_archived);
-                b.set_message(format!(
-                    "{} files written, {}",
+                let files = format!(
+                    "{} files written ({})",
                     p.files_written,
                     human_bytes(p.bytes_written)
-                ));
+                );
+                progress::update(&b, p.records_archived, &files);
             })
             .await;
         bar.finish_and_clear();
@@ -113,11 +113,8 @@ pub async fn compact(ctx: &Ctx) -> CliResult<()> {
     let result = store
         .compact_now_with_progress(move |p| {
             b.set_length(p.groups_total);
-            b.set_position(p.groups_done);
-            b.set_message(format!(
-                "{} files in, {} files written",
-                p.files_in, p.files_out
-            ));
+            let files = format!("{} files in, {} files written", p.files_in, p.files_out);
+            progress::update(&b, p.groups_done, &files);
         })
         .await;
     bar.finish_and_clear();
