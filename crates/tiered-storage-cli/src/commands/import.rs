@@ -178,7 +178,7 @@ fn check(max_bytes: usize, path: &Path, format: InputFormat) -> CliResult<Plan> 
     let mut checked = 0u64;
     while let Some(line) = lines.next_line(path)? {
         checked += 1;
-        if checked % 1024 == 0 {
+        if checked.is_multiple_of(1024) {
             progress::update(&bar, checked, "");
         }
         plan.had_id += u64::from(line.had_id);
