@@ -280,8 +280,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/records:batch", post(routes::put_batch))
         .layer(DefaultBodyLimit::max(batch_limit))
         .layer(RequestBodyLimitLayer::new(batch_limit));
-    #[allow(deprecated)] // `with_status_code` is newer than the 0.6 releases this builds with
-    let timed = records.merge(batch).layer(TimeoutLayer::new(timeout));
+    let timed = records
+        .merge(batch)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     // Admin tasks run to the end (a client going away does not stop them): no timeout.
     let admin = Router::new()
         .route("/v1/admin/archive", post(routes::admin_archive))
@@ -369,7 +370,7 @@ pub async fn serve_on(
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(state.history().clone().run_sampler(store.clone(), sampler_stopped));
 
-    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
     let stop = async move {
         tokio::select! {
@@ -377,7 +378,7 @@ pub async fn serve_on(
             _ = termination_signal() => tracing::info!("termination signal received"),
         }
         signal_state.begin_shutdown();
-        signalled.send_replace(true);
+        let _ = signalled.send(());
     };
     tracing::info!(%addr, "serving");
     let listener = listener.tap_io(|tcp| {
@@ -390,7 +391,7 @@ pub async fn serve_on(
     );
     let served = tokio::select! {
         result = &mut server => result,
-        _ = on_signal.wait_for(|s| *s) => {
+        _ = on_signal => {
             let drain = state.0.request_timeout + DRAIN_GRACE;
             match tokio::time::timeout(drain, &mut server).await {
                 Ok(result) => result,

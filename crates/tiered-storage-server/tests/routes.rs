@@ -501,3 +501,30 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let r = get(&h.app, "/v1/records/by-signature/%FF%FE").await;
     assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_and_excess_ones_are_shed() {
+    let body: String = (0..20_000).map(|i| json_line(&record(Some(&format!("t{i}")), 0)) + "\n").collect();
+    let h = harness(ServerConfig {
+        request_timeout: std::time::Duration::from_millis(1),
+        ..ServerConfig::default()
+    })
+    .await;
+    let r = post(&h.app, "/v1/records:batch", body.clone()).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::REQUEST_TIMEOUT, "timeout"));
+
+    let h = harness(ServerConfig {
+        concurrency_limit: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let app = h.app.clone();
+    let slow = tokio::spawn(async move { post(&app, "/v1/records:batch", body).await.status });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = get(&h.app, "/v1/stats").await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    // The probes are outside the limit.
+    assert_eq!(get(&h.app, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    assert_eq!(get(&h.app, "/v1/stats").await.status, StatusCode::OK);
+}
