@@ -249,13 +249,18 @@ async fn write(
     let mut lines = Lines::open(path, format)?;
     let mut out = Written::default();
     let bar = progress::bar(Some(plan.good), "importing", "records");
-    let mut pending: Vec<(u64, TransactionRecord)> = Vec::with_capacity(batch);
+    // The batch's records and, beside them, their line numbers.
+    let mut pending: Vec<TransactionRecord> = Vec::with_capacity(batch);
+    let mut numbers: Vec<u64> = Vec::with_capacity(batch);
     loop {
         let line = lines.next_line(path)?;
         let done = line.is_none();
         if let Some(line) = line {
             match line.parsed {
-                Ok(r) => pending.push((line.number, r)),
+                Ok(r) => {
+                    pending.push(r);
+                    numbers.push(line.number);
+                }
                 Err(e) => {
                     // The file changed since pass 1.
                     return Err(CliError::failed(format!(
@@ -268,14 +273,13 @@ async fn write(
             }
         }
         if pending.len() >= batch || (done && !pending.is_empty()) {
-            let records: Vec<TransactionRecord> = pending.iter().map(|(_, r)| r.clone()).collect();
-            let results = store.put_many(&records).await.map_err(|e| {
+            let results = store.put_many(&pending).await.map_err(|e| {
                 CliError::store(
                     &format!("import (after {} records were written)", out.imported),
                     e,
                 )
             })?;
-            for ((number, _), result) in pending.iter().zip(results) {
+            for (number, result) in numbers.iter().zip(results) {
                 match result {
                     Ok(id) => {
                         out.imported += 1;
@@ -302,6 +306,7 @@ async fn write(
                 }
             }
             pending.clear();
+            numbers.clear();
             let skipped = format!("{} already stored", out.existing);
             progress::update(&bar, out.imported + out.existing + out.failed, &skipped);
         }
