@@ -135,42 +135,59 @@ pub fn default_toml() -> Result<String, String> {
          # Remove what you do not change; unknown keys are errors. Sizes are bytes unless named,\n\
          # times are seconds unless named. Check a file with `tiered-storage config check FILE`.\n\n",
     );
-    // Top-level keys first; data_dir stays commented so the default applies.
-    let example = doc("data_dir")
-        .and_then(|d| d.2)
-        .unwrap_or("\"tiered_storage_data\"");
-    entry(&mut out, "data_dir", "data_dir", example, true);
-    for (key, value) in &table {
-        if key == "data_dir" || value.is_table() {
-            continue;
+    // In the order of `DOCS` (the library's field order), top-level keys first. A key with no
+    // value in the default (an optional field set to none) is shown commented out with its
+    // example; so is data_dir, so the default (and $TIERED_STORAGE_DATA_DIR) applies.
+    let write_section = |out: &mut String, section: Option<&str>, fields: &toml::Table| {
+        let prefix = section.map(|s| format!("{s}.")).unwrap_or_default();
+        let mut done = Vec::new();
+        for (full, _, example) in DOCS {
+            let Some(key) = full.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if key.contains('.')
+                || (section.is_none() && fields.get(key).is_some_and(|v| v.is_table()))
+            {
+                continue;
+            }
+            match (fields.get(key), example) {
+                (Some(value), _) if *full != "data_dir" => {
+                    entry(out, full, key, &value.to_string(), false)
+                }
+                (_, Some(example)) => entry(out, full, key, example, true),
+                (None, None) => continue,
+                (Some(value), None) => entry(out, full, key, &value.to_string(), true),
+            }
+            done.push(key);
         }
-        entry(&mut out, key, key, &value.to_string(), false);
-    }
-    for (section, value) in &table {
-        let Some(fields) = value.as_table() else {
+        // Defensive: a field without a comment still appears (a unit test keeps DOCS complete).
+        for (key, value) in fields {
+            if !value.is_table() && !done.contains(&key.as_str()) {
+                entry(
+                    out,
+                    &format!("{prefix}{key}"),
+                    key,
+                    &value.to_string(),
+                    false,
+                );
+            }
+        }
+    };
+    write_section(&mut out, None, &table);
+    for (section, text) in SECTION_DOCS {
+        let Some(fields) = table.get(*section).and_then(|v| v.as_table()) else {
             continue;
         };
         out.push('\n');
-        if let Some((_, text)) = SECTION_DOCS.iter().find(|(s, _)| s == section) {
-            comment(&mut out, text);
-        }
+        comment(&mut out, text);
         out.push_str(&format!("[{section}]\n"));
-        for (key, value) in fields {
-            entry(
-                &mut out,
-                &format!("{section}.{key}"),
-                key,
-                &value.to_string(),
-                false,
-            );
-        }
-        // Optional fields that default to none: shown commented out with an example value.
-        let prefix = format!("{section}.");
-        for (full, _, example) in DOCS {
-            if let (Some(key), Some(example)) = (full.strip_prefix(&prefix), example) {
-                if !fields.contains_key(key) {
-                    entry(&mut out, full, key, example, true);
-                }
+        write_section(&mut out, Some(section), fields);
+    }
+    for (section, value) in &table {
+        if let Some(fields) = value.as_table() {
+            if !SECTION_DOCS.iter().any(|(s, _)| s == section) {
+                out.push_str(&format!("\n[{section}]\n"));
+                write_section(&mut out, Some(section), fields);
             }
         }
     }
