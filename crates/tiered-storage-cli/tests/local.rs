@@ -354,6 +354,18 @@ fn export_round_trips_through_jsonl_csv_and_parquet() {
         .collect();
     assert_eq!(rows, odd);
 
+    // The export has an ordinary file's mode (not a temporary file's 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&jsonl).unwrap().permissions().mode();
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "readable by group or others under a usual umask: {mode:o}"
+        );
+    }
+
     // No temporary file is left beside the targets.
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()

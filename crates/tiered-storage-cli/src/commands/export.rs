@@ -124,9 +124,16 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".tiered-storage-export-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tiered-storage-export-").suffix(".tmp");
+    // A temporary file is private (0600); the export gets the mode any new file gets (0666
+    // less the umask), as if it had been created under its own name.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let temp = builder
         .tempfile_in(&dir)
         .map_err(|e| CliError::file("create a file in", &dir, e))?;
     let file = temp
