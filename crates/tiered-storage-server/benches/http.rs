@@ -55,7 +55,10 @@ fn main() {
     let secs = env_num("HTTP_BENCH_SECS", if smoke { 1 } else { 5 });
     let connections = env_num("HTTP_BENCH_CONNECTIONS", 32) as usize;
     let rate = env_num("HTTP_BENCH_RATE", 10_000);
-    let rss_records = env_num("HTTP_BENCH_RSS_RECORDS", if smoke { 20_000 } else { 1_000_000 });
+    let rss_records = env_num(
+        "HTTP_BENCH_RSS_RECORDS",
+        if smoke { 20_000 } else { 1_000_000 },
+    );
     let ingest_records = if smoke { 20_000 } else { 200_000 };
     println!(
         "http bench: {} mode, {secs} s runs, {connections} connections, {} cores",
@@ -70,21 +73,47 @@ fn main() {
     let bodies = batch_bodies(HOT_RECORDS, HOT_RECORDS, "hot");
     for body in &bodies {
         let answer = post_blocking(server.api, "/v1/records:batch", body);
-        assert!(answer.contains("\"errors\":[]"), "prefill failed: {answer:.200}");
+        assert!(
+            answer.contains("\"errors\":[]"),
+            "prefill failed: {answer:.200}"
+        );
     }
     let ids: Arc<Vec<i64>> = Arc::new((1..=HOT_RECORDS as i64).collect());
 
     let get_paths: Vec<String> = ids.iter().map(|id| format!("/v1/records/{id}")).collect();
-    let get = closed_loop(server.api, &get_paths, connections, Duration::from_secs(secs));
-    let base = closed_loop(server.baseline, &["/const".to_owned()], connections, Duration::from_secs(secs));
+    let get = closed_loop(
+        server.api,
+        &get_paths,
+        connections,
+        Duration::from_secs(secs),
+    );
+    let base = closed_loop(
+        server.baseline,
+        &["/const".to_owned()],
+        connections,
+        Duration::from_secs(secs),
+    );
     println!(
         "GET /v1/records/{{id}} hot, closed loop: {:.0} req/s ({} responses of ~{} bytes); baseline axum constant body: {:.0} req/s; ratio {:.2}",
         get.rate, get.count, get.body_bytes, base.rate, get.rate / base.rate
     );
-    assert!(get.body_bytes.abs_diff(record_json_len) < 64, "the GET answers records");
+    assert!(
+        get.body_bytes.abs_diff(record_json_len) < 64,
+        "the GET answers records"
+    );
 
-    let open = open_loop(server.api, &get_paths, rate, Duration::from_secs(secs.max(2) * 2));
-    let open_base = open_loop(server.baseline, &["/const".to_owned()], rate, Duration::from_secs(secs.max(2) * 2));
+    let open = open_loop(
+        server.api,
+        &get_paths,
+        rate,
+        Duration::from_secs(secs.max(2) * 2),
+    );
+    let open_base = open_loop(
+        server.baseline,
+        &["/const".to_owned()],
+        rate,
+        Duration::from_secs(secs.max(2) * 2),
+    );
     println!(
         "GET /v1/records/{{id}} hot, open loop at {rate} req/s: p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({} sent, achieved {:.0} req/s); baseline p50 {:.3} ms, p99 {:.3} ms",
         open.p50_ms, open.p99_ms, open.p999_ms, open.max_ms, open.count, open.achieved, open_base.p50_ms, open_base.p99_ms
@@ -113,7 +142,10 @@ fn main() {
         let n = BATCH_LINES.min(rss_records as usize - sent);
         let body = batch_bodies(n, n, &format!("rss{sent}")).pop().unwrap();
         let answer = post_blocking(server.api, "/v1/records:batch", &body);
-        assert!(answer.contains("\"errors\":[]"), "load failed: {answer:.200}");
+        assert!(
+            answer.contains("\"errors\":[]"),
+            "load failed: {answer:.200}"
+        );
         sent += n;
     }
     let load = started.elapsed();
@@ -154,12 +186,17 @@ fn child_server() {
             .route(
                 "/const",
                 axum::routing::get(move || async move {
-                    ([(axum::http::header::CONTENT_TYPE, "application/json")], constant)
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        constant,
+                    )
                 }),
             )
             .route(
                 "/sink",
-                axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+                axum::routing::post(
+                    |body: axum::body::Bytes| async move { body.len().to_string() },
+                ),
             )
             .layer(axum::extract::DefaultBodyLimit::max(256 << 20));
         println!(
@@ -261,7 +298,8 @@ fn bench_record(i: usize, tag: &str) -> tiered_storage::TransactionRecord {
     base.instruction_summary = Some("create+buy".into());
     base.is_jito_bundle = Some(false);
     r.scored_candidate.predicted_score = 87;
-    r.scored_candidate.feature_scores = [("liquidity".to_owned(), 0.82), ("holders".to_owned(), 0.4)].into();
+    r.scored_candidate.feature_scores =
+        [("liquidity".to_owned(), 0.82), ("holders".to_owned(), 0.4)].into();
     r.scored_candidate.reason = "strong early liquidity".into();
     r.scored_candidate.timestamp = now;
     r.transaction_signature = Some(format!("{tag}-{i:0>80}"));
@@ -314,7 +352,8 @@ fn parse_head(buf: &[u8]) -> Option<(u16, usize, usize)> {
         .lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
         })
         .unwrap_or(0);
     Some((status, end, length))
@@ -368,7 +407,12 @@ struct Closed {
 
 /// `connections` keep-alive connections, each sending its next request as soon as the
 /// previous answer is in, on one client thread; requests cycle through `paths`.
-fn closed_loop(addr: SocketAddr, paths: &[String], connections: usize, duration: Duration) -> Closed {
+fn closed_loop(
+    addr: SocketAddr,
+    paths: &[String],
+    connections: usize,
+    duration: Duration,
+) -> Closed {
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(paths.iter().map(|p| get_request(p)).collect());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -387,7 +431,10 @@ fn closed_loop(addr: SocketAddr, paths: &[String], connections: usize, duration:
                 let (mut count, mut body_bytes) = (0u64, 0usize);
                 let mut i = c * 7919;
                 while Instant::now() < deadline {
-                    stream.write_all(&requests[i % requests.len()]).await.unwrap();
+                    stream
+                        .write_all(&requests[i % requests.len()])
+                        .await
+                        .unwrap();
                     i += 1;
                     buf.clear();
                     loop {
