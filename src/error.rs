@@ -186,6 +186,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable, machine-readable name for the variant, e.g. `"duplicate_signature"`: what the
+    /// HTTP service puts in an error body's `code` and what a client can match on. Codes never
+    /// change meaning; a new variant gets a new code.
+    ///
+    /// ```
+    /// use tiered_storage::Error;
+    /// assert_eq!(Error::NotFound { id: 7 }.code(), "not_found");
+    /// assert_eq!(Error::EmptySignature.code(), "empty_signature");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::ConfigFile { .. } => "config_file",
+            Error::DuplicateSignature { .. } => "duplicate_signature",
+            Error::EmptySignature => "empty_signature",
+            Error::RecordTooLarge { .. } => "record_too_large",
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidRecord { .. } => "invalid_record",
+            Error::Conflict { .. } => "conflict",
+            Error::Unsupported { .. } => "unsupported",
+            Error::DataDir { .. } => "data_dir",
+            Error::Io { .. } => "io",
+            Error::Sqlite { .. } => "sqlite",
+            Error::Corrupt { .. } => "corrupt",
+            Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Codec { .. } => "codec",
+            Error::ColdFile { .. } => "cold_file",
+            Error::Closed => "closed",
+            Error::AlreadyOpen { .. } => "already_open",
+            Error::ReadOnly { .. } => "read_only",
+        }
+    }
+
     pub(crate) fn config(field: &'static str, message: impl Into<String>) -> Self {
         Error::Config {
             field,
@@ -203,6 +236,79 @@ impl Error {
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         Error::InvalidRecord {
             reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_distinct_snake_case_names() {
+        let io = || std::io::Error::other("x");
+        let all = [
+            Error::config("hot.capacity", "x"),
+            Error::ConfigFile {
+                path: "f".into(),
+                message: "x".into(),
+            },
+            Error::DuplicateSignature {
+                signature: "s".into(),
+                existing_id: 1,
+            },
+            Error::EmptySignature,
+            Error::RecordTooLarge { size: 2, max: 1 },
+            Error::NotFound { id: 1 },
+            Error::invalid("x"),
+            Error::Conflict { id: 1 },
+            Error::Unsupported { op: "x" },
+            Error::DataDir {
+                path: "d".into(),
+                source: io(),
+            },
+            Error::Io {
+                op: "open",
+                path: "p".into(),
+                source: io(),
+            },
+            Error::Sqlite {
+                op: "x",
+                path: "p".into(),
+                source: rusqlite::Error::InvalidQuery,
+            },
+            Error::Corrupt {
+                path: "p".into(),
+                detail: "x".into(),
+            },
+            Error::SchemaTooNew {
+                path: "p".into(),
+                found: 9,
+                supported: 6,
+            },
+            Error::Codec {
+                op: "decode",
+                id: None,
+                message: "x".into(),
+            },
+            Error::cold_file("p", "x"),
+            Error::Closed,
+            Error::AlreadyOpen {
+                path: "d".into(),
+                holder: "h".into(),
+            },
+            Error::ReadOnly {
+                path: "d".into(),
+                op: "put",
+            },
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(Error::code).collect();
+        assert_eq!(codes.len(), all.len(), "two variants share a code");
+        for code in codes {
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
         }
     }
 }

@@ -90,8 +90,9 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionReport, IntegrityReport,
-    MaintenanceStatus, MaintenanceStepReport, RebuildReport, RecordCursor, ScanRange,
+    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
+    CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
+    RecordCursor, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).

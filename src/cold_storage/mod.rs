@@ -26,6 +26,7 @@ pub(crate) mod store;
 mod tier;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
+pub(crate) use compact::CompactionGroup;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 pub(crate) use store::is_missing;

@@ -58,6 +58,24 @@ pub struct MaintenanceStatus {
     pub failed_steps: u64,
     /// When the last step ended, Unix ms by the store's clock (0: none yet).
     pub last_step_ms: i64,
+    /// Records moved to cold since open, by the loop or by `archive_*` calls.
+    pub records_archived: u64,
+    /// Files written by archival since open.
+    pub archive_files: u64,
+    /// When the last archival pass that moved records ended, Unix ms (0: none yet).
+    pub last_archive_ms: i64,
+    /// Compaction groups committed since open.
+    pub compaction_groups: u64,
+    /// Cold files replaced by compaction since open.
+    pub compaction_files_in: u64,
+    /// Files compaction wrote since open.
+    pub compaction_files_out: u64,
+    /// Bytes of the files compaction replaced.
+    pub compaction_bytes_in: u64,
+    /// Bytes of the files compaction wrote.
+    pub compaction_bytes_out: u64,
+    /// When the last compaction group committed, Unix ms (0: none yet).
+    pub last_compaction_ms: i64,
 }
 
 /// Shared state of the maintenance loop and shutdown.
@@ -75,6 +93,38 @@ pub(crate) struct MaintenanceState {
     steps: AtomicU64,
     failed_steps: AtomicU64,
     last_step_ms: std::sync::atomic::AtomicI64,
+    /// What the moves did since open (the status's archival and compaction counters).
+    moved: parking_lot::Mutex<MaintenanceStatus>,
+}
+
+impl MaintenanceState {
+    /// Count an archival pass.
+    pub(crate) fn note_archive(&self, report: &ArchiveReport, now_ms: i64) {
+        if report.files == 0 {
+            return;
+        }
+        let mut m = self.moved.lock();
+        m.records_archived += report.archived;
+        m.archive_files += report.files;
+        m.last_archive_ms = now_ms;
+    }
+
+    /// Count a committed compaction group that wrote `out_bytes` (`None`: no output, every
+    /// row was dead).
+    pub(crate) fn note_compaction(
+        &self,
+        group: &crate::cold_storage::CompactionGroup,
+        out_bytes: Option<u64>,
+        now_ms: i64,
+    ) {
+        let mut m = self.moved.lock();
+        m.compaction_groups += 1;
+        m.compaction_files_in += group.inputs.len() as u64;
+        m.compaction_bytes_in += group.inputs.iter().map(|e| e.bytes).sum::<u64>();
+        m.compaction_files_out += u64::from(out_bytes.is_some());
+        m.compaction_bytes_out += out_bytes.unwrap_or(0);
+        m.last_compaction_ms = now_ms;
+    }
 }
 
 impl Default for MaintenanceState {
@@ -87,6 +137,7 @@ impl Default for MaintenanceState {
             steps: AtomicU64::new(0),
             failed_steps: AtomicU64::new(0),
             last_step_ms: std::sync::atomic::AtomicI64::new(0),
+            moved: parking_lot::Mutex::new(MaintenanceStatus::default()),
         }
     }
 }
@@ -202,6 +253,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             records_per_sec: Some(m.archive_records_per_sec),
             max_file_rows: Some(m.archive_commit_rows),
             stop: self.stopping.clone(),
+            progress: None,
         };
         let cutoff = self.archive_cutoff_ms();
         report.archive = self
@@ -218,7 +270,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .task(
                     "compact",
                     &mut report.failures,
-                    self.compact_groups(COMPACTION_GROUPS_PER_STEP),
+                    self.compact_groups(COMPACTION_GROUPS_PER_STEP, None),
                 )
                 .await;
         }
@@ -410,6 +462,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             steps: s.steps.load(Ordering::Relaxed),
             failed_steps: s.failed_steps.load(Ordering::Relaxed),
             last_step_ms: s.last_step_ms.load(Ordering::Relaxed),
+            ..s.moved.lock().clone()
         }
     }
 

@@ -10,7 +10,10 @@ mod write;
 
 pub use backup::BackupReport;
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
-pub use moves::{ArchiveReport, CompactionReport, IntegrityReport, RebuildReport};
+pub use moves::{
+    ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
+    RebuildReport,
+};
 pub use scan::{RecordCursor, ScanRange};
 
 use std::path::Path;
@@ -285,6 +288,59 @@ impl<R: Record> AutoTieringCoordinator<R> {
             range,
             page_size,
         ))
+    }
+
+    /// The `n` most recently put records still stored, newest (highest id) first, from every
+    /// tier. Ids are assigned in put order, so this is "the last trades written": it reads
+    /// windows of ids downwards from the newest, about `n` records when few were removed, and
+    /// never more than the store holds.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let mut ids = Vec::new();
+    /// for _ in 0..5 {
+    ///     ids.push(store.put(&TransactionRecord::default()).await?);
+    /// }
+    /// store.remove(ids[4]).await?;
+    /// let last: Vec<i64> = store.recently_put(2).await?.iter().filter_map(|t| t.id).collect();
+    /// assert_eq!(last, [ids[3], ids[2]]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn recently_put(&self, n: usize) -> Result<Vec<R>> {
+        let mut out: Vec<R> = Vec::with_capacity(n.min(DEFAULT_LIST_PAGE_SIZE));
+        if n == 0 {
+            return Ok(out);
+        }
+        // Ids are assigned from 1 upwards; everything below `hi` is a candidate.
+        let warm = self.warm.clone();
+        let mut hi = run_blocking(move || warm.assigned_below()).await? - 1;
+        let mut width = (n as i64).saturating_mul(2).max(64);
+        while hi >= 1 && out.len() < n {
+            let lo = hi.saturating_sub(width - 1).max(1);
+            let range = ScanRange::default().with_ids(lo..=hi);
+            let mut cursor = self.scan(range, DEFAULT_LIST_PAGE_SIZE)?;
+            // The window's newest `need` records, oldest first: memory stays about n + a page.
+            let need = n - out.len();
+            let mut newest = std::collections::VecDeque::with_capacity(need.min(4096));
+            while let Some(page) = cursor.next_page().await? {
+                for record in page {
+                    if newest.len() == need {
+                        newest.pop_front();
+                    }
+                    newest.push_back(record);
+                }
+            }
+            out.extend(newest.into_iter().rev());
+            hi = lo - 1;
+            // Few records in this window (many removed): look further down faster.
+            width = width.saturating_mul(2);
+        }
+        Ok(out)
     }
 
     /// Counts and read routing counters.

@@ -49,7 +49,7 @@ pub struct ArchiveReport {
 }
 
 /// Bounds of one archival pass.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ArchiveLimits {
     /// Most records to read from warm.
     pub max_records: u64,
@@ -61,6 +61,41 @@ pub(crate) struct ArchiveLimits {
     /// Set when the store shuts down: the pass ends at the next page and publishes and
     /// commits what it has.
     pub stop: Arc<AtomicBool>,
+    /// Called after each file's commit with the pass's totals so far.
+    pub progress: Option<ProgressFn<ArchiveProgress>>,
+}
+
+/// A progress callback of a move.
+pub(crate) type ProgressFn<P> = Arc<dyn Fn(&P) + Send + Sync>;
+
+/// How far an archival pass has got, given to
+/// [`archive_older_than_with_progress`](AutoTieringCoordinator::archive_older_than_with_progress)'s
+/// callback after each file's commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ArchiveProgress {
+    /// Records moved to cold so far.
+    pub records_archived: u64,
+    /// Files written and catalogued so far.
+    pub files_written: u64,
+    /// Bytes of those files.
+    pub bytes_written: u64,
+}
+
+/// How far a compaction pass has got, given to
+/// [`compact_now_with_progress`](AutoTieringCoordinator::compact_now_with_progress)'s callback
+/// once when the pass is planned and after each group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CompactionProgress {
+    /// Groups rewritten (or skipped because an input was quarantined) so far.
+    pub groups_done: u64,
+    /// Groups this pass will rewrite.
+    pub groups_total: u64,
+    /// Input files replaced so far.
+    pub files_in: u64,
+    /// Output files written so far.
+    pub files_out: u64,
 }
 
 /// One keyset page of warm rows to archive: `(rev, record)`.
@@ -137,8 +172,59 @@ impl<R: Record> AutoTieringCoordinator<R> {
             records_per_sec: None,
             max_file_rows: None,
             stop: self.stopping.clone(),
+            progress: None,
         };
         self.archive_with(cutoff_ms, limits).await
+    }
+
+    /// [`archive_older_than`](Self::archive_older_than), calling `progress` after each file's
+    /// commit with the totals so far (for a progress bar; [`count_due_for_archival`] gives the
+    /// total to expect). The callback runs on the pass's thread: keep it short.
+    ///
+    /// [`count_due_for_archival`]: Self::count_due_for_archival
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::{Arc, Mutex};
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for t in 0..10 {
+    ///     store.put(&TransactionRecord { timestamp_decision_made: t, ..Default::default() }).await?;
+    /// }
+    /// assert_eq!(store.count_due_for_archival(5).await?, 5);
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let report = store
+    ///     .archive_older_than_with_progress(5, move |p| log.lock().unwrap().push(p.records_archived))
+    ///     .await?;
+    /// assert_eq!(report.archived, 5);
+    /// assert_eq!(seen.lock().unwrap().last(), Some(&5));
+    /// # Ok(()) }
+    /// ```
+    pub async fn archive_older_than_with_progress(
+        &self,
+        cutoff_ms: i64,
+        progress: impl Fn(&ArchiveProgress) + Send + Sync + 'static,
+    ) -> Result<ArchiveReport> {
+        let limits = ArchiveLimits {
+            max_records: u64::MAX,
+            records_per_sec: None,
+            max_file_rows: None,
+            stop: self.stopping.clone(),
+            progress: Some(Arc::new(progress)),
+        };
+        self.archive_with(cutoff_ms, limits).await
+    }
+
+    /// How many warm records have `timestamp_ms() < cutoff_ms`: what
+    /// [`archive_older_than`](Self::archive_older_than) would move now (one count over the
+    /// timestamp index).
+    pub async fn count_due_for_archival(&self, cutoff_ms: i64) -> Result<u64> {
+        let warm = self.warm.clone();
+        run_blocking(move || warm.count_due(cutoff_ms)).await?
     }
 
     /// [`archive_older_than`](Self::archive_older_than) within `limits`.
@@ -167,7 +253,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let new_builder =
                 || ArchiveBuilder::new(cold.clone()).with_max_file_rows(max_file_rows);
             let mut builder = new_builder();
-            let mut commits = Commits::default();
+            let mut commits = Commits {
+                progress: limits.progress.clone(),
+                ..Commits::default()
+            };
             let batch = cold.config().archive_batch_rows;
             // Three stages overlap: a reader thread pages through warm, this thread encodes and
             // publishes files, the warm writer commits them.
@@ -248,6 +337,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
         })
         .await??;
         report.elapsed = started.elapsed();
+        self.maintenance
+            .note_archive(&report, self.config.clock.now_ms());
         if report.files > 0 {
             tracing::info!(
                 files = report.files,
@@ -263,13 +354,28 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// Merge small cold files and rewrite files with many superseded or deleted rows. Each
     /// group's output is published before its catalog switch; the inputs are removed after it.
     pub async fn compact_now(&self) -> Result<CompactionReport> {
-        self.compact_groups(usize::MAX).await
+        self.compact_groups(usize::MAX, None).await
+    }
+
+    /// [`compact_now`](Self::compact_now), calling `progress` once the pass is planned and
+    /// after each group (for a progress bar). The callback runs on the caller's task: keep it
+    /// short.
+    pub async fn compact_now_with_progress(
+        &self,
+        progress: impl Fn(&CompactionProgress) + Send + Sync + 'static,
+    ) -> Result<CompactionReport> {
+        self.compact_groups(usize::MAX, Some(Arc::new(progress)))
+            .await
     }
 
     /// [`compact_now`](Self::compact_now), rewriting at most `max_groups` groups (each at
     /// most one target-size output file).
-    #[tracing::instrument(level = "debug", skip(self))]
-    pub(crate) async fn compact_groups(&self, max_groups: usize) -> Result<CompactionReport> {
+    #[tracing::instrument(level = "debug", skip(self, progress))]
+    pub(crate) async fn compact_groups(
+        &self,
+        max_groups: usize,
+        progress: Option<ProgressFn<CompactionProgress>>,
+    ) -> Result<CompactionReport> {
         let _move = self.moves.lock().await;
         self.check_open("compact")?;
         let mut report = CompactionReport::default();
@@ -277,6 +383,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let groups = self.cold.plan_compaction(&entries);
         let planned = groups.len();
         report.groups_left = planned.saturating_sub(max_groups) as u64;
+        let mut shown = CompactionProgress {
+            groups_total: planned.min(max_groups) as u64,
+            ..Default::default()
+        };
+        let show = |shown: &CompactionProgress| {
+            if let Some(f) = &progress {
+                f(shown);
+            }
+        };
+        show(&shown);
         for (done, group) in groups.into_iter().take(max_groups).enumerate() {
             // Shutdown waits for the group being rewritten, not for the rest.
             if self.stopping.load(Ordering::Acquire) {
@@ -291,6 +407,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             report.bytes_in += group.inputs.iter().map(|e| e.bytes).sum::<u64>();
             report.rows_dropped += dropped.len() as u64;
             let new_file = built.map(|f: FinishedFile| f.file);
+            let new_file_bytes = new_file.as_ref().map(|f| f.bytes);
             if let Some(f) = &new_file {
                 report.files_out += 1;
                 report.rows_written += f.rows;
@@ -319,14 +436,22 @@ impl<R: Record> AutoTieringCoordinator<R> {
                     file_id,
                     "compaction group skipped: an input was quarantined meanwhile"
                 );
+                shown.groups_done += 1;
+                show(&shown);
                 continue;
             }
             crash_point("compact:committed");
+            self.maintenance
+                .note_compaction(&group, new_file_bytes, self.config.clock.now_ms());
             self.cold.forget(&replaces);
             let cold = self.cold.clone();
             let inputs = group.inputs.clone();
             run_blocking(move || cold.remove_compacted(&inputs)).await??;
             crash_point("compact:old_removed");
+            shown.groups_done += 1;
+            shown.files_in += replaces.len() as u64;
+            shown.files_out += u64::from(new_file_bytes.is_some());
+            show(&shown);
         }
         Ok(report)
     }
@@ -438,6 +563,8 @@ struct Commits {
     /// Published files that certainly will not be catalogued: their commit never started, or
     /// it failed in SQLite (rolled back).
     orphans: Vec<String>,
+    /// Told the pass's totals after each commit.
+    progress: Option<ProgressFn<ArchiveProgress>>,
 }
 
 const MAX_PENDING_COMMITS: usize = 2;
@@ -511,6 +638,13 @@ impl Commits {
         report.archived += ack.archived;
         report.superseded += ack.superseded;
         report.bytes += bytes;
+        if let Some(f) = &self.progress {
+            f(&ArchiveProgress {
+                records_archived: report.archived,
+                files_written: report.files,
+                bytes_written: report.bytes,
+            });
+        }
         Ok(())
     }
 

@@ -46,26 +46,89 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 "put assigns ids: the record already has one (use update to change a stored record)",
             ));
         }
-        let mut encoded = self.warm.encode(record)?;
+        let encoded = self.warm.encode(record)?;
         let bytes = encoded.payload.len();
         let permit = self.write_permit("put").await?;
-        let mut distinct = Vec::new();
-        let ack = loop {
-            let ack = self
-                .warm
-                .write(WriteOp::Put(encoded, std::mem::take(&mut distinct)))
-                .await?;
-            if ack.unconfirmed.is_empty() {
-                break ack;
-            }
-            // Rare (a signature hash shared with archived records): confirm, then encode again
-            // for the second try rather than copy every put's encoding for it.
-            distinct =
+        let ack = self.warm.write(WriteOp::Put(encoded, Vec::new())).await;
+        let id = self.finish_put(record, bytes, ack).await?;
+        drop(permit);
+        Ok(id)
+    }
+
+    /// Store many new records durably, each as its own [`put`](Self::put), and return each
+    /// one's id or error in input order. All of them are queued before the first answer is
+    /// awaited, so the writer group-commits them together: a bulk load from one task runs at
+    /// the speed of many concurrent writers.
+    ///
+    /// One record's error (a duplicate signature, a record that is too large, one that already
+    /// has an id) writes nothing for it and does not stop the others; two records of the batch
+    /// with the same signature store the first. The outer error is only for a store that
+    /// cannot write at all ([`Error::ReadOnly`], [`Error::Closed`]); a store that closes
+    /// part-way answers [`Error::Closed`] for the records it did not take.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Error, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// let trade = |sig: &str| TransactionRecord {
+    ///     transaction_signature: Some(sig.into()),
+    ///     ..Default::default()
+    /// };
+    /// let results = store.put_many(&[trade("a"), trade("b"), trade("a")]).await?;
+    /// assert!(results[0].is_ok() && results[1].is_ok());
+    /// assert!(matches!(results[2], Err(Error::DuplicateSignature { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_many(&self, records: &[R]) -> Result<Vec<Result<i64>>> {
+        let permit = self.write_permit("put").await?;
+        let mut queued = Vec::with_capacity(records.len());
+        for record in records {
+            let sent = async {
+                if record.id().is_some() {
+                    return Err(Error::invalid(
+                        "put assigns ids: the record already has one (use update to change a stored record)",
+                    ));
+                }
+                let encoded = self.warm.encode(record)?;
+                let bytes = encoded.payload.len();
+                let rx = self
+                    .warm
+                    .send_write(WriteOp::Put(encoded, Vec::new()))
+                    .await?;
+                Ok((bytes, rx))
+            };
+            queued.push(sent.await);
+        }
+        let mut results = Vec::with_capacity(records.len());
+        for (record, sent) in records.iter().zip(queued) {
+            results.push(match sent {
+                Ok((bytes, rx)) => {
+                    let ack = self.warm.write_answer(rx.await);
+                    self.finish_put(record, bytes, ack).await
+                }
+                Err(e) => Err(e),
+            });
+        }
+        drop(permit);
+        Ok(results)
+    }
+
+    /// The rest of a put whose first write answered `ack`: when its signature's hash matched
+    /// archived records (rare), confirm they differ and write again; then cache the record.
+    async fn finish_put(&self, record: &R, bytes: usize, ack: Result<WriteAck>) -> Result<i64> {
+        let mut ack = ack?;
+        while !ack.unconfirmed.is_empty() {
+            // Confirm, then encode again for the second try rather than copy every put's
+            // encoding for it.
+            let distinct =
                 confirm_distinct(&self.warm, &self.cold, record.signature(), ack.unconfirmed)
                     .await?;
-            encoded = self.warm.encode(record)?;
-        };
-        drop(permit);
+            let encoded = self.warm.encode(record)?;
+            ack = self.warm.write(WriteOp::Put(encoded, distinct)).await?;
+        }
         let mut cached = record.clone();
         cached.set_id(ack.id);
         self.hot.insert_put(cached, bytes, ack.seq);

@@ -41,6 +41,10 @@ pub struct TierMetrics {
     pub expirations: u64,
     /// Records promoted into this tier by reads.
     pub promotions: u64,
+    /// Writes (puts, updates, removes) the tier's transactions carried since the store opened,
+    /// a refused one (a duplicate signature) included (warm; 0 for the other tiers, which
+    /// writes do not go to).
+    pub writes: u64,
     /// Records moved into this tier by archival since the store opened (cold).
     pub records_archived: u64,
     /// How far the oldest record held is past its move to the next tier, seconds (warm: its

@@ -171,11 +171,18 @@ fn register_tier(r: &mut Registry, prefix: &str, t: &TierMetrics) {
     }
 
     match prefix {
-        "warm" => r.register(
-            "archival_lag_seconds",
-            "How far the oldest warm record is past its move to cold, seconds",
-            gauge(t.archival_lag_secs),
-        ),
+        "warm" => {
+            r.register(
+                "archival_lag_seconds",
+                "How far the oldest warm record is past its move to cold, seconds",
+                gauge(t.archival_lag_secs),
+            );
+            r.register(
+                "write",
+                "Writes (puts, updates, removes) carried by committed transactions since the store opened",
+                counter(t.writes),
+            );
+        }
         "cold" => {
             r.register(
                 "archived",
@@ -294,6 +301,7 @@ mod tests {
             evictions: 5,
             expirations: 6,
             promotions: 9,
+            writes: 31,
             records_archived: 0,
             archival_lag_secs: 0,
             file_count: 0,
@@ -511,6 +519,8 @@ mod tests {
             "warm_hit_total 11",
             "warm_access_seconds{quantile=\"0.95\"} 0.000013",
             "warm_archival_lag_seconds 120",
+            "# TYPE warm_write_total counter",
+            "warm_write_total 31",
             "# TYPE cold_archived_total counter",
             "cold_archived_total 3000",
             "cold_files 4",
@@ -540,9 +550,9 @@ mod tests {
         let text = render(&full(), &alerts);
         let samples = check_exposition(&text);
         // 3 tiers × 15 common samples (7 counts, 3 quantiles, max, avg, baseline, window,
-        // ratio) + hot capacity + warm lag + 3 cold + 3 severities + 1 alert, less cold's ratio
-        // (its window saw no lookups).
-        assert_eq!(samples.len(), 3 * 15 + 1 + 1 + 3 + 3 + 1 - 1, "{text}");
+        // ratio) + hot capacity + warm lag and writes + 3 cold + 3 severities + 1 alert, less
+        // cold's ratio (its window saw no lookups).
+        assert_eq!(samples.len(), 3 * 15 + 1 + 2 + 3 + 3 + 1 - 1, "{text}");
         assert!(samples
             .iter()
             .all(|s| s.value.is_finite() && s.value >= 0.0));

@@ -428,6 +428,7 @@ impl<R: Record> WarmSqliteStorage<R> {
             tier_name: "warm".to_owned(),
             record_count: self.len(),
             bytes_stored: self.bytes_on_disk(),
+            writes: self.group_commit_counts().1,
             ..TierMetrics::default()
         };
         self.inner.stats.fill(&mut m);

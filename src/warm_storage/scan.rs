@@ -188,6 +188,17 @@ impl<R: Record> WarmSqliteStorage<R> {
         )
     }
 
+    /// How many records have `ts < cutoff_ms` (a count over the timestamp index).
+    pub(crate) fn count_due(&self, cutoff_ms: i64) -> Result<u64> {
+        Ok(self
+            .query_value(
+                "SELECT count(*) FROM records INDEXED BY records_ts WHERE ts < ?1",
+                [cutoff_ms],
+                "count the records due for archival",
+            )?
+            .unwrap_or(0) as u64)
+    }
+
     /// The smallest record timestamp in warm (an index lookup), `None` when warm is empty.
     pub fn oldest_timestamp_ms(&self) -> Result<Option<i64>> {
         self.query_value("SELECT min(ts) FROM records", [], "read oldest timestamp")
