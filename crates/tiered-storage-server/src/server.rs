@@ -369,7 +369,7 @@ pub async fn serve_on(
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(state.history().clone().run_sampler(store.clone(), sampler_stopped));
 
-    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
     let stop = async move {
         tokio::select! {
@@ -377,7 +377,7 @@ pub async fn serve_on(
             _ = termination_signal() => tracing::info!("termination signal received"),
         }
         signal_state.begin_shutdown();
-        signalled.send_replace(true);
+        let _ = signalled.send(());
     };
     tracing::info!(%addr, "serving");
     let listener = listener.tap_io(|tcp| {
@@ -390,7 +390,7 @@ pub async fn serve_on(
     );
     let served = tokio::select! {
         result = &mut server => result,
-        _ = on_signal.wait_for(|s| *s) => {
+        _ = on_signal => {
             let drain = state.0.request_timeout + DRAIN_GRACE;
             match tokio::time::timeout(drain, &mut server).await {
                 Ok(result) => result,

@@ -139,3 +139,48 @@ pub async fn get(app: &axum::Router, uri: &str) -> Reply {
 pub async fn post(app: &axum::Router, uri: &str, body: impl Into<Body>) -> Reply {
     call(app, Method::POST, uri, None, body).await
 }
+
+/// A keep-alive HTTP/1.1 connection to a real socket (hyper's client, no pool).
+pub struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+}
+
+impl Conn {
+    pub async fn open(addr: std::net::SocketAddr) -> std::io::Result<Conn> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    /// One request; an error when the connection is gone.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), hyper::Error> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+            .unwrap();
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes().to_vec();
+        Ok((status, body))
+    }
+}
