@@ -41,9 +41,10 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
     return n.toFixed(1) + ' ' + units[i];
   }
+  // Hit rates come as percentages (0–100), as the library computes them.
   function fmtRate(v) {
     if (v === null || v === undefined) return '—';
-    return (Number(v) * 100).toFixed(1) + ' %';
+    return Number(v).toFixed(1) + ' %';
   }
   function fmtUs(v) {
     if (v === null || v === undefined) return '—';
@@ -341,9 +342,12 @@
     } else {
       let top = opts.yMax !== undefined ? opts.yMax : hi;
       if (!(top > 0)) top = 1;
-      const step = (opts.bytes ? niceBytesStep : niceStep)(top, 4);
+      let step = (opts.bytes ? niceBytesStep : niceStep)(top, 4);
+      if (opts.integer) step = Math.max(1, Math.round(step));
       top = Math.ceil(top / step) * step;
-      y = (v) => m.t + ph - (v / top) * ph;
+      const yTop = top;
+      // Clamped to the plot, so a value above a fixed top (hit rate) cannot draw outside it.
+      y = (v) => m.t + ph - (Math.min(Math.max(v, 0), yTop) / yTop) * ph;
       ticks = [];
       for (let v = 0; v <= top + step / 2; v += step) ticks.push(v);
     }
@@ -430,9 +434,9 @@
   }
 
   const TIER_CHARTS = {
-    record_count: { fmt: fmtCompact },
+    record_count: { fmt: fmtCompact, integer: true },
     bytes: { fmt: fmtBytesShort, bytes: true },
-    hit_rate: { fmt: (v) => Math.round(v * 100) + '%', yMax: 1 },
+    hit_rate: { fmt: (v) => Math.round(v) + '%', yMax: 100 },
     reads_per_sec: { fmt: fmtPerSec },
     writes_per_sec: { fmt: fmtPerSec },
     p50_us: { fmt: fmtUsAxis, log: true },
@@ -441,8 +445,8 @@
   };
   const STORE_CHARTS = {
     records_archived_per_sec: { fmt: fmtPerSec, name: 'archived/s' },
-    archival_lag_secs: { fmt: (v) => fmtDuration(v).replace(/ 0 s$/, ''), name: 'lag' },
-    compaction_files_in: { fmt: fmtCompact, name: 'files in' },
+    archival_lag_secs: { fmt: (v) => fmtDuration(v).replace(/ 0 s$/, ''), name: 'lag', integer: true },
+    compaction_files_in: { fmt: fmtCompact, name: 'files in', integer: true },
   };
 
   function renderHistory(h) {
