@@ -19,6 +19,7 @@ Screenshots go to target/browser/.
 """
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -191,9 +192,10 @@ def make_record(i, ts_ms, outcome):
     }
 
 
-def fill(api):
+def fill(api, pause=1.2):
     """200 records: 120 from 1-3 days ago (archived to cold), 80 from the last minutes (warm);
-    20 updated, 3 deleted. Returns {signature: id} of the records that remain, and details."""
+    20 updated, 3 deleted. The steps are `pause` apart, so the history (sampled every second)
+    shows them one by one. Returns the ids and signatures of the records that remain."""
     now = int(time.time() * 1000)
     ids = {}
     sigs = {}
@@ -212,10 +214,14 @@ def fill(api):
             i = rnd * 60 + k
             ids[i] = rid
             sigs[i] = f"bt{RUN}sig{i:05d}"
+        time.sleep(pause)
         rep = api.ok("POST", "/v1/admin/archive", {"older_than": "1h"})
         log(f"archive round {rnd + 1}: {json.dumps(rep)[:200]}")
+        time.sleep(pause)
     # Recent records one by one (POST /v1/records).
     for i in range(120, 200):
+        if i % 20 == 0 and i > 120:
+            time.sleep(pause)
         rec = make_record(i, now - (200 - i) * 1000, "PendingConfirmation")
         out = api.ok("POST", "/v1/records", rec, expect=(201,))
         ids[i] = out["id"]
@@ -234,11 +240,14 @@ def fill(api):
     for i in deleted:
         status, out = api.call("DELETE", f"/v1/records/{ids[i]}")
         check(status == 204, f"DELETE /v1/records/{ids[i]}: HTTP {status} {out}")
+    time.sleep(pause)
     rep = api.ok("POST", "/v1/admin/compact")
+    time.sleep(pause)
     log(f"compaction: {json.dumps(rep)[:200]}")
     # Reads, so every tier has hits and latencies: recent ones, and archived ones (cold).
     for i in list(range(0, 120, 4)) + list(range(124, 200, 3)):
         api.ok("GET", f"/v1/records/{ids[i]}")
+    time.sleep(pause)
     for i in range(0, 120, 10):
         api.ok("GET", "/v1/records/by-signature/" + urllib.parse.quote(sigs[i], safe=""))
     for i in deleted:
@@ -445,12 +454,14 @@ def load(driver, url):
 
 
 def screenshot(driver, path):
+    """The whole page (beyond the viewport), 1440 CSS pixels wide."""
     height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
-    driver.set_window_size(1440, max(900, min(height + 20, 6000)))
-    time.sleep(0.4)  # the page redraws its charts for the new size (resize is debounced 150 ms)
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": 1440, "height": min(height, 8000), "scale": 1}})
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    check(driver.save_screenshot(path), f"could not save {path}")
-    driver.set_window_size(1440, 1000)
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(shot["data"]))
     log(f"screenshot: {os.path.abspath(path)}")
 
 
@@ -575,7 +586,7 @@ def do_lookup(driver, query):
     return status.get_attribute("data-state"), status.text, testid(driver, "lookup-result").text
 
 
-def check_lookups(driver, api, data, console):
+def check_lookups(driver, api, data, console, shot):
     # by id: an updated warm record (the JSON shown must be the stored record)
     i = 155
     rid = data["ids"][i]
@@ -595,6 +606,7 @@ def check_lookups(driver, api, data, console):
     check(got["id"] == data["ids"][j] and got["transaction_signature"] == sig,
           f"lookup by signature {sig}: got record {got.get('id')}")
     log(f"lookup by signature {sig}: found record {got['id']} ({text})")
+    shot()
     console.assert_clean("after the loads, refreshes and lookups that succeed")
     # unknown id, a deleted id and an unknown signature with '/' and '%2F' in it
     unknown = 9_000_000_000
@@ -673,8 +685,8 @@ def open_run(args, workdir, data_dir):
         check_window_toggle(driver)
         check_auto_refresh(driver)
         screenshot(driver, os.path.join(args.out, "dashboard.png"))
-        check_lookups(driver, api, data, console)
-        screenshot(driver, os.path.join(args.out, "dashboard-lookup.png"))
+        check_lookups(driver, api, data, console,
+                      lambda: screenshot(driver, os.path.join(args.out, "dashboard-lookup.png")))
         driver.quit()
         driver = None
         svc.stop()

@@ -8,8 +8,9 @@
   const TIERS = ['hot', 'warm', 'cold'];
   const TIER_KEYS = ['record_count', 'bytes', 'capacity', 'hit_rate', 'recent_hit_rate', 'hits',
     'misses', 'p50_us', 'p95_us', 'p99_us', 'writes'];
-  const WINDOWS = { '15m': { ms: 15 * 60000, label: '15 minutes', tick: 5 * 60000 },
-    '1h': { ms: 60 * 60000, label: 'hour', tick: 15 * 60000 } };
+  const WINDOWS = { '15m': { ms: 15 * 60000, label: '15 minutes' }, '1h': { ms: 60 * 60000, label: 'hour' } };
+  const TICKS_MS = [5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000, 900000, 1800000];
+  const MIN_SPAN_MS = 60000;
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const TOKEN_KEY = 'tiered-storage.token';
   const WINDOW_KEY = 'tiered-storage.window';
@@ -75,9 +76,9 @@
     return d.getUTCFullYear() + '-' + pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate()) + ' ' +
       pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds());
   }
-  function fmtClock(ms) {
+  function fmtClock(ms, secs) {
     const d = new Date(ms);
-    return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes());
+    return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + (secs ? ':' + pad2(d.getUTCSeconds()) : '');
   }
   function fmtBool(v) { return v ? 'running' : 'stopped'; }
   function fmtPerSec(v) {
@@ -321,7 +322,7 @@
     for (let t = Math.ceil(opts.t0 / opts.tick) * opts.tick; t <= opts.t1; t += opts.tick) {
       gGrid.appendChild(svgEl('line', { x1: x(t), x2: x(t), y1: m.t, y2: m.t + ph }));
       const lab = svgEl('text', { x: x(t), y: h - 6, 'text-anchor': 'middle' });
-      lab.textContent = fmtClock(t);
+      lab.textContent = fmtClock(t, opts.tick < 60000);
       gAxis.appendChild(lab);
     }
     gAxis.appendChild(svgEl('line', { class: 'baseline', x1: m.l, x2: m.l + pw, y1: m.t + ph, y2: m.t + ph }));
@@ -455,7 +456,10 @@
     const lastT = samples.length ? samples[samples.length - 1].t_ms : Date.now();
     const statsT = state.stats ? state.stats.generated_ms : 0;
     const t1 = Math.max(lastT, statsT || 0);
-    const t0 = t1 - w.ms;
+    // The window, or less while the service has not been sampling that long (at least 1 min).
+    const first = samples.length ? samples[0].t_ms : t1;
+    const t0 = Math.max(t1 - w.ms, Math.min(first, t1 - MIN_SPAN_MS));
+    const tick = TICKS_MS.find((k) => (t1 - t0) / k <= 5) || 3600000;
     for (const key in TIER_CHARTS) {
       const svg = byTestId.get('chart-' + key);
       const series = TIERS.map((t) => ({
@@ -463,16 +467,17 @@
         cls: 'tier-' + t,
         pts: samples.filter((s) => s[t]).map((s) => [s.t_ms, s[t][key]]),
       }));
-      drawLines(svg, series, Object.assign({ t0: t0, t1: t1, tick: w.tick }, TIER_CHARTS[key]));
+      drawLines(svg, series, Object.assign({ t0: t0, t1: t1, tick: tick }, TIER_CHARTS[key]));
     }
     for (const key in STORE_CHARTS) {
       const svg = byTestId.get('chart-' + key);
       const series = [{ name: STORE_CHARTS[key].name, cls: 'store', pts: samples.map((s) => [s.t_ms, s[key]]) }];
-      drawLines(svg, series, Object.assign({ t0: t0, t1: t1, tick: w.tick }, STORE_CHARTS[key]));
+      drawLines(svg, series, Object.assign({ t0: t0, t1: t1, tick: tick }, STORE_CHARTS[key]));
     }
     const inWindow = samples.filter((s) => s.t_ms >= t0).length;
     const info = byTestId.get('history-info');
-    info.textContent = inWindow + ' samples' + (h && h.interval_secs ? ', every ' + h.interval_secs + ' s' : '');
+    info.textContent = inWindow + ' samples' + (h && h.interval_secs ? ', every ' + h.interval_secs + ' s' : '') +
+      (t1 - t0 < w.ms - 1000 ? ' · since ' + fmtClock(first, true) + ' UTC' : '');
     info.dataset.value = String(inWindow);
   }
 
@@ -598,6 +603,8 @@
     if (e.status === 401) {
       showBanner('auth-message', authMessage());
       setStatus('Unauthorized: a token is required.', 'unauthorized');
+      document.body.classList.add('locked');
+      if (document.activeElement === document.body) $('token-input').focus();
       return true;
     }
     showBanner('error-message', 'Could not load ' + what + ': ' +
@@ -616,6 +623,7 @@
       state.stats = stats;
       renderStats(stats);
       showBanner('auth-message', '');
+      document.body.classList.remove('locked');
       markReady();
       const win = state.window;
       const results = await Promise.allSettled([
