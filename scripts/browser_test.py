@@ -39,6 +39,7 @@ from selenium.webdriver.common.by import By
 
 DAY_MS = 86_400_000
 RUN = f"{os.getpid():x}{int(time.time()) % 100000:05d}"
+MARKUP_RECORD = 199
 FIRST_RENDER_TARGET_MS = 1000.0
 FIRST_RENDER_FAIL_MS = 3000.0
 
@@ -177,7 +178,9 @@ def make_record(i, ts_ms, outcome):
             "anomaly_detected": i % 11 == 0,
             "timestamp": ts_ms - 1000,
         },
-        "transaction_signature": f"bt{RUN}sig{i:05d}",
+        # The newest record's signature has markup and a '/' in it: the page must show it as text
+        # and look it up as one path segment.
+        "transaction_signature": f"bt{RUN}sig{i:05d}" + ("<i>x</i>" if i == MARKUP_RECORD else ""),
         "buy_price_sol": 0.000_001 * (1 + i % 9),
         "sell_price_sol": None,
         "amount_bought_tokens": 1000.0 + i,
@@ -397,11 +400,13 @@ def refreshes(driver):
     return int(driver.execute_script("return Number(document.body.dataset.refreshes || 0)"))
 
 
-def refresh_page_data(driver):
-    """Clicks Refresh and waits until the page has finished one more full refresh."""
+def refresh_page_data(driver, after_ms):
+    """Clicks Refresh and waits until the page has finished a full refresh whose stats were
+    taken at or after `after_ms` (an automatic refresh may be under way at the click)."""
     before = refreshes(driver)
     testid(driver, "refresh-now").click()
-    wait_for("a full refresh", lambda: refreshes(driver) > before)
+    wait_for("a full refresh", lambda: refreshes(driver) > before and driver.execute_script(
+        "return Number(document.body.dataset.statsGeneratedMs || 0)") >= after_ms)
 
 
 def page_figures(driver):
@@ -473,7 +478,7 @@ def check_figures(driver, api, expected_total):
     last_err = None
     for attempt in range(8):
         s1 = api.stats()
-        refresh_page_data(driver)
+        refresh_page_data(driver, s1["generated_ms"])
         s2 = api.stats()
         page = page_figures(driver)
         errs = []
@@ -566,6 +571,9 @@ def check_tables(driver, api):
     sigs = driver.execute_script(
         "return Array.from(document.querySelectorAll('#recent-body tr[data-id]')).map((r) => r.children[1].textContent)")
     check(sigs == [r["transaction_signature"] for r in recent], "recent records: signatures differ from the API")
+    check(any(x.endswith("<i>x</i>") for x in sigs), "the record with markup in its signature is not shown")
+    check(not driver.find_elements(By.CSS_SELECTOR, "#recent-body i, #lookup-result i"),
+          "markup from a record became an element")
     alerts = api.ok("GET", "/v1/alerts")
     active = int(driver.execute_script("return Number(document.getElementById('alerts-active-body').dataset.count)"))
     history = int(driver.execute_script("return Number(document.getElementById('alerts-history-body').dataset.count)"))
@@ -607,6 +615,14 @@ def check_lookups(driver, api, data, console, shot):
           f"lookup by signature {sig}: got record {got.get('id')}")
     log(f"lookup by signature {sig}: found record {got['id']} ({text})")
     shot()
+    # by signature: the one with markup and '/' in it
+    k = MARKUP_RECORD
+    state, text, shown = do_lookup(driver, data["sigs"][k])
+    check(state == "found" and json.loads(shown)["id"] == data["ids"][k],
+          f"lookup by signature {data['sigs'][k]!r}: {state} {text!r}")
+    check(not driver.find_elements(By.CSS_SELECTOR, "#lookup-status i, #lookup-result i"),
+          "markup from a record became an element")
+    log(f"lookup by signature {data['sigs'][k]!r}: found record {data['ids'][k]}, shown as text")
     console.assert_clean("after the loads, refreshes and lookups that succeed")
     # unknown id, a deleted id and an unknown signature with '/' and '%2F' in it
     unknown = 9_000_000_000
