@@ -31,7 +31,8 @@ async fn run() -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         if arg == "--token-file" {
             let path = args.next().context("--token-file needs a file")?;
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
             token = Some(text.trim().to_owned());
         } else if arg == "--token-for-reads" {
             token_for_reads = true;
@@ -51,7 +52,9 @@ async fn run() -> anyhow::Result<()> {
         .first()
         .context("usage: serve DATA_DIR [LISTEN] [--token-file FILE] [--token-for-reads] [--sample-interval SECS]")?;
     let listen = match positional.get(1) {
-        Some(addr) => addr.parse().with_context(|| format!("bad listen address {addr:?}"))?,
+        Some(addr) => addr
+            .parse()
+            .with_context(|| format!("bad listen address {addr:?}"))?,
         None => tiered_storage_server::DEFAULT_LISTEN,
     };
     let config = ServerConfig {
@@ -62,7 +65,8 @@ async fn run() -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     tiered_storage_server::check_listen(listen, config.token.as_deref())?;
-    let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(data_dir)).await?;
+    let store =
+        AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(data_dir)).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -244,7 +244,10 @@ mod tests {
         let json = serde_json::to_vec(&record).unwrap();
         assert_eq!(parse_record(&json).unwrap(), record);
         let default = TransactionRecord::default();
-        assert_eq!(parse_record(&serde_json::to_vec(&default).unwrap()).unwrap(), default);
+        assert_eq!(
+            parse_record(&serde_json::to_vec(&default).unwrap()).unwrap(),
+            default
+        );
     }
 
     #[test]
@@ -258,7 +261,10 @@ mod tests {
                 .unwrap()
                 .insert("surprise".into(), 1.into());
             let err = parse_record(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-            assert!(err.to_string().contains("unknown field `surprise`"), "{err}");
+            assert!(
+                err.to_string().contains("unknown field `surprise`"),
+                "{err}"
+            );
         }
         // Map keys are data, not fields.
         let mut v = base;

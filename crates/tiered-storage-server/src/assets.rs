@@ -56,13 +56,22 @@ pub fn find(name: &str) -> Option<&'static Asset> {
 fn respond(asset: &Asset) -> Response {
     let mut response = (StatusCode::OK, asset.bytes).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
@@ -79,6 +88,8 @@ pub async fn index() -> Response {
 pub async fn asset(Path(name): Path<String>) -> Response {
     match find(&name) {
         Some(asset) => respond(asset),
-        None => ApiError::new("route_not_found", format!("no asset named {name:?}")).into_response(),
+        None => {
+            ApiError::new("route_not_found", format!("no asset named {name:?}")).into_response()
+        }
     }
 }

@@ -34,7 +34,11 @@ fn is_read(method: &Method) -> bool {
 
 /// The middleware: 401 `unauthorized` when the route needs the token and the request does not
 /// carry `Authorization: Bearer <token>`.
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(token) = state.token() else {
         return next.run(request).await;
     };

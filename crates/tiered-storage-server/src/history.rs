@@ -109,7 +109,8 @@ impl History {
 
     /// Add a sample of these figures, taken at `t_ms`; the oldest falls out when full.
     pub fn record(&self, t_ms: i64, metrics: &TieredMetrics, status: &MaintenanceStatus) {
-        let tiers = [&metrics.hot, &metrics.warm, &metrics.cold].map(|t| t.clone().unwrap_or_default());
+        let tiers =
+            [&metrics.hot, &metrics.warm, &metrics.cold].map(|t| t.clone().unwrap_or_default());
         let now = Counters {
             t_ms,
             reads: tiers.each_ref().map(|t| t.hits + t.misses),
@@ -160,7 +161,12 @@ impl History {
         let ring = self.ring.lock();
         HistoryResponse {
             interval_secs: self.interval.as_secs_f64(),
-            samples: ring.samples.iter().filter(|s| s.t_ms >= from).cloned().collect(),
+            samples: ring
+                .samples
+                .iter()
+                .filter(|s| s.t_ms >= from)
+                .cloned()
+                .collect(),
         }
     }
 

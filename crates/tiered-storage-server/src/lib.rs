@@ -49,7 +49,7 @@ pub use routes::{
     AlertsResponse, BATCH_CHUNK_LINES, DEFAULT_PAGE_LIMIT, DEFAULT_RECENT_LIMIT, MAX_PAGE_LIMIT,
 };
 pub use server::{
-    check_listen, router, serve, serve_on, serve_with_shutdown, AppState, ServeError,
-    ServerConfig, DEFAULT_CONCURRENCY_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_BYTES,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SAMPLE_INTERVAL, JSON_BYTES_PER_RECORD_BYTE,
+    check_listen, router, serve, serve_on, serve_with_shutdown, AppState, ServeError, ServerConfig,
+    DEFAULT_CONCURRENCY_LIMIT, DEFAULT_LISTEN, DEFAULT_MAX_BATCH_BYTES, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SAMPLE_INTERVAL, JSON_BYTES_PER_RECORD_BYTE,
 };

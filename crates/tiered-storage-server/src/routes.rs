@@ -55,7 +55,9 @@ pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
             );
             response
         }
-        Err(e) => ApiError::new("internal", format!("cannot encode the response: {e}")).into_response(),
+        Err(e) => {
+            ApiError::new("internal", format!("cannot encode the response: {e}")).into_response()
+        }
     }
 }
 
@@ -69,7 +71,9 @@ fn json_error(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     match text.strip_suffix(&position) {
-        Some(message) if e.line() <= 1 => format!("invalid record JSON: {message} (column {})", e.column()),
+        Some(message) if e.line() <= 1 => {
+            format!("invalid record JSON: {message} (column {})", e.column())
+        }
         _ => format!("invalid record JSON: {text}"),
     }
 }
@@ -79,11 +83,17 @@ fn record_from_body(body: &[u8]) -> Result<TransactionRecord, ApiError> {
 }
 
 /// `GET /v1/records/{id}`.
-pub async fn get_record(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_record(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     match state.store().get_shared(id).await? {
         Some(record) => Ok(json(StatusCode::OK, &*record)),
-        None => Err(ApiError::new("not_found", format!("no record with id {id}"))),
+        None => Err(ApiError::new(
+            "not_found",
+            format!("no record with id {id}"),
+        )),
     }
 }
 
@@ -134,7 +144,10 @@ pub async fn update_record(
 }
 
 /// `DELETE /v1/records/{id}`: 204.
-pub async fn delete_record(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_record(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     state.store().remove(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -150,7 +163,11 @@ struct Pending {
 type ChunkOutcome =
     Result<tiered_storage::Result<Vec<tiered_storage::Result<i64>>>, tokio::task::JoinError>;
 
-fn start_chunk(store: &Store, records: &mut Vec<TransactionRecord>, lines: &mut Vec<usize>) -> Pending {
+fn start_chunk(
+    store: &Store,
+    records: &mut Vec<TransactionRecord>,
+    lines: &mut Vec<usize>,
+) -> Pending {
     let records = std::mem::take(records);
     let store = store.clone();
     Pending {
@@ -171,20 +188,26 @@ fn settle(lines: Vec<usize>, outcome: ChunkOutcome, response: &mut BatchResponse
             for (line, result) in lines.into_iter().zip(results) {
                 match result {
                     Ok(id) => response.ids[line] = Some(id),
-                    Err(e) => response.errors.push(line_error(line, e.code(), e.to_string())),
+                    Err(e) => response
+                        .errors
+                        .push(line_error(line, e.code(), e.to_string())),
                 }
             }
         }
         Ok(Err(e)) => {
             for line in lines {
-                response.errors.push(line_error(line, e.code(), e.to_string()));
+                response
+                    .errors
+                    .push(line_error(line, e.code(), e.to_string()));
             }
         }
         Err(join) => {
             for line in lines {
-                response
-                    .errors
-                    .push(line_error(line, "internal", format!("the put task failed: {join}")));
+                response.errors.push(line_error(
+                    line,
+                    "internal",
+                    format!("the put task failed: {join}"),
+                ));
             }
         }
     }
@@ -219,7 +242,10 @@ pub async fn put_batch(State(state): State<AppState>, body: Bytes) -> Result<Res
             response.errors.push(BatchLineError {
                 line: index as u64 + 1,
                 code: "payload_too_large".into(),
-                message: format!("the line is {} bytes, over the limit of {line_limit}", line.len()),
+                message: format!(
+                    "the line is {} bytes, over the limit of {line_limit}",
+                    line.len()
+                ),
             });
             continue;
         }
@@ -270,7 +296,10 @@ pub struct ScanQuery {
 fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     match q {
         Ok(Query(q)) => Ok(q),
-        Err(e) => Err(ApiError::bad_request(format!("bad query string: {}", e.body_text()))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "bad query string: {}",
+            e.body_text()
+        ))),
     }
 }
 
@@ -280,7 +309,11 @@ fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, 
     let Some(text) = text else {
         return Ok(default);
     };
-    let bad = || ApiError::bad_request(format!("limit {text:?} must be a whole number from 1 (larger values mean {max})"));
+    let bad = || {
+        ApiError::bad_request(format!(
+            "limit {text:?} must be a whole number from 1 (larger values mean {max})"
+        ))
+    };
     match text.parse::<i64>() {
         Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(max).min(max)),
         Ok(_) => Err(bad()),
@@ -308,14 +341,20 @@ pub async fn scan_records(
         None => i64::MAX,
     };
     let after = match q.after.as_deref() {
-        Some(s) => s
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("after {s:?} is not a cursor (a record id)")))?,
+        Some(s) => s.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("after {s:?} is not a cursor (a record id)"))
+        })?,
         None => i64::MIN,
     };
     let mut range = ScanRange::default().with_time(since..=until);
     if after == i64::MAX {
-        return Ok(json(StatusCode::OK, &RecordPage { records: Vec::new(), next: None }));
+        return Ok(json(
+            StatusCode::OK,
+            &RecordPage {
+                records: Vec::new(),
+                next: None,
+            },
+        ));
     }
     if after != i64::MIN {
         range = range.with_ids(after + 1..=i64::MAX);
@@ -336,7 +375,13 @@ pub async fn scan_records(
         range = range.with_outcome(outcome);
     }
     if since > until {
-        return Ok(json(StatusCode::OK, &RecordPage { records: Vec::new(), next: None }));
+        return Ok(json(
+            StatusCode::OK,
+            &RecordPage {
+                records: Vec::new(),
+                next: None,
+            },
+        ));
     }
     let mut cursor = store.scan(range, limit + 1)?;
     let mut records = Vec::with_capacity(limit + 1);
@@ -446,7 +491,10 @@ where
 }
 
 /// `POST /v1/admin/archive` with an optional `{"older_than": "7d"}`.
-pub async fn admin_archive(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn admin_archive(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: ArchiveRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ArchiveRequest::default()
     } else {
@@ -456,10 +504,15 @@ pub async fn admin_archive(State(state): State<AppState>, body: Bytes) -> Result
     let store = state.store().clone();
     let report = match request.older_than {
         Some(text) => {
-            let age = parse_duration(&text).map_err(|e| ApiError::bad_request(format!("older_than: {e}")))?;
+            let age = parse_duration(&text)
+                .map_err(|e| ApiError::bad_request(format!("older_than: {e}")))?;
             let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
             let cutoff = store.config().clock.now_ms().saturating_sub(age_ms);
-            run_admin("archive", async move { store.archive_older_than(cutoff).await }).await?
+            run_admin(
+                "archive",
+                async move { store.archive_older_than(cutoff).await },
+            )
+            .await?
         }
         None => run_admin("archive", async move { store.archive_now().await }).await?,
     };
@@ -509,9 +562,16 @@ mod tests {
         assert_eq!(parse_limit(None, 100, 1000).unwrap(), 100);
         assert_eq!(parse_limit(Some("5"), 100, 1000).unwrap(), 5);
         assert_eq!(parse_limit(Some("1000000"), 100, 1000).unwrap(), 1000);
-        assert_eq!(parse_limit(Some("99999999999999999999999"), 100, 1000).unwrap(), 1000);
+        assert_eq!(
+            parse_limit(Some("99999999999999999999999"), 100, 1000).unwrap(),
+            1000
+        );
         for bad in ["0", "-1", "", "ten", "1.5", "-99999999999999999999999"] {
-            assert_eq!(parse_limit(Some(bad), 100, 1000).unwrap_err().code, "bad_request", "{bad}");
+            assert_eq!(
+                parse_limit(Some(bad), 100, 1000).unwrap_err().code,
+                "bad_request",
+                "{bad}"
+            );
         }
     }
 

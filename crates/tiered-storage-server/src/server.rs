@@ -185,10 +185,20 @@ impl AppState {
 }
 
 /// New requests get 503 `shutting_down` once shutdown began (in-flight ones finish).
-async fn refuse_when_shutting_down(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.is_shutting_down() && request.uri().path() != "/healthz" && request.uri().path() != "/readyz" {
-        return ApiError::new("shutting_down", "the service is shutting down; retry against its successor")
-            .into_response();
+async fn refuse_when_shutting_down(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.is_shutting_down()
+        && request.uri().path() != "/healthz"
+        && request.uri().path() != "/readyz"
+    {
+        return ApiError::new(
+            "shutting_down",
+            "the service is shutting down; retry against its successor",
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -239,13 +249,20 @@ async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 async fn route_not_found(request: Request) -> ApiError {
-    ApiError::new("route_not_found", format!("no route for {}", request.uri().path()))
+    ApiError::new(
+        "route_not_found",
+        format!("no route for {}", request.uri().path()),
+    )
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         "method_not_allowed",
-        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }
 
@@ -261,7 +278,10 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.0.request_timeout;
 
     let records = Router::new()
-        .route("/v1/records", get(routes::scan_records).post(routes::put_record))
+        .route(
+            "/v1/records",
+            get(routes::scan_records).post(routes::put_record),
+        )
         .route("/v1/records/recent", get(routes::recent_records))
         .route(
             "/v1/records/{id}",
@@ -269,7 +289,10 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::update_record)
                 .delete(routes::delete_record),
         )
-        .route("/v1/records/by-signature/{sig}", get(routes::get_by_signature))
+        .route(
+            "/v1/records/by-signature/{sig}",
+            get(routes::get_by_signature),
+        )
         .route("/v1/stats", get(routes::stats))
         .route("/v1/alerts", get(routes::alerts))
         .route("/v1/history", get(routes::history))
@@ -280,8 +303,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/records:batch", post(routes::put_batch))
         .layer(DefaultBodyLimit::max(batch_limit))
         .layer(RequestBodyLimitLayer::new(batch_limit));
-    #[allow(deprecated)] // `with_status_code` is newer than the 0.6 releases this builds with
-    let timed = records.merge(batch).layer(TimeoutLayer::new(timeout));
+    let timed = records.merge(batch).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ));
     // Admin tasks run to the end (a client going away does not stop them): no timeout.
     let admin = Router::new()
         .route("/v1/admin/archive", post(routes::admin_archive))
@@ -292,10 +317,15 @@ pub fn router(state: AppState) -> Router {
     let limited = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.0.concurrency_limit));
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.0.concurrency_limit,
+        ));
     let api = timed
         .merge(admin)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
         .layer(limited);
     Router::new()
         .route("/healthz", get(routes::healthz))
@@ -305,7 +335,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_when_shutting_down))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_shutting_down,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -327,7 +360,10 @@ pub fn check_listen(addr: SocketAddr, token: Option<&str>) -> Result<(), ServeEr
 }
 
 /// Serve `store` until SIGTERM or Ctrl-C; see [`serve_with_shutdown`].
-pub async fn serve(store: Arc<AutoTieringCoordinator>, config: ServerConfig) -> Result<(), ServeError> {
+pub async fn serve(
+    store: Arc<AutoTieringCoordinator>,
+    config: ServerConfig,
+) -> Result<(), ServeError> {
     serve_with_shutdown(store, config, std::future::pending()).await
 }
 
@@ -367,7 +403,12 @@ pub async fn serve_on(
 
     let maintenance = tokio::spawn(store.clone().start_maintenance_loop());
     let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(state.history().clone().run_sampler(store.clone(), sampler_stopped));
+    let sampler = tokio::spawn(
+        state
+            .history()
+            .clone()
+            .run_sampler(store.clone(), sampler_stopped),
+    );
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
@@ -456,8 +497,14 @@ mod tests {
         assert!(check_listen(public, Some("t0ken")).is_ok());
         assert!(check_listen(DEFAULT_LISTEN, None).is_ok());
         assert!(check_listen(v6_loop, None).is_ok());
-        assert!(matches!(check_listen(DEFAULT_LISTEN, Some("")), Err(ServeError::BadToken)));
-        assert!(matches!(check_listen(public, Some("a b")), Err(ServeError::BadToken)));
+        assert!(matches!(
+            check_listen(DEFAULT_LISTEN, Some("")),
+            Err(ServeError::BadToken)
+        ));
+        assert!(matches!(
+            check_listen(public, Some("a b")),
+            Err(ServeError::BadToken)
+        ));
         let msg = check_listen(public, None).unwrap_err().to_string();
         assert!(msg.contains("0.0.0.0:8080") && !msg.contains('\n'), "{msg}");
     }

@@ -312,7 +312,14 @@ mod tests {
             ..StatsView::default()
         };
         let json = serde_json::to_value(&view).unwrap();
-        for key in ["record_count", "bytes", "capacity", "hit_rate", "recent_hit_rate", "hits"] {
+        for key in [
+            "record_count",
+            "bytes",
+            "capacity",
+            "hit_rate",
+            "recent_hit_rate",
+            "hits",
+        ] {
             assert!(json["cold"].get(key).is_some(), "cold.{key}");
         }
         assert!(json["cold"].get("file_count").is_some());

@@ -26,7 +26,9 @@ const DURATION_HELP: &str =
 pub fn parse_duration(text: &str) -> Result<Duration, TimeError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err(TimeError(format!("empty duration: expected {DURATION_HELP}")));
+        return Err(TimeError(format!(
+            "empty duration: expected {DURATION_HELP}"
+        )));
     }
     let bad = || TimeError(format!("invalid duration `{s}`: expected {DURATION_HELP}"));
     let bytes = s.as_bytes();
@@ -112,7 +114,11 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
             Err(bad("not a number"))
         }
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':'
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(bad("wrong layout"));
     }
@@ -141,7 +147,10 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
     }
     let offset_secs = match &s[i..] {
         "Z" | "z" => 0,
-        rest if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && rest.as_bytes()[3] == b':' => {
+        rest if rest.len() == 6
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && rest.as_bytes()[3] == b':' =>
+        {
             let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
             if h > 23 || m > 59 {
                 return Err(bad("no such offset"));
@@ -217,19 +226,38 @@ mod tests {
         assert_eq!(parse_duration(" 90m ").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(1_209_600));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(1_209_600)
+        );
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1d12h").unwrap(), Duration::from_secs(129_600));
+        assert_eq!(
+            parse_duration("1d12h").unwrap(),
+            Duration::from_secs(129_600)
+        );
     }
 
     #[test]
     fn bad_durations_are_refused_with_the_accepted_form() {
-        for bad in ["", "7", "h", "-1h", "1.5h", "1y", "1 h", "99999999999999999999d", "1h-"] {
+        for bad in [
+            "",
+            "7",
+            "h",
+            "-1h",
+            "1.5h",
+            "1y",
+            "1 h",
+            "99999999999999999999d",
+            "1h-",
+        ] {
             let err = parse_duration(bad).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{err}");
             assert!(err.contains("duration"), "{bad}: {err}");
         }
-        assert!(parse_duration("30000000000000d").is_err(), "overflow is an error");
+        assert!(
+            parse_duration("30000000000000d").is_err(),
+            "overflow is an error"
+        );
     }
 
     #[test]
@@ -240,11 +268,17 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-30T13:00:00+01:00").unwrap(), t);
         assert_eq!(parse_rfc3339("2026-11-30T11:30:00-00:30").unwrap(), t);
         assert_eq!(parse_rfc3339("2026-11-30 12:00:00.25Z").unwrap(), t + 250);
-        assert_eq!(parse_rfc3339("2026-11-30T12:00:00.123456789Z").unwrap(), t + 123);
+        assert_eq!(
+            parse_rfc3339("2026-11-30T12:00:00.123456789Z").unwrap(),
+            t + 123
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z").unwrap(), -1000);
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").unwrap(), 1_709_164_800_000);
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z").unwrap(),
+            1_709_164_800_000
+        );
         for bad in [
             "2026-11-30",
             "2026-11-30T12:00:00",

@@ -29,31 +29,91 @@ async fn put_get_update_delete_round_trip() {
 
     let by_sig = get(&h.app, "/v1/records/by-signature/sigA").await;
     assert_eq!(by_sig.status, StatusCode::OK);
-    assert_eq!(serde_json::from_slice::<TransactionRecord>(&by_sig.body).unwrap(), r);
+    assert_eq!(
+        serde_json::from_slice::<TransactionRecord>(&by_sig.body).unwrap(),
+        r
+    );
 
     r.buy_price_sol = Some(0.25);
-    let upd = call(&h.app, Method::PUT, &format!("/v1/records/{id}"), None, json_line(&r)).await;
+    let upd = call(
+        &h.app,
+        Method::PUT,
+        &format!("/v1/records/{id}"),
+        None,
+        json_line(&r),
+    )
+    .await;
     assert_eq!(upd.status, StatusCode::OK, "{}", upd.text());
     assert_eq!(upd.json()["id"], id);
-    assert_eq!(h.store.get(id).await.unwrap().unwrap().buy_price_sol, Some(0.25));
+    assert_eq!(
+        h.store.get(id).await.unwrap().unwrap().buy_price_sol,
+        Some(0.25)
+    );
 
     // The body's id may be absent too; a different one is refused.
     let mut no_id = serde_json::to_value(&r).unwrap();
     no_id.as_object_mut().unwrap().remove("id");
-    let upd = call(&h.app, Method::PUT, &format!("/v1/records/{id}"), None, no_id.to_string()).await;
+    let upd = call(
+        &h.app,
+        Method::PUT,
+        &format!("/v1/records/{id}"),
+        None,
+        no_id.to_string(),
+    )
+    .await;
     assert_eq!(upd.status, StatusCode::OK);
-    let upd = call(&h.app, Method::PUT, &format!("/v1/records/{}", id + 1), None, json_line(&r)).await;
-    assert_eq!((upd.status, upd.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
+    let upd = call(
+        &h.app,
+        Method::PUT,
+        &format!("/v1/records/{}", id + 1),
+        None,
+        json_line(&r),
+    )
+    .await;
+    assert_eq!(
+        (upd.status, upd.code().as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
 
-    let del = call(&h.app, Method::DELETE, &format!("/v1/records/{id}"), None, Body::empty()).await;
+    let del = call(
+        &h.app,
+        Method::DELETE,
+        &format!("/v1/records/{id}"),
+        None,
+        Body::empty(),
+    )
+    .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert!(h.store.get(id).await.unwrap().is_none());
-    let del = call(&h.app, Method::DELETE, &format!("/v1/records/{id}"), None, Body::empty()).await;
-    assert_eq!((del.status, del.code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    let del = call(
+        &h.app,
+        Method::DELETE,
+        &format!("/v1/records/{id}"),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        (del.status, del.code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let got = get(&h.app, &format!("/v1/records/{id}")).await;
-    assert_eq!((got.status, got.code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
-    let upd = call(&h.app, Method::PUT, &format!("/v1/records/{id}"), None, json_line(&r)).await;
-    assert_eq!((upd.status, upd.code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (got.status, got.code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let upd = call(
+        &h.app,
+        Method::PUT,
+        &format!("/v1/records/{id}"),
+        None,
+        json_line(&r),
+    )
+    .await;
+    assert_eq!(
+        (upd.status, upd.code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
 }
 
 #[tokio::test]
@@ -65,47 +125,89 @@ async fn invalid_input_gets_400_with_a_code() {
         "{".to_owned(),
         "not json".to_owned(),
         "[]".to_owned(),
-        good.replace("\"timestamp_decision_made\":", "\"timestamp_decision_made\":\"x\",\"_\":"),
+        good.replace(
+            "\"timestamp_decision_made\":",
+            "\"timestamp_decision_made\":\"x\",\"_\":",
+        ),
         r#"{"id": null}"#.to_owned(),
         format!("{good} {{}}"),
         String::new(),
     ] {
         let r = post(&h.app, "/v1/records", body.clone()).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{body}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{body}"
+        );
     }
     // Unknown fields at the top and nested.
     let mut v = serde_json::to_value(record(None, 0)).unwrap();
     v["scored_candidate"]["base"]["colour"] = "red".into();
     let r = post(&h.app, "/v1/records", v.to_string()).await;
     assert_eq!(r.code(), "bad_request");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("colour"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("colour"));
     let mut v = serde_json::to_value(record(None, 0)).unwrap();
     v["extra"] = 1.into();
-    assert_eq!(post(&h.app, "/v1/records", v.to_string()).await.code(), "bad_request");
+    assert_eq!(
+        post(&h.app, "/v1/records", v.to_string()).await.code(),
+        "bad_request"
+    );
     // A new record with an id.
     let mut with_id = record(None, 0);
     with_id.id = Some(5);
     let r = post(&h.app, "/v1/records", json_line(&with_id)).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
     // An empty signature: the library's code.
     let r = post(&h.app, "/v1/records", json_line(&record(Some(""), 0))).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "empty_signature"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "empty_signature")
+    );
     // Ids that are not i64.
     for id in ["abc", "1.5", "99999999999999999999", "-", "0x10", "%20"] {
         let r = get(&h.app, &format!("/v1/records/{id}")).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{id}");
-        let r = call(&h.app, Method::DELETE, &format!("/v1/records/{id}"), None, Body::empty()).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{id}"
+        );
+        let r = call(
+            &h.app,
+            Method::DELETE,
+            &format!("/v1/records/{id}"),
+            None,
+            Body::empty(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{id}");
     }
-    assert_eq!(h.store.get_stats().await.unwrap().total_records, 0, "nothing was written");
+    assert_eq!(
+        h.store.get_stats().await.unwrap().total_records,
+        0,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn duplicate_signature_is_409() {
     let h = harness(ServerConfig::default()).await;
-    assert_eq!(post(&h.app, "/v1/records", json_line(&record(Some("dup"), 0))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        post(&h.app, "/v1/records", json_line(&record(Some("dup"), 0)))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let r = post(&h.app, "/v1/records", json_line(&record(Some("dup"), 0))).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::CONFLICT, "duplicate_signature"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::CONFLICT, "duplicate_signature")
+    );
 }
 
 #[tokio::test]
@@ -125,16 +227,31 @@ async fn odd_signatures_are_only_characters() {
         "/v1/records/by-signature/Cargo.toml",
     ] {
         let r = get(&h.app, path).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "not_found"), "{path}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
     }
     // A raw slash ends the segment: no such route.
-    for path in ["/v1/records/by-signature/a/b", "/v1/records/by-signature/../../Cargo.toml"] {
+    for path in [
+        "/v1/records/by-signature/a/b",
+        "/v1/records/by-signature/../../Cargo.toml",
+    ] {
         let r = get(&h.app, path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+        assert!(r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
     }
     // Asset names are looked up in the table, never on disk.
-    for path in ["/assets/..%2FCargo.toml", "/assets/../Cargo.toml", "/assets/%2E%2E", "/assets/index.htm"] {
+    for path in [
+        "/assets/..%2FCargo.toml",
+        "/assets/../Cargo.toml",
+        "/assets/%2E%2E",
+        "/assets/index.htm",
+    ] {
         let r = get(&h.app, path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
@@ -144,45 +261,118 @@ async fn odd_signatures_are_only_characters() {
 async fn auth_guards_writes_and_admin_and_reads_when_asked() {
     let h = harness(with_token(false)).await;
     let body = json_line(&record(None, 0));
-    for token in [None, Some("wrong"), Some("s3cret-toke"), Some("s3cret-token2")] {
+    for token in [
+        None,
+        Some("wrong"),
+        Some("s3cret-toke"),
+        Some("s3cret-token2"),
+    ] {
         let r = call(&h.app, Method::POST, "/v1/records", token, body.clone()).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{token:?}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{token:?}"
+        );
         assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
         for admin in ["/v1/admin/archive", "/v1/admin/compact", "/v1/admin/verify"] {
             let r = call(&h.app, Method::POST, admin, token, Body::empty()).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{admin}");
         }
-        let r = call(&h.app, Method::POST, "/v1/records:batch", token, body.clone()).await;
+        let r = call(
+            &h.app,
+            Method::POST,
+            "/v1/records:batch",
+            token,
+            body.clone(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        let r = call(&h.app, Method::DELETE, "/v1/records/1", token, Body::empty()).await;
+        let r = call(
+            &h.app,
+            Method::DELETE,
+            "/v1/records/1",
+            token,
+            Body::empty(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // A lower-case scheme or a missing space is not the token either.
-    for value in [format!("bearer {TOKEN}"), format!("Bearer{TOKEN}"), TOKEN.to_owned(), format!("Basic {TOKEN}")] {
-        let r = call_with_headers(&h.app, Method::POST, "/v1/records", &[("authorization", &value)], body.clone()).await;
+    for value in [
+        format!("bearer {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        TOKEN.to_owned(),
+        format!("Basic {TOKEN}"),
+    ] {
+        let r = call_with_headers(
+            &h.app,
+            Method::POST,
+            "/v1/records",
+            &[("authorization", &value)],
+            body.clone(),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{value}");
     }
     assert_eq!(h.store.get_stats().await.unwrap().total_records, 0);
 
-    let r = call(&h.app, Method::POST, "/v1/records", Some(TOKEN), body.clone()).await;
+    let r = call(
+        &h.app,
+        Method::POST,
+        "/v1/records",
+        Some(TOKEN),
+        body.clone(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = call(&h.app, Method::POST, "/v1/admin/verify", Some(TOKEN), Body::empty()).await;
+    let r = call(
+        &h.app,
+        Method::POST,
+        "/v1/admin/verify",
+        Some(TOKEN),
+        Body::empty(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     // Reads stay open without token_for_reads.
-    for path in ["/v1/records/1", "/v1/stats", "/metrics", "/v1/records", "/healthz", "/"] {
+    for path in [
+        "/v1/records/1",
+        "/v1/stats",
+        "/metrics",
+        "/v1/records",
+        "/healthz",
+        "/",
+    ] {
         assert_eq!(get(&h.app, path).await.status, StatusCode::OK, "{path}");
     }
 
     let h = harness(with_token(true)).await;
     h.store.put(&record(None, 0)).await.unwrap();
-    for path in ["/v1/records/1", "/v1/stats", "/metrics", "/v1/records", "/v1/alerts", "/v1/history", "/v1/records/recent", "/v1/records/by-signature/x"] {
+    for path in [
+        "/v1/records/1",
+        "/v1/stats",
+        "/metrics",
+        "/v1/records",
+        "/v1/alerts",
+        "/v1/history",
+        "/v1/records/recent",
+        "/v1/records/by-signature/x",
+    ] {
         let r = get(&h.app, path).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{path}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{path}"
+        );
         let r = call(&h.app, Method::GET, path, Some("nope"), Body::empty()).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         let r = call(&h.app, Method::GET, path, Some(TOKEN), Body::empty()).await;
         assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{path}");
-        assert!(r.status.is_success() || r.status == StatusCode::NOT_FOUND, "{path}: {}", r.status);
+        assert!(
+            r.status.is_success() || r.status == StatusCode::NOT_FOUND,
+            "{path}: {}",
+            r.status
+        );
     }
     // The probes and the dashboard's files stay open (the page asks for the token).
     for path in ["/healthz", "/readyz", "/", "/assets/dashboard.js"] {
@@ -210,21 +400,47 @@ async fn bodies_over_the_limits_are_413() {
     big.scored_candidate.reason = "x".repeat(20_000);
     let body = json_line(&big);
     let length = body.len().to_string();
-    let r = call_with_headers(&h.app, Method::POST, "/v1/records", &[("content-length", &length)], body.clone()).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let r = call_with_headers(
+        &h.app,
+        Method::POST,
+        "/v1/records",
+        &[("content-length", &length)],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
     let r = post(&h.app, "/v1/records", body).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
     // Under the body limit but over max_record_bytes once encoded: the library's code.
     big.scored_candidate.reason = "x".repeat(8_000);
     let r = post(&h.app, "/v1/records", json_line(&big)).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "record_too_large"));
-    let r = call(&h.app, Method::PUT, "/v1/records/1", None, "x".repeat(20_000)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "record_too_large")
+    );
+    let r = call(
+        &h.app,
+        Method::PUT,
+        "/v1/records/1",
+        None,
+        "x".repeat(20_000),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     // A batch over max_batch_bytes.
     let line = json_line(&record(None, 0));
     let batch = format!("{line}\n").repeat(64 * 1024 / line.len() + 2);
     let r = post(&h.app, "/v1/records:batch", batch).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
     assert_eq!(h.store.get_stats().await.unwrap().total_records, 0);
     // The batch route takes more than a single record's limit.
     let batch = format!("{line}\n").repeat(8192 * 2 / line.len() + 2);
@@ -232,7 +448,6 @@ async fn bodies_over_the_limits_are_413() {
     let r = post(&h.app, "/v1/records:batch", batch).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
-
 
 #[tokio::test]
 async fn pagination_walks_every_page_to_the_full_set() {
@@ -247,7 +462,10 @@ async fn pagination_walks_every_page_to_the_full_set() {
     }
     for (query, expected) in [
         ("", all.clone()),
-        ("&mint=MintB", all.iter().copied().step_by(3).collect::<Vec<_>>()),
+        (
+            "&mint=MintB",
+            all.iter().copied().step_by(3).collect::<Vec<_>>(),
+        ),
     ] {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
@@ -282,17 +500,38 @@ async fn pagination_walks_every_page_to_the_full_set() {
         assert_eq!(r.json()["records"].as_array().unwrap().len(), 257);
         assert!(r.json()["next"].is_null());
     }
-    for bad in ["limit=0", "limit=-5", "limit=ten", "after=x", "since=yesterday", "until=5", "outcome=Win", "colour=red", "limit=1&limit=2"] {
+    for bad in [
+        "limit=0",
+        "limit=-5",
+        "limit=ten",
+        "after=x",
+        "since=yesterday",
+        "until=5",
+        "outcome=Win",
+        "colour=red",
+        "limit=1&limit=2",
+    ] {
         let r = get(&h.app, &format!("/v1/records?{bad}")).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{bad}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
     }
     // Time filters: relative and RFC 3339.
     let r = get(&h.app, "/v1/records?since=90s&limit=1000").await.json();
     let recent = r["records"].as_array().unwrap().len();
     assert!((1..257).contains(&recent), "{recent}");
-    let r = get(&h.app, "/v1/records?until=2000-01-01T00:00:00Z").await.json();
+    let r = get(&h.app, "/v1/records?until=2000-01-01T00:00:00Z")
+        .await
+        .json();
     assert_eq!(r["records"].as_array().unwrap().len(), 0);
-    let r = get(&h.app, "/v1/records?outcome=PendingConfirmation&program=ProgA&limit=1").await.json();
+    let r = get(
+        &h.app,
+        "/v1/records?outcome=PendingConfirmation&program=ProgA&limit=1",
+    )
+    .await
+    .json();
     assert_eq!(r["records"][0]["id"], all[0]);
 }
 
@@ -322,13 +561,23 @@ async fn batch_stores_good_lines_and_reports_bad_ones_by_line() {
     let v = r.json();
     let ids: Vec<Option<i64>> = serde_json::from_value(v["ids"].clone()).unwrap();
     assert_eq!(ids.len(), 10);
-    let stored: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| id.is_some()).map(|(i, _)| i + 1).collect();
+    let stored: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| id.is_some())
+        .map(|(i, _)| i + 1)
+        .collect();
     assert_eq!(stored, vec![1, 4, 8, 10]);
     let errors: Vec<(u64, String)> = v["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["line"].as_u64().unwrap(), e["code"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         errors,
@@ -345,7 +594,12 @@ async fn batch_stores_good_lines_and_reports_bad_ones_by_line() {
     assert!(written.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(h.store.get_stats().await.unwrap().total_records, 4);
     assert_ne!(written[2], 999);
-    assert!(h.store.get_by_signature("b-unknown").await.unwrap().is_none());
+    assert!(h
+        .store
+        .get_by_signature("b-unknown")
+        .await
+        .unwrap()
+        .is_none());
 
     // More lines than one chunk: every one stored, in order.
     let n = tiered_storage_server::BATCH_CHUNK_LINES * 2 + 17;
@@ -358,7 +612,10 @@ async fn batch_stores_good_lines_and_reports_bad_ones_by_line() {
     assert!(v["errors"].as_array().unwrap().is_empty());
     let last = ids[n - 1].unwrap();
     let r = h.store.get(last).await.unwrap().unwrap();
-    assert_eq!(r.transaction_signature.as_deref(), Some(format!("bulk-{}", n - 1).as_str()));
+    assert_eq!(
+        r.transaction_signature.as_deref(),
+        Some(format!("bulk-{}", n - 1).as_str())
+    );
     // An empty body is an empty answer.
     let v = post(&h.app, "/v1/records:batch", "").await.json();
     assert_eq!(v["ids"].as_array().unwrap().len(), 0);
@@ -369,21 +626,40 @@ async fn recent_returns_newest_first() {
     let h = harness(ServerConfig::default()).await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(h.store.put(&record(Some(&format!("r{i}")), 0)).await.unwrap());
+        ids.push(
+            h.store
+                .put(&record(Some(&format!("r{i}")), 0))
+                .await
+                .unwrap(),
+        );
     }
     let v = get(&h.app, "/v1/records/recent?limit=3").await.json();
-    let got: Vec<i64> = v["records"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(got, vec![ids[6], ids[5], ids[4]]);
-    let v = get(&h.app, "/v1/records/recent?limit=99999999999").await.json();
+    let v = get(&h.app, "/v1/records/recent?limit=99999999999")
+        .await
+        .json();
     assert_eq!(v["records"].as_array().unwrap().len(), 7);
-    assert_eq!(get(&h.app, "/v1/records/recent?limit=0").await.code(), "bad_request");
+    assert_eq!(
+        get(&h.app, "/v1/records/recent?limit=0").await.code(),
+        "bad_request"
+    );
 }
 
 #[tokio::test]
 async fn stats_agree_with_collect_metrics() {
     let h = harness(ServerConfig::default()).await;
     for i in 0..20 {
-        let id = h.store.put(&record(Some(&format!("s{i}")), 0)).await.unwrap();
+        let id = h
+            .store
+            .put(&record(Some(&format!("s{i}")), 0))
+            .await
+            .unwrap();
         h.store.get(id).await.unwrap();
     }
     let r = get(&h.app, "/v1/stats").await;
@@ -399,7 +675,14 @@ async fn stats_agree_with_collect_metrics() {
     assert_eq!(v["hot"]["hits"], hot.hits);
     assert_eq!(v["hot"]["capacity"], serde_json::json!(hot.capacity));
     assert_eq!(v["cold"]["file_count"], cold.file_count);
-    for key in ["generated_ms", "archival", "compaction", "maintenance", "cold_days", "alerts"] {
+    for key in [
+        "generated_ms",
+        "archival",
+        "compaction",
+        "maintenance",
+        "cold_days",
+        "alerts",
+    ] {
         assert!(v.get(key).is_some(), "{key}");
     }
     let view: tiered_storage_server::stats::StatsView = serde_json::from_slice(&r.body).unwrap();
@@ -410,7 +693,10 @@ async fn stats_agree_with_collect_metrics() {
 async fn admin_routes_archive_compact_and_verify() {
     let h = harness(ServerConfig::default()).await;
     for i in 0..10 {
-        h.store.put(&record(Some(&format!("old{i}")), 3 * 86_400_000)).await.unwrap();
+        h.store
+            .put(&record(Some(&format!("old{i}")), 3 * 86_400_000))
+            .await
+            .unwrap();
     }
     h.store.put(&record(Some("new"), 0)).await.unwrap();
     let r = post(&h.app, "/v1/admin/archive", r#"{"older_than": "2d"}"#).await;
@@ -428,7 +714,11 @@ async fn admin_routes_archive_compact_and_verify() {
     assert_eq!(r.status, StatusCode::OK);
     for bad in [r#"{"older_than": "soon"}"#, r#"{"age": "1d"}"#, "{"] {
         let r = post(&h.app, "/v1/admin/archive", bad).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{bad}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
     }
     let r = post(&h.app, "/v1/admin/compact", "").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -438,7 +728,10 @@ async fn admin_routes_archive_compact_and_verify() {
     assert_eq!(r.json()["clean"], true);
     assert!(r.json().get("warm_problems").is_some());
     let r = get(&h.app, "/v1/admin/verify").await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 }
 
 #[tokio::test]
@@ -450,13 +743,19 @@ async fn alerts_history_metrics_and_probes() {
 
     let r = get(&h.app, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.headers[header::CONTENT_TYPE], tiered_storage::PROMETHEUS_CONTENT_TYPE);
+    assert_eq!(
+        r.headers[header::CONTENT_TYPE],
+        tiered_storage::PROMETHEUS_CONTENT_TYPE
+    );
     assert!(r.text().contains("hot_records 1"), "{}", r.text());
 
     let v = get(&h.app, "/v1/history?window=1h").await.json();
     assert_eq!(v["interval_secs"], 5.0);
     assert!(v["samples"].is_array());
-    assert_eq!(get(&h.app, "/v1/history?window=forever").await.code(), "bad_request");
+    assert_eq!(
+        get(&h.app, "/v1/history?window=forever").await.code(),
+        "bad_request"
+    );
 
     let r = get(&h.app, "/healthz").await;
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ok"));
@@ -468,9 +767,17 @@ async fn dashboard_assets_have_types_and_a_strict_csp() {
     let h = harness(ServerConfig::default()).await;
     let index = get(&h.app, "/").await;
     assert_eq!(index.status, StatusCode::OK);
-    assert_eq!(index.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
-    let csp = index.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(
+        index.headers[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let csp = index.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
     assert!(index.text().contains("/assets/dashboard.js"));
     assert_eq!(index.body, get(&h.app, "/assets/index.html").await.body);
@@ -485,19 +792,66 @@ async fn dashboard_assets_have_types_and_a_strict_csp() {
     }
     assert!(names.contains("dashboard.js") && names.contains("dashboard.css"));
     let js = get(&h.app, "/assets/dashboard.js").await;
-    assert_eq!(js.headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        js.headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let h = harness(ServerConfig::default()).await;
     let r = get(&h.app, "/v2/records/1").await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "route_not_found"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
     let r = call(&h.app, Method::PATCH, "/v1/records/1", None, Body::empty()).await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
     let r = call(&h.app, Method::DELETE, "/v1/stats", None, Body::empty()).await;
     assert_eq!(r.code(), "method_not_allowed");
     // A path parameter that is not UTF-8 once decoded.
     let r = get(&h.app, "/v1/records/by-signature/%FF%FE").await;
-    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_request"));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_and_excess_ones_are_shed() {
+    let body: String = (0..20_000)
+        .map(|i| json_line(&record(Some(&format!("t{i}")), 0)) + "\n")
+        .collect();
+    let h = harness(ServerConfig {
+        request_timeout: std::time::Duration::from_millis(1),
+        ..ServerConfig::default()
+    })
+    .await;
+    let r = post(&h.app, "/v1/records:batch", body.clone()).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::REQUEST_TIMEOUT, "timeout")
+    );
+
+    let h = harness(ServerConfig {
+        concurrency_limit: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let app = h.app.clone();
+    let slow = tokio::spawn(async move { post(&app, "/v1/records:batch", body).await.status });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = get(&h.app, "/v1/stats").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+    );
+    // The probes are outside the limit.
+    assert_eq!(get(&h.app, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    assert_eq!(get(&h.app, "/v1/stats").await.status, StatusCode::OK);
 }

@@ -56,9 +56,11 @@ pub fn with_token(for_reads: bool) -> ServerConfig {
 
 /// A record decided `age_ms` ago, with this signature.
 pub fn record(signature: Option<&str>, age_ms: i64) -> TransactionRecord {
-    let mut r = TransactionRecord::default();
-    r.transaction_signature = signature.map(str::to_owned);
-    r.timestamp_decision_made = now_ms() - age_ms;
+    let mut r = TransactionRecord {
+        transaction_signature: signature.map(str::to_owned),
+        timestamp_decision_made: now_ms() - age_ms,
+        ..TransactionRecord::default()
+    };
     r.scored_candidate.base.mint = "MintA".into();
     r.scored_candidate.base.program = "ProgA".into();
     r
@@ -76,9 +78,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The error code of a JSON error body (and checks its shape).
@@ -124,7 +125,13 @@ pub async fn call_with_headers(
         .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     Reply {
         status,
         headers,
