@@ -35,6 +35,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 DAY_MS = 86_400_000
@@ -444,6 +445,10 @@ class Console:
         for e in bad:
             log(f"console {e['level']} [{e.get('source')}]: {e['message']}")
         check(not bad, f"{len(bad)} console error(s) {where}")
+        levels = {}
+        for e in self.entries:
+            levels[e["level"]] = levels.get(e["level"], 0) + 1
+        log(f"console clean {where}: {len(self.entries)} entries so far {levels or ''}".rstrip())
 
 
 def first_render_ms(driver):
@@ -558,6 +563,14 @@ def check_charts(driver):
         check(any(p["d"].startswith("M") and "L" in p["d"] for p in by_id[cid]["paths"]),
               f"{cid}: no line drawn: {by_id[cid]}")
     check(by_id["chart-cold_days"]["bars"] >= 1, "chart-cold_days: no bars")
+    # the hover readout names the three tiers with their values near the right edge
+    svg = testid(driver, "chart-record_count")
+    ActionChains(driver).move_to_element_with_offset(svg, int(svg.rect["width"] / 2) - 30, 0).perform()
+    rows = wait_for("the hover readout", lambda: driver.execute_script("""
+        const t = document.querySelector('.chart-tip');
+        return t && !t.hidden && Array.from(t.querySelectorAll('.tip-row')).map((r) => r.textContent);"""), timeout=5)
+    check(len(rows) == 3, f"hover readout rows: {rows}")
+    ActionChains(driver).move_to_element(testid(driver, "status-line")).perform()
     total = sum(len(c["paths"]) for c in charts)
     log(f"charts: {len(charts)} SVG charts, {total} line paths, "
         f"{by_id['chart-cold_days']['bars']} day bars, {by_id['chart-record_count']['points']} record points")

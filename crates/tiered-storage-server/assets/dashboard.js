@@ -329,6 +329,7 @@
     if (count === 0) {
       emptyNote(svg, w, h, 'no samples in this window yet');
       svg.dataset.points = '0';
+      hoverData.delete(svg);
       return;
     }
     let ticks;
@@ -383,7 +384,76 @@
       svg.appendChild(svgEl('circle', { cx: x(last[0]).toFixed(1), cy: y(last[1]).toFixed(1), r: 2.5, class: 'pt ' + s.cls }));
     }
     svg.dataset.points = String(drawn);
+    hoverData.set(svg, { series: series, x: x, y: y, t0: opts.t0, t1: opts.t1, fmt: opts.fmt,
+      left: m.l, right: m.l + pw, top: m.t, bottom: m.t + ph, usable: usable });
   }
+
+  // ---- hover readout: a vertical rule and the values of the nearest sample ----
+
+  const hoverData = new WeakMap();
+  const tip = el('div', 'chart-tip');
+  tip.hidden = true;
+  tip.setAttribute('role', 'tooltip');
+  document.body.appendChild(tip);
+
+  function nearest(pts, t) {
+    let best = null;
+    for (const p of pts) if (best === null || Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+    return best;
+  }
+
+  function hoverMove(ev) {
+    const svg = ev.currentTarget;
+    const h = hoverData.get(svg);
+    let rule = svg.querySelector('line.hover');
+    if (!h) { tip.hidden = true; return; }
+    const r = svg.getBoundingClientRect();
+    const px = ev.clientX - r.left;
+    if (px < h.left || px > h.right) { hoverLeave(ev); return; }
+    const t = h.t0 + ((px - h.left) / (h.right - h.left)) * (h.t1 - h.t0);
+    const rows = [];
+    let at = null;
+    for (const s of h.series) {
+      const p = nearest(s.pts.filter((q) => q[0] >= h.t0 && h.usable(q[1])), t);
+      if (!p) continue;
+      if (at === null || Math.abs(p[0] - t) < Math.abs(at - t)) at = p[0];
+      rows.push([s.name, s.cls, h.fmt(p[1])]);
+    }
+    if (!rows.length) { hoverLeave(ev); return; }
+    if (!rule) {
+      rule = svgEl('line', { class: 'hover' });
+      svg.appendChild(rule);
+    }
+    const rx = h.x(at).toFixed(1);
+    rule.setAttribute('x1', rx);
+    rule.setAttribute('x2', rx);
+    rule.setAttribute('y1', h.top);
+    rule.setAttribute('y2', h.bottom);
+    clear(tip);
+    tip.appendChild(el('div', 'tip-time', fmtTime(at) + ' UTC'));
+    for (const [name, cls, v] of rows) {
+      const row = el('div', 'tip-row');
+      row.appendChild(el('span', 'tip-key ' + cls, name));
+      row.appendChild(el('span', 'tip-val', v));
+      tip.appendChild(row);
+    }
+    tip.hidden = false;
+    const tw = tip.offsetWidth;
+    tip.style.left = Math.round(ev.clientX + 14 + tw > window.innerWidth ? ev.clientX - 14 - tw : ev.clientX + 14) + 'px';
+    tip.style.top = Math.round(ev.clientY + 14) + 'px';
+  }
+
+  function hoverLeave(ev) {
+    tip.hidden = true;
+    const rule = ev.currentTarget.querySelector('line.hover');
+    if (rule) rule.remove();
+  }
+
+  document.querySelectorAll('svg[data-testid^="chart-"]').forEach((svg) => {
+    if (svg.dataset.testid === 'chart-cold_days') return;
+    svg.addEventListener('mousemove', hoverMove);
+    svg.addEventListener('mouseleave', hoverLeave);
+  });
 
   function drawDayBars(svg, days) {
     if (!svg) return;
