@@ -2,8 +2,10 @@
 # The one test command: `cargo test --workspace --features tiered-storage/failpoints` (every
 # crate of the workspace: the library, whose crash-point tests, tests/cold_crash.rs and
 # tests/torture.rs, need the feature; the YCSB harness, crates/ycsb; the sqlx co-linking check,
-# crates/sqlx-compat), with the fault-injection tests required rather than skipped when their
-# tools are missing, then a smoke run of the YCSB harness.
+# crates/sqlx-compat; the HTTP service, crates/tiered-storage-server; the CLI,
+# crates/tiered-storage-cli), with the fault-injection tests required rather than skipped when their
+# tools are missing, then a smoke run of the YCSB harness and the service's Python-client and
+# browser checks.
 #
 # - Installs Debian's fiu-utils (libfiu: fiu-run, fiu-ctrl, the POSIX preload library) when it
 #   is missing, and util-linux's prlimit (the RLIMIT_FSIZE fallback of the disk-full tests).
@@ -16,6 +18,11 @@
 #
 # - Then `cargo run -p ycsb -- --smoke`: the harness on 20,000 records, 0.1 s per cell,
 #   checking that every system returns what was written (not timings), so it cannot rot.
+# - Then the HTTP service's outside checks: scripts/python_client.sh (a standard-library Python
+#   client puts, updates, reads, scans and reads /metrics against a running service, which must
+#   exit 0 on SIGTERM) and scripts/browser_test.sh (installs Debian's chromium and
+#   chromium-driver, Selenium into .venv; loads the dashboard against a service filled with
+#   known data; screenshots in target/browser/).
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
@@ -64,6 +71,10 @@ else
     cargo test --workspace --features tiered-storage/failpoints
     echo "== YCSB harness smoke run (every system returns what was written)"
     cargo run -p ycsb -- --smoke --seconds 0.1
+    echo "== HTTP service: the standard-library Python client against a running service"
+    bash scripts/python_client.sh
+    echo "== HTTP service: the dashboard in a real browser (Debian's chromium, Selenium)"
+    bash scripts/browser_test.sh
     echo "== DuckDB interoperability"
     bash scripts/duckdb_interop.sh
     echo "== fuzz: each target for ${FUZZ_SECONDS:-30} s on its committed corpus"
