@@ -83,8 +83,8 @@ pub enum Command {
     },
     /// Stream the matching records in id order. Read-only.
     Scan(ScanArgs),
-    /// Print the newest records, then follow new records as they are written, until Ctrl-C
-    /// (exit 0). Read-only.
+    /// Print the newest records, then follow new records as they are written, until Ctrl-C or
+    /// SIGTERM (exit 0). Read-only.
     Tail(TailArgs),
     /// Archive warm records older than a duration to cold Parquet files now (read-write).
     Archive {
