@@ -11,7 +11,8 @@ Exit codes:
   0  success
   1  not found (get, sig), or a check failed (verify, config check, import's bad lines,
      rebuild-catalog not confirmed)
-  2  usage: unknown option, bad value, missing argument, or --yes needed without a terminal
+  2  usage: unknown option, bad value, missing argument, --yes needed without a terminal, or
+     serve on a non-loopback address without --token-file
   3  the data directory is owned by another process (stop it, or use --url for reads)
   4  invalid configuration (--config file or a value in it)
   5  a file given on the command line cannot be read or written (import, export, --token-file)
@@ -20,8 +21,8 @@ Exit codes:
   101 internal error (a bug: please report the line printed)
 
 Read commands (stats, get, sig, scan, tail, export, verify) open the store read-only, so they
-work beside a running owner such as `tiered-storage serve` or the bot. archive, compact,
-rebuild-catalog and import open it read-write and fail when another process owns it.";
+work beside a running owner such as `tiered-storage serve` or the bot. import, archive,
+compact, rebuild-catalog and serve open it read-write and fail when another process owns it.";
 
 /// Operate a tiered-storage data directory: look at it, query it, move and check its tiers,
 /// load and dump records, or serve it over HTTP.
@@ -83,8 +84,8 @@ pub enum Command {
     },
     /// Stream the matching records in id order. Read-only.
     Scan(ScanArgs),
-    /// Print the newest records, then follow new records as they are written, until Ctrl-C
-    /// (exit 0). Read-only.
+    /// Print the newest records, then follow new records as they are written, until Ctrl-C or
+    /// SIGTERM (exit 0). Read-only.
     Tail(TailArgs),
     /// Archive warm records older than a duration to cold Parquet files now (read-write).
     Archive {

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tiered_storage::ScanRange;
 
 use crate::cli::{Filters, Format};
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, Kind};
 use crate::remote::{read_token, Remote};
 use crate::store::StoreOptions;
 use crate::timearg;
@@ -90,4 +90,32 @@ pub fn scan_range(filters: &Filters) -> CliResult<ScanRange> {
         range = range.with_outcome(outcome.clone());
     }
     Ok(range)
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, so a signal
+/// that arrives while the store opens is not lost (and does not kill the process half-open).
+pub fn stop_signal() -> CliResult<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind| {
+            signal(kind).map_err(|e| {
+                CliError::new(Kind::Store, format!("cannot install a signal handler: {e}"))
+            })
+        };
+        let mut term = install(SignalKind::terminate())?;
+        let mut int = install(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

@@ -139,7 +139,8 @@ fn finish_stream<W: Write>(mut printer: RecordPrinter<W>, format: Format) -> Cli
 pub async fn tail(ctx: &Ctx, args: &TailArgs) -> CliResult<()> {
     let interval = Duration::from_millis(args.interval_ms);
     let mut printer = RecordPrinter::new(std::io::stdout().lock(), ctx.format);
-    let stop = tokio::signal::ctrl_c();
+    // Installed now, so a Ctrl-C that comes while the store opens still ends tail with 0.
+    let stop = super::stop_signal()?;
     tokio::pin!(stop);
     match ctx.remote()? {
         Some(remote) => {

@@ -9,37 +9,9 @@ use crate::cli::ServeArgs;
 use crate::error::{CliError, CliResult, Kind};
 use crate::remote::read_token;
 
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, so a signal
-/// that arrives while the store opens is not lost (and does not kill the process half-open).
-fn stop_signal() -> CliResult<impl std::future::Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let install = |kind| {
-            signal(kind).map_err(|e| {
-                CliError::new(Kind::Store, format!("cannot install a signal handler: {e}"))
-            })
-        };
-        let mut term = install(SignalKind::terminate())?;
-        let mut int = install(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-    }
-}
-
 pub async fn serve(ctx: &Ctx, args: &ServeArgs) -> CliResult<()> {
     ctx.local_only("serve")?;
-    let stop = stop_signal()?;
+    let stop = super::stop_signal()?;
     let token = ctx.token_file.as_deref().map(read_token).transpose()?;
     if args.token_for_reads && token.is_none() {
         return Err(CliError::usage("--token-for-reads needs --token-file"));
