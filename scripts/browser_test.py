@@ -450,7 +450,7 @@ class Console:
         levels = {}
         for e in self.entries:
             levels[e["level"]] = levels.get(e["level"], 0) + 1
-        log(f"console: no error {where} ({len(self.entries)} entries so far {levels or ''}; "
+        log(f"console: no error {where} ({len(self.entries)} entries so far{' ' + str(levels) if levels else ''}; "
             f"{expected} of them the failed requests the test made on purpose)")
 
 
