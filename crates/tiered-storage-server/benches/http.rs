@@ -18,7 +18,8 @@
 //!
 //! Environment: `HTTP_BENCH_SMOKE=1` runs each part briefly with small counts;
 //! `HTTP_BENCH_RSS_RECORDS=N`, `HTTP_BENCH_SECS=S`, `HTTP_BENCH_CONNECTIONS=C`,
-//! `HTTP_BENCH_RATE=R` override the defaults.
+//! `HTTP_BENCH_RATE=R`, `HTTP_BENCH_SAMPLE_SECS=S` (the metrics sampler's interval) override
+//! the defaults.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -131,6 +132,13 @@ fn main() {
         ingest_records as f64 / sink.as_secs_f64(),
         sink.as_secs_f64() / ingest.as_secs_f64()
     );
+    let direct = ingest_in_process(&bodies);
+    println!(
+        "in-process floor (the same NDJSON parsed and stored with put_many, {} lines a call, no HTTP): {:.0} records/s; service/floor {:.2}",
+        tiered_storage_server::BATCH_CHUNK_LINES,
+        ingest_records as f64 / direct.as_secs_f64(),
+        direct.as_secs_f64() / ingest.as_secs_f64()
+    );
     server.stop();
 
     // 4: a fresh service, rss_records ingested, then idle.
@@ -211,7 +219,10 @@ fn child_server() {
         tiered_storage_server::serve_on(
             api,
             Arc::new(store),
-            tiered_storage_server::ServerConfig::default(),
+            tiered_storage_server::ServerConfig {
+                sample_interval: Duration::from_secs(env_num("HTTP_BENCH_SAMPLE_SECS", 5)),
+                ..tiered_storage_server::ServerConfig::default()
+            },
             std::future::pending(),
         )
         .await
@@ -562,4 +573,36 @@ fn ingest(addr: SocketAddr, path: &str, bodies: &[Vec<u8>]) -> Duration {
 
 fn ingest_sink(addr: SocketAddr, bodies: &[Vec<u8>]) -> Duration {
     ingest(addr, "/sink", bodies)
+}
+
+/// The same bodies parsed and stored in this process, without HTTP: what the library and the
+/// parser cost by themselves.
+fn ingest_in_process(bodies: &[Vec<u8>]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = tiered_storage::AutoTieringCoordinator::new(
+            tiered_storage::StorageConfig::default().with_data_dir(dir.path()),
+        )
+        .await
+        .unwrap();
+        let started = Instant::now();
+        for body in bodies {
+            let records: Vec<_> = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| tiered_storage_server::api::parse_record(l).unwrap())
+                .collect();
+            for chunk in records.chunks(tiered_storage_server::BATCH_CHUNK_LINES) {
+                let results = store.put_many(chunk).await.unwrap();
+                assert!(results.iter().all(|r| r.is_ok()));
+            }
+        }
+        let elapsed = started.elapsed();
+        store.shutdown().await.unwrap();
+        elapsed
+    })
 }

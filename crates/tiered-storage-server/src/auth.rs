@@ -1,10 +1,8 @@
 //! The bearer token: compared in constant time, required for writes and admin routes, and for
 //! reads too when `token_for_reads` is set.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -21,48 +19,32 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Routes that stay open whatever the settings: liveness, readiness and the dashboard's own
-/// files (the page asks for the token and sends it with its API calls).
-fn is_open_route(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz" || path == "/" || path.starts_with("/assets/")
-}
-
 /// Writes are every method but GET and HEAD (admin routes are POSTs).
 fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
 
-/// The middleware: 401 `unauthorized` when the route needs the token and the request does not
-/// carry `Authorization: Bearer <token>`.
-pub async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Refuse (401 `unauthorized`) a request to a guarded route (`/v1/...`, `/metrics`) that needs
+/// the token and does not carry `Authorization: Bearer <token>`: every write, and reads too
+/// with `token_for_reads`. The probes and the dashboard's files are never guarded.
+pub(crate) fn check(state: &AppState, request: &Request) -> Result<(), ApiError> {
     let Some(token) = state.token() else {
-        return next.run(request).await;
+        return Ok(());
     };
-    let path = request.uri().path();
-    let needs = if is_read(request.method()) {
-        state.token_for_reads() && !is_open_route(path)
-    } else {
-        true
-    };
-    if !needs {
-        return next.run(request).await;
+    if is_read(request.method()) && !state.token_for_reads() {
+        return Ok(());
     }
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
     match given {
-        Some(given) if constant_time_eq(given, token.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError::new("unauthorized", "wrong bearer token").into_response(),
-        None => ApiError::new(
+        Some(given) if constant_time_eq(given, token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new("unauthorized", "wrong bearer token")),
+        None => Err(ApiError::new(
             "unauthorized",
             "this route needs `Authorization: Bearer <token>`",
-        )
-        .into_response(),
+        )),
     }
 }
 

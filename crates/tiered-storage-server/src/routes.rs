@@ -46,8 +46,10 @@ type Store = Arc<AutoTieringCoordinator>;
 
 /// A JSON response.
 pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => {
+    // A record is about 1 KiB of JSON: one allocation instead of growing from 128 bytes.
+    let mut bytes = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut bytes, value) {
+        Ok(()) => {
             let mut response = (status, bytes).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

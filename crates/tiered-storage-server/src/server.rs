@@ -184,33 +184,36 @@ impl AppState {
     }
 }
 
-/// New requests get 503 `shutting_down` once shutdown began (in-flight ones finish).
-async fn refuse_when_shutting_down(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if state.is_shutting_down()
-        && request.uri().path() != "/healthz"
-        && request.uri().path() != "/readyz"
-    {
+/// The one middleware every request passes: 503 `shutting_down` once shutdown began (in-flight
+/// requests finish; the probes still answer), the bearer token on `/v1` and `/metrics`, and a
+/// JSON error body on error responses made by the layers or by axum itself (a body over its
+/// limit, a timeout, a path parameter that is not UTF-8). One layer rather than three: each
+/// layer costs an allocation and a service clone per request.
+async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if state.is_shutting_down() && path != "/healthz" && path != "/readyz" {
         return ApiError::new(
             "shutting_down",
             "the service is shutting down; retry against its successor",
         )
         .into_response();
     }
-    next.run(request).await
+    if path.starts_with("/v1/") || path == "/metrics" {
+        if let Err(refused) = crate::auth::check(&state, &request) {
+            return refused.into_response();
+        }
+    }
+    let response = next.run(request).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        json_error_body(response).await
+    } else {
+        response
+    }
 }
 
-/// Error responses made by the layers and by axum itself (a body over its limit, a timeout, an
-/// unknown method, a path parameter that is not UTF-8) get the JSON error body too.
-async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// The response as a JSON error, unless it is one already.
+async fn json_error_body(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -240,10 +243,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
     let mut error = ApiError::new(code, message);
     error.status = status;
     let mut json = error.into_response();
-    for (name, value) in parts.headers.iter() {
-        if name == header::ALLOW {
-            json.headers_mut().insert(name.clone(), value.clone());
-        }
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        json.headers_mut().insert(header::ALLOW, allow.clone());
     }
     json
 }
@@ -320,13 +321,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             state.0.concurrency_limit,
         ));
-    let api = timed
-        .merge(admin)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::require_token,
-        ))
-        .layer(limited);
+    let api = timed.merge(admin).layer(limited);
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -335,11 +330,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_when_shutting_down,
-        ))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
