@@ -435,11 +435,13 @@ class Console:
         """allowed: (path, status) pairs of requests the test made fail on purpose; Chrome logs
         each failed fetch as a SEVERE network entry naming its URL and status."""
         bad = []
+        expected = 0
         for e in self.take():
             if e["level"] != "SEVERE":
                 continue
             msg = e["message"]
             if e.get("source") == "network" and any(p in msg and f"status of {s}" in msg for p, s in allowed):
+                expected += 1
                 continue
             bad.append(e)
         for e in bad:
@@ -448,7 +450,8 @@ class Console:
         levels = {}
         for e in self.entries:
             levels[e["level"]] = levels.get(e["level"], 0) + 1
-        log(f"console clean {where}: {len(self.entries)} entries so far {levels or ''}".rstrip())
+        log(f"console: no error {where} ({len(self.entries)} entries so far{' ' + str(levels) if levels else ''}; "
+            f"{expected} of them the failed requests the test made on purpose)")
 
 
 def first_render_ms(driver):

@@ -321,7 +321,9 @@
     const x = (t) => m.l + ((t - opts.t0) / (opts.t1 - opts.t0)) * pw;
     for (let t = Math.ceil(opts.t0 / opts.tick) * opts.tick; t <= opts.t1; t += opts.tick) {
       gGrid.appendChild(svgEl('line', { x1: x(t), x2: x(t), y1: m.t, y2: m.t + ph }));
-      const lab = svgEl('text', { x: x(t), y: h - 6, 'text-anchor': 'middle' });
+      // A label that would cross the plot's right edge ends at the tick instead.
+      const anchor = x(t) > m.l + pw - 24 ? 'end' : 'middle';
+      const lab = svgEl('text', { x: x(t), y: h - 6, 'text-anchor': anchor });
       lab.textContent = fmtClock(t, opts.tick < 60000);
       gAxis.appendChild(lab);
     }

@@ -18,7 +18,8 @@
 //!
 //! Environment: `HTTP_BENCH_SMOKE=1` runs each part briefly with small counts;
 //! `HTTP_BENCH_RSS_RECORDS=N`, `HTTP_BENCH_SECS=S`, `HTTP_BENCH_CONNECTIONS=C`,
-//! `HTTP_BENCH_RATE=R` override the defaults.
+//! `HTTP_BENCH_RATE=R`, `HTTP_BENCH_SAMPLE_SECS=S` (the metrics sampler's interval) override
+//! the defaults.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -218,7 +219,10 @@ fn child_server() {
         tiered_storage_server::serve_on(
             api,
             Arc::new(store),
-            tiered_storage_server::ServerConfig::default(),
+            tiered_storage_server::ServerConfig {
+                sample_interval: Duration::from_secs(env_num("HTTP_BENCH_SAMPLE_SECS", 5)),
+                ..tiered_storage_server::ServerConfig::default()
+            },
             std::future::pending(),
         )
         .await
