@@ -233,7 +233,7 @@ fn import_reports_every_bad_line_and_writes_nothing() {
         unknown.to_string(),
         empty_sig.to_string(),
         good(1), // the same signature as line 1
-        r#"{"id": 1}"#.to_owned(),
+        r#"{"id": 1, "timestamp_decision_made": "soon"}"#.to_owned(),
         good(6),
     ];
     let file = tmp.path().join("bad.jsonl");
@@ -249,7 +249,7 @@ fn import_reports_every_bad_line_and_writes_nothing() {
         (4, "mintt"),
         (5, "empty"),
         (6, "line 1"),
-        (7, "missing field"),
+        (7, "invalid type"),
     ] {
         let needle = format!("bad.jsonl:{line}: ");
         let reported = out

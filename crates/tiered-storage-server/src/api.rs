@@ -8,15 +8,22 @@ use tiered_storage::{Outcome, PremintCandidate, ScoredCandidate, TransactionReco
 
 /// Parse one record from JSON in `TransactionRecord`'s serde shape, refusing unknown fields at
 /// every level (the library type itself accepts them, so a misspelt field would otherwise be
-/// dropped silently). `id` may be absent or null.
+/// dropped silently). `id` may be absent or null. A field left out takes its value in
+/// `TransactionRecord::default()` (0, empty, `null`, `"PendingConfirmation"`), so
+/// `{"transaction_signature": "5VER…", "timestamp_decision_made": 1764460800000}` is a record.
 pub fn parse_record(json: &[u8]) -> Result<TransactionRecord, serde_json::Error> {
+    // serde reads a struct from an array too, and with every field defaulted `[]` would be a
+    // record: only an object is one.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(serde::de::Error::custom("a record is a JSON object"));
+    }
     serde_json::from_slice::<RecordIn>(json).map(Into::into)
 }
 
 /// [`TransactionRecord`] with `deny_unknown_fields`. The conversion names every field, so a
 /// field added to the library type fails to compile here until it is mirrored.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct RecordIn {
     id: Option<i64>,
     scored_candidate: ScoredCandidateIn,
@@ -34,8 +41,8 @@ struct RecordIn {
     market_context_snapshot: BTreeMap<String, f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct ScoredCandidateIn {
     base: PremintCandidateIn,
     predicted_score: u8,
@@ -46,8 +53,8 @@ struct ScoredCandidateIn {
     timestamp: i64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct PremintCandidateIn {
     mint: String,
     creator: String,
@@ -282,5 +289,30 @@ mod tests {
             parse_record(&serde_json::to_vec(&v).unwrap()).unwrap(),
             TransactionRecord::default()
         );
+    }
+
+    #[test]
+    fn fields_left_out_take_the_default_records_values() {
+        assert_eq!(parse_record(b"{}").unwrap(), TransactionRecord::default());
+        let got = parse_record(
+            br#"{"transaction_signature":"s1","timestamp_decision_made":7,
+                 "scored_candidate":{"base":{"mint":"M"}},"actual_outcome":{"Profit":0.5}}"#,
+        )
+        .unwrap();
+        let mut want = TransactionRecord {
+            transaction_signature: Some("s1".into()),
+            timestamp_decision_made: 7,
+            actual_outcome: tiered_storage::Outcome::Profit(0.5),
+            ..Default::default()
+        };
+        want.scored_candidate.base.mint = "M".into();
+        assert_eq!(got, want);
+        // Left out is not the same as wrong: a field of the wrong type is still refused, and
+        // so is anything but an object.
+        for not_an_object in [&b"[]"[..], b" [1]", b"null", b"7", b"\"{}\"", b""] {
+            assert!(parse_record(not_an_object).is_err());
+        }
+        assert!(parse_record(br#"{"timestamp_decision_made":"soon"}"#).is_err());
+        assert!(parse_record(br#"{"scored_candidate":{"bas":{}}}"#).is_err());
     }
 }

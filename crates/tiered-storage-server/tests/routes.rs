@@ -120,7 +120,7 @@ async fn put_get_update_delete_round_trip() {
 async fn invalid_input_gets_400_with_a_code() {
     let h = harness(ServerConfig::default()).await;
     let good = json_line(&record(None, 0));
-    // Malformed JSON, a wrong type, a missing field, trailing garbage.
+    // Malformed JSON, a wrong type, a record that is not an object, trailing garbage.
     for body in [
         "{".to_owned(),
         "not json".to_owned(),
@@ -129,7 +129,7 @@ async fn invalid_input_gets_400_with_a_code() {
             "\"timestamp_decision_made\":",
             "\"timestamp_decision_made\":\"x\",\"_\":",
         ),
-        r#"{"id": null}"#.to_owned(),
+        r#"{"id": null, "actual_outcome": "Won"}"#.to_owned(),
         format!("{good} {{}}"),
         String::new(),
     ] {
@@ -191,6 +191,31 @@ async fn invalid_input_gets_400_with_a_code() {
         h.store.get_stats().await.unwrap().total_records,
         0,
         "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn a_record_with_fields_left_out_is_stored_with_the_defaults() {
+    let h = harness(ServerConfig::default()).await;
+    let put = post(
+        &h.app,
+        "/v1/records",
+        r#"{"transaction_signature":"short","timestamp_decision_made":1764460800000}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    let id = put.json()["id"].as_i64().unwrap();
+    let want = TransactionRecord {
+        id: Some(id),
+        transaction_signature: Some("short".into()),
+        timestamp_decision_made: 1_764_460_800_000,
+        ..Default::default()
+    };
+    assert_eq!(h.store.get(id).await.unwrap(), Some(want.clone()));
+    let got = get(&h.app, "/v1/records/by-signature/short").await;
+    assert_eq!(
+        serde_json::from_slice::<TransactionRecord>(&got.body).unwrap(),
+        want
     );
 }
 
