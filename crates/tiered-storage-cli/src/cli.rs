@@ -115,7 +115,7 @@ pub enum Command {
         /// The file to load (.jsonl, .ndjson or .csv).
         file: PathBuf,
         /// Records per batched put.
-        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         batch: u64,
     },
     /// Print a commented default config, or check a config file.

@@ -239,6 +239,46 @@ struct Written {
 }
 
 /// Pass 2: write the good records in batches of `batch`.
+/// One batch of pass 2: the records and, beside them, their line numbers; and whether the
+/// file ended.
+struct Batch {
+    records: Vec<TransactionRecord>,
+    numbers: Vec<u64>,
+    done: bool,
+}
+
+/// Read up to `size` records of pass 2.
+fn read_batch(lines: &mut Lines, path: &Path, size: usize, written: u64) -> CliResult<Batch> {
+    let mut batch = Batch {
+        records: Vec::with_capacity(size),
+        numbers: Vec::with_capacity(size),
+        done: false,
+    };
+    while batch.records.len() < size {
+        let Some(line) = lines.next_line(path)? else {
+            batch.done = true;
+            break;
+        };
+        match line.parsed {
+            Ok(r) => {
+                batch.records.push(r);
+                batch.numbers.push(line.number);
+            }
+            Err(e) => {
+                // The file changed since pass 1.
+                return Err(CliError::failed(format!(
+                    "{}:{}: {e} (the file changed during the import; {written} records were written)",
+                    path.display(),
+                    line.number,
+                )));
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Pass 2: write the records through `put_many`, a batch at a time. The next batch is read and
+/// parsed while the writer commits the current one.
 async fn write(
     store: &Store,
     path: &Path,
@@ -249,70 +289,56 @@ async fn write(
     let mut lines = Lines::open(path, format)?;
     let mut out = Written::default();
     let bar = progress::bar(Some(plan.good), "importing", "records");
-    // The batch's records and, beside them, their line numbers.
-    let mut pending: Vec<TransactionRecord> = Vec::with_capacity(batch);
-    let mut numbers: Vec<u64> = Vec::with_capacity(batch);
-    loop {
-        let line = lines.next_line(path)?;
-        let done = line.is_none();
-        if let Some(line) = line {
-            match line.parsed {
-                Ok(r) => {
-                    pending.push(r);
-                    numbers.push(line.number);
+    let mut current = read_batch(&mut lines, path, batch, 0)?;
+    while !current.records.is_empty() {
+        let written = out.imported;
+        let more = !current.done;
+        let (results, next) = tokio::join!(store.put_many(&current.records), async {
+            if more {
+                read_batch(&mut lines, path, batch, written)
+            } else {
+                Ok(Batch {
+                    records: Vec::new(),
+                    numbers: Vec::new(),
+                    done: true,
+                })
+            }
+        });
+        let results = results.map_err(|e| {
+            CliError::store(
+                &format!("import (after {} records were written)", out.imported),
+                e,
+            )
+        })?;
+        for (number, result) in current.numbers.iter().zip(results) {
+            match result {
+                Ok(id) => {
+                    out.imported += 1;
+                    out.first_id = Some(out.first_id.map_or(id, |f| f.min(id)));
+                    out.last_id = Some(out.last_id.map_or(id, |l| l.max(id)));
+                }
+                Err(StoreError::DuplicateSignature { existing_id, .. }) => {
+                    out.existing += 1;
+                    let text = format!(
+                        "{}:{number}: already stored as id {existing_id}; skipped",
+                        path.display()
+                    );
+                    bar.suspend(|| eprintln!("{text}"));
                 }
                 Err(e) => {
-                    // The file changed since pass 1.
-                    return Err(CliError::failed(format!(
-                        "{}:{}: {e} (the file changed during the import; {} records were written)",
+                    out.failed += 1;
+                    let text = format!(
+                        "{}:{number}: {}",
                         path.display(),
-                        line.number,
-                        out.imported
-                    )));
+                        crate::error::one_line(&e.to_string())
+                    );
+                    bar.suspend(|| eprintln!("{text}"));
                 }
             }
         }
-        if pending.len() >= batch || (done && !pending.is_empty()) {
-            let results = store.put_many(&pending).await.map_err(|e| {
-                CliError::store(
-                    &format!("import (after {} records were written)", out.imported),
-                    e,
-                )
-            })?;
-            for (number, result) in numbers.iter().zip(results) {
-                match result {
-                    Ok(id) => {
-                        out.imported += 1;
-                        out.first_id = Some(out.first_id.map_or(id, |f| f.min(id)));
-                        out.last_id = Some(out.last_id.map_or(id, |l| l.max(id)));
-                    }
-                    Err(StoreError::DuplicateSignature { existing_id, .. }) => {
-                        out.existing += 1;
-                        let text = format!(
-                            "{}:{number}: already stored as id {existing_id}; skipped",
-                            path.display()
-                        );
-                        bar.suspend(|| eprintln!("{text}"));
-                    }
-                    Err(e) => {
-                        out.failed += 1;
-                        let text = format!(
-                            "{}:{number}: {}",
-                            path.display(),
-                            crate::error::one_line(&e.to_string())
-                        );
-                        bar.suspend(|| eprintln!("{text}"));
-                    }
-                }
-            }
-            pending.clear();
-            numbers.clear();
-            let skipped = format!("{} already stored", out.existing);
-            progress::update(&bar, out.imported + out.existing + out.failed, &skipped);
-        }
-        if done {
-            break;
-        }
+        let skipped = format!("{} already stored", out.existing);
+        progress::update(&bar, out.imported + out.existing + out.failed, &skipped);
+        current = next?;
     }
     bar.finish_and_clear();
     Ok(out)
@@ -401,8 +427,9 @@ pub async fn import(ctx: &Ctx, path: &Path, batch: u64) -> CliResult<()> {
         Format::Table => {
             writeln!(
                 out,
-                "imported {} records{ids} from {} in {:.1} s ({} records/s); {} already stored, skipped",
+                "imported {} record{}{ids} from {} in {:.1} s ({} records/s); {} already stored, skipped",
                 w.imported,
+                if w.imported == 1 { "" } else { "s" },
                 path.display(),
                 elapsed.as_secs_f64(),
                 progress::rate(w.imported, elapsed),
