@@ -180,6 +180,9 @@ fn import_then_read_in_every_format() {
     // A bad time is a usage error.
     let bad = run_in(&dir, &["scan", "--since", "yesterday"]);
     assert!(bad.assert_one_error_line(2).contains("--since"));
+    // So is an outcome kind that does not exist (not an empty answer).
+    let bad = run_in(&dir, &["scan", "--outcome", "Los"]);
+    assert!(bad.assert_one_error_line(2).contains("Loss"));
 
     // stats --format json: one object; hot, warm and cold each hold record_count.
     let stats = run_in(&dir, &["stats", "--format", "json"]);

@@ -47,6 +47,7 @@ pub mod time;
 pub use auth::constant_time_eq;
 pub use routes::{
     AlertsResponse, BATCH_CHUNK_LINES, DEFAULT_PAGE_LIMIT, DEFAULT_RECENT_LIMIT, MAX_PAGE_LIMIT,
+    OUTCOME_KINDS,
 };
 pub use server::{
     check_listen, router, serve, serve_on, serve_with_shutdown, AppState, ServeError, ServerConfig,

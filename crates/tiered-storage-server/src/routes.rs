@@ -29,8 +29,9 @@ pub const DEFAULT_RECENT_LIMIT: usize = 50;
 /// Lines of a batch put with one `put_many` (one group commit, bounded memory).
 pub const BATCH_CHUNK_LINES: usize = 4096;
 
-/// The outcome kinds a `outcome=` filter accepts.
-const OUTCOME_KINDS: &[&str] = &[
+/// The outcome kinds an `outcome=` filter (and the CLI's `--outcome`) accepts: the names
+/// `Outcome::kind` gives. Anything else is refused, not answered with nothing.
+pub const OUTCOME_KINDS: &[&str] = &[
     "Profit",
     "Loss",
     "Neutral",
