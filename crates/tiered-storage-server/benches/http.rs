@@ -184,6 +184,8 @@ fn main() {
 // The child: the service and the baseline.
 
 fn child_server() {
+    // As the `tiered-storage serve` binary does.
+    tiered_storage_server::trim_freed_memory_while_serving();
     let dir = std::env::var(DIR_ENV).expect("data dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

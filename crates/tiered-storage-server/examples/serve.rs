@@ -16,6 +16,7 @@ use tiered_storage_server::{serve_on, ServerConfig};
 
 #[tokio::main]
 async fn main() {
+    tiered_storage_server::trim_freed_memory_while_serving();
     if let Err(e) = run().await {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -202,6 +202,8 @@ impl History {
                 return;
             }
             self.sample(&store).await;
+            // Off the async workers: it takes the allocator's locks.
+            let _ = tokio::task::spawn_blocking(crate::alloc::trim_if_asked).await;
         }
     }
 }

@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+mod alloc;
 pub mod api;
 pub mod assets;
 mod auth;
@@ -44,6 +45,7 @@ mod server;
 pub mod stats;
 pub mod time;
 
+pub use alloc::trim_freed_memory_while_serving;
 pub use auth::constant_time_eq;
 pub use routes::{
     AlertsResponse, BATCH_CHUNK_LINES, DEFAULT_PAGE_LIMIT, DEFAULT_RECENT_LIMIT, MAX_PAGE_LIMIT,

@@ -23,6 +23,8 @@ pub async fn serve(ctx: &Ctx, args: &ServeArgs) -> CliResult<()> {
         }
         other => CliError::new(Kind::File, format!("--token-file: {other}")),
     })?;
+    // Batch bodies are large allocations: give their memory back while the service idles.
+    tiered_storage_server::trim_freed_memory_while_serving();
     let config = ServerConfig {
         listen: args.listen,
         token,
