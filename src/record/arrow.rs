@@ -192,17 +192,7 @@ pub(crate) fn generic_from_batch<R: Record>(batch: &RecordBatch) -> Result<Vec<R
 // TransactionRecord layout
 
 /// Names of the [`Outcome`] variants, as stored in `outcome_kind`.
-const OUTCOME_KINDS: [&str; 9] = [
-    "Profit",
-    "Loss",
-    "Neutral",
-    "PendingConfirmation",
-    "FailedExecution",
-    "NotExecuted",
-    "ConfirmationTimeout",
-    "ExecutionError",
-    "VerificationFailed",
-];
+const OUTCOME_KINDS: [&str; 9] = Outcome::KINDS;
 
 /// `(outcome_kind, outcome_value, outcome_message)`.
 fn outcome_columns(outcome: &Outcome) -> (&'static str, Option<f64>, Option<&str>) {

@@ -32,6 +32,29 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every variant's name, in declaration order: the values [`kind`](Self::kind) gives and the
+    /// `outcome_kind` column of cold files holds (what an outcome filter may name).
+    ///
+    /// ```
+    /// use tiered_storage::Outcome;
+    /// let all = [Outcome::Profit(1.0), Outcome::Loss(1.0), Outcome::Neutral,
+    ///     Outcome::PendingConfirmation, Outcome::FailedExecution, Outcome::NotExecuted,
+    ///     Outcome::ConfirmationTimeout, Outcome::ExecutionError("e".into()),
+    ///     Outcome::VerificationFailed("v".into())];
+    /// assert_eq!(all.map(|o| o.kind()), Outcome::KINDS);
+    /// ```
+    pub const KINDS: [&'static str; 9] = [
+        "Profit",
+        "Loss",
+        "Neutral",
+        "PendingConfirmation",
+        "FailedExecution",
+        "NotExecuted",
+        "ConfirmationTimeout",
+        "ExecutionError",
+        "VerificationFailed",
+    ];
+
     /// The variant's name, e.g. `"Profit"`: the `outcome_kind` column of cold files.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -31,17 +31,7 @@ pub const BATCH_CHUNK_LINES: usize = 4096;
 
 /// The outcome kinds an `outcome=` filter (and the CLI's `--outcome`) accepts: the names
 /// `Outcome::kind` gives. Anything else is refused, not answered with nothing.
-pub const OUTCOME_KINDS: &[&str] = &[
-    "Profit",
-    "Loss",
-    "Neutral",
-    "PendingConfirmation",
-    "FailedExecution",
-    "NotExecuted",
-    "ConfirmationTimeout",
-    "ExecutionError",
-    "VerificationFailed",
-];
+pub const OUTCOME_KINDS: &[&str] = &tiered_storage::Outcome::KINDS;
 
 type Store = Arc<AutoTieringCoordinator>;
 
