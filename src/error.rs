@@ -66,6 +66,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store cannot answer a query as asked: an outcome kind that does not exist, a
+    /// field or column the record type does not have, a limit that means nothing. Nothing was
+    /// read or written; fix the query.
+    #[error("invalid query: {message}")]
+    InvalidQuery {
+        /// What is wrong with the query, and what is accepted.
+        message: String,
+    },
+
     /// The record kept moving between warm and cold (archival, compaction, an update of an
     /// archived copy) while this call followed it. Nothing was written; retrying is safe and
     /// almost always succeeds.
@@ -204,6 +213,7 @@ impl Error {
             Error::RecordTooLarge { .. } => "record_too_large",
             Error::NotFound { .. } => "not_found",
             Error::InvalidRecord { .. } => "invalid_record",
+            Error::InvalidQuery { .. } => "invalid_query",
             Error::Conflict { .. } => "conflict",
             Error::Unsupported { .. } => "unsupported",
             Error::DataDir { .. } => "data_dir",
@@ -238,6 +248,12 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    pub(crate) fn invalid_query(message: impl Into<String>) -> Self {
+        Error::InvalidQuery {
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +277,7 @@ mod tests {
             Error::RecordTooLarge { size: 2, max: 1 },
             Error::NotFound { id: 1 },
             Error::invalid("x"),
+            Error::invalid_query("x"),
             Error::Conflict { id: 1 },
             Error::Unsupported { op: "x" },
             Error::DataDir {
