@@ -92,7 +92,7 @@ pub use config::{
 pub use coordinator::{
     ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
     CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
-    RecordCursor, ScanRange,
+    RecordCursor, ScanOrder, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).
