@@ -171,6 +171,9 @@ impl ScanRange {
                 "a scan limit of 0 selects nothing; leave the limit out to read everything",
             ));
         }
+        if self.equals.is_empty() {
+            return Ok(());
+        }
         let schema = R::cold_schema();
         for (name, value) in &self.equals {
             if schema.field_with_name(name).is_err() {
