@@ -91,6 +91,7 @@ pub use config::{
 };
 pub use coordinator::{
     ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
+    PublishReport,
     CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
     RecordCursor, ScanRange,
 };

@@ -2,6 +2,7 @@
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
 mod backup;
+mod deletes;
 mod maintenance;
 mod moves;
 mod read;
@@ -9,6 +10,7 @@ mod scan;
 mod write;
 
 pub use backup::BackupReport;
+pub use deletes::PublishReport;
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
@@ -204,6 +206,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
                 .await?;
         }
+        let deletes_missing = check.deletes_missing.clone();
         let hot = HotMemoryStorage::new(&config);
         tracing::info!(
             data_dir = %config.data_dir.display(),
@@ -214,7 +217,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             "store opened"
         );
         let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
-        Ok(Self {
+        let store = Self {
             config,
             hot,
             warm,
@@ -225,7 +228,13 @@ impl<R: Record> AutoTieringCoordinator<R> {
             shutdown_done: tokio::sync::Mutex::new(false),
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
-        })
+        };
+        if !deletes_missing.is_empty() {
+            // A catalogued delete file is gone (a restored backup, say): write it again.
+            let _move = store.moves.lock().await;
+            store.publish_locked(deletes_missing).await?;
+        }
+        Ok(store)
     }
 
     /// Records with `timestamp_ms() >= since_ms`, from every tier, in id order, fetched a page
