@@ -1,0 +1,237 @@
+//! Protects the delete files outside readers apply: after updates and removes of archived
+//! records, re-archival into the same day partition, compaction and reopen, the archive read
+//! the way DuckDB or Polars read it (data glob `cold/date=*/*.parquet` anti-joined on
+//! (date, id) with `cold/_deletes/date=*/*.parquet`) equals the store's own cold tier.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::Int64Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use tiered_storage::{
+    AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, StorageTier, TransactionRecord,
+};
+
+type Store = AutoTieringCoordinator<TransactionRecord>;
+
+mod common;
+use common::{DAY, T0};
+
+fn config(dir: &Path) -> StorageConfig {
+    let mut c = common::cold_config(dir);
+    c.cold.archive_batch_rows = 50;
+    c
+}
+
+/// The `id` column of a Parquet file, read with the crate's own parquet reader.
+fn ids_of(path: &Path) -> Vec<i64> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let idx = builder
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| f.name() == "id")
+        .expect("an id column");
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let mut out = Vec::new();
+    for batch in builder.with_projection(mask).build().unwrap() {
+        let batch = batch.unwrap();
+        let col = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        out.extend(col.values().iter().copied());
+    }
+    out
+}
+
+/// `(partition, file path)` of every `*.parquet` under `dir/date=*/`.
+fn glob(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(parts) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for p in parts {
+        let p = p.unwrap();
+        let name = p.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("date=") || !p.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(p.path()).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "parquet") {
+                out.push((name.clone(), f));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The outside reader's view: every data row whose (date, id) is in no delete file, as id →
+/// how many times it is seen.
+fn outside_view(dir: &Path) -> BTreeMap<i64, usize> {
+    let cold = dir.join("cold");
+    let mut dead = std::collections::BTreeSet::new();
+    for (part, f) in glob(&cold.join("_deletes")) {
+        for id in ids_of(&f) {
+            dead.insert((part.clone(), id));
+        }
+    }
+    let mut view = BTreeMap::new();
+    for (part, f) in glob(&cold) {
+        for id in ids_of(&f) {
+            if !dead.contains(&(part.clone(), id)) {
+                *view.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    view
+}
+
+/// The store's answer over the cold tier: every record it serves that warm does not hold.
+async fn store_cold_view(store: &Store) -> BTreeMap<i64, usize> {
+    let mut cursor = store.scan(ScanRange::default(), 500).unwrap();
+    let mut out = BTreeMap::new();
+    while let Some(page) = cursor.next_page().await.unwrap() {
+        for r in page {
+            let id = r.id.unwrap();
+            if !store.warm_tier().contains(id).await.unwrap() {
+                out.insert(id, 1);
+            }
+        }
+    }
+    out
+}
+
+async fn assert_views_agree(store: &Store, dir: &Path, when: &str) {
+    let outside = outside_view(dir);
+    let inside = store_cold_view(store).await;
+    assert_eq!(outside, inside, "{when}: outside view != store's cold tier");
+}
+
+async fn fill(store: &Store, n: u64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(store.put(&common::record(i, "del")).await.unwrap());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn deletes_removes_and_updates_of_archived_records_reach_outside_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let ids = fill(&store, 300).await;
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    assert_views_agree(&store, dir.path(), "after archival").await;
+    assert!(!dir.path().join("cold/_deletes").exists(), "nothing to delete yet");
+
+    // Remove 5 and update 10 archived records: they leave cold.
+    for &id in &ids[..5] {
+        store.remove(id).await.unwrap();
+    }
+    for &id in &ids[10..20] {
+        let mut r = store.get(id).await.unwrap().unwrap();
+        r.actual_outcome = Outcome::Profit(100.0);
+        store.update(&r).await.unwrap();
+    }
+    let report = store.publish_deletes().await.unwrap();
+    assert_eq!(report.ids, 15, "{report:?}");
+    assert_views_agree(&store, dir.path(), "after publish").await;
+    let outside = outside_view(dir.path());
+    assert!(ids[..5].iter().all(|id| !outside.contains_key(id)));
+    assert!(ids[10..20].iter().all(|id| !outside.contains_key(id)));
+
+    // A second publication with nothing new writes nothing.
+    assert_eq!(store.publish_deletes().await.unwrap().partitions, 0);
+
+    // The updated records are archived again into the same day partitions: the dead copies
+    // are purged first, so the new live copies are seen exactly once.
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    assert_views_agree(&store, dir.path(), "after re-archival").await;
+    let outside = outside_view(dir.path());
+    for &id in &ids[10..20] {
+        assert_eq!(outside.get(&id), Some(&1), "updated id {id} seen once");
+    }
+    assert!(ids[..5].iter().all(|id| !outside.contains_key(id)));
+
+    // Compaction retires the delete entries with the rows they covered.
+    store.compact_now().await.unwrap();
+    assert_views_agree(&store, dir.path(), "after compaction").await;
+    for (_, f) in glob(&dir.path().join("cold/_deletes")) {
+        assert!(
+            ids_of(&f).iter().all(|id| !ids[..20].contains(id)),
+            "compaction left stale ids in {}",
+            f.display()
+        );
+    }
+    store.shutdown().await.unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_views_agree(&store, dir.path(), "after reopen").await;
+}
+
+#[tokio::test]
+async fn deletes_update_then_rearchive_in_one_partition_without_publishing_in_between() {
+    // No publication between the update and the next archival's files: the archival's own
+    // checks must keep the partition from holding a dead and a live copy of the id.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let ids = fill(&store, 90).await;
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    let target = ids[7];
+    let mut r = store.get(target).await.unwrap().unwrap();
+    r.buy_price_sol = Some(42.0);
+    store.update(&r).await.unwrap();
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    assert_views_agree(&store, dir.path(), "re-archived").await;
+    assert_eq!(outside_view(dir.path()).get(&target), Some(&1));
+    // Updated again and again: each round stays exact.
+    for round in 0..3 {
+        let mut r = store.get(target).await.unwrap().unwrap();
+        r.buy_price_sol = Some(43.0 + round as f64);
+        store.update(&r).await.unwrap();
+        store.publish_deletes().await.unwrap();
+        assert_views_agree(&store, dir.path(), "published").await;
+        store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+        assert_views_agree(&store, dir.path(), "re-archived again").await;
+    }
+}
+
+#[tokio::test]
+async fn deletes_maintenance_step_and_shutdown_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.maintenance.compact = false;
+    let store = Store::open(c.clone()).await.unwrap();
+    let ids = fill(&store, 60).await;
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    store.remove(ids[3]).await.unwrap();
+    let step = store.run_maintenance_step().await.unwrap();
+    assert!(step.failures.is_empty(), "{:?}", step.failures);
+    // The step's archival published it first; the step's own publication found nothing new.
+    assert!(step.deletes.is_some());
+    assert!(!outside_view(dir.path()).contains_key(&ids[3]));
+    store.remove(ids[4]).await.unwrap();
+    store.shutdown().await.unwrap();
+    assert!(!outside_view(dir.path()).contains_key(&ids[4]), "shutdown publishes");
+}
+
+#[tokio::test]
+async fn deletes_uncatalogued_delete_files_are_removed_on_open_and_missing_ones_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let ids = fill(&store, 60).await;
+    store.archive_older_than(T0 + 10 * DAY).await.unwrap();
+    store.remove(ids[0]).await.unwrap();
+    store.publish_deletes().await.unwrap();
+    store.shutdown().await.unwrap();
+    drop(store);
+    let deletes = glob(&dir.path().join("cold/_deletes"));
+    assert_eq!(deletes.len(), 1);
+    // The catalogued file goes missing (a partial restore): open writes it again.
+    std::fs::remove_file(&deletes[0].1).unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    assert_views_agree(&store, dir.path(), "rewritten on open").await;
+    assert!(!outside_view(dir.path()).contains_key(&ids[0]));
+}
