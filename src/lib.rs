@@ -91,8 +91,8 @@ pub use config::{
 };
 pub use coordinator::{
     ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
-    PublishReport,
-    CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
+    CompactionReport, ExportFormat, ExportReport, PublishReport,
+    IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
     RecordCursor, ScanRange,
 };
 pub use error::{Error, Result};

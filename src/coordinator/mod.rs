@@ -3,6 +3,7 @@
 
 mod backup;
 mod deletes;
+mod export;
 mod maintenance;
 mod moves;
 mod read;
@@ -11,6 +12,7 @@ mod write;
 
 pub use backup::BackupReport;
 pub use deletes::PublishReport;
+pub use export::{ExportFormat, ExportReport};
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
