@@ -82,7 +82,7 @@ mod record;
 mod tier;
 mod warm_storage;
 
-pub use catalog::{CatalogEntry, FileState};
+pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{

@@ -249,6 +249,12 @@ impl<R: Record> ColdArchiveStorage<R> {
         self.inner.catalog.entries()
     }
 
+    /// Every catalogued delete file (`_deletes/date=YYYY-MM-DD/part-N.parquet`, see
+    /// [`AutoTieringCoordinator::publish_deletes`](crate::AutoTieringCoordinator::publish_deletes)).
+    pub fn delete_files(&self) -> Result<Vec<crate::catalog::DeleteFileEntry>> {
+        self.inner.catalog.delete_files()
+    }
+
     /// Problems found with cold files (missing, truncated, unreadable), newest last. They are
     /// also logged at error level, and each raises a `ColdFileCorruption` alert. A file's
     /// problems are forgotten when `verify_cold` finds it sound or it leaves the catalog.

@@ -231,8 +231,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
         };
-        if !deletes_missing.is_empty() {
-            // A catalogued delete file is gone (a restored backup, say): write it again.
+        if !store.config.read_only {
+            // Tombstones a crash or an abrupt end left unpublished reach outside readers now,
+            // and a catalogued delete file that is gone (a partial restore) is written again.
             let _move = store.moves.lock().await;
             store.publish_locked(deletes_missing).await?;
         }
