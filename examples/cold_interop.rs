@@ -270,7 +270,10 @@ async fn deletes_phase(dir: &std::path::Path, rng: &mut Rng) -> Result<()> {
     let mut out = String::from("{\n\"days\": {");
     for (n, (day, (count, pnl))) in days.iter().enumerate() {
         let sep = if n == 0 { "" } else { ", " };
-        let _ = write!(out, "{sep}\"{day}\": {{\"rows\": {count}, \"pnl\": {pnl:?}}}");
+        let _ = write!(
+            out,
+            "{sep}\"{day}\": {{\"rows\": {count}, \"pnl\": {pnl:?}}}"
+        );
     }
     let _ = write!(out, "}},\n\"ids\": {all_ids:?}\n}}\n");
     let path = dir.join("expected.json");

@@ -4,8 +4,8 @@
 -- `date` comes from the hive partition directories (cold/date=YYYY-MM-DD/...).
 -- PnL follows the store's sign convention: Profit v -> v, Loss v -> -|v|, Neutral -> 0, other
 -- kinds have no PnL (NULL).
--- With no delete file at all yet, use `FROM read_parquet('cold/date=*/*.parquet',
--- hive_partitioning = true)` alone: DuckDB refuses a glob that matches nothing.
+-- Archival gives every day partition a delete file (empty while nothing there is dead), so
+-- the delete glob matches whenever the data glob does.
 CREATE OR REPLACE VIEW archive AS
 SELECT d.*,
        CASE d.outcome_kind WHEN 'Profit' THEN d.outcome_value

@@ -91,9 +91,8 @@ pub use config::{
 };
 pub use coordinator::{
     ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
-    CompactionReport, ExportFormat, ExportReport, PublishReport,
-    IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
-    RecordCursor, ScanRange,
+    CompactionReport, ExportFormat, ExportReport, IntegrityReport, MaintenanceStatus,
+    MaintenanceStepReport, PublishReport, RebuildReport, RecordCursor, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).

@@ -3,12 +3,9 @@
 //! the way DuckDB or Polars read it (data glob `cold/date=*/*.parquet` anti-joined on
 //! (date, id) with `cold/_deletes/date=*/*.parquet`) equals the store's own cold tier.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use tiered_storage::{
-    AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, StorageTier, TransactionRecord,
-};
+use tiered_storage::{AutoTieringCoordinator, Outcome, StorageConfig, TransactionRecord};
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
 
@@ -42,7 +39,20 @@ async fn deletes_removes_and_updates_of_archived_records_reach_outside_readers()
     let ids = fill(&store, 300).await;
     store.archive_older_than(T0 + 10 * DAY).await.unwrap();
     assert_views_agree(&store, dir.path(), "after archival").await;
-    assert!(!dir.path().join("cold/_deletes").exists(), "nothing to delete yet");
+    // Every partition archival wrote to has a delete file, empty for now.
+    let deletes = glob(&dir.path().join("cold/_deletes"));
+    let partitions: std::collections::BTreeSet<String> = glob(&dir.path().join("cold"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        deletes
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect::<std::collections::BTreeSet<_>>(),
+        partitions
+    );
+    assert!(deletes.iter().all(|(_, f)| ids_of(f).is_empty()));
 
     // Remove 5 and update 10 archived records: they leave cold.
     for &id in &ids[..5] {
@@ -132,11 +142,14 @@ async fn deletes_maintenance_step_and_shutdown_publish() {
     assert!(!outside_view(dir.path()).contains_key(&ids[3]));
     store.remove(ids[4]).await.unwrap();
     store.shutdown().await.unwrap();
-    assert!(!outside_view(dir.path()).contains_key(&ids[4]), "shutdown publishes");
+    assert!(
+        !outside_view(dir.path()).contains_key(&ids[4]),
+        "shutdown publishes"
+    );
 }
 
 #[tokio::test]
-async fn deletes_uncatalogued_delete_files_are_removed_on_open_and_missing_ones_rewritten() {
+async fn deletes_a_missing_delete_file_is_written_again_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(config(dir.path())).await.unwrap();
     let ids = fill(&store, 60).await;
@@ -145,10 +158,15 @@ async fn deletes_uncatalogued_delete_files_are_removed_on_open_and_missing_ones_
     store.publish_deletes().await.unwrap();
     store.shutdown().await.unwrap();
     drop(store);
+    // The catalogued file listing the removed id goes missing (a partial restore): open
+    // writes it again.
     let deletes = glob(&dir.path().join("cold/_deletes"));
-    assert_eq!(deletes.len(), 1);
-    // The catalogued file goes missing (a partial restore): open writes it again.
-    std::fs::remove_file(&deletes[0].1).unwrap();
+    let listing: Vec<_> = deletes
+        .iter()
+        .filter(|(_, f)| ids_of(f) == [ids[0]])
+        .collect();
+    assert_eq!(listing.len(), 1, "{deletes:?}");
+    std::fs::remove_file(&listing[0].1).unwrap();
     let store = Store::open(config(dir.path())).await.unwrap();
     assert_views_agree(&store, dir.path(), "rewritten on open").await;
     assert!(!outside_view(dir.path()).contains_key(&ids[0]));

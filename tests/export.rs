@@ -38,7 +38,13 @@ fn parquet_ids(path: &Path) -> (Vec<i64>, arrow_schema::SchemaRef) {
     for b in builder.build().unwrap() {
         let b = b.unwrap();
         let col = b.column_by_name("id").unwrap();
-        ids.extend(col.as_any().downcast_ref::<Int64Array>().unwrap().values().iter());
+        ids.extend(
+            col.as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .iter(),
+        );
     }
     (ids, schema)
 }
@@ -95,12 +101,19 @@ async fn export_failures_leave_no_file() {
     ));
     assert!(!bad.exists());
     let missing_dir = dir.path().join("nope/out.parquet");
-    assert!(store.export(ScanRange::default(), &missing_dir).await.is_err());
+    assert!(store
+        .export(ScanRange::default(), &missing_dir)
+        .await
+        .is_err());
     assert!(!missing_dir.exists());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tiered-storage-export-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".tiered-storage-export-")
+        })
         .collect();
     assert!(leftovers.is_empty());
 }

@@ -102,7 +102,10 @@ impl<R: Record> Part<R> {
 
     /// [`finish`](Self::finish), calling `before_publish` with the file's partition and rows
     /// once the file is staged and synced, before it is published.
-    pub(super) fn finish_with(mut self, before_publish: &mut PublishHook<'_>) -> Result<FinishedFile> {
+    pub(super) fn finish_with(
+        mut self,
+        before_publish: &mut PublishHook<'_>,
+    ) -> Result<FinishedFile> {
         let writer = self.writer.take().expect("finished once");
         let summary = writer.finish()?;
         // Checksums of what is staged now, fsynced: the catalog commit stores them.

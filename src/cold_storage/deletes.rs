@@ -3,7 +3,8 @@
 //!
 //! - A partition `date=YYYY-MM-DD` has at most one catalogued delete file,
 //!   `_deletes/date=YYYY-MM-DD/part-<seq>.parquet`, with one column `id` (BIGINT, ascending):
-//!   the ids of every tombstone of the partition's files when it was written. An archived row
+//!   the ids of every tombstone of the partition's files when it was written (possibly none:
+//!   archival gives every partition it writes to a delete file). An archived row
 //!   is live exactly when its id is in no delete file of its partition. The directory starts
 //!   with `_`, so the data glob `cold/date=*/*.parquet` never reads it.
 //! - A delete file is written like a data file (stage, fsync, publish, catalog commit, then
@@ -42,15 +43,13 @@ pub(crate) fn delete_schema() -> Arc<Schema> {
 impl<R: Record> ColdArchiveStorage<R> {
     /// Write and publish the delete file of `partition` listing `ids` (ascending, unique):
     /// staged, fsynced, published (renamed into place, directory fsynced). Not catalogued yet.
-    /// Blocking. `None` when `ids` is empty (the partition needs no delete file).
+    /// Blocking. With no ids the file is empty: every partition keeps a delete file, so the
+    /// delete glob always matches something (DuckDB refuses a glob that matches nothing).
     pub(crate) fn write_delete_file(
         &self,
         partition: &str,
         ids: &[i64],
-    ) -> Result<Option<DeleteFileEntry>> {
-        if ids.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<DeleteFileEntry> {
         let key = format!(
             "{DELETES_DIR}/{partition}/part-{:012}.parquet",
             self.next_seq()?
@@ -69,6 +68,7 @@ impl<R: Record> ColdArchiveStorage<R> {
             };
             let mut writer =
                 ArrowWriter::try_new(staged, delete_schema(), Some(props)).map_err(io)?;
+            // An empty file still has the schema (a footer with no row group).
             for chunk in ids.chunks(BATCH_IDS) {
                 let col: ArrayRef = Arc::new(Int64Array::from(chunk.to_vec()));
                 let batch = RecordBatch::try_new(delete_schema(), vec![col])
@@ -84,12 +84,12 @@ impl<R: Record> ColdArchiveStorage<R> {
         match write() {
             Ok(bytes) => {
                 crash_point("deletes:published");
-                Ok(Some(DeleteFileEntry {
+                Ok(DeleteFileEntry {
                     partition: partition.to_owned(),
                     path: key,
                     rows: ids.len() as u64,
                     bytes,
-                }))
+                })
             }
             Err(e) => {
                 if let Err(d) = store.discard_staged(&key) {

@@ -32,9 +32,9 @@ use crate::warm_storage::{CompactCommit, WarmSqliteStorage};
 /// What [`AutoTieringCoordinator::publish_deletes`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PublishReport {
-    /// Partitions whose delete file was written afresh (or removed: no tombstone left).
+    /// Partitions whose delete file was written afresh.
     pub partitions: u64,
-    /// Delete files written.
+    /// Delete files written (one per partition; empty when it has no tombstone left).
     pub files: u64,
     /// Ids listed in them.
     pub ids: u64,
@@ -92,9 +92,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
             partitions.extend(extra);
             let mut report = PublishReport::default();
             for p in partitions {
-                if let Some(ids) = publish_partition(&handle, &warm, &cold, &p)? {
+                if let Some(ids) = publish_partition(&handle, &warm, &cold, &p, true)? {
                     report.partitions += 1;
-                    report.files += u64::from(ids > 0);
+                    report.files += 1;
                     report.ids += ids;
                 }
             }
@@ -125,18 +125,19 @@ fn partition_ids<R: Record>(
 
 /// Write `partition`'s delete file afresh, commit it in place of the current one and remove
 /// that (blocking; the caller holds the moves lock). Returns the ids listed, or `None` when
-/// there was nothing to do (clean, no tombstone and no delete file).
+/// there was nothing to do (clean, with a delete file, and not `force`d).
 pub(crate) fn publish_partition<R: Record>(
     handle: &tokio::runtime::Handle,
     warm: &WarmSqliteStorage<R>,
     cold: &ColdArchiveStorage<R>,
     partition: &str,
+    force: bool,
 ) -> Result<Option<u64>> {
     let (ids, gen, has_file) = partition_ids(cold, partition, &[])?;
-    if ids.is_empty() && !has_file && gen == 0 {
+    if gen == 0 && has_file && !force {
         return Ok(None);
     }
-    let file = cold.write_delete_file(partition, &ids)?;
+    let file = Some(cold.write_delete_file(partition, &ids)?);
     let new_path = file.as_ref().map(|f| f.path.clone());
     let publish = DeletePublish {
         partition: partition.to_owned(),
@@ -180,7 +181,7 @@ pub(crate) fn compact_group<R: Record>(
         }
     };
     let deletes = partition_ids(cold, &partition, &replaces).and_then(|(ids, gen, _)| {
-        let file = cold.write_delete_file(&partition, &ids)?;
+        let file = Some(cold.write_delete_file(&partition, &ids)?);
         Ok(DeletePublish {
             partition: partition.clone(),
             file,
@@ -235,7 +236,8 @@ pub(crate) fn compact_group<R: Record>(
 /// Before an archival file holding `rows` (ascending ids) is published into `partition`:
 /// rewrite every file of the partition holding a tombstoned copy of one of those ids (so the
 /// partition never holds a dead and a live copy of one id), then publish the partition if it
-/// has unpublished tombstones (blocking; the caller holds the moves lock).
+/// has unpublished tombstones or no delete file yet (blocking; the caller holds the moves
+/// lock).
 pub(crate) fn prepare_partition<R: Record>(
     handle: &tokio::runtime::Handle,
     warm: &WarmSqliteStorage<R>,
@@ -275,8 +277,7 @@ pub(crate) fn prepare_partition<R: Record>(
         }
         return Ok(());
     }
-    if snap.gen != 0 {
-        publish_partition(handle, warm, cold, partition)?;
-    }
+    // Also gives a new partition its (empty) delete file.
+    publish_partition(handle, warm, cold, partition, false)?;
     Ok(())
 }

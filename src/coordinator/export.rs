@@ -202,10 +202,7 @@ impl Drop for TempFile {
 
 enum Sink {
     Parquet(Box<ArrowWriter<File>>),
-    Csv {
-        out: BufWriter<File>,
-        header: bool,
-    },
+    Csv { out: BufWriter<File>, header: bool },
 }
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -248,9 +245,7 @@ impl Sink {
 
     fn write(&mut self, batch: &RecordBatch, path: &Path) -> Result<()> {
         match self {
-            Sink::Parquet(w) => {
-                w.write(batch).map_err(|e| write_err(path, e))
-            }
+            Sink::Parquet(w) => w.write(batch).map_err(|e| write_err(path, e)),
             Sink::Csv { out, header } => {
                 if !*header {
                     let names: Vec<String> = batch

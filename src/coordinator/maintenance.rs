@@ -280,7 +280,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
         // Tombstones made since the archival's own publication (updates and removes of
         // archived records, settle steps) reach outside readers (`deletes.rs`).
         report.deletes = self
-            .task("publish_deletes", &mut report.failures, self.publish_deletes())
+            .task(
+                "publish_deletes",
+                &mut report.failures,
+                self.publish_deletes(),
+            )
             .await;
 
         self.evaluate_alerts().await;

@@ -412,8 +412,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let (warm, cold) = (self.warm.clone(), self.cold.clone());
             let handle = tokio::runtime::Handle::current();
             let g = group.clone();
-            let outcome =
-                run_blocking(move || compact_group(&handle, &warm, &cold, &g)).await??;
+            let outcome = run_blocking(move || compact_group(&handle, &warm, &cold, &g)).await??;
             let (output, dropped) = match outcome {
                 GroupOutcome::Skipped { file_id } => {
                     tracing::info!(

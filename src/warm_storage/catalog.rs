@@ -233,7 +233,8 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
 
     fn delete_files(&self) -> Result<Vec<DeleteFileEntry>> {
         let path = &self.inner.path;
-        self.inner.with_reader(|conn| query_delete_files(conn, path, None))
+        self.inner
+            .with_reader(|conn| query_delete_files(conn, path, None))
     }
 
     fn dirty_partitions(&self) -> Result<Vec<String>> {

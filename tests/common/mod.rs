@@ -85,7 +85,11 @@ pub fn ids_of(path: &Path) -> Vec<i64> {
     let mut out = Vec::new();
     for batch in builder.with_projection(mask).build().unwrap() {
         let batch = batch.unwrap();
-        let col = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         out.extend(col.values().iter().copied());
     }
     out
@@ -151,4 +155,3 @@ pub async fn store_cold_view<R: tiered_storage::Record>(
     }
     out
 }
-

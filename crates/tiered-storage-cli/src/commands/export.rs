@@ -110,9 +110,7 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
             .export_as(range, target, tiered_storage::ExportFormat::Parquet)
             .await
             .map_err(|e| match e {
-                tiered_storage::Error::Io { op, path, source } => {
-                    CliError::file(op, &path, source)
-                }
+                tiered_storage::Error::Io { op, path, source } => CliError::file(op, &path, source),
                 e => CliError::store("export", e),
             })?;
         return print_report(ctx, report.records, target, report.bytes, started.elapsed());
