@@ -232,16 +232,50 @@ async fn deletes_phase(dir: &std::path::Path, rng: &mut Rng) -> Result<()> {
         ids.push(store.put(&trade(rng, i)).await?);
     }
     store.archive_older_than(i64::MAX).await?;
-    // Correct 10 archived trades (a new outcome; two move to another day) and remove 5.
-    for (n, &id) in ids.iter().step_by(97).take(10).enumerate() {
+    // Correct 10 archived trades and remove 5. Eight corrections move to the next day, so
+    // their dead copies stay listed in their old partition's delete file; two stay on the
+    // store's last day, so archival must first rewrite that partition's file (a partition
+    // never holds a dead and a live copy of one id). The removes are on other days.
+    let mut days_of = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let r = store.get(id).await?.context("archived trade")?;
+        days_of.push(utc_day(r.timestamp_decision_made));
+    }
+    let last_day = days_of.iter().max().context("trades")?.clone();
+    let same_day: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(_, d)| **d == last_day)
+        .map(|(&id, _)| id)
+        .step_by(53)
+        .take(2)
+        .collect();
+    let moved: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(_, d)| **d != last_day)
+        .map(|(&id, _)| id)
+        .step_by(97)
+        .take(8)
+        .collect();
+    for (n, &id) in moved.iter().chain(&same_day).enumerate() {
         let mut r = store.get(id).await?.context("archived trade")?;
         r.actual_outcome = Outcome::Profit(100.0 + n as f64);
-        if n < 2 {
+        if n < moved.len() {
             r.timestamp_decision_made += 86_400_000;
         }
         store.update(&r).await?;
     }
-    for &id in ids.iter().skip(5).step_by(211).take(5) {
+    let removable: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(id, d)| **d != last_day && !moved.contains(id))
+        .map(|(&id, _)| id)
+        .skip(5)
+        .step_by(211)
+        .take(5)
+        .collect();
+    for &id in &removable {
         store.remove(id).await?;
     }
     // Readers see the corrections before the second archival lands the new versions.
