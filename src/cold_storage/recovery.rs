@@ -79,6 +79,9 @@ pub(crate) struct OpenCheck {
     pub quarantine: Vec<i64>,
     /// Partitions whose catalogued delete file is missing (to publish again).
     pub deletes_missing: Vec<String>,
+    /// Parquet files the catalog never reserved were found (it was lost or replaced): nothing
+    /// may reserve file numbers before `rebuild_cold_catalog` registers them.
+    pub uncatalogued: bool,
 }
 
 /// `…/part-<seq>.parquet` → seq.
@@ -156,6 +159,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                 check.orphans_removed += 1;
             }
         }
+        check.uncatalogued = uncatalogued;
         if uncatalogued {
             self.report(ColdFileProblem::new(
                 None,

@@ -209,6 +209,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .await?;
         }
         let deletes_missing = check.deletes_missing.clone();
+        let catalog_lost = check.uncatalogued;
         let hot = HotMemoryStorage::new(&config);
         tracing::info!(
             data_dir = %config.data_dir.display(),
@@ -231,9 +232,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
         };
-        if !store.config.read_only {
+        if !store.config.read_only && !catalog_lost {
             // Tombstones a crash or an abrupt end left unpublished reach outside readers now,
             // and a catalogued delete file that is gone (a partial restore) is written again.
+            // (Not with files the catalog never reserved on disk: a publication reserves file
+            // numbers above them, and they would then pass for a move's leftovers.)
             let _move = store.moves.lock().await;
             store.publish_locked(deletes_missing).await?;
         }
