@@ -79,7 +79,27 @@ impl<R: Record> ColdArchiveStorage<R> {
             let bytes = writer.inner_mut().sync()?;
             crash_point("deletes:temp_written");
             store.publish(&key)?;
-            Ok(bytes)
+            // A short write or a cut-off upload must not get catalogued: outside readers
+            // would fail on it (or miss its ids).
+            match store.len(&key) {
+                Ok(Some(n)) if n == bytes => Ok(bytes),
+                found => {
+                    if let Err(e) = store.delete(&key) {
+                        tracing::warn!(key, error = %e, "could not remove a short delete file; the next open will");
+                    }
+                    Err(match found {
+                        Err(e) => e,
+                        Ok(n) => Error::Io {
+                            op: "publish delete file",
+                            path: path.clone(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::WriteZero,
+                                format!("{} of {bytes} bytes published", n.unwrap_or(0)),
+                            ),
+                        },
+                    })
+                }
+            }
         };
         match write() {
             Ok(bytes) => {

@@ -732,25 +732,42 @@ mod tests {
         );
     }
 
-    /// `(catalogued, on disk)` cold files; the disk side lists staged files too.
+    /// `(catalogued, on disk)` cold files, data and delete files; the disk side lists staged
+    /// files too.
     fn files(store: &Store, dir: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-        let catalogued = store
+        let mut catalogued: BTreeSet<String> = store
             .cold_tier()
             .files()
             .unwrap()
             .into_iter()
             .map(|e| e.path)
             .collect();
+        catalogued.extend(
+            store
+                .cold_tier()
+                .delete_files()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.path),
+        );
         let mut on_disk = BTreeSet::new();
-        let root = dir.join(COLD_DIR);
-        for partition in std::fs::read_dir(&root).unwrap() {
-            let partition = partition.unwrap();
-            let name = partition.file_name().to_string_lossy().into_owned();
-            for f in std::fs::read_dir(partition.path()).unwrap() {
-                let f = f.unwrap().file_name().to_string_lossy().into_owned();
-                on_disk.insert(format!("{name}/{f}"));
+        fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                if e.path().is_dir() {
+                    walk(&e.path(), &key, out);
+                } else {
+                    out.insert(key);
+                }
             }
         }
+        walk(&dir.join(COLD_DIR), "", &mut on_disk);
         (catalogued, on_disk)
     }
 

@@ -894,7 +894,7 @@ mod tests {
         let mut output = new_file(&ids);
         output.path = "date=1970-01-01/part-000000000099.parquet".into();
         let commit = w
-            .commit_compaction(Some(output), vec![input], Vec::new())
+            .commit_compaction(Some(output), vec![input], Vec::new(), None)
             .await
             .unwrap();
         assert_eq!(commit, CompactCommit::InputGone { file_id: input });
