@@ -43,7 +43,7 @@ impl FileFormat {
 
 /// The CSV and JSON-lines writers (Parquet goes through the library's `export_as`).
 enum Sink {
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Jsonl(BufWriter<File>),
 }
 
@@ -54,7 +54,7 @@ impl Sink {
             FileFormat::Csv => {
                 let mut w = csv::Writer::from_writer(BufWriter::new(file));
                 w.write_record(COLUMNS).map_err(|e| e.to_string())?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             FileFormat::Jsonl => Sink::Jsonl(BufWriter::new(file)),
         })
