@@ -668,7 +668,7 @@ fn cold_crash_in_the_first_archival_then_removes_never_resurrect() {
         out.status
     );
     assert!(
-        !cold_files_on_disk(dir, ".parquet").is_empty(),
+        !data_files_on_disk(dir).is_empty(),
         "the crash left a published file"
     );
     runtime().block_on(async {
@@ -679,7 +679,7 @@ fn cold_crash_in_the_first_archival_then_removes_never_resurrect() {
             store.cold_tier().problems()
         );
         assert!(
-            cold_files_on_disk(dir, ".parquet").is_empty(),
+            data_files_on_disk(dir).is_empty(),
             "the uncommitted file is removed on open"
         );
         assert!(store
