@@ -212,7 +212,126 @@ async fn main() -> Result<()> {
         cold_stats.bytes
     );
     println!("{}", cold.root().display());
+    deletes_phase(&dir.join("deletes"), &mut rng).await
+}
+
+/// Archived trades corrected and removed after archival, then a second archival: the archive
+/// read through its delete files (`scripts/duckdb_deletes.sql`, `scripts/polars_deletes.py`)
+/// must give the store's answer. Writes `<dir>/expected.json`: per UTC day the row count and
+/// PnL (Profit v → v, Loss v → -|v|, Neutral → 0, other kinds no PnL), and every id.
+async fn deletes_phase(dir: &std::path::Path, rng: &mut Rng) -> Result<()> {
+    const TRADES: usize = 3_000;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut config = StorageConfig::default().with_data_dir(dir);
+    config.cold.row_group_rows = ROW_GROUP_ROWS;
+    config.cold.data_page_rows = DATA_PAGE_ROWS;
+    config.cold.archive_batch_rows = ARCHIVE_BATCH_ROWS;
+    let store = AutoTieringCoordinator::new(config).await?;
+    let mut ids = Vec::with_capacity(TRADES);
+    for i in 0..TRADES {
+        ids.push(store.put(&trade(rng, i)).await?);
+    }
+    store.archive_older_than(i64::MAX).await?;
+    // Correct 10 archived trades and remove 5. Eight corrections move to the next day, so
+    // their dead copies stay listed in their old partition's delete file; two stay on the
+    // store's last day, so archival must first rewrite that partition's file (a partition
+    // never holds a dead and a live copy of one id). The removes are on other days.
+    let mut days_of = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let r = store.get(id).await?.context("archived trade")?;
+        days_of.push(utc_day(r.timestamp_decision_made));
+    }
+    let last_day = days_of.iter().max().context("trades")?.clone();
+    let same_day: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(_, d)| **d == last_day)
+        .map(|(&id, _)| id)
+        .step_by(53)
+        .take(2)
+        .collect();
+    let moved: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(_, d)| **d != last_day)
+        .map(|(&id, _)| id)
+        .step_by(97)
+        .take(8)
+        .collect();
+    for (n, &id) in moved.iter().chain(&same_day).enumerate() {
+        let mut r = store.get(id).await?.context("archived trade")?;
+        r.actual_outcome = Outcome::Profit(100.0 + n as f64);
+        if n < moved.len() {
+            r.timestamp_decision_made += 86_400_000;
+        }
+        store.update(&r).await?;
+    }
+    let removable: Vec<i64> = ids
+        .iter()
+        .zip(&days_of)
+        .filter(|(id, d)| **d != last_day && !moved.contains(id))
+        .map(|(&id, _)| id)
+        .skip(5)
+        .step_by(211)
+        .take(5)
+        .collect();
+    for &id in &removable {
+        store.remove(id).await?;
+    }
+    // Readers see the corrections before the second archival lands the new versions.
+    store.publish_deletes().await?;
+    store.archive_older_than(i64::MAX).await?;
+    store.shutdown().await?;
+    ensure!(store.get_stats().await?.warm_records == 0, "all archived");
+
+    // The store's own answer over the cold tier (everything is in cold now).
+    let mut days: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    let mut all_ids = Vec::new();
+    let mut cursor = store.scan(ScanRange::default(), 1000)?;
+    while let Some(page) = cursor.next_page().await? {
+        for r in page {
+            all_ids.push(r.id.context("stored id")?);
+            let day = utc_day(r.timestamp_decision_made);
+            let e = days.entry(day).or_default();
+            e.0 += 1;
+            e.1 += match &r.actual_outcome {
+                Outcome::Profit(v) => *v,
+                Outcome::Loss(v) => -v.abs(),
+                _ => 0.0,
+            };
+        }
+    }
+    let mut out = String::from("{\n\"days\": {");
+    for (n, (day, (count, pnl))) in days.iter().enumerate() {
+        let sep = if n == 0 { "" } else { ", " };
+        let _ = write!(
+            out,
+            "{sep}\"{day}\": {{\"rows\": {count}, \"pnl\": {pnl:?}}}"
+        );
+    }
+    let _ = write!(out, "}},\n\"ids\": {all_ids:?}\n}}\n");
+    let path = dir.join("expected.json");
+    std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+    println!(
+        "cold_interop: deletes phase: {} records over {} days after 10 corrections and 5 removes of archived trades",
+        all_ids.len(),
+        days.len()
+    );
     Ok(())
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix-ms timestamp.
+fn utc_day(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Equality with NaN equal to itself (records are compared by their encoding).

@@ -13,3 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 cargo run --release --example cold_interop -- "$tmp"
 "$PY" scripts/duckdb_interop.py "$tmp"
+# After updates and removes of archived records and a second archival, the recipes that apply
+# the delete files (DuckDB view, Polars) give the store's row count, ids and PnL by day.
+"$PY" scripts/duckdb_deletes.py "$tmp/deletes"
+"$PY" scripts/polars_deletes.py "$tmp/deletes"

@@ -131,6 +131,12 @@ pub(crate) trait ColdCatalog: Send + Sync {
     /// Reserve `count` file sequence numbers, at least `floor`, durably (blocking; not on an
     /// async worker). Returns the first.
     fn reserve_file_seqs(&self, floor: u64, count: u64) -> Result<u64>;
+    /// Every catalogued delete file.
+    fn delete_files(&self) -> Result<Vec<DeleteFileEntry>>;
+    /// The partitions whose tombstones changed since their delete file was written.
+    fn dirty_partitions(&self) -> Result<Vec<String>>;
+    /// A partition's tombstones, dirty generation and delete file, in one snapshot.
+    fn partition_dead(&self, partition: &str) -> Result<PartitionDead>;
 }
 
 /// A catalog rebuilt from Parquet footers: rows to drop, files to add with their tombstones.
@@ -142,4 +148,42 @@ pub(crate) struct CatalogRebuild {
     /// Files found with no catalog row, each with the ids in it that must not be served
     /// (a newer copy exists in warm or in a newer file).
     pub add: Vec<(NewFile, Vec<i64>)>,
+}
+
+/// One catalogued delete file: the ids of a day partition's tombstones, published for outside
+/// readers (`cold_storage/deletes.rs`). A partition has at most one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeleteFileEntry {
+    /// The partition, `date=YYYY-MM-DD`.
+    pub partition: String,
+    /// Path relative to the cold directory: `_deletes/date=YYYY-MM-DD/part-N.parquet`.
+    pub path: String,
+    /// Ids listed.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// A delete-file publication for one partition, for its catalog commit: the new file (none
+/// when the partition has no tombstone left) replaces the partition's current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeletePublish {
+    /// The partition, `date=YYYY-MM-DD`.
+    pub partition: String,
+    /// The published new file, if any ids are listed.
+    pub file: Option<DeleteFileEntry>,
+    /// The partition's dirty generation the ids were read at (0: it was clean): the commit
+    /// marks the partition clean only if no tombstone was added since.
+    pub gen: i64,
+}
+
+/// A partition's tombstones, read in one snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PartitionDead {
+    /// `(file_id, id)` of every tombstone of the partition's catalogued files.
+    pub tombstones: Vec<(i64, i64)>,
+    /// The partition's dirty generation (0: clean).
+    pub gen: i64,
+    /// The partition's current delete file.
+    pub current: Option<DeleteFileEntry>,
 }

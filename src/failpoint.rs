@@ -25,6 +25,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "compact:published",
     "compact:committed",
     "compact:old_removed",
+    "deletes:temp_written",
+    "deletes:published",
+    "deletes:catalogued",
+    "deletes:retired",
 ];
 
 /// Abort the process if [`CRASH_AT_ENV`] names this point.

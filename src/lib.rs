@@ -82,7 +82,7 @@ mod record;
 mod tier;
 mod warm_storage;
 
-pub use catalog::{CatalogEntry, FileState};
+pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
@@ -91,8 +91,8 @@ pub use config::{
 };
 pub use coordinator::{
     ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
-    CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
-    RecordCursor, ScanOrder, ScanRange,
+    CompactionReport, ExportFormat, ExportReport, IntegrityReport, MaintenanceStatus,
+    MaintenanceStepReport, PublishReport, RebuildReport, RecordCursor, ScanOrder, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).

@@ -469,10 +469,19 @@ async fn check_all(
         .cold_tier()
         .files()
         .map_err(|e| fail(step, "files", e))?;
-    let catalogued: BTreeSet<_> = files
+    let mut catalogued: BTreeSet<_> = files
         .iter()
         .map(|e| dir.join("cold").join(&e.path))
         .collect();
+    // The delete files (one per partition) are catalogued too.
+    catalogued.extend(
+        store
+            .cold_tier()
+            .delete_files()
+            .map_err(|e| fail(step, "delete files", e))?
+            .iter()
+            .map(|d| dir.join("cold").join(&d.path)),
+    );
     let on_disk: BTreeSet<_> = walk(&dir.join("cold"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))

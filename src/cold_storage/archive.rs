@@ -15,6 +15,11 @@ use crate::error::{Error, Result};
 use crate::failpoint::crash_point_of;
 use crate::record::Record;
 
+/// Called with a file's partition and `(id, rev)` rows before it is published (archival uses
+/// it to keep a partition from holding a dead and a live copy of one id, see
+/// `coordinator/deletes.rs`).
+pub(crate) type PublishHook<'a> = dyn FnMut(&str, &[(i64, i64)]) -> Result<()> + Send + 'a;
+
 /// A published file, ready for its catalog commit.
 #[derive(Debug)]
 pub(crate) struct FinishedFile {
@@ -91,13 +96,23 @@ impl<R: Record> Part<R> {
 
     /// Steps 1–4 of a move: close and fsync the staged file, publish it (locally: rename it
     /// into place, fsync the directory), and check that the store holds every byte written.
-    pub(super) fn finish(mut self) -> Result<FinishedFile> {
+    pub(super) fn finish(self) -> Result<FinishedFile> {
+        self.finish_with(&mut |_, _| Ok(()))
+    }
+
+    /// [`finish`](Self::finish), calling `before_publish` with the file's partition and rows
+    /// once the file is staged and synced, before it is published.
+    pub(super) fn finish_with(
+        mut self,
+        before_publish: &mut PublishHook<'_>,
+    ) -> Result<FinishedFile> {
         let writer = self.writer.take().expect("finished once");
         let summary = writer.finish()?;
         // Checksums of what is staged now, fsynced: the catalog commit stores them.
         let staged = FileRef::staged(&self.store, &self.relative);
         let page_sums = ColdFile::<R>::open_at(staged, None)?.compute_sums()?;
         crash_point_of(self.prefix, "temp_written");
+        before_publish(super::store::partition_of(&self.relative), &self.rows)?;
         self.store.publish(&self.relative)?;
         self.done = true;
         crash_point_of(self.prefix, "published");
@@ -153,22 +168,30 @@ impl<R: Record> Drop for Part<R> {
 
 /// Archival output: one open file per day partition (at most `max_open_partitions`; beyond
 /// that the least recently used is closed), each closed at the target size.
-pub(crate) struct ArchiveBuilder<R: Record> {
+pub(crate) struct ArchiveBuilder<'a, R: Record> {
     cold: ColdArchiveStorage<R>,
+    before_publish: Box<PublishHook<'a>>,
     open: BTreeMap<i64, Part<R>>,
     pages: u64,
     /// Files are also closed at this many rows (bounding each archival commit).
     max_file_rows: usize,
 }
 
-impl<R: Record> ArchiveBuilder<R> {
+impl<'a, R: Record> ArchiveBuilder<'a, R> {
     pub(crate) fn new(cold: ColdArchiveStorage<R>) -> Self {
         Self {
             cold,
+            before_publish: Box::new(|_, _| Ok(())),
             open: BTreeMap::new(),
             pages: 0,
             max_file_rows: usize::MAX,
         }
+    }
+
+    /// Call `hook` before each file is published.
+    pub(crate) fn with_before_publish(mut self, hook: Box<PublishHook<'a>>) -> Self {
+        self.before_publish = hook;
+        self
     }
 
     /// Close files at `rows` rows too (checked after each page, so a file may exceed it by
@@ -216,7 +239,7 @@ impl<R: Record> ArchiveBuilder<R> {
                         .expect("at least one open part")
                         .0;
                     let part = self.open.remove(&stalest).expect("present");
-                    finished.push(part.finish()?);
+                    finished.push(part.finish_with(&mut *self.before_publish)?);
                 }
                 self.open
                     .insert(day, Part::create(&self.cold, day, "archive")?);
@@ -226,7 +249,7 @@ impl<R: Record> ArchiveBuilder<R> {
             part.append(&records, revs.into_iter())?;
             if part.estimated_bytes() >= target || part.rows.len() >= self.max_file_rows {
                 let part = self.open.remove(&day).expect("present");
-                finished.push(part.finish()?);
+                finished.push(part.finish_with(&mut *self.before_publish)?);
             }
         }
         Ok(())
@@ -238,7 +261,7 @@ impl<R: Record> ArchiveBuilder<R> {
         let parts = std::mem::take(&mut self.open);
         let mut finished = Vec::with_capacity(parts.len());
         for part in parts.into_values() {
-            match part.finish() {
+            match part.finish_with(&mut *self.before_publish) {
                 Ok(f) => finished.push(f),
                 Err(e) => {
                     discard(&self.cold, &finished);

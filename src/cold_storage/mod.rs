@@ -18,6 +18,7 @@ mod archive;
 mod cache;
 mod checksum;
 mod compact;
+pub(crate) mod deletes;
 mod export;
 pub(crate) mod file;
 mod read;
@@ -27,6 +28,7 @@ mod tier;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
 pub(crate) use compact::CompactionGroup;
+pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 pub(crate) use store::is_missing;
@@ -218,6 +220,15 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// number is reserved durably in the catalog before the file exists (blocking, a block of
     /// numbers at a time), so open can tell a move's leftover from a file it never made.
     pub(crate) fn new_file_path(&self, day: i64) -> Result<String> {
+        Ok(format!(
+            "date={}/part-{:012}.parquet",
+            day_string(day),
+            self.next_seq()?
+        ))
+    }
+
+    /// A fresh file number, reserved durably (see [`new_file_path`](Self::new_file_path)).
+    pub(crate) fn next_seq(&self) -> Result<u64> {
         let mut seqs = self.inner.seqs.lock();
         if seqs.0 >= seqs.1 {
             let first = self.inner.catalog.reserve_file_seqs(seqs.0, SEQ_BLOCK)?;
@@ -225,7 +236,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
         let seq = seqs.0;
         seqs.0 += 1;
-        Ok(format!("date={}/part-{seq:012}.parquet", day_string(day)))
+        Ok(seq)
     }
 
     /// The absolute path of a catalogued relative path (for messages and problem reports).
@@ -236,6 +247,12 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// Every catalogued file.
     pub fn files(&self) -> Result<Vec<CatalogEntry>> {
         self.inner.catalog.entries()
+    }
+
+    /// Every catalogued delete file (`_deletes/date=YYYY-MM-DD/part-N.parquet`, see
+    /// [`AutoTieringCoordinator::publish_deletes`](crate::AutoTieringCoordinator::publish_deletes)).
+    pub fn delete_files(&self) -> Result<Vec<crate::catalog::DeleteFileEntry>> {
+        self.inner.catalog.delete_files()
     }
 
     /// Problems found with cold files (missing, truncated, unreadable), newest last. They are

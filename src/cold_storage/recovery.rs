@@ -77,6 +77,11 @@ pub(crate) struct OpenCheck {
     pub temp_removed: usize,
     pub orphans_removed: usize,
     pub quarantine: Vec<i64>,
+    /// Partitions whose catalogued delete file is missing (to publish again).
+    pub deletes_missing: Vec<String>,
+    /// Parquet files the catalog never reserved were found (it was lost or replaced): nothing
+    /// may reserve file numbers before `rebuild_cold_catalog` registers them.
+    pub uncatalogued: bool,
 }
 
 /// `…/part-<seq>.parquet` → seq.
@@ -124,8 +129,10 @@ impl<R: Record> ColdArchiveStorage<R> {
     pub(crate) fn check_on_open(&self) -> Result<OpenCheck> {
         let entries = self.catalog().entries()?;
         let reserved = self.catalog().reserved_file_seq()?;
-        let known: HashMap<&str, &CatalogEntry> =
-            entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let deletes = self.catalog().delete_files()?;
+        let mut known: HashMap<&str, Option<&CatalogEntry>> =
+            entries.iter().map(|e| (e.path.as_str(), Some(e))).collect();
+        known.extend(deletes.iter().map(|d| (d.path.as_str(), None)));
         let store = self.store();
         let mut check = OpenCheck {
             temp_removed: store.clear_staging()?,
@@ -152,6 +159,7 @@ impl<R: Record> ColdArchiveStorage<R> {
                 check.orphans_removed += 1;
             }
         }
+        check.uncatalogued = uncatalogued;
         if uncatalogued {
             self.report(ColdFileProblem::new(
                 None,
@@ -163,6 +171,13 @@ impl<R: Record> ColdArchiveStorage<R> {
         // Make the removals durable before anything new is written.
         for partition in touched {
             store.sync(partition)?;
+        }
+        for d in &deletes {
+            if store.len(&d.path)?.is_none() {
+                // Outside readers miss its ids until the partition is published again.
+                tracing::error!(path = %self.file_path(&d.path).display(), "catalogued delete file missing; its partition is published again");
+                check.deletes_missing.push(d.partition.clone());
+            }
         }
         for e in &entries {
             let abs = self.file_path(&e.path);
@@ -341,7 +356,11 @@ impl<R: Record> ColdArchiveStorage<R> {
         // Found files, newest (highest sequence) first.
         let mut found: Vec<(u64, String, PathBuf, Footer)> = Vec::new();
         for rel in walk(&**store)? {
-            if !rel.ends_with(".parquet") || known.contains(rel.as_str()) {
+            // Delete files are never registered: publication writes them from the tombstones.
+            if !rel.ends_with(".parquet")
+                || known.contains(rel.as_str())
+                || rel.starts_with(super::DELETES_DIR)
+            {
                 continue;
             }
             let abs = self.file_path(&rel);

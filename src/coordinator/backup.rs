@@ -132,7 +132,7 @@ fn copy_cold_files<R: Record>(cold: &ColdArchiveStorage<R>, target: &Path) -> Re
                 source,
             })?;
     let paths: Vec<String> = conn
-        .prepare("SELECT path FROM cold_files ORDER BY file_id")
+        .prepare("SELECT path FROM cold_files UNION ALL SELECT path FROM cold_delete_files")
         .and_then(|mut s| {
             s.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()

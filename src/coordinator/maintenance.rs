@@ -37,6 +37,8 @@ pub struct MaintenanceStepReport {
     pub archive: Option<ArchiveReport>,
     /// Compaction, if it ran and succeeded.
     pub compaction: Option<CompactionReport>,
+    /// Delete-file publication, if it succeeded.
+    pub deletes: Option<super::PublishReport>,
     /// Records due for archival may remain (the step hit its budget): the loop runs the next
     /// step after `maintenance.backlog_interval_secs` instead of the full interval.
     pub backlog: bool,
@@ -275,6 +277,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 .await;
         }
 
+        // Tombstones made since the archival's own publication (updates and removes of
+        // archived records, settle steps) reach outside readers (`deletes.rs`).
+        report.deletes = self
+            .task(
+                "publish_deletes",
+                &mut report.failures,
+                self.publish_deletes(),
+            )
+            .await;
+
         self.evaluate_alerts().await;
         report.elapsed = started.elapsed();
         tracing::debug!(
@@ -511,6 +523,10 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let _move = self.moves.lock().await;
             // Writes holding the gate finish; later ones see it closed.
             *self.gate.write().await = true;
+            // Outside readers see every remove and update made before shutdown.
+            if let Err(e) = self.publish_locked(Vec::new()).await {
+                tracing::error!(error = %e, "publishing delete files at shutdown failed; the next open's first publication writes them");
+            }
             self.warm.flush_access_stats().await?;
             let upkeep = self.warm.run_upkeep().await?;
             // The writer exits, closing its connection and releasing the directory's lock:

@@ -2,6 +2,8 @@
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
 mod backup;
+mod deletes;
+mod export;
 mod maintenance;
 mod moves;
 mod read;
@@ -9,6 +11,8 @@ mod scan;
 mod write;
 
 pub use backup::BackupReport;
+pub use deletes::PublishReport;
+pub use export::{ExportFormat, ExportReport};
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
@@ -204,6 +208,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
             warm.set_file_state(*file_id, crate::catalog::FileState::Quarantined)
                 .await?;
         }
+        let deletes_missing = check.deletes_missing.clone();
+        let catalog_lost = check.uncatalogued;
         let hot = HotMemoryStorage::new(&config);
         tracing::info!(
             data_dir = %config.data_dir.display(),
@@ -214,7 +220,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             "store opened"
         );
         let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
-        Ok(Self {
+        let store = Self {
             config,
             hot,
             warm,
@@ -225,7 +231,16 @@ impl<R: Record> AutoTieringCoordinator<R> {
             shutdown_done: tokio::sync::Mutex::new(false),
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
-        })
+        };
+        if !store.config.read_only && !catalog_lost {
+            // Tombstones a crash or an abrupt end left unpublished reach outside readers now,
+            // and a catalogued delete file that is gone (a partial restore) is written again.
+            // (Not with files the catalog never reserved on disk: a publication reserves file
+            // numbers above them, and they would then pass for a move's leftovers.)
+            let _move = store.moves.lock().await;
+            store.publish_locked(deletes_missing).await?;
+        }
+        Ok(store)
     }
 
     /// Records with `timestamp_ms() >= since_ms`, from every tier, in id order, fetched a page

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::deletes::{compact_group, prepare_partition, GroupOutcome};
 use super::AutoTieringCoordinator;
 use crate::blocking::{join_error, run_blocking};
 use crate::catalog::FileState;
@@ -20,7 +21,7 @@ use crate::cold_storage::{
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point;
 use crate::record::Record;
-use crate::warm_storage::{ArchiveAck, CompactCommit, WarmSqliteStorage};
+use crate::warm_storage::{ArchiveAck, WarmSqliteStorage};
 
 /// What one archival pass did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -237,6 +238,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
         let _move = self.moves.lock().await;
         self.check_open("archive")?;
         let started = Instant::now();
+        // Outside readers see every tombstone before new versions of updated records land in
+        // cold (`deletes.rs`).
+        self.publish_locked(Vec::new()).await?;
         let warm = self.warm.clone();
         let cold = self.cold.clone();
         let handle = tokio::runtime::Handle::current();
@@ -250,8 +254,14 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let max_file_rows = limits
                 .max_file_rows
                 .map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
-            let new_builder =
-                || ArchiveBuilder::new(cold.clone()).with_max_file_rows(max_file_rows);
+            let new_builder = || {
+                let (h, w, c) = (handle.clone(), warm.clone(), cold.clone());
+                ArchiveBuilder::new(cold.clone())
+                    .with_max_file_rows(max_file_rows)
+                    .with_before_publish(Box::new(move |partition, rows| {
+                        prepare_partition(&h, &w, &c, partition, rows)
+                    }))
+            };
             let mut builder = new_builder();
             let mut commits = Commits {
                 progress: limits.progress.clone(),
@@ -399,57 +409,35 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 report.groups_left = (planned - done) as u64;
                 break;
             }
-            let cold = self.cold.clone();
+            let (warm, cold) = (self.warm.clone(), self.cold.clone());
+            let handle = tokio::runtime::Handle::current();
             let g = group.clone();
-            let (built, dropped) = run_blocking(move || cold.build_compaction(&g)).await??;
-            let replaces: Vec<i64> = group.inputs.iter().map(|e| e.file_id).collect();
-            report.files_in += replaces.len() as u64;
+            let outcome = run_blocking(move || compact_group(&handle, &warm, &cold, &g)).await??;
+            let (output, dropped) = match outcome {
+                GroupOutcome::Skipped { file_id } => {
+                    tracing::info!(
+                        file_id,
+                        "compaction group skipped: an input was quarantined meanwhile"
+                    );
+                    shown.groups_done += 1;
+                    show(&shown);
+                    continue;
+                }
+                GroupOutcome::Done { output, dropped } => (output, dropped),
+            };
+            report.files_in += group.inputs.len() as u64;
             report.bytes_in += group.inputs.iter().map(|e| e.bytes).sum::<u64>();
-            report.rows_dropped += dropped.len() as u64;
-            let new_file = built.map(|f: FinishedFile| f.file);
-            let new_file_bytes = new_file.as_ref().map(|f| f.bytes);
-            if let Some(f) = &new_file {
+            report.rows_dropped += dropped;
+            let new_file_bytes = output.as_ref().map(|f| f.file.bytes);
+            if let Some(f) = &output {
                 report.files_out += 1;
-                report.rows_written += f.rows;
-                report.bytes_out += f.bytes;
+                report.rows_written += f.file.rows;
+                report.bytes_out += f.file.bytes;
             }
-            let output = new_file.as_ref().map(|f| f.path.clone());
-            let committed = self
-                .warm
-                .commit_compaction(new_file, replaces.clone(), dropped)
-                .await;
-            // Rolled back in SQLite, or refused because an input was quarantined since the
-            // plan: the published output will never be catalogued, and its records are still
-            // served by the inputs. Remove it now (a rebuild in between must not register a
-            // second copy). Any other error leaves the outcome unknown, and the next open
-            // sorts it out.
-            let discard = matches!(
-                committed,
-                Err(Error::Sqlite { .. }) | Ok(CompactCommit::InputGone { .. })
-            );
-            if let (true, Some(relative)) = (discard, output) {
-                let cold = self.cold.clone();
-                run_blocking(move || discard_path(&cold, &relative)).await?;
-            }
-            if let CompactCommit::InputGone { file_id } = committed? {
-                tracing::info!(
-                    file_id,
-                    "compaction group skipped: an input was quarantined meanwhile"
-                );
-                shown.groups_done += 1;
-                show(&shown);
-                continue;
-            }
-            crash_point("compact:committed");
             self.maintenance
                 .note_compaction(&group, new_file_bytes, self.config.clock.now_ms());
-            self.cold.forget(&replaces);
-            let cold = self.cold.clone();
-            let inputs = group.inputs.clone();
-            run_blocking(move || cold.remove_compacted(&inputs)).await??;
-            crash_point("compact:old_removed");
             shown.groups_done += 1;
-            shown.files_in += replaces.len() as u64;
+            shown.files_in += group.inputs.len() as u64;
             shown.files_out += u64::from(new_file_bytes.is_some());
             show(&shown);
         }
@@ -744,25 +732,42 @@ mod tests {
         );
     }
 
-    /// `(catalogued, on disk)` cold files; the disk side lists staged files too.
+    /// `(catalogued, on disk)` cold files, data and delete files; the disk side lists staged
+    /// files too.
     fn files(store: &Store, dir: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-        let catalogued = store
+        let mut catalogued: BTreeSet<String> = store
             .cold_tier()
             .files()
             .unwrap()
             .into_iter()
             .map(|e| e.path)
             .collect();
+        catalogued.extend(
+            store
+                .cold_tier()
+                .delete_files()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.path),
+        );
         let mut on_disk = BTreeSet::new();
-        let root = dir.join(COLD_DIR);
-        for partition in std::fs::read_dir(&root).unwrap() {
-            let partition = partition.unwrap();
-            let name = partition.file_name().to_string_lossy().into_owned();
-            for f in std::fs::read_dir(partition.path()).unwrap() {
-                let f = f.unwrap().file_name().to_string_lossy().into_owned();
-                on_disk.insert(format!("{name}/{f}"));
+        fn walk(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                if e.path().is_dir() {
+                    walk(&e.path(), &key, out);
+                } else {
+                    out.insert(key);
+                }
             }
         }
+        walk(&dir.join(COLD_DIR), "", &mut on_disk);
         (catalogued, on_disk)
     }
 

@@ -12,7 +12,10 @@ use tokio::sync::oneshot;
 use super::schema::sqlite_err;
 use super::writer::{now_ms, Command, Writer};
 use super::WarmSqliteStorage;
-use crate::catalog::{CatalogEntry, CatalogRebuild, ColdCatalog, FileState, NewFile};
+use crate::catalog::{
+    CatalogEntry, CatalogRebuild, ColdCatalog, DeleteFileEntry, DeletePublish, FileState, NewFile,
+    PartitionDead,
+};
 use crate::error::{Error, Result};
 use crate::record::Record;
 
@@ -32,10 +35,14 @@ pub(crate) struct ArchiveAck {
 pub(super) type SettleList = Vec<(i64, i64)>;
 
 /// What a compaction commit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CompactCommit {
-    /// The output (if any rows survived: its catalog id) replaced the inputs.
-    Committed { file_id: Option<i64> },
+    /// The output (if any rows survived: its catalog id) replaced the inputs, and the
+    /// partition's delete file was replaced (`retired`: the old one's path, to unlink).
+    Committed {
+        file_id: Option<i64>,
+        retired: Option<String>,
+    },
     /// An input was no longer catalogued as live (quarantined since the plan): nothing
     /// changed, and the output is to be discarded.
     InputGone { file_id: i64 },
@@ -60,14 +67,24 @@ impl<R: Record> WarmSqliteStorage<R> {
         file: Option<NewFile>,
         replaces: Vec<i64>,
         dropped: Vec<(i64, i64)>,
+        deletes: Option<DeletePublish>,
     ) -> Result<CompactCommit> {
         self.command(|reply| Command::Compact {
             file,
             replaces,
             dropped,
+            deletes,
             reply,
         })
         .await
+    }
+
+    /// Commit a delete-file publication: catalogue the new file (if any) in place of the
+    /// partition's current one, and mark the partition clean if no tombstone was added since
+    /// its ids were read. Returns the retired file's path, to unlink.
+    pub(crate) async fn commit_deletes(&self, publish: DeletePublish) -> Result<Option<String>> {
+        self.command(|reply| Command::PublishDeletes { publish, reply })
+            .await
     }
 
     /// Mark a catalogued file live or quarantined.
@@ -212,6 +229,58 @@ impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
             })
             .map_err(|_| Error::Closed)?;
         rx.blocking_recv().map_err(|_| Error::Closed)?
+    }
+
+    fn delete_files(&self) -> Result<Vec<DeleteFileEntry>> {
+        let path = &self.inner.path;
+        self.inner
+            .with_reader(|conn| query_delete_files(conn, path, None))
+    }
+
+    fn dirty_partitions(&self) -> Result<Vec<String>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT partition FROM cold_delete_dirty ORDER BY partition")
+                .map_err(sqlite_err("read dirty partitions", path))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(sqlite_err("read dirty partitions", path))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(sqlite_err("read dirty partitions", path))
+        })
+    }
+
+    fn partition_dead(&self, partition: &str) -> Result<PartitionDead> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let err = || sqlite_err("read a partition's tombstones", path);
+            let tx = conn.unchecked_transaction().map_err(err())?;
+            // Keys of the partition's files sort between "P/" and "P0" ('0' follows '/').
+            let (lo, hi) = (format!("{partition}/"), format!("{partition}0"));
+            let tombstones = tx
+                .prepare_cached(
+                    "SELECT d.file_id, d.id FROM cold_dead d JOIN cold_files f
+                     ON f.file_id = d.file_id WHERE f.path >= ?1 AND f.path < ?2
+                     ORDER BY d.file_id, d.id",
+                )
+                .and_then(|mut st| {
+                    st.query_map([&lo, &hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<(i64, i64)>>>()
+                })
+                .map_err(err())?;
+            let gen: i64 = tx
+                .prepare_cached("SELECT gen FROM cold_delete_dirty WHERE partition = ?1")
+                .and_then(|mut st| st.query_row([partition], |r| r.get(0)).optional())
+                .map_err(err())?
+                .unwrap_or(0);
+            let current = query_delete_files(&tx, path, Some(partition))?.pop();
+            Ok(PartitionDead {
+                tombstones,
+                gen,
+                current,
+            })
+        })
     }
 
     fn in_warm(&self, ids: &[i64]) -> Result<Vec<bool>> {
@@ -450,6 +519,7 @@ impl Writer {
         file: Option<&NewFile>,
         replaces: &[i64],
         dropped: &[(i64, i64)],
+        deletes: Option<&DeletePublish>,
     ) -> Result<CompactCommit> {
         let path = &self.path;
         let tx = self
@@ -492,8 +562,17 @@ impl Writer {
                 .and_then(|mut s| s.execute([f]))
                 .map_err(sqlite_err("uncatalogue file", path))?;
         }
+        // The partition's delete file is replaced in the same commit: the retired ids go with
+        // the rows they covered.
+        let retired = match deletes {
+            Some(d) => replace_delete_file(&tx, path, d)?,
+            None => None,
+        };
         tx.commit().map_err(sqlite_err("commit compaction", path))?;
-        Ok(CompactCommit::Committed { file_id: new_id })
+        Ok(CompactCommit::Committed {
+            file_id: new_id,
+            retired,
+        })
     }
 
     pub(super) fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
@@ -541,8 +620,31 @@ impl Writer {
                 tombstone(&tx, path, file_id, id)?;
             }
         }
+        // Files came and went: every partition's delete file is written afresh.
+        tx.execute_batch(
+            "INSERT INTO cold_delete_dirty (partition, gen)
+                SELECT partition, 1 FROM (
+                    SELECT substr(path, 1, instr(path, '/') - 1) AS partition FROM cold_files
+                    UNION SELECT partition FROM cold_delete_files) WHERE true
+                ON CONFLICT (partition) DO UPDATE SET gen = gen + 1;",
+        )
+        .map_err(sqlite_err("mark partitions dirty", path))?;
         tx.commit()
             .map_err(sqlite_err("commit catalog rebuild", path))
+    }
+
+    /// A delete-file publication's catalog commit, in one transaction (see
+    /// [`WarmSqliteStorage::commit_deletes`]).
+    pub(super) fn publish_deletes(&mut self, publish: &DeletePublish) -> Result<Option<String>> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        let retired = replace_delete_file(&tx, path, publish)?;
+        tx.commit()
+            .map_err(sqlite_err("commit delete file", path))?;
+        Ok(retired)
     }
 
     /// Mark a catalogued file live or quarantined.
@@ -631,10 +733,82 @@ pub(super) fn tombstone(
     file_id: i64,
     id: i64,
 ) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO cold_dead (file_id, id) VALUES (?1, ?2)")
+    let added = conn
+        .prepare_cached("INSERT OR IGNORE INTO cold_dead (file_id, id) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute([file_id, id]))
         .map_err(sqlite_err("tombstone", path))?;
+    if added > 0 {
+        // The partition's delete file is behind now (see schema v7).
+        conn.prepare_cached(
+            "INSERT INTO cold_delete_dirty (partition, gen)
+             SELECT substr(path, 1, instr(path, '/') - 1), 1 FROM cold_files WHERE file_id = ?1
+             ON CONFLICT (partition) DO UPDATE SET gen = gen + 1",
+        )
+        .and_then(|mut s| s.execute([file_id]))
+        .map_err(sqlite_err("mark partition dirty", path))?;
+    }
     Ok(())
+}
+
+/// Catalogued delete files (of one partition, or all), by partition.
+fn query_delete_files(
+    conn: &Connection,
+    path: &Path,
+    partition: Option<&str>,
+) -> Result<Vec<DeleteFileEntry>> {
+    let err = || sqlite_err("read delete files", path);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT partition, path, row_count, bytes FROM cold_delete_files
+             WHERE ?1 IS NULL OR partition = ?1 ORDER BY partition",
+        )
+        .map_err(err())?;
+    let rows = stmt
+        .query_map([partition], |r| {
+            Ok(DeleteFileEntry {
+                partition: r.get(0)?,
+                path: r.get(1)?,
+                rows: r.get::<_, i64>(2)? as u64,
+                bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })
+        .map_err(err())?;
+    rows.collect::<rusqlite::Result<_>>().map_err(err())
+}
+
+/// Put `publish.file` in place of its partition's delete file (inside the caller's
+/// transaction) and mark the partition clean if its generation is unchanged. Returns the
+/// retired file's path.
+fn replace_delete_file(
+    conn: &Connection,
+    path: &Path,
+    publish: &DeletePublish,
+) -> Result<Option<String>> {
+    let err = || sqlite_err("replace delete file", path);
+    let old: Option<String> = conn
+        .prepare_cached("DELETE FROM cold_delete_files WHERE partition = ?1 RETURNING path")
+        .and_then(|mut s| s.query_row([&publish.partition], |r| r.get(0)).optional())
+        .map_err(err())?;
+    if let Some(f) = &publish.file {
+        conn.prepare_cached(
+            "INSERT INTO cold_delete_files (partition, path, row_count, bytes, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                f.partition,
+                f.path,
+                f.rows as i64,
+                f.bytes as i64,
+                now_ms()
+            ])
+        })
+        .map_err(err())?;
+    }
+    conn.prepare_cached("DELETE FROM cold_delete_dirty WHERE partition = ?1 AND gen = ?2")
+        .and_then(|mut s| s.execute(params![publish.partition, publish.gen]))
+        .map_err(err())?;
+    Ok(old)
 }
 
 fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
@@ -720,7 +894,7 @@ mod tests {
         let mut output = new_file(&ids);
         output.path = "date=1970-01-01/part-000000000099.parquet".into();
         let commit = w
-            .commit_compaction(Some(output), vec![input], Vec::new())
+            .commit_compaction(Some(output), vec![input], Vec::new(), None)
             .await
             .unwrap();
         assert_eq!(commit, CompactCommit::InputGone { file_id: input });

@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Page size of a new database. Existing databases keep theirs.
 ///
@@ -132,6 +132,29 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      ALTER TABLE cold_files ADD COLUMN mapped INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX cold_files_unmapped ON cold_files(min_id) WHERE mapped = 0;",
+    // v7: delete files, the tombstones published for outside readers (`cold_storage/deletes.rs`).
+    // `cold_delete_files` catalogues the one current delete file of a day partition
+    // (`_deletes/date=YYYY-MM-DD/part-<seq>.parquet`, the ids of every tombstone of that
+    // partition's files when it was written). `cold_delete_dirty` lists the partitions whose
+    // tombstones changed since their delete file was written: every new tombstone bumps its
+    // partition's `gen`, and a publication clears the row only if `gen` is still the one it
+    // read, so a tombstone is published exactly when its partition has no row here. Existing
+    // stores start with every partition that has tombstones dirty.
+    "CREATE TABLE cold_delete_files (
+        del_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        partition  TEXT NOT NULL UNIQUE,
+        path       TEXT NOT NULL UNIQUE,
+        row_count  INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+     );
+     CREATE TABLE cold_delete_dirty (
+        partition TEXT PRIMARY KEY,
+        gen       INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO cold_delete_dirty (partition, gen)
+        SELECT DISTINCT substr(f.path, 1, instr(f.path, '/') - 1), 1
+        FROM cold_dead d JOIN cold_files f ON f.file_id = d.file_id;",
 ];
 
 pub(crate) fn sqlite_err<'a>(

@@ -66,7 +66,12 @@ pub(crate) enum Command {
         file: Option<NewFile>,
         replaces: Vec<i64>,
         dropped: Vec<(i64, i64)>,
+        deletes: Option<crate::catalog::DeletePublish>,
         reply: oneshot::Sender<Result<CompactCommit>>,
+    },
+    PublishDeletes {
+        publish: crate::catalog::DeletePublish,
+        reply: oneshot::Sender<Result<Option<String>>>,
     },
     SetFileState {
         file_id: i64,
@@ -558,9 +563,14 @@ impl Writer {
                 file,
                 replaces,
                 dropped,
+                deletes,
                 reply,
             } => {
-                let _ = reply.send(self.compact(file.as_ref(), &replaces, &dropped));
+                let r = self.compact(file.as_ref(), &replaces, &dropped, deletes.as_ref());
+                let _ = reply.send(r);
+            }
+            Command::PublishDeletes { publish, reply } => {
+                let _ = reply.send(self.publish_deletes(&publish));
             }
             Command::SetFileState {
                 file_id,

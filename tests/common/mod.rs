@@ -2,7 +2,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::Path;
+
+use arrow_array::Int64Array;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use tiered_storage::{ScanRange, StorageTier};
 
 use tiered_storage::{
     Outcome, PremintCandidate, ScoredCandidate, StorageConfig, TransactionRecord,
@@ -62,4 +68,90 @@ pub fn record(n: u64, tag: &str) -> TransactionRecord {
         },
         ..TransactionRecord::default()
     }
+}
+
+// The archive as an outside reader sees it (data glob minus delete files).
+
+/// The `id` column of a Parquet file, read with the crate's own parquet reader.
+pub fn ids_of(path: &Path) -> Vec<i64> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let idx = builder
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| f.name() == "id")
+        .expect("an id column");
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let mut out = Vec::new();
+    for batch in builder.with_projection(mask).build().unwrap() {
+        let batch = batch.unwrap();
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        out.extend(col.values().iter().copied());
+    }
+    out
+}
+
+/// `(partition, file path)` of every `*.parquet` under `dir/date=*/`.
+pub fn glob(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(parts) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for p in parts {
+        let p = p.unwrap();
+        let name = p.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("date=") || !p.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(p.path()).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "parquet") {
+                out.push((name.clone(), f));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The outside reader's view: every data row whose (date, id) is in no delete file, as id →
+/// how many times it is seen.
+pub fn outside_view(dir: &Path) -> BTreeMap<i64, usize> {
+    let cold = dir.join("cold");
+    let mut dead = std::collections::BTreeSet::new();
+    for (part, f) in glob(&cold.join("_deletes")) {
+        for id in ids_of(&f) {
+            dead.insert((part.clone(), id));
+        }
+    }
+    let mut view = BTreeMap::new();
+    for (part, f) in glob(&cold) {
+        for id in ids_of(&f) {
+            if !dead.contains(&(part.clone(), id)) {
+                *view.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    view
+}
+
+/// The store's answer over the cold tier: every record it serves that warm does not hold.
+pub async fn store_cold_view<R: tiered_storage::Record>(
+    store: &tiered_storage::AutoTieringCoordinator<R>,
+) -> BTreeMap<i64, usize> {
+    let mut cursor = store.scan(ScanRange::default(), 500).unwrap();
+    let mut out = BTreeMap::new();
+    while let Some(page) = cursor.next_page().await.unwrap() {
+        for r in page {
+            let id = r.id().unwrap();
+            if !store.warm_tier().contains(id).await.unwrap() {
+                out.insert(id, 1);
+            }
+        }
+    }
+    out
 }

@@ -468,13 +468,17 @@ fn verify_exits_non_zero_on_a_damaged_cold_file() {
     .unwrap();
     assert_eq!(v["clean"], true);
 
-    // Flip one byte in the middle of the cold file.
+    // Flip one byte in the middle of the cold file (a data file: not under `_deletes/`).
     let day = std::fs::read_dir(dir.join("cold"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("date=")
+        })
+        .unwrap();
     let file = std::fs::read_dir(&day)
         .unwrap()
         .next()

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{ColdStore, Exported, RangeRead, StagedWrite};
+use crate::cold_storage::deletes::DELETES_DIR;
 use crate::error::{Error, Result};
 
 /// Suffix of a staged file's name.
@@ -172,10 +173,23 @@ impl ColdStore for LocalStore {
     }
 
     fn partitions(&self) -> Result<Vec<String>> {
-        let mut out: Vec<String> = Self::entries(&self.root, "list cold directory")?
-            .into_iter()
-            .filter_map(|(name, is_dir)| is_dir.then_some(name))
-            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for (name, is_dir) in Self::entries(&self.root, "list cold directory")? {
+            if !is_dir {
+                continue;
+            }
+            if name == DELETES_DIR {
+                // The delete files' partitions: `_deletes/date=YYYY-MM-DD`.
+                let dir = self.root.join(&name);
+                for (sub, sub_dir) in Self::entries(&dir, "list cold delete files")? {
+                    if sub_dir {
+                        out.push(format!("{name}/{sub}"));
+                    }
+                }
+            } else {
+                out.push(name);
+            }
+        }
         out.sort();
         Ok(out)
     }

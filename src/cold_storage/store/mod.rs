@@ -106,7 +106,8 @@ pub(crate) trait ColdStore: Send + Sync + fmt::Debug + 'static {
     /// The length of the published file of `key`; `None` when there is none.
     fn len(&self, key: &str) -> Result<Option<u64>>;
 
-    /// The day partitions (`date=YYYY-MM-DD`) that hold files.
+    /// The day partitions (`date=YYYY-MM-DD`) that hold files, and those of the delete files
+    /// (`_deletes/date=YYYY-MM-DD`).
     fn partitions(&self) -> Result<Vec<String>>;
 
     /// The keys of the published files of one partition (staged files are not listed); the
@@ -125,7 +126,8 @@ pub(crate) trait ColdStore: Send + Sync + fmt::Debug + 'static {
     fn export(&self, key: &str, to: &Path) -> Result<Exported>;
 }
 
-/// The partition (`date=...`) of a key; empty for a key outside any partition.
+/// The partition (`date=...`, or `_deletes/date=...` for a delete file) of a key; empty for a
+/// key outside any partition.
 pub(crate) fn partition_of(key: &str) -> &str {
     key.rsplit_once('/').map_or("", |(dir, _)| dir)
 }

@@ -9,11 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use serde_json::json;
-use tiered_storage::{Record, TransactionRecord};
+use tiered_storage::TransactionRecord;
 
 use super::{scan_range, Ctx};
 use crate::cli::{ExportArgs, Format};
@@ -44,29 +41,20 @@ impl FileFormat {
     }
 }
 
+/// The CSV and JSON-lines writers (Parquet goes through the library's `export_as`).
 enum Sink {
-    Parquet(ArrowWriter<File>),
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Jsonl(BufWriter<File>),
 }
 
 impl Sink {
     fn new(format: FileFormat, file: File) -> Result<Self, String> {
         Ok(match format {
-            FileFormat::Parquet => {
-                let level = ZstdLevel::try_new(1).map_err(|e| e.to_string())?;
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(level))
-                    .build();
-                let writer =
-                    ArrowWriter::try_new(file, TransactionRecord::cold_schema(), Some(props))
-                        .map_err(|e| e.to_string())?;
-                Sink::Parquet(writer)
-            }
+            FileFormat::Parquet => return Err("Parquet is written by the library".to_owned()),
             FileFormat::Csv => {
                 let mut w = csv::Writer::from_writer(BufWriter::new(file));
                 w.write_record(COLUMNS).map_err(|e| e.to_string())?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             FileFormat::Jsonl => Sink::Jsonl(BufWriter::new(file)),
         })
@@ -74,10 +62,6 @@ impl Sink {
 
     fn write(&mut self, page: &[TransactionRecord]) -> Result<(), String> {
         match self {
-            Sink::Parquet(w) => {
-                let batch = TransactionRecord::to_cold_batch(page).map_err(|e| e.to_string())?;
-                w.write(&batch).map_err(|e| e.to_string())
-            }
             Sink::Csv(w) => {
                 for r in page {
                     w.write_record(flat_row(r)).map_err(|e| e.to_string())?;
@@ -97,7 +81,6 @@ impl Sink {
     /// Flush everything to the file and sync it.
     fn finish(self) -> Result<(), String> {
         let file = match self {
-            Sink::Parquet(w) => w.into_inner().map_err(|e| e.to_string())?,
             Sink::Csv(w) => w
                 .into_inner()
                 .map_err(|e| e.to_string())?
@@ -120,6 +103,18 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
     })?;
     let range = scan_range(&args.filters)?;
     let store = ctx.store.open_read_only().await?;
+    if format == FileFormat::Parquet {
+        // The library's export: the archive's columns, temp file, fsync, rename.
+        let started = Instant::now();
+        let report = store
+            .export_as(range, target, tiered_storage::ExportFormat::Parquet)
+            .await
+            .map_err(|e| match e {
+                tiered_storage::Error::Io { op, path, source } => CliError::file(op, &path, source),
+                e => CliError::store("export", e),
+            })?;
+        return print_report(ctx, report.records, target, report.bytes, started.elapsed());
+    }
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -176,7 +171,16 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
         )
     })?;
     let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
-    let elapsed = started.elapsed();
+    print_report(ctx, count, target, bytes, started.elapsed())
+}
+
+fn print_report(
+    ctx: &Ctx,
+    count: u64,
+    target: &Path,
+    bytes: u64,
+    elapsed: std::time::Duration,
+) -> CliResult<()> {
     let mut out = std::io::stdout().lock();
     match ctx.format {
         Format::Json => print_json(
