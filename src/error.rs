@@ -66,6 +66,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store cannot answer a query as asked: an unknown outcome kind or column, a column
+    /// of the wrong type for what is asked of it, a bad limit. Nothing was read or written.
+    #[error("invalid query: {message}")]
+    InvalidQuery {
+        /// What is wrong with the query, and what is accepted.
+        message: String,
+    },
+
     /// The record kept moving between warm and cold (archival, compaction, an update of an
     /// archived copy) while this call followed it. Nothing was written; retrying is safe and
     /// almost always succeeds.
@@ -204,6 +212,7 @@ impl Error {
             Error::RecordTooLarge { .. } => "record_too_large",
             Error::NotFound { .. } => "not_found",
             Error::InvalidRecord { .. } => "invalid_record",
+            Error::InvalidQuery { .. } => "invalid_query",
             Error::Conflict { .. } => "conflict",
             Error::Unsupported { .. } => "unsupported",
             Error::DataDir { .. } => "data_dir",
@@ -261,6 +270,9 @@ mod tests {
             Error::RecordTooLarge { size: 2, max: 1 },
             Error::NotFound { id: 1 },
             Error::invalid("x"),
+            Error::InvalidQuery {
+                message: "x".into(),
+            },
             Error::Conflict { id: 1 },
             Error::Unsupported { op: "x" },
             Error::DataDir {

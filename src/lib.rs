@@ -90,7 +90,8 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
+    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, BatchCursor,
+    CompactionProgress,
     CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
     RecordCursor, ScanRange,
 };
