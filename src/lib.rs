@@ -90,10 +90,9 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, BatchCursor,
-    CompactionProgress,
-    CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
-    RecordCursor, ScanRange,
+    Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
+    BatchCursor, CompactionProgress, CompactionReport, GroupBy, GroupKey, IntegrityReport,
+    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).

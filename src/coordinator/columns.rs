@@ -536,11 +536,7 @@ impl std::fmt::Debug for BatchCursor {
 impl BatchCursor {
     /// A cursor over `scan`, yielding at most `batch_rows` rows per batch, holding the root
     /// columns `columns` in that order.
-    pub(crate) fn new<R: Record>(
-        scan: BatchScan<R>,
-        columns: &[usize],
-        batch_rows: usize,
-    ) -> Self {
+    pub(crate) fn new<R: Record>(scan: BatchScan<R>, columns: &[usize], batch_rows: usize) -> Self {
         let output: Vec<usize> = columns
             .iter()
             .map(|&c| scan.position(c).expect("asked columns are read"))
