@@ -87,7 +87,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
-    StorageConfig, TieringConfig, WarmConfig,
+    QueryCacheConfig, StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
     Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
@@ -102,7 +102,7 @@ pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::HotMemoryStorage;
 pub use metrics::TierMetrics;
 pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
-pub use monitor::{StorageStats, TieredMetrics};
+pub use monitor::{QueryCacheMetrics, StorageStats, TieredMetrics};
 pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
 pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.

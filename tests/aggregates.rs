@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
 use tiered_storage::{
     Aggregate, AggregateRow, AutoTieringCoordinator, Error, GroupBy, GroupKey, Measure, Outcome,
     ScanRange, StorageConfig, TransactionRecord,
@@ -379,4 +381,269 @@ fn aggregate_errors_are_invalid_queries() {
             );
         }
     });
+}
+
+fn cached_config(dir: &Path) -> StorageConfig {
+    let mut c = config(dir);
+    c.query_cache.max_bytes = 1 << 20;
+    c
+}
+
+async fn cache_counts(store: &Store) -> (u64, u64, u64) {
+    let m = store.collect_metrics().await.unwrap().query_cache.unwrap();
+    (m.hits, m.misses, m.invalidations)
+}
+
+/// A record of day `day` (from T0) with this PnL.
+fn on_day(day: i64, pnl: f64) -> TransactionRecord {
+    let mut r = record(day as u64);
+    r.timestamp_decision_made = T0 + day * DAY + 1_000;
+    r.transaction_signature = None;
+    r.actual_outcome = if pnl >= 0.0 {
+        Outcome::Profit(pnl)
+    } else {
+        Outcome::Loss(-pnl)
+    };
+    r
+}
+
+#[test]
+fn query_cache_hits_and_invalidates_exactly_the_written_days() {
+    common::runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(cached_config(dir.path())).await;
+        let mut ids = Vec::new();
+        for day in 0..3 {
+            for k in 0..4 {
+                ids.push(store.put(&on_day(day, k as f64)).await.unwrap());
+            }
+        }
+        let day0 = Aggregate::new(Measure::Pnl)
+            .over(ScanRange::default().with_time(T0..=T0 + DAY - 1))
+            .group_by(GroupBy::Day);
+        let all = Aggregate::new(Measure::Pnl).group_by(GroupBy::Day);
+        let first = store.aggregate(&day0).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].sum, 6.0);
+        assert_eq!(cache_counts(&store).await, (0, 1, 0));
+        assert_eq!(store.aggregate(&day0).await.unwrap(), first);
+        assert_eq!(cache_counts(&store).await, (1, 1, 0));
+        // The same query written differently is the same key.
+        let day0_again = Aggregate::new(Measure::Pnl)
+            .group_by(GroupBy::Day)
+            .over(ScanRange::default().with_time(T0..=T0 + DAY - 1));
+        assert_eq!(store.aggregate(&day0_again).await.unwrap(), first);
+        assert_eq!(cache_counts(&store).await, (2, 1, 0));
+        store.aggregate(&all).await.unwrap();
+        assert_eq!(cache_counts(&store).await, (2, 2, 0));
+
+        // A put on day 2: day 0's answer holds, the whole range's does not.
+        store.put(&on_day(2, 10.0)).await.unwrap();
+        assert_eq!(store.aggregate(&day0).await.unwrap(), first);
+        assert_eq!(cache_counts(&store).await, (3, 2, 0));
+        let everything = store.aggregate(&all).await.unwrap();
+        assert_eq!(everything[2].sum, 16.0);
+        assert_eq!(cache_counts(&store).await, (3, 3, 1));
+        // A put on a new day inside the range.
+        store.put(&on_day(5, 1.0)).await.unwrap();
+        assert_eq!(store.aggregate(&all).await.unwrap().len(), 4);
+        assert_eq!(cache_counts(&store).await, (3, 4, 2));
+
+        // Archival and compaction change no answer: both stay cached.
+        store.aggregate(&all).await.unwrap();
+        let (hits, misses, inv) = cache_counts(&store).await;
+        let report = store.archive_older_than(T0 + 3 * DAY).await.unwrap();
+        assert_eq!(report.archived, 13);
+        store.compact_now().await.unwrap();
+        assert_eq!(store.aggregate(&day0).await.unwrap(), first);
+        let again = store.aggregate(&all).await.unwrap();
+        assert_eq!(cache_counts(&store).await, (hits + 2, misses, inv));
+
+        // An update of an archived day-1 record that moves it to day 0: both days change.
+        let mut moved = store.get(ids[5]).await.unwrap().unwrap();
+        moved.timestamp_decision_made = T0 + 5;
+        moved.actual_outcome = Outcome::Loss(100.0);
+        store.update(&moved).await.unwrap();
+        let day0_now = store.aggregate(&day0).await.unwrap();
+        assert_eq!(day0_now[0].sum, 6.0 - 100.0);
+        assert_eq!(cache_counts(&store).await, (hits + 2, misses + 1, inv + 1));
+        let all_now = store.aggregate(&all).await.unwrap();
+        assert_ne!(all_now, again);
+        assert_eq!(all_now[1].sum, 6.0 - 1.0);
+        // The removal of an archived record invalidates its file's days.
+        let day2 = Aggregate::new(Measure::Count)
+            .over(ScanRange::default().with_time(T0 + 2 * DAY..=T0 + 3 * DAY - 1));
+        assert_eq!(store.aggregate(&day2).await.unwrap()[0].count, 5);
+        store.remove(ids[8]).await.unwrap();
+        assert_eq!(store.aggregate(&day2).await.unwrap()[0].count, 4);
+        let answers = [
+            store.aggregate(&day0).await.unwrap(),
+            store.aggregate(&all).await.unwrap(),
+            store.aggregate(&day2).await.unwrap(),
+        ];
+        assert_eq!(answers[1][2].count, 4);
+        // The answers equal a fresh computation by a store without a cache.
+        store.shutdown().await.unwrap();
+        let plain = open(config(dir.path())).await;
+        assert!(plain.collect_metrics().await.unwrap().query_cache.is_none());
+        for (q, cached) in [&day0, &all, &day2].into_iter().zip(&answers) {
+            assert_eq!(&plain.aggregate(q).await.unwrap(), cached);
+        }
+    });
+}
+
+#[test]
+fn query_cache_metrics_reach_prometheus_and_read_only_opens_have_no_cache() {
+    common::runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(cached_config(dir.path())).await;
+        store.put(&on_day(0, 1.0)).await.unwrap();
+        let q = Aggregate::new(Measure::Count).group_by(GroupBy::Mint);
+        store.aggregate(&q).await.unwrap();
+        store.aggregate(&q).await.unwrap();
+        let m = store.collect_metrics().await.unwrap().query_cache.unwrap();
+        assert_eq!((m.hits, m.misses, m.entries), (1, 1, 1));
+        assert!(m.bytes > 0);
+        let text = store.export_prometheus().await.unwrap();
+        for line in [
+            "query_cache_hits_total 1",
+            "query_cache_misses_total 1",
+            "query_cache_invalidations_total 0",
+            "query_cache_entries 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.lines().any(|l| l.starts_with("query_cache_bytes ")));
+
+        let reader = Store::open_read_only(cached_config(dir.path()))
+            .await
+            .unwrap();
+        assert_eq!(reader.aggregate(&q).await.unwrap()[0].count, 1);
+        assert!(reader
+            .collect_metrics()
+            .await
+            .unwrap()
+            .query_cache
+            .is_none());
+        assert!(!reader
+            .export_prometheus()
+            .await
+            .unwrap()
+            .contains("query_cache"));
+    });
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put {
+        day: i64,
+        pnl: i8,
+    },
+    Update {
+        pick: usize,
+        day: Option<i64>,
+        pnl: i8,
+    },
+    Remove {
+        pick: usize,
+    },
+    Archive {
+        cutoff_day: i64,
+    },
+    Compact,
+    Ask {
+        query: usize,
+    },
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..6i64, any::<i8>()).prop_map(|(day, pnl)| Op::Put { day, pnl }),
+        4 => (any::<usize>(), proptest::option::of(0..6i64), any::<i8>())
+            .prop_map(|(pick, day, pnl)| Op::Update { pick, day, pnl }),
+        2 => any::<usize>().prop_map(|pick| Op::Remove { pick }),
+        2 => (0..7i64).prop_map(|cutoff_day| Op::Archive { cutoff_day }),
+        1 => Just(Op::Compact),
+        8 => any::<usize>().prop_map(|query| Op::Ask { query }),
+    ]
+}
+
+/// The queries the property test asks (each several times, so the cache answers).
+fn cache_queries() -> Vec<Aggregate> {
+    let day = |d: i64| ScanRange::default().with_time(T0 + d * DAY..=T0 + (d + 1) * DAY - 1);
+    vec![
+        Aggregate::new(Measure::Pnl).group_by(GroupBy::Day),
+        Aggregate::new(Measure::Pnl).over(day(1)),
+        Aggregate::new(Measure::Count)
+            .over(day(3))
+            .group_by(GroupBy::Outcome),
+        Aggregate::new(Measure::sol_spent())
+            .over(ScanRange::default().with_time(T0 + DAY..=T0 + 4 * DAY - 1))
+            .group_by(GroupBy::Hour),
+        Aggregate::new(Measure::Count).over(ScanRange::default().with_program("pump")),
+        Aggregate::new(Measure::Pnl)
+            .over(ScanRange::default().with_ids(1..=20))
+            .group_by(GroupBy::Mint),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random puts, updates and removes of warm and archived records, archival and compaction,
+    /// interleaved with cached aggregates: every answer equals the model's.
+    #[test]
+    fn query_cache_answers_equal_uncached_answers(ops in proptest::collection::vec(op_strategy(), 1..60)) {
+        common::runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(cached_config(dir.path())).await;
+            let queries = cache_queries();
+            let mut live: BTreeMap<i64, TransactionRecord> = BTreeMap::new();
+            let mut n = 0u64;
+            for op in ops {
+                match op {
+                    Op::Put { day, pnl } => {
+                        n += 1;
+                        let mut r = on_day(day, f64::from(pnl) / 4.0);
+                        r.timestamp_decision_made += n as i64 * 60_000;
+                        r.transaction_signature = Some(format!("sig-{n}"));
+                        r.id = Some(store.put(&r).await.unwrap());
+                        live.insert(r.id.unwrap(), r);
+                    }
+                    Op::Update { pick, day, pnl } if !live.is_empty() => {
+                        let id = *live.keys().nth(pick % live.len()).unwrap();
+                        let r = live.get_mut(&id).unwrap();
+                        if let Some(day) = day {
+                            r.timestamp_decision_made = T0 + day * DAY + 7;
+                        }
+                        r.actual_outcome = Outcome::Loss(f64::from(pnl));
+                        store.update(r).await.unwrap();
+                    }
+                    Op::Remove { pick } if !live.is_empty() => {
+                        let id = *live.keys().nth(pick % live.len()).unwrap();
+                        store.remove(id).await.unwrap();
+                        live.remove(&id);
+                    }
+                    Op::Archive { cutoff_day } => {
+                        store.archive_older_than(T0 + cutoff_day * DAY).await.unwrap();
+                    }
+                    Op::Compact => {
+                        store.compact_now().await.unwrap();
+                    }
+                    Op::Ask { query } => {
+                        let q = &queries[query % queries.len()];
+                        let got = store.aggregate(q).await.unwrap();
+                        assert_matches_model(&got, &model(&live, q), &format!("{q:?}"));
+                    }
+                    _ => {}
+                }
+            }
+            for q in &queries {
+                let got = store.aggregate(q).await.unwrap();
+                assert_matches_model(&got, &model(&live, q), &format!("{q:?}"));
+            }
+            let m = store.collect_metrics().await.unwrap().query_cache.unwrap();
+            assert!(m.hits + m.misses > 0);
+        });
+    }
 }

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod backup;
+mod cache;
 mod columns;
 mod maintenance;
 mod moves;
@@ -84,6 +85,8 @@ pub struct AutoTieringCoordinator<R: Record = TransactionRecord> {
     shutdown_done: tokio::sync::Mutex<bool>,
     maintenance: maintenance::MaintenanceState,
     alerts: parking_lot::Mutex<AlertBook>,
+    /// The query-result cache; `None` when off (the default, and every read-only open).
+    query_cache: Option<cache::QueryCache>,
 }
 
 impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
@@ -218,6 +221,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
             "store opened"
         );
         let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
+        // A read-only handle does not see the owner's commits bump the generations.
+        let query_cache = (config.query_cache.enabled() && !config.read_only)
+            .then(|| cache::QueryCache::new(config.query_cache.max_bytes));
         Ok(Self {
             config,
             hot,
@@ -229,6 +235,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             shutdown_done: tokio::sync::Mutex::new(false),
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
+            query_cache,
         })
     }
 
@@ -388,7 +395,28 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// # Ok(()) }
     /// ```
     pub async fn aggregate(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
-        self.aggregate_uncached(query).await
+        let Some(cache) = &self.query_cache else {
+            return self.aggregate_uncached(query).await;
+        };
+        let key = cache::aggregate_key(query);
+        // Read BEFORE computing: a write the answer might miss then changes the fingerprint.
+        let range = query.range();
+        let fingerprint = self
+            .warm
+            .generations()
+            .fingerprint(range.min_ts, range.max_ts);
+        if let Some(cache::Answer::Rows(rows)) = cache.get(&key, fingerprint) {
+            return Ok(rows.as_ref().clone());
+        }
+        let rows = self.aggregate_uncached(query).await?;
+        let bytes = cache::rows_bytes(&rows);
+        cache.insert(
+            key,
+            fingerprint,
+            cache::Answer::Rows(Arc::new(rows.clone())),
+            bytes,
+        );
+        Ok(rows)
     }
 
     /// [`aggregate`](Self::aggregate) computed from the tiers, never from the cache.
@@ -493,6 +521,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             hot: Some(self.hot.metrics()),
             warm: Some(warm),
             cold: Some(self.cold.metrics()),
+            query_cache: self.query_cache.as_ref().map(cache::QueryCache::metrics),
         })
     }
 
