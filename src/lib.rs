@@ -92,7 +92,8 @@ pub use config::{
 pub use coordinator::{
     Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
     BatchCursor, CompactionProgress, CompactionReport, GroupBy, GroupKey, IntegrityReport,
-    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanRange,
+    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanOrder,
+    ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).
@@ -103,7 +104,9 @@ pub use hot_storage::HotMemoryStorage;
 pub use metrics::TierMetrics;
 pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
 pub use monitor::{QueryCacheMetrics, StorageStats, TieredMetrics};
-pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
+pub use record::{
+    Outcome, OutcomeKind, PremintCandidate, Record, ScoredCandidate, TransactionRecord,
+};
 pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
 pub const PROMETHEUS_CONTENT_TYPE: &str = monitor::prometheus::CONTENT_TYPE;

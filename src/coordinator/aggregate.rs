@@ -16,7 +16,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
 
-use super::columns::{column_indices, BatchScan, WIDE_WINDOW};
+use super::columns::{check_filters, column_indices, BatchScan, WIDE_WINDOW};
 use super::scan::ScanRange;
 use crate::cold_storage::ColdArchiveStorage;
 use crate::error::{Error, Result};
@@ -307,11 +307,14 @@ impl Plan {
         if let Key::Text(root) = key {
             roots.push(root);
         }
-        // The filters are checked by the scan; check them here too, so a bad query fails
-        // before anything is read.
-        for (name, _) in &query.range.equals {
-            column_indices::<R>(&[name.as_str()])?;
+        query.range.validate::<R>()?;
+        if query.range.limit.is_some() {
+            return Err(invalid(
+                "an aggregate covers every record the range selects; leave the limit out".into(),
+            ));
         }
+        // Filters compare text columns (checked here, before anything is read).
+        check_filters::<R>(&query.range)?;
         Ok(Self { value, key, roots })
     }
 

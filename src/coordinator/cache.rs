@@ -5,12 +5,14 @@
 //! so any write the answer may not include changes the fingerprint. Bounded by estimated
 //! bytes (moka with a weigher).
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::aggregate::{Aggregate, AggregateRow, GroupKey};
 use super::scan::ScanRange;
 use crate::monitor::QueryCacheMetrics;
+use crate::record::Record;
 use crate::warm_storage::Fingerprint;
 
 /// Bytes counted per entry beyond its rows and key (moka's node, the `Arc`s).
@@ -20,6 +22,8 @@ const ENTRY_OVERHEAD: usize = 128;
 #[derive(Clone)]
 pub(crate) enum Answer {
     Rows(Arc<Vec<AggregateRow>>),
+    /// A `Vec<R>` of the store's record type (`query`, `latest`).
+    Records(Arc<dyn Any + Send + Sync>),
 }
 
 struct Entry {
@@ -138,6 +142,30 @@ pub(crate) fn aggregate_key(query: &Aggregate) -> String {
         query.measure(),
         query.grouping()
     )
+}
+
+/// The cache key of a `query` (and so of `latest`).
+pub(crate) fn query_key(range: &ScanRange) -> String {
+    format!(
+        "query;{};order={:?};limit={:?}",
+        range_key(range),
+        range.order,
+        range.limit
+    )
+}
+
+/// Estimated bytes of records: their encoded size (a lower bound of their heap size) and the
+/// struct itself.
+pub(crate) fn records_bytes<R: Record>(records: &[R]) -> usize {
+    let mut buf = Vec::with_capacity(512);
+    records
+        .iter()
+        .map(|r| {
+            buf.clear();
+            let encoded = r.encode(&mut buf).map_or(256, |()| buf.len());
+            std::mem::size_of::<R>() + encoded
+        })
+        .sum()
 }
 
 /// Estimated heap bytes of aggregate rows.

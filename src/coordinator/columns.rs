@@ -10,6 +10,7 @@
 //! opened makes the window be read again from a fresh snapshot.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
@@ -56,6 +57,31 @@ fn column_names(schema: &Schema) -> String {
         .join(", ")
 }
 
+/// The root column and value of each of `range`'s equality filters, or
+/// [`Error::InvalidQuery`] for a filter on a column that does not exist or is not text.
+pub(crate) fn check_filters<R: Record>(range: &ScanRange) -> Result<Vec<(usize, String)>> {
+    let full = R::cold_schema();
+    range
+        .equals
+        .iter()
+        .map(|(name, value)| {
+            let root = full.index_of(name).map_err(|_| {
+                Error::invalid_query(format!(
+                    "cannot filter on `{name}`: not a column; the columns are: {}",
+                    column_names(&full)
+                ))
+            })?;
+            let ty = full.field(root).data_type();
+            if ty != &DataType::Utf8 {
+                return Err(Error::invalid_query(format!(
+                    "cannot filter on `{name}`: equality filters compare text columns, and it is {ty}"
+                )));
+            }
+            Ok((root, value.clone()))
+        })
+        .collect()
+}
+
 /// A blocking, windowed scan over warm and cold yielding projected Arrow batches. Not a
 /// snapshot across windows (as [`RecordCursor`](super::RecordCursor)): each window reads its
 /// rows as they are then, each record once.
@@ -100,25 +126,8 @@ impl<R: Record> BatchScan<R> {
         let full = R::cold_schema();
         let mut roots: Vec<usize> = vec![0, 1];
         roots.extend(columns.iter().copied().filter(|&c| c < full.fields().len()));
-        let mut filter_roots = Vec::with_capacity(range.equals.len());
-        for (name, value) in &range.equals {
-            let root = full.index_of(name).map_err(|_| Error::InvalidQuery {
-                message: format!(
-                    "cannot filter on `{name}`: not a column; the columns are: {}",
-                    column_names(&full)
-                ),
-            })?;
-            if full.field(root).data_type() != &DataType::Utf8 {
-                return Err(Error::InvalidQuery {
-                    message: format!(
-                        "cannot filter on `{name}`: equality filters compare text columns, and it is {}",
-                        full.field(root).data_type()
-                    ),
-                });
-            }
-            roots.push(root);
-            filter_roots.push((root, value.clone()));
-        }
+        let filter_roots = check_filters::<R>(&range)?;
+        roots.extend(filter_roots.iter().map(|(root, _)| *root));
         roots.sort_unstable();
         roots.dedup();
         let schema = Arc::new(full.project(&roots).map_err(|e| Error::InvalidQuery {
@@ -490,6 +499,8 @@ pub struct BatchCursor {
     /// Positions, in the read batches, of the asked columns, in the asked order.
     output: Vec<usize>,
     schema: SchemaRef,
+    /// Rows still to yield (the range's limit).
+    remaining: usize,
 }
 
 type BatchRead = (Box<dyn BatchSource>, Result<Option<RecordBatch>>);
@@ -534,9 +545,14 @@ impl std::fmt::Debug for BatchCursor {
 }
 
 impl BatchCursor {
-    /// A cursor over `scan`, yielding at most `batch_rows` rows per batch, holding the root
-    /// columns `columns` in that order.
-    pub(crate) fn new<R: Record>(scan: BatchScan<R>, columns: &[usize], batch_rows: usize) -> Self {
+    /// A cursor over `scan`, yielding at most `batch_rows` rows per batch and `limit` rows in
+    /// all, holding the root columns `columns` in that order.
+    pub(crate) fn new<R: Record>(
+        scan: BatchScan<R>,
+        columns: &[usize],
+        batch_rows: usize,
+        limit: Option<usize>,
+    ) -> Self {
         let output: Vec<usize> = columns
             .iter()
             .map(|&c| scan.position(c).expect("asked columns are read"))
@@ -555,6 +571,7 @@ impl BatchCursor {
             inflight: None,
             output,
             schema,
+            remaining: limit.unwrap_or(usize::MAX),
         }
     }
 
@@ -567,6 +584,9 @@ impl BatchCursor {
     /// Cancel-safe: if the future is dropped, the batch it was reading is returned by the next
     /// call.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
         if self.inflight.is_none() {
             let Some(state) = self.state.take() else {
                 return Err(Error::Closed);
@@ -583,7 +603,11 @@ impl BatchCursor {
         let (state, batch) = done?;
         self.state = Some(state);
         match batch? {
-            Some(batch) => Ok(Some(self.project(&batch)?)),
+            Some(batch) => {
+                let rows = batch.num_rows().min(self.remaining);
+                self.remaining -= rows;
+                Ok(Some(self.project(&batch.slice(0, rows))?))
+            }
             None => Ok(None),
         }
     }
@@ -595,5 +619,21 @@ impl BatchCursor {
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
         RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| arrow_err("project", e))
+    }
+}
+
+impl futures_core::Stream for BatchCursor {
+    type Item = Result<RecordBatch>;
+
+    /// The batches of [`next_batch`](BatchCursor::next_batch); an error ends nothing (the next
+    /// poll reads on, as `next_batch` would).
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let next = this.next_batch();
+        let mut next = std::pin::pin!(next);
+        next.as_mut().poll(cx).map(Result::transpose)
     }
 }

@@ -19,7 +19,7 @@ pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
     RebuildReport,
 };
-pub use scan::{RecordCursor, ScanRange};
+pub use scan::{RecordCursor, ScanOrder, ScanRange};
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -256,20 +256,25 @@ impl<R: Record> AutoTieringCoordinator<R> {
     }
 
     /// Records in a time range, an id range and matching field filters (outcome, mint,
-    /// program), from every tier, merged in id order with no duplicates, a page at a time.
-    /// Cold files and row groups whose statistics exclude the range are skipped.
+    /// program), from every tier, merged in id order (or in time order:
+    /// [`ScanRange::oldest_first`], [`ScanRange::newest_first`]) with no duplicates, at most
+    /// [`ScanRange::limit`] of them, a page at a time. Cold files, row groups and pages whose
+    /// statistics exclude the range are skipped.
     ///
-    /// [`Error::InvalidRecord`] if a filter names a field the record type has no column for.
+    /// [`Error::InvalidQuery`] if a filter names a field the record type has no column for, or
+    /// an `outcome_kind` that is not an [`OutcomeKind`](crate::OutcomeKind).
     ///
-    /// The cursor returns records in ascending id order, each once; drain it with
-    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`.
+    /// The cursor returns records in the range's order, each once; drain it with
+    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`, as
+    /// a `Stream`, or with [`collect`](RecordCursor::collect); [`query`](Self::query) does it
+    /// in one call.
     /// It is not a snapshot: each page reads its records as they are then, and holds no lock.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> tiered_storage::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// use tiered_storage::{AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, TransactionRecord};
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, OutcomeKind, ScanRange, StorageConfig, TransactionRecord};
     ///
     /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
     /// for (ts, outcome) in [(1_000, Outcome::Profit(0.1)), (2_000, Outcome::Loss(0.2)), (3_000, Outcome::Profit(0.3))] {
@@ -278,7 +283,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// }
     ///
     /// // Profitable trades with a decision time in 1..=3 s (Unix ms), two per page.
-    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome("Profit");
+    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome(OutcomeKind::Profit);
     /// let mut cursor = store.scan(range, 2)?;
     /// let mut profit = 0.0;
     /// while let Some(page) = cursor.next_page().await? {
@@ -301,11 +306,111 @@ impl<R: Record> AutoTieringCoordinator<R> {
         ))
     }
 
+    /// The answer to a query, in one call: the records `range` selects, in its order (id, oldest
+    /// or newest first), at most `range.limit` of them (all without a limit; memory is the
+    /// result). The same as [`scan`](Self::scan) drained with
+    /// [`collect`](RecordCursor::collect), sized to the limit.
+    ///
+    /// [`Error::InvalidQuery`] for a filter on a field the record type lacks, an unknown outcome
+    /// kind or `limit(0)`.
+    ///
+    /// With `[query_cache]` on, answers are cached and served until a write touches a UTC day
+    /// the range's time bounds cover (see [`QueryCacheConfig`](crate::QueryCacheConfig)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, OutcomeKind, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for (ts, outcome) in [(1_000, Outcome::Loss(0.1)), (2_000, Outcome::Profit(0.5)), (3_000, Outcome::Loss(0.2))] {
+    ///     store.put(&TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() }).await?;
+    /// }
+    /// // The most recent loss.
+    /// let last_loss = store
+    ///     .query(ScanRange::default().with_outcome(OutcomeKind::Loss).newest_first().limit(1))
+    ///     .await?;
+    /// assert_eq!(last_loss[0].timestamp_decision_made, 3_000);
+    /// // Total PnL, Loss counted negative (see `Outcome::pnl`).
+    /// let pnl: f64 = store.query(ScanRange::default()).await?.iter()
+    ///     .filter_map(|t| t.actual_outcome.pnl()).sum();
+    /// assert!((pnl - 0.2).abs() < 1e-9);
+    /// # Ok(()) }
+    /// ```
+    pub async fn query(&self, range: ScanRange) -> Result<Vec<R>> {
+        let Some(cache) = &self.query_cache else {
+            return self.query_uncached(range).await;
+        };
+        range.validate::<R>()?;
+        let key = cache::query_key(&range);
+        // Read BEFORE computing: a write the answer might miss then changes the fingerprint.
+        let fingerprint = self
+            .warm
+            .generations()
+            .fingerprint(range.min_ts, range.max_ts);
+        if let Some(cache::Answer::Records(records)) = cache.get(&key, fingerprint) {
+            if let Some(records) = records.downcast_ref::<Vec<R>>() {
+                return Ok(records.clone());
+            }
+        }
+        let records = self.query_uncached(range).await?;
+        let bytes = cache::records_bytes(&records);
+        cache.insert(
+            key,
+            fingerprint,
+            cache::Answer::Records(Arc::new(records.clone())),
+            bytes,
+        );
+        Ok(records)
+    }
+
+    /// [`query`](Self::query) computed from the tiers, never from the cache.
+    async fn query_uncached(&self, range: ScanRange) -> Result<Vec<R>> {
+        let limit = range.limit.unwrap_or(usize::MAX);
+        let page_size = range
+            .limit
+            .map_or(DEFAULT_LIST_PAGE_SIZE, |n| n.min(scan::MAX_WINDOW_ROWS));
+        self.scan(range, page_size)?.collect(limit).await
+    }
+
+    /// The `n` newest records by timestamp (`timestamp_ms()`, ties by id), newest first, from
+    /// every tier: `query(ScanRange::default().newest_first().limit(n))`. It reads about `n`
+    /// records, not a time window: with the newest records in warm, one SQLite read of `n` rows
+    /// on the `ts` index and a catalog check; cold files are opened only when their time range
+    /// can hold one of the `n`. `latest(0)` is empty.
+    ///
+    /// [`recently_put`](Self::recently_put) orders by id (put order) instead. Cached like
+    /// `query` when the query-result cache is on (any write invalidates it: it covers every
+    /// day).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for ts in [5_000, 1_000, 9_000, 7_000] {
+    ///     store.put(&TransactionRecord { timestamp_decision_made: ts, ..Default::default() }).await?;
+    /// }
+    /// let times: Vec<i64> = store.latest(2).await?.iter().map(|t| t.timestamp_decision_made).collect();
+    /// assert_eq!(times, [9_000, 7_000]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn latest(&self, n: usize) -> Result<Vec<R>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.query(ScanRange::default().newest_first().limit(n))
+            .await
+    }
+
     /// Records of `range` as Arrow batches holding only `columns`, in that order: names of the
     /// record type's cold (Parquet) columns, [`Record::cold_schema`] (for [`TransactionRecord`]
     /// e.g. `"id"`, `"timestamp_decision_made"`, `"mint"`, `"outcome_kind"`,
     /// `"outcome_value"`, `"initial_sol_spent"`). From every tier, in ascending id order, each
-    /// record once, at most `page_size` rows per batch.
+    /// record once, at most `page_size` rows per batch, at most `range.limit` rows in all.
     ///
     /// Cold files are read through a Parquet projection: only the asked columns (plus `id` and
     /// the timestamp, and the columns `range` filters on) are read and decoded, and row groups
@@ -313,8 +418,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// [`Record::to_cold_batch`], so the values are the same whichever tier holds a record.
     /// Like [`scan`](Self::scan) it is not a snapshot: each batch is read as the store then is.
     ///
-    /// [`Error::InvalidQuery`] for an unknown column, no column, or a filter on a column that is
-    /// not text.
+    /// [`Error::InvalidQuery`] for an unknown column, no column, a filter on a column that is
+    /// not text, an unknown outcome kind, or a time order.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -345,12 +450,19 @@ impl<R: Record> AutoTieringCoordinator<R> {
         page_size: usize,
     ) -> Result<BatchCursor> {
         if columns.is_empty() {
-            return Err(Error::InvalidQuery {
-                message: "no column asked for: name at least one column".into(),
-            });
+            return Err(Error::invalid_query(
+                "no column asked for: name at least one column",
+            ));
+        }
+        range.validate::<R>()?;
+        if range.order != ScanOrder::IdAscending {
+            return Err(Error::invalid_query(
+                "scan_columns reads in id order; use a range without oldest_first/newest_first",
+            ));
         }
         let roots = columns::column_indices::<R>(columns)?;
         let page_size = page_size.max(1);
+        let limit = range.limit;
         let scan = columns::BatchScan::new(
             self.warm.clone(),
             self.cold.clone(),
@@ -358,7 +470,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             &roots,
             page_size,
         )?;
-        Ok(BatchCursor::new(scan, &roots, page_size))
+        Ok(BatchCursor::new(scan, &roots, page_size, limit))
     }
 
     /// Count, sum, min, max and average of a [`Measure`] over the records a [`ScanRange`]
@@ -374,7 +486,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// [`QueryCacheConfig`](crate::QueryCacheConfig)).
     ///
     /// [`Error::InvalidQuery`] for an unknown column, a measure that is not numeric, a grouping
-    /// column that is not text, or PnL of a record type without outcome columns.
+    /// column that is not text, PnL of a record type without outcome columns, an unknown
+    /// outcome kind, or a range with a limit (an aggregate covers every record the range
+    /// selects; its order does not matter).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -423,13 +537,11 @@ impl<R: Record> AutoTieringCoordinator<R> {
     pub(crate) async fn aggregate_uncached(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
         let plan = aggregate::Plan::new::<R>(query)?;
         let (warm, cold, range) = (self.warm.clone(), self.cold.clone(), query.range().clone());
-        columns::BatchScan::new(warm.clone(), cold.clone(), range.clone(), &[], 1)?;
         self.cold
             .pool()
             .run(move || plan.run(warm, cold, range))
             .await?
     }
-
     /// The `n` most recently put records still stored, newest (highest id) first, from every
     /// tier. Ids are assigned in put order, so this is "the last trades written": it reads
     /// windows of ids downwards from the newest, about `n` records when few were removed, and

@@ -23,6 +23,7 @@ pub(crate) use apply::{ColdHome, PendingWrite, WriteAck, WriteOp};
 pub(crate) use catalog::{ArchiveAck, CompactCommit};
 pub(crate) use generations::{DayGenerations, Fingerprint};
 pub(crate) use lookup::{Lookup, SignatureLookup};
+pub(crate) use scan::TimeQuery;
 
 pub use writer::WarmUpkeepReport;
 

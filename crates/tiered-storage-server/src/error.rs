@@ -38,7 +38,9 @@ impl ApiError {
 /// overloaded, 408 timeout, 500 everything else.
 pub fn status_of(code: &str) -> StatusCode {
     match code {
-        "invalid_record" | "empty_signature" | "bad_request" | "config" => StatusCode::BAD_REQUEST,
+        "invalid_record" | "invalid_query" | "empty_signature" | "bad_request" | "config" => {
+            StatusCode::BAD_REQUEST
+        }
         "not_found" | "route_not_found" => StatusCode::NOT_FOUND,
         "duplicate_signature" | "conflict" => StatusCode::CONFLICT,
         "record_too_large" | "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,6 +114,12 @@ mod tests {
         let cases = [
             (Error::EmptySignature, 400),
             (Error::InvalidRecord { reason: "r".into() }, 400),
+            (
+                Error::InvalidQuery {
+                    message: "q".into(),
+                },
+                400,
+            ),
             (Error::NotFound { id: 1 }, 404),
             (
                 Error::DuplicateSignature {
