@@ -25,6 +25,8 @@ use crate::warm_storage::WarmSqliteStorage;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
+/// Fewest ids in a slice of an aggregate run on its own thread.
+const MIN_SLICE_IDS: i64 = 256;
 
 /// An aggregate query: a [`Measure`] over the records of a [`ScanRange`], grouped by
 /// [`GroupBy`]. Asked with [`aggregate`](crate::AutoTieringCoordinator::aggregate).
@@ -174,7 +176,7 @@ pub struct AggregateRow {
 
 /// Running count, sum, min and max of one group.
 #[derive(Debug, Clone, Copy)]
-struct Acc {
+pub(crate) struct Acc {
     count: u64,
     sum: f64,
     min: f64,
@@ -318,13 +320,15 @@ impl Plan {
         Ok(Self { value, key, roots })
     }
 
-    /// Run over `range` on the calling thread (blocking).
+    /// Aggregate the records of `range` on the calling thread (blocking): the partial result
+    /// of one slice of the id space, to [`merge`](Groups::merge) with the others and
+    /// [`finish`](Self::finish).
     pub(crate) fn run<R: Record>(
         &self,
         warm: WarmSqliteStorage<R>,
         cold: ColdArchiveStorage<R>,
         range: ScanRange,
-    ) -> Result<Vec<AggregateRow>> {
+    ) -> Result<Groups> {
         let mut scan = BatchScan::new(warm, cold, range, &self.roots, WIDE_WINDOW)?;
         let pos = |root: usize| scan.position(root).expect("plan columns are read");
         let value = match self.value {
@@ -342,8 +346,39 @@ impl Plan {
                 add_batch(batch, value, key, &mut groups)?;
             }
         }
-        Ok(groups.rows(matches!(self.value, Value::Count)))
+        Ok(groups)
     }
+
+    /// The rows of the merged partial results.
+    pub(crate) fn finish(&self, groups: Groups) -> Vec<AggregateRow> {
+        groups.rows(matches!(self.value, Value::Count))
+    }
+}
+
+/// `range` cut into at most `parts` slices of its id range `[first, last]` (the ids that can
+/// exist), each aggregated on its own thread. The first slice keeps the range's lower bound and
+/// the last its upper bound, so together they select what `range` selects.
+pub(crate) fn split(range: &ScanRange, first: i64, last: i64, parts: usize) -> Vec<ScanRange> {
+    let (lo, hi) = (range.min_id.max(first), range.max_id.min(last));
+    let span = i128::from(hi) - i128::from(lo) + 1;
+    let parts = (parts.max(1) as i128)
+        .min(span / MIN_SLICE_IDS as i128)
+        .max(1);
+    if parts == 1 {
+        return vec![range.clone()];
+    }
+    let mut out = Vec::with_capacity(parts as usize);
+    let mut start = range.min_id;
+    for k in 1..=parts {
+        let end = if k == parts {
+            range.max_id
+        } else {
+            (i128::from(lo) + span * k / parts - 1) as i64
+        };
+        out.push(range.clone().with_ids(start..=end));
+        start = end.saturating_add(1);
+    }
+    out
 }
 
 fn is_numeric(ty: &DataType) -> bool {
@@ -364,7 +399,7 @@ fn is_numeric(ty: &DataType) -> bool {
 
 /// The accumulators of every group seen.
 #[derive(Default)]
-struct Groups {
+pub(crate) struct Groups {
     all: Acc,
     /// By bucket start (Unix ms); `last` caches the previous row's bucket, since rows in id
     /// order mostly share one.
@@ -374,6 +409,20 @@ struct Groups {
 }
 
 impl Groups {
+    /// Add `other`'s accumulators to these.
+    pub(crate) fn merge(&mut self, other: Groups) {
+        merge(&mut self.all, &other.all);
+        if other.width != 0 {
+            self.width = other.width;
+        }
+        for (k, acc) in other.time {
+            merge(self.time.entry(k).or_default(), &acc);
+        }
+        for (k, acc) in other.text {
+            merge(self.text.entry(k).or_default(), &acc);
+        }
+    }
+
     fn rows(self, counting: bool) -> Vec<AggregateRow> {
         let mut rows: Vec<AggregateRow> = Vec::new();
         if self.all.count > 0 {
@@ -563,4 +612,35 @@ fn merge(into: &mut Acc, from: &Acc) {
     into.sum += from.sum;
     into.min = into.min.min(from.min);
     into.max = into.max.max(from.max);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_aggregate_split_covers_the_range_once() {
+        let w = MIN_SLICE_IDS;
+        let all = ScanRange::default();
+        assert_eq!(split(&all, 1, 10, 2), vec![all.clone()]);
+        assert_eq!(split(&all, 1, 100 * w, 1), vec![all.clone()]);
+        for (range, first, last, parts) in [
+            (all.clone(), 1, 10 * w, 2),
+            (all.clone(), 1, 10 * w + 7, 3),
+            (all.clone().with_ids(5..=4 * w), 1, 10 * w, 4),
+            (all.clone().with_ids(-3..=i64::MAX), 1, 3 * w, 8),
+        ] {
+            let slices = split(&range, first, last, parts);
+            assert!(slices.len() > 1 && slices.len() <= parts, "{range:?}");
+            assert_eq!(slices[0].min_id, range.min_id);
+            assert_eq!(slices.last().unwrap().max_id, range.max_id);
+            for pair in slices.windows(2) {
+                assert_eq!(pair[0].max_id + 1, pair[1].min_id);
+                assert!(pair[0].min_id <= pair[0].max_id);
+            }
+            assert!(slices
+                .iter()
+                .all(|s| s.min_ts == range.min_ts && s.equals == range.equals));
+        }
+    }
 }

@@ -535,12 +535,26 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// [`aggregate`](Self::aggregate) computed from the tiers, never from the cache.
     pub(crate) async fn aggregate_uncached(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
-        let plan = aggregate::Plan::new::<R>(query)?;
-        let (warm, cold, range) = (self.warm.clone(), self.cold.clone(), query.range().clone());
-        self.cold
-            .pool()
-            .run(move || plan.run(warm, cold, range))
-            .await?
+        let plan = Arc::new(aggregate::Plan::new::<R>(query)?);
+        // Slices of the id space aggregated at once on the cold pool, one per core (each
+        // window of each slice still read from one warm snapshot), then merged.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(self.config.cold.read_threads);
+        let last_id = self.warm.assigned_below().saturating_sub(1);
+        let slices = aggregate::split(query.range(), 1, last_id, threads);
+        let handles: Vec<_> = slices
+            .into_iter()
+            .map(|range| {
+                let (warm, cold, plan) = (self.warm.clone(), self.cold.clone(), plan.clone());
+                self.cold.pool().start(move || plan.run(warm, cold, range))
+            })
+            .collect();
+        let mut groups = aggregate::Groups::default();
+        for handle in handles {
+            groups.merge(handle.await??);
+        }
+        Ok(plan.finish(groups))
     }
     /// The `n` most recently put records still stored, newest (highest id) first, from every
     /// tier. Ids are assigned in put order, so this is "the last trades written": it reads
