@@ -33,7 +33,7 @@ async fn open(config: StorageConfig) -> Store {
 /// Record `n` of [`common::record`] with a spread of SOL spent.
 fn record(n: u64) -> TransactionRecord {
     let mut r = common::record(n, "aggsig");
-    r.initial_sol_spent = (n % 5 != 0).then_some(n as f64 / 10.0);
+    r.initial_sol_spent = (!n.is_multiple_of(5)).then_some(n as f64 / 10.0);
     r
 }
 
@@ -196,11 +196,11 @@ fn projection_errors_are_invalid_queries() {
     });
 }
 
+/// A model's result row: group, count, sum, min, max.
+type ModelRow = (GroupKey, u64, f64, Option<f64>, Option<f64>);
+
 /// The model's answer: `measure` over the live records `range` selects, by `group`.
-fn model(
-    live: &BTreeMap<i64, TransactionRecord>,
-    query: &Aggregate,
-) -> Vec<(GroupKey, u64, f64, Option<f64>, Option<f64>)> {
+fn model(live: &BTreeMap<i64, TransactionRecord>, query: &Aggregate) -> Vec<ModelRow> {
     let range = query.range();
     let mut groups: BTreeMap<GroupKey, Vec<f64>> = BTreeMap::new();
     for r in live.values() {
@@ -274,11 +274,7 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-fn assert_matches_model(
-    got: &[AggregateRow],
-    want: &[(GroupKey, u64, f64, Option<f64>, Option<f64>)],
-    what: &str,
-) {
+fn assert_matches_model(got: &[AggregateRow], want: &[ModelRow], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
     for (g, (k, n, sum, min, max)) in got.iter().zip(want) {
         assert_eq!(&g.group, k, "{what}");

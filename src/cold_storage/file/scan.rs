@@ -521,9 +521,9 @@ mod tests {
                     .as_any()
                     .downcast_ref::<Float64Array>()
                     .unwrap();
-                for i in 0..batch.num_rows() {
+                for (i, &id) in ids.iter().enumerate() {
                     got.push((
-                        ids[i],
+                        id,
                         kinds.value(i).to_owned(),
                         values.is_valid(i).then(|| values.value(i)),
                     ));
