@@ -225,18 +225,25 @@ impl<R: Record> WarmSqliteStorage<R> {
                 (true, Some(t)) => (q.min_ts, t),
                 _ => (q.min_ts, q.max_ts),
             };
-            const OVERLAP: &str = "f.max_ts >= ?1 AND f.min_ts <= ?2 AND f.max_id >= ?3
-                AND f.min_id <= ?4 AND f.settled_upto >= f.min_id";
+            // Files that may serve a row of the window (a file with nothing settled serves none).
+            macro_rules! overlap {
+                () => {
+                    "f.max_ts >= ?1 AND f.min_ts <= ?2 AND f.max_id >= ?3 AND f.min_id <= ?4
+                     AND f.settled_upto >= f.min_id"
+                };
+            }
             let params = rusqlite::params![lo, hi, q.min_id, q.max_id];
             let any = !q.probe
                 || tx
-                    .prepare_cached(&format!(
-                        "SELECT EXISTS(SELECT 1 FROM cold_files f WHERE {OVERLAP})"
+                    .prepare_cached(concat!(
+                        "SELECT EXISTS(SELECT 1 FROM cold_files f WHERE ",
+                        overlap!(),
+                        ")"
                     ))
                     .and_then(|mut s| s.query_row(params, |r| r.get::<_, bool>(0)))
                     .map_err(err)?;
             let files = if any {
-                query_entries(&tx, path, &format!("WHERE {OVERLAP}"), params)?
+                query_entries(&tx, path, concat!("WHERE ", overlap!()), params)?
             } else {
                 Vec::new()
             };
