@@ -87,12 +87,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
-    StorageConfig, TieringConfig, WarmConfig,
+    QueryCacheConfig, StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
-    CompactionReport, ExportFormat, ExportReport, IntegrityReport, MaintenanceStatus,
-    MaintenanceStepReport, PublishReport, RebuildReport, RecordCursor, ScanOrder, ScanRange,
+    Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
+    BatchCursor, CompactionProgress, CompactionReport, ExportFormat, ExportReport, GroupBy,
+    GroupKey, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, Measure, PublishReport,
+    RebuildReport, RecordCursor, ScanOrder, ScanRange,
 };
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).
@@ -102,7 +103,7 @@ pub use failpoint::{CRASH_AT_ENV, CRASH_POINTS};
 pub use hot_storage::HotMemoryStorage;
 pub use metrics::TierMetrics;
 pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
-pub use monitor::{StorageStats, TieredMetrics};
+pub use monitor::{QueryCacheMetrics, StorageStats, TieredMetrics};
 pub use record::{
     Outcome, OutcomeKind, PremintCandidate, Record, ScoredCandidate, TransactionRecord,
 };

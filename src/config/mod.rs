@@ -5,7 +5,7 @@
 //! lives in `StorageConfig`, which embeds a `TieringConfig` and is what a TOML file describes.
 //!
 //! Each section of `StorageConfig` has its own file and its own `validate`: `hot`, `warm`,
-//! `cold`, `maintenance`, `metrics` and `alerts`. Their types and `DEFAULT_*` constants are
+//! `cold`, `maintenance`, `metrics`, `alerts` and `query_cache`. Their types and `DEFAULT_*` constants are
 //! re-exported here, so every path stays `config::…`.
 
 mod alerts;
@@ -13,6 +13,7 @@ mod cold;
 mod hot;
 mod maintenance;
 mod metrics;
+mod query_cache;
 mod warm;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ pub use maintenance::{
     DEFAULT_MAINTENANCE_BACKLOG_INTERVAL_SECS, DEFAULT_MAINTENANCE_COMPACT,
 };
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_WINDOW_SECS};
+pub use query_cache::{QueryCacheConfig, DEFAULT_QUERY_CACHE_MAX_BYTES};
 pub use warm::{
     Durability, WarmConfig, DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
     DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD, DEFAULT_WARM_ACCESS_SAMPLE_EVERY,
@@ -244,6 +246,8 @@ pub struct StorageConfig {
     pub metrics: MetricsConfig,
     /// Alert thresholds.
     pub alerts: AlertConfig,
+    /// The query-result cache (off by default).
+    pub query_cache: QueryCacheConfig,
     /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
     /// Open without owning the directory: read warm through SQLite snapshots and cold through
@@ -271,6 +275,7 @@ impl Default for StorageConfig {
             maintenance: MaintenanceConfig::default(),
             metrics: MetricsConfig::default(),
             alerts: AlertConfig::default(),
+            query_cache: QueryCacheConfig::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             read_only: false,
             clock: ClockHandle::default(),
@@ -369,6 +374,7 @@ impl StorageConfig {
         self.alerts.validate()?;
         self.maintenance.validate()?;
         self.metrics.validate()?;
+        self.query_cache.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::config("data_dir", "must not be empty"));
         }
@@ -482,6 +488,7 @@ mod tests {
             c.maintenance.validate(),
             c.metrics.validate(),
             c.alerts.validate(),
+            c.query_cache.validate(),
         ] {
             ok.unwrap();
         }
@@ -520,6 +527,11 @@ mod tests {
             ..AlertConfig::default()
         };
         assert_eq!(field(alerts.validate()), "alerts.degradation_factor");
+        for bad in [1, 4095, (1 << 40) + 1] {
+            let cache = QueryCacheConfig { max_bytes: bad };
+            assert_eq!(field(cache.validate()), "query_cache.max_bytes");
+        }
+        QueryCacheConfig { max_bytes: 4096 }.validate().unwrap();
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
+mod aggregate;
 mod backup;
+mod cache;
+mod columns;
 mod deletes;
 mod export;
 mod maintenance;
@@ -10,7 +13,9 @@ mod read;
 mod scan;
 mod write;
 
+pub use aggregate::{Aggregate, AggregateRow, GroupBy, GroupKey, Measure};
 pub use backup::BackupReport;
+pub use columns::BatchCursor;
 pub use deletes::PublishReport;
 pub use export::{ExportFormat, ExportReport};
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
@@ -84,6 +89,8 @@ pub struct AutoTieringCoordinator<R: Record = TransactionRecord> {
     shutdown_done: tokio::sync::Mutex<bool>,
     maintenance: maintenance::MaintenanceState,
     alerts: parking_lot::Mutex<AlertBook>,
+    /// The query-result cache; `None` when off (the default, and every read-only open).
+    query_cache: Option<cache::QueryCache>,
 }
 
 impl<R: Record> std::fmt::Debug for AutoTieringCoordinator<R> {
@@ -220,6 +227,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
             "store opened"
         );
         let alerts = parking_lot::Mutex::new(AlertBook::new(config.alerts.history_limit));
+        // A read-only handle does not see the owner's commits bump the generations.
+        let query_cache = (config.query_cache.enabled() && !config.read_only)
+            .then(|| cache::QueryCache::new(config.query_cache.max_bytes));
         let store = Self {
             config,
             hot,
@@ -231,6 +241,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             shutdown_done: tokio::sync::Mutex::new(false),
             maintenance: maintenance::MaintenanceState::default(),
             alerts,
+            query_cache,
         };
         if !store.config.read_only && !catalog_lost {
             // Tombstones a crash or an abrupt end left unpublished reach outside readers now,
@@ -318,6 +329,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// [`Error::InvalidQuery`] for a filter on a field the record type lacks, an unknown outcome
     /// kind or `limit(0)`.
     ///
+    /// With `[query_cache]` on, answers are cached and served until a write touches a UTC day
+    /// the range's time bounds cover (see [`QueryCacheConfig`](crate::QueryCacheConfig)).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> tiered_storage::Result<()> {
@@ -340,6 +354,34 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// # Ok(()) }
     /// ```
     pub async fn query(&self, range: ScanRange) -> Result<Vec<R>> {
+        let Some(cache) = &self.query_cache else {
+            return self.query_uncached(range).await;
+        };
+        range.validate::<R>()?;
+        let key = cache::query_key(&range);
+        // Read BEFORE computing: a write the answer might miss then changes the fingerprint.
+        let fingerprint = self
+            .warm
+            .generations()
+            .fingerprint(range.min_ts, range.max_ts);
+        if let Some(cache::Answer::Records(records)) = cache.get(&key, fingerprint) {
+            if let Some(records) = records.downcast_ref::<Vec<R>>() {
+                return Ok(records.clone());
+            }
+        }
+        let records = self.query_uncached(range).await?;
+        let bytes = cache::records_bytes(&records);
+        cache.insert(
+            key,
+            fingerprint,
+            cache::Answer::Records(Arc::new(records.clone())),
+            bytes,
+        );
+        Ok(records)
+    }
+
+    /// [`query`](Self::query) computed from the tiers, never from the cache.
+    async fn query_uncached(&self, range: ScanRange) -> Result<Vec<R>> {
         let limit = range.limit.unwrap_or(usize::MAX);
         let page_size = range
             .limit
@@ -353,7 +395,9 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// on the `ts` index and a catalog check; cold files are opened only when their time range
     /// can hold one of the `n`. `latest(0)` is empty.
     ///
-    /// [`recently_put`](Self::recently_put) orders by id (put order) instead.
+    /// [`recently_put`](Self::recently_put) orders by id (put order) instead. Cached like
+    /// `query` when the query-result cache is on (any write invalidates it: it covers every
+    /// day).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -377,6 +421,156 @@ impl<R: Record> AutoTieringCoordinator<R> {
             .await
     }
 
+    /// Records of `range` as Arrow batches holding only `columns`, in that order: names of the
+    /// record type's cold (Parquet) columns, [`Record::cold_schema`] (for [`TransactionRecord`]
+    /// e.g. `"id"`, `"timestamp_decision_made"`, `"mint"`, `"outcome_kind"`,
+    /// `"outcome_value"`, `"initial_sol_spent"`). From every tier, in ascending id order, each
+    /// record once, at most `page_size` rows per batch, at most `range.limit` rows in all.
+    ///
+    /// Cold files are read through a Parquet projection: only the asked columns (plus `id` and
+    /// the timestamp, and the columns `range` filters on) are read and decoded, and row groups
+    /// and pages that the range excludes are skipped. Warm and hot rows are converted with
+    /// [`Record::to_cold_batch`], so the values are the same whichever tier holds a record.
+    /// Like [`scan`](Self::scan) it is not a snapshot: each batch is read as the store then is.
+    ///
+    /// [`Error::InvalidQuery`] for an unknown column, no column, a filter on a column that is
+    /// not text, an unknown outcome kind, or a time order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use arrow_array::{Array, Float64Array};
+    /// use tiered_storage::{AutoTieringCoordinator, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for spent in [0.5, 1.5] {
+    ///     let trade = TransactionRecord { initial_sol_spent: Some(spent), ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    /// let mut cursor = store.scan_columns(ScanRange::default(), &["id", "initial_sol_spent"], 1000)?;
+    /// let mut total = 0.0;
+    /// while let Some(batch) = cursor.next_batch().await? {
+    ///     assert_eq!(batch.num_columns(), 2);
+    ///     let spent = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+    ///     total += spent.iter().flatten().sum::<f64>();
+    /// }
+    /// assert_eq!(total, 2.0);
+    /// # Ok(()) }
+    /// ```
+    pub fn scan_columns(
+        &self,
+        range: ScanRange,
+        columns: &[&str],
+        page_size: usize,
+    ) -> Result<BatchCursor> {
+        if columns.is_empty() {
+            return Err(Error::invalid_query(
+                "no column asked for: name at least one column",
+            ));
+        }
+        range.validate::<R>()?;
+        if range.order != ScanOrder::IdAscending {
+            return Err(Error::invalid_query(
+                "scan_columns reads in id order; use a range without oldest_first/newest_first",
+            ));
+        }
+        let roots = columns::column_indices::<R>(columns)?;
+        let page_size = page_size.max(1);
+        let limit = range.limit;
+        let scan = columns::BatchScan::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            range,
+            &roots,
+            page_size,
+        )?;
+        Ok(BatchCursor::new(scan, &roots, page_size, limit))
+    }
+
+    /// Count, sum, min, max and average of a [`Measure`] over the records a [`ScanRange`]
+    /// selects, from every tier, grouped by UTC day or hour, mint, program, outcome kind or a
+    /// text column; one [`AggregateRow`] per group that counted anything, sorted by group.
+    ///
+    /// Computed on Arrow arrays off the async worker threads: cold files are read through a
+    /// Parquet projection of the involved columns only (measure, grouping, filters, id and
+    /// timestamp), and row groups and pages whose id, time or equality statistics exclude the
+    /// range are skipped; no record is built for a cold row. Each window of ids is read from
+    /// one warm snapshot, so every live record is counted once, in the version the store
+    /// serves. Results are cached when `[query_cache]` is on (see
+    /// [`QueryCacheConfig`](crate::QueryCacheConfig)).
+    ///
+    /// [`Error::InvalidQuery`] for an unknown column, a measure that is not numeric, a grouping
+    /// column that is not text, PnL of a record type without outcome columns, an unknown
+    /// outcome kind, or a range with a limit (an aggregate covers every record the range
+    /// selects; its order does not matter).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{Aggregate, AutoTieringCoordinator, GroupBy, GroupKey, Measure, Outcome, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// const DAY: i64 = 86_400_000;
+    /// for (ts, outcome) in [(0, Outcome::Profit(1.0)), (1, Outcome::Loss(0.25)), (DAY, Outcome::Neutral)] {
+    ///     let trade = TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    /// let by_day = store.aggregate(&Aggregate::new(Measure::Pnl).group_by(GroupBy::Day)).await?;
+    /// assert_eq!(by_day.len(), 2);
+    /// assert_eq!((by_day[0].group.clone(), by_day[0].count, by_day[0].sum), (GroupKey::Day(0), 2, 0.75));
+    /// assert_eq!((by_day[1].group.clone(), by_day[1].sum, by_day[1].min), (GroupKey::Day(DAY), 0.0, Some(0.0)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn aggregate(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
+        let Some(cache) = &self.query_cache else {
+            return self.aggregate_uncached(query).await;
+        };
+        let key = cache::aggregate_key(query);
+        // Read BEFORE computing: a write the answer might miss then changes the fingerprint.
+        let range = query.range();
+        let fingerprint = self
+            .warm
+            .generations()
+            .fingerprint(range.min_ts, range.max_ts);
+        if let Some(cache::Answer::Rows(rows)) = cache.get(&key, fingerprint) {
+            return Ok(rows.as_ref().clone());
+        }
+        let rows = self.aggregate_uncached(query).await?;
+        let bytes = cache::rows_bytes(&rows);
+        cache.insert(
+            key,
+            fingerprint,
+            cache::Answer::Rows(Arc::new(rows.clone())),
+            bytes,
+        );
+        Ok(rows)
+    }
+
+    /// [`aggregate`](Self::aggregate) computed from the tiers, never from the cache.
+    pub(crate) async fn aggregate_uncached(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
+        let plan = Arc::new(aggregate::Plan::new::<R>(query)?);
+        // Slices of the id space aggregated at once on the cold pool, one per core (each
+        // window of each slice still read from one warm snapshot), then merged.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(self.config.cold.read_threads);
+        let last_id = self.warm.assigned_below().saturating_sub(1);
+        let slices = aggregate::split(query.range(), 1, last_id, threads);
+        let handles: Vec<_> = slices
+            .into_iter()
+            .map(|range| {
+                let (warm, cold, plan) = (self.warm.clone(), self.cold.clone(), plan.clone());
+                self.cold.pool().start(move || plan.run(warm, cold, range))
+            })
+            .collect();
+        let mut groups = aggregate::Groups::default();
+        for handle in handles {
+            groups.merge(handle.await??);
+        }
+        Ok(plan.finish(groups))
+    }
     /// The `n` most recently put records still stored, newest (highest id) first, from every
     /// tier. Ids are assigned in put order, so this is "the last trades written": it reads
     /// windows of ids downwards from the newest, about `n` records when few were removed, and
@@ -468,6 +662,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             hot: Some(self.hot.metrics()),
             warm: Some(warm),
             cold: Some(self.cold.metrics()),
+            query_cache: self.query_cache.as_ref().map(cache::QueryCache::metrics),
         })
     }
 

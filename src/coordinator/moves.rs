@@ -509,6 +509,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
         self.cold.forget(&plan.remove);
         let removed = plan.remove.clone();
         self.warm.rebuild_catalog(plan).await?;
+        // A rebuilt catalog may serve other rows: no cached answer holds any more.
+        self.warm.generations().bump_all();
         // Files now catalogued, or dropped from the catalog, no longer need an alert.
         self.cold.clear_problems(|p| {
             p.kind == crate::ProblemKind::Uncatalogued

@@ -644,6 +644,7 @@ mod tests {
                 hot: Some(hot(hot_records)),
                 warm: Some(warm(lag)),
                 cold: None,
+                query_cache: None,
             };
             evaluate(
                 &cfg,
@@ -1047,6 +1048,7 @@ mod tests {
                 hot: Some(tier(stats, "hot")),
                 warm: Some(tier(stats, "warm")),
                 cold: Some(tier(stats, "cold")),
+                query_cache: None,
             };
             let m = all_tiers(&stats);
             let hot = m.hot.as_ref().unwrap();

@@ -68,6 +68,25 @@ pub struct TieredMetrics {
     pub warm: Option<TierMetrics>,
     /// Cold tier.
     pub cold: Option<TierMetrics>,
+    /// The query-result cache; `None` when it is off (`query_cache.max_bytes = 0`, or a
+    /// read-only open).
+    pub query_cache: Option<QueryCacheMetrics>,
+}
+
+/// Counters of the query-result cache (see [`QueryCacheConfig`](crate::QueryCacheConfig)),
+/// since the store opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueryCacheMetrics {
+    /// Answers served from the cache.
+    pub hits: u64,
+    /// Answers computed because the cache held none for the query (including stale ones).
+    pub misses: u64,
+    /// Cached answers found stale (a day they cover was written since) and dropped.
+    pub invalidations: u64,
+    /// Answers held.
+    pub entries: u64,
+    /// Estimated bytes held.
+    pub bytes: u64,
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@
 //! | `warm_archival_lag_seconds` | gauge | warm only |
 //! | `cold_archived_total` | counter | cold only |
 //! | `cold_files`, `cold_quarantined_files` | gauge | cold only |
+//! | `query_cache_hits_total`, `query_cache_misses_total`, `query_cache_invalidations_total` | counter | query-result cache, only when it is on |
+//! | `query_cache_entries`, `query_cache_bytes` | gauge | answers held, estimated bytes |
 //! | `store_alerts{severity}` | gauge | active alerts per severity (all three, 0 when none) |
 //! | `store_alert_active{kind,tier,severity,subject}` | gauge | 1 per active alert |
 //!
@@ -42,7 +44,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::alerts::{Alert, AlertSeverity};
-use super::TieredMetrics;
+use super::{QueryCacheMetrics, TieredMetrics};
 use crate::metrics::TierMetrics;
 
 /// `Content-Type` of what [`render`] produces: the Prometheus text format, version 0.0.4.
@@ -67,6 +69,9 @@ pub(crate) fn render(metrics: &TieredMetrics, alerts: &[Alert]) -> String {
         if let Some(tier) = tier {
             register_tier(registry.sub_registry_with_prefix(prefix), prefix, tier);
         }
+    }
+    if let Some(cache) = &metrics.query_cache {
+        register_query_cache(registry.sub_registry_with_prefix("query_cache"), cache);
     }
     register_alerts(registry.sub_registry_with_prefix("store"), alerts);
 
@@ -204,6 +209,34 @@ fn register_tier(r: &mut Registry, prefix: &str, t: &TierMetrics) {
     }
 }
 
+fn register_query_cache(r: &mut Registry, c: &QueryCacheMetrics) {
+    r.register(
+        "hits",
+        "Answers the query-result cache served since the store opened",
+        ConstCounter::new(c.hits),
+    );
+    r.register(
+        "misses",
+        "Answers computed because the query-result cache held none current, since the store opened",
+        ConstCounter::new(c.misses),
+    );
+    r.register(
+        "invalidations",
+        "Cached answers found stale and dropped since the store opened",
+        ConstCounter::new(c.invalidations),
+    );
+    r.register(
+        "entries",
+        "Answers the query-result cache holds",
+        ConstGauge::new(c.entries),
+    );
+    r.register(
+        "bytes",
+        "Estimated bytes the query-result cache holds",
+        ConstGauge::new(c.bytes),
+    );
+}
+
 fn register_alerts(r: &mut Registry, alerts: &[Alert]) {
     let active: Vec<&Alert> = alerts.iter().filter(|a| a.resolved_ms.is_none()).collect();
 
@@ -336,6 +369,7 @@ mod tests {
                 recent_misses: 0,
                 ..tier("cold")
             }),
+            query_cache: None,
         }
     }
 
@@ -586,11 +620,40 @@ mod tests {
     }
 
     #[test]
+    fn metrics_prometheus_query_cache_families() {
+        let with_cache = TieredMetrics {
+            query_cache: Some(QueryCacheMetrics {
+                hits: 9,
+                misses: 4,
+                invalidations: 2,
+                entries: 3,
+                bytes: 1234,
+            }),
+            ..full()
+        };
+        let text = render(&with_cache, &[]);
+        check_exposition(&text);
+        for line in [
+            "# TYPE query_cache_hits_total counter",
+            "query_cache_hits_total 9",
+            "query_cache_misses_total 4",
+            "query_cache_invalidations_total 2",
+            "# TYPE query_cache_entries gauge",
+            "query_cache_entries 3",
+            "query_cache_bytes 1234",
+        ] {
+            assert_has(&text, line);
+        }
+        assert!(!render(&full(), &[]).contains("query_cache"));
+    }
+
+    #[test]
     fn metrics_prometheus_absent_tiers_produce_no_lines() {
         let only_hot = TieredMetrics {
             hot: Some(tier("hot")),
             warm: None,
             cold: None,
+            query_cache: None,
         };
         let text = render(&only_hot, &[]);
         check_exposition(&text);

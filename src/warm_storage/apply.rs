@@ -125,6 +125,9 @@ impl Writer {
             watermark: self.sig_watermark,
         };
         let mut results = Vec::with_capacity(ops.len());
+        // Timestamp spans (inclusive) of the days each applied write touched, bumped after
+        // the commit, before the callers are answered.
+        let mut touched: Vec<(i64, i64)> = Vec::new();
         for op in ops {
             seq += 1;
             let r = match op {
@@ -146,6 +149,7 @@ impl Writer {
                         }
                         next_id += 1;
                         delta += 1;
+                        touched.push((rec.timestamp_ms, rec.timestamp_ms));
                         Ok(WriteAck::new(id, seq))
                     }
                 }
@@ -190,6 +194,8 @@ impl Writer {
                                         &mut changes,
                                     )?;
                                 }
+                                touched.push((current.ts, current.ts));
+                                touched.push((rec.timestamp_ms, rec.timestamp_ms));
                                 Ok(WriteAck::new(id, seq))
                             }
                         }
@@ -218,6 +224,8 @@ impl Writer {
                                     )
                                     .map_err(sqlite_err("insert", path))?;
                                     tombstone(&tx, path, home.file_id, id)?;
+                                    touched.push(file_span(&tx, path, home.file_id)?);
+                                    touched.push((rec.timestamp_ms, rec.timestamp_ms));
                                     if home.sig_hash != rec.sig_hash {
                                         index.rekey(
                                             id,
@@ -235,9 +243,11 @@ impl Writer {
                 }
                 WriteOp::Remove(id, home) => match index.current_hash(*id)? {
                     Some(old_hash) => {
-                        tx.prepare_cached("DELETE FROM records WHERE id = ?1")
-                            .and_then(|mut s| s.execute([id]))
+                        let ts: i64 = tx
+                            .prepare_cached("DELETE FROM records WHERE id = ?1 RETURNING ts")
+                            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
                             .map_err(sqlite_err("delete", path))?;
+                        touched.push((ts, ts));
                         tx.prepare_cached("DELETE FROM access WHERE id = ?1")
                             .and_then(|mut s| s.execute([id]))
                             .map_err(sqlite_err("delete access", path))?;
@@ -260,6 +270,7 @@ impl Writer {
                         }
                         Some(home) => {
                             tombstone(&tx, path, home.file_id, *id)?;
+                            touched.push(file_span(&tx, path, home.file_id)?);
                             index.rekey(*id, home.sig_hash, None, &mut changes)?;
                             note_removed(&tx, path, *id)?;
                             Ok(WriteAck {
@@ -283,6 +294,7 @@ impl Writer {
             return Err(sqlite_err("commit", path)(e));
         }
         self.shared.sig_delta.remove_after_commit(&changes);
+        self.shared.generations.bump(&touched);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         self.shared
             .batched_writes
@@ -299,6 +311,14 @@ impl Writer {
         }
         Ok(results)
     }
+}
+
+/// The `(min_ts, max_ts)` of a catalogued cold file: the days a write to one of its archived
+/// records may change.
+fn file_span(conn: &Connection, path: &std::path::Path, file_id: i64) -> Result<(i64, i64)> {
+    conn.prepare_cached("SELECT min_ts, max_ts FROM cold_files WHERE file_id = ?1")
+        .and_then(|mut s| s.query_row([file_id], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sqlite_err("read the file's time range", path))
 }
 
 /// What an update needs to know of the row it replaces.

@@ -10,6 +10,7 @@ mod access;
 mod apply;
 mod catalog;
 mod checkpoint;
+mod generations;
 mod home;
 mod integrity;
 mod lookup;
@@ -20,6 +21,7 @@ mod writer;
 
 pub(crate) use apply::{ColdHome, PendingWrite, WriteAck, WriteOp};
 pub(crate) use catalog::{ArchiveAck, CompactCommit};
+pub(crate) use generations::{DayGenerations, Fingerprint};
 pub(crate) use lookup::{Lookup, SignatureLookup};
 pub(crate) use scan::TimeQuery;
 
@@ -342,6 +344,12 @@ impl<R: Record> WarmSqliteStorage<R> {
                 .unwrap_or(0) as u64;
         }
         self.inner.shared.rows.load(Ordering::Relaxed)
+    }
+
+    /// The per-UTC-day generation counters the writer bumps after each commit (see
+    /// [`DayGenerations`]).
+    pub(crate) fn generations(&self) -> &DayGenerations {
+        &self.inner.shared.generations
     }
 
     /// Whether the tier holds no records.

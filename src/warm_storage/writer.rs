@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub next_id: std::sync::atomic::AtomicI64,
     /// The first corruption SQLite reported, for the alert (cleared by a clean `verify`).
     pub corruption: Mutex<Option<String>>,
+    /// Per-day generation counters, bumped after each commit of puts, updates and removes.
+    pub generations: super::generations::DayGenerations,
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -225,6 +225,7 @@ mod tests {
                 ..TierMetrics::default()
             }),
             cold: None,
+            query_cache: None,
         }
     }
 
