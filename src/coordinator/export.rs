@@ -23,6 +23,8 @@ use crate::record::Record;
 
 /// Records fetched per page of the export's scan.
 const EXPORT_PAGE: usize = 8192;
+/// Rows per row group of an exported Parquet file.
+const EXPORT_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// The file format of [`AutoTieringCoordinator::export_as`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,18 +122,61 @@ impl<R: Record> AutoTieringCoordinator<R> {
             .file
             .try_clone()
             .map_err(io("open export file", &temp.path))?;
-        let mut sink = Sink::new(format, file, &path, R::cold_schema())?;
-        let mut cursor = self.scan(range, EXPORT_PAGE)?;
+        let schema = R::cold_schema();
+        let sink = Sink::new(format, file, &path, schema.clone())?;
+        // Every column, as Arrow batches in id order: cold rows go from the file's pages to the
+        // export without becoming records (the archive's layout is the export's).
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let mut cursor = self.scan_columns(range, &names, EXPORT_PAGE)?;
+        // Encoding and compression run on a thread of their own while the scan reads the next
+        // batch on the read pool: the two halves overlap.
+        let (batches, results) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        let target = path.clone();
+        std::thread::Builder::new()
+            .name("tiered-storage-export".into())
+            .spawn(move || {
+                let mut sink = sink;
+                let written = (|| {
+                    for batch in results {
+                        sink.write(&batch, &target)?;
+                    }
+                    sink.finish(&target)
+                })();
+                let _ = done_tx.send(written);
+            })
+            .map_err(io("start export writer", &path))?;
         let mut records = 0u64;
-        while let Some(page) = cursor.next_page().await? {
-            if page.is_empty() {
-                continue;
+        let mut read_error = None;
+        loop {
+            match cursor.next_batch().await {
+                Ok(Some(batch)) if batch.num_rows() == 0 => {}
+                Ok(Some(batch)) => {
+                    records += batch.num_rows() as u64;
+                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                        .map_err(|e| write_err(&path, e))?;
+                    if batches.send(batch).is_err() {
+                        break; // the writer failed: its error is awaited below
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
             }
-            records += page.len() as u64;
-            let batch = R::to_cold_batch(&page)?;
-            sink.write(&batch, &path)?;
         }
-        sink.finish(&path)?;
+        drop(batches);
+        let written = done_rx.await.unwrap_or_else(|_| {
+            Err(write_err(
+                &path,
+                "the export writer thread ended without an answer",
+            ))
+        });
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        written?;
         temp.persist(&path)?;
         crate::cold_storage::store::fsync_dir(&dir)?;
         let bytes = std::fs::metadata(&path)
@@ -239,6 +284,8 @@ impl Sink {
                 ZstdLevel::try_new(1).expect("valid zstd level"),
             ))
             .set_dictionary_enabled(false)
+            // The writer buffers a row group's encoded pages: 128k rows keep that to tens of MB.
+            .set_max_row_group_row_count(Some(EXPORT_ROW_GROUP_ROWS))
             .build();
         ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_err(path, e))
     }
