@@ -66,6 +66,30 @@ pub enum Error {
         reason: String,
     },
 
+    /// A query the store cannot answer as asked: bad SQL, an unknown column, a statement that
+    /// is not a read-only query. Nothing was read or written; fix the query.
+    #[error("invalid query: {message}")]
+    InvalidQuery {
+        /// What is wrong with the query.
+        message: String,
+    },
+
+    /// An SQL query ran longer than `sql.timeout_ms` and was stopped. Nothing was written;
+    /// narrow the query (a time range on `ts_ms`, an id range) or raise the limit.
+    #[error("query stopped after {timeout_ms} ms (the `sql.timeout_ms` limit); narrow it, e.g. with a `ts_ms` range, or raise the limit")]
+    SqlTimeout {
+        /// The limit that was reached, in milliseconds.
+        timeout_ms: u64,
+    },
+
+    /// An SQL query would return more than `sql.max_rows` rows. Nothing is returned;
+    /// aggregate, add a `LIMIT`, or raise the limit.
+    #[error("query returns more than {max_rows} rows (the `sql.max_rows` limit); aggregate, add a LIMIT, or raise the limit")]
+    SqlRowLimit {
+        /// The limit that was passed.
+        max_rows: usize,
+    },
+
     /// The record kept moving between warm and cold (archival, compaction, an update of an
     /// archived copy) while this call followed it. Nothing was written; retrying is safe and
     /// almost always succeeds.
@@ -204,6 +228,9 @@ impl Error {
             Error::RecordTooLarge { .. } => "record_too_large",
             Error::NotFound { .. } => "not_found",
             Error::InvalidRecord { .. } => "invalid_record",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::SqlTimeout { .. } => "sql_timeout",
+            Error::SqlRowLimit { .. } => "sql_row_limit",
             Error::Conflict { .. } => "conflict",
             Error::Unsupported { .. } => "unsupported",
             Error::DataDir { .. } => "data_dir",
@@ -261,6 +288,11 @@ mod tests {
             Error::RecordTooLarge { size: 2, max: 1 },
             Error::NotFound { id: 1 },
             Error::invalid("x"),
+            Error::InvalidQuery {
+                message: "x".into(),
+            },
+            Error::SqlTimeout { timeout_ms: 1 },
+            Error::SqlRowLimit { max_rows: 1 },
             Error::Conflict { id: 1 },
             Error::Unsupported { op: "x" },
             Error::DataDir {

@@ -86,7 +86,7 @@ pub use catalog::{CatalogEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
-    AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
+    AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig, SqlConfig,
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
@@ -94,6 +94,8 @@ pub use coordinator::{
     CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
     RecordCursor, ScanRange,
 };
+#[cfg(feature = "sql")]
+pub use coordinator::{SqlRows, SqlValue};
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).
 #[cfg(feature = "failpoints")]

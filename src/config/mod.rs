@@ -5,7 +5,7 @@
 //! lives in `StorageConfig`, which embeds a `TieringConfig` and is what a TOML file describes.
 //!
 //! Each section of `StorageConfig` has its own file and its own `validate`: `hot`, `warm`,
-//! `cold`, `maintenance`, `metrics` and `alerts`. Their types and `DEFAULT_*` constants are
+//! `cold`, `maintenance`, `metrics`, `alerts` and `sql`. Their types and `DEFAULT_*` constants are
 //! re-exported here, so every path stays `config::…`.
 
 mod alerts;
@@ -13,6 +13,7 @@ mod cold;
 mod hot;
 mod maintenance;
 mod metrics;
+mod sql;
 mod warm;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ pub use maintenance::{
     DEFAULT_MAINTENANCE_BACKLOG_INTERVAL_SECS, DEFAULT_MAINTENANCE_COMPACT,
 };
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_WINDOW_SECS};
+pub use sql::{SqlConfig, DEFAULT_SQL_MAX_ROWS, DEFAULT_SQL_TIMEOUT_MS};
 pub use warm::{
     Durability, WarmConfig, DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
     DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD, DEFAULT_WARM_ACCESS_SAMPLE_EVERY,
@@ -244,6 +246,9 @@ pub struct StorageConfig {
     pub metrics: MetricsConfig,
     /// Alert thresholds.
     pub alerts: AlertConfig,
+    /// Limits of SQL queries ([`AutoTieringCoordinator::sql`](crate::AutoTieringCoordinator),
+    /// feature `sql`).
+    pub sql: SqlConfig,
     /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
     /// Open without owning the directory: read warm through SQLite snapshots and cold through
@@ -271,6 +276,7 @@ impl Default for StorageConfig {
             maintenance: MaintenanceConfig::default(),
             metrics: MetricsConfig::default(),
             alerts: AlertConfig::default(),
+            sql: SqlConfig::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             read_only: false,
             clock: ClockHandle::default(),
@@ -369,6 +375,7 @@ impl StorageConfig {
         self.alerts.validate()?;
         self.maintenance.validate()?;
         self.metrics.validate()?;
+        self.sql.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::config("data_dir", "must not be empty"));
         }
@@ -482,6 +489,7 @@ mod tests {
             c.maintenance.validate(),
             c.metrics.validate(),
             c.alerts.validate(),
+            c.sql.validate(),
         ] {
             ok.unwrap();
         }
@@ -520,6 +528,24 @@ mod tests {
             ..AlertConfig::default()
         };
         assert_eq!(field(alerts.validate()), "alerts.degradation_factor");
+        let sql = SqlConfig {
+            max_rows: 0,
+            ..SqlConfig::default()
+        };
+        assert_eq!(field(sql.validate()), "sql.max_rows");
+        let sql = SqlConfig {
+            timeout_ms: 0,
+            ..SqlConfig::default()
+        };
+        assert_eq!(field(sql.validate()), "sql.timeout_ms");
+        let c = StorageConfig::from_toml_str("[sql]\nmax_rows = 10\ntimeout_ms = 250\n").unwrap();
+        assert_eq!(
+            c.sql,
+            SqlConfig {
+                max_rows: 10,
+                timeout_ms: 250
+            }
+        );
     }
 
     #[test]

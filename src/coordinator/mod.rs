@@ -6,6 +6,8 @@ mod maintenance;
 mod moves;
 mod read;
 mod scan;
+#[cfg(feature = "sql")]
+mod sql;
 mod write;
 
 pub use backup::BackupReport;
@@ -15,6 +17,8 @@ pub use moves::{
     RebuildReport,
 };
 pub use scan::{RecordCursor, ScanRange};
+#[cfg(feature = "sql")]
+pub use sql::{SqlRows, SqlValue};
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
