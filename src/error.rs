@@ -66,11 +66,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// A query the store cannot answer as asked: bad SQL, an unknown column, a statement that
-    /// is not a read-only query. Nothing was read or written; fix the query.
+    /// The store cannot answer a query as asked: an unknown outcome kind or column, a column
+    /// of the wrong type for what is asked of it, a bad limit. Nothing was read or written.
     #[error("invalid query: {message}")]
     InvalidQuery {
-        /// What is wrong with the query.
+        /// What is wrong with the query, and what is accepted.
         message: String,
     },
 

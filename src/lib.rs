@@ -90,9 +90,9 @@ pub use config::{
     StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
-    ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport, CompactionProgress,
-    CompactionReport, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, RebuildReport,
-    RecordCursor, ScanRange,
+    Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
+    BatchCursor, CompactionProgress, CompactionReport, GroupBy, GroupKey, IntegrityReport,
+    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanRange,
 };
 #[cfg(feature = "sql")]
 pub use coordinator::{SqlRows, SqlValue};

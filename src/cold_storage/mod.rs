@@ -303,6 +303,24 @@ impl<R: Record> ColdArchiveStorage<R> {
         self.open_file(entry)?.scan(bounds)
     }
 
+    /// Open a streaming scan of one catalogued file within `bounds` that reads and decodes only
+    /// the top-level columns `roots` (ascending, holding 0 and 1; see
+    /// [`ColdFile::scan_batches`]).
+    pub(crate) fn scan_file_batches(
+        &self,
+        entry: &CatalogEntry,
+        bounds: &ScanBounds,
+        roots: &[usize],
+    ) -> Result<file::ColdBatchScan> {
+        if entry.state == FileState::Quarantined {
+            return Err(Error::cold_file(
+                self.file_path(&entry.path),
+                "quarantined; a scan over its range cannot be complete",
+            ));
+        }
+        self.open_file(entry)?.scan_batches(bounds, roots)
+    }
+
     /// Counters and sizes.
     pub fn cold_stats(&self) -> Result<ColdStats> {
         let entries = self.inner.catalog.entries()?;

@@ -1,7 +1,9 @@
 //! `AutoTieringCoordinator`: routes reads hot → warm → cold, makes writes durable in warm before
 //! caching them in hot, promotes records read often, and moves records between warm and cold.
 
+mod aggregate;
 mod backup;
+mod columns;
 mod maintenance;
 mod moves;
 mod read;
@@ -10,7 +12,9 @@ mod scan;
 mod sql;
 mod write;
 
+pub use aggregate::{Aggregate, AggregateRow, GroupBy, GroupKey, Measure};
 pub use backup::BackupReport;
+pub use columns::BatchCursor;
 pub use maintenance::{MaintenanceStatus, MaintenanceStepReport};
 pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
@@ -292,6 +296,114 @@ impl<R: Record> AutoTieringCoordinator<R> {
             range,
             page_size,
         ))
+    }
+
+    /// Records of `range` as Arrow batches holding only `columns`, in that order: names of the
+    /// record type's cold (Parquet) columns, [`Record::cold_schema`] (for [`TransactionRecord`]
+    /// e.g. `"id"`, `"timestamp_decision_made"`, `"mint"`, `"outcome_kind"`,
+    /// `"outcome_value"`, `"initial_sol_spent"`). From every tier, in ascending id order, each
+    /// record once, at most `page_size` rows per batch.
+    ///
+    /// Cold files are read through a Parquet projection: only the asked columns (plus `id` and
+    /// the timestamp, and the columns `range` filters on) are read and decoded, and row groups
+    /// and pages that the range excludes are skipped. Warm and hot rows are converted with
+    /// [`Record::to_cold_batch`], so the values are the same whichever tier holds a record.
+    /// Like [`scan`](Self::scan) it is not a snapshot: each batch is read as the store then is.
+    ///
+    /// [`Error::InvalidQuery`] for an unknown column, no column, or a filter on a column that is
+    /// not text.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use arrow_array::{Array, Float64Array};
+    /// use tiered_storage::{AutoTieringCoordinator, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for spent in [0.5, 1.5] {
+    ///     let trade = TransactionRecord { initial_sol_spent: Some(spent), ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    /// let mut cursor = store.scan_columns(ScanRange::default(), &["id", "initial_sol_spent"], 1000)?;
+    /// let mut total = 0.0;
+    /// while let Some(batch) = cursor.next_batch().await? {
+    ///     assert_eq!(batch.num_columns(), 2);
+    ///     let spent = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+    ///     total += spent.iter().flatten().sum::<f64>();
+    /// }
+    /// assert_eq!(total, 2.0);
+    /// # Ok(()) }
+    /// ```
+    pub fn scan_columns(
+        &self,
+        range: ScanRange,
+        columns: &[&str],
+        page_size: usize,
+    ) -> Result<BatchCursor> {
+        if columns.is_empty() {
+            return Err(Error::InvalidQuery {
+                message: "no column asked for: name at least one column".into(),
+            });
+        }
+        let roots = columns::column_indices::<R>(columns)?;
+        let page_size = page_size.max(1);
+        let scan = columns::BatchScan::new(
+            self.warm.clone(),
+            self.cold.clone(),
+            range,
+            &roots,
+            page_size,
+        )?;
+        Ok(BatchCursor::new(scan, &roots, page_size))
+    }
+
+    /// Count, sum, min, max and average of a [`Measure`] over the records a [`ScanRange`]
+    /// selects, from every tier, grouped by UTC day or hour, mint, program, outcome kind or a
+    /// text column; one [`AggregateRow`] per group that counted anything, sorted by group.
+    ///
+    /// Computed on Arrow arrays off the async worker threads: cold files are read through a
+    /// Parquet projection of the involved columns only (measure, grouping, filters, id and
+    /// timestamp), and row groups and pages whose id, time or equality statistics exclude the
+    /// range are skipped; no record is built for a cold row. Each window of ids is read from
+    /// one warm snapshot, so every live record is counted once, in the version the store
+    /// serves. Results are cached when `[query_cache]` is on (see
+    /// [`QueryCacheConfig`](crate::QueryCacheConfig)).
+    ///
+    /// [`Error::InvalidQuery`] for an unknown column, a measure that is not numeric, a grouping
+    /// column that is not text, or PnL of a record type without outcome columns.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{Aggregate, AutoTieringCoordinator, GroupBy, GroupKey, Measure, Outcome, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// const DAY: i64 = 86_400_000;
+    /// for (ts, outcome) in [(0, Outcome::Profit(1.0)), (1, Outcome::Loss(0.25)), (DAY, Outcome::Neutral)] {
+    ///     let trade = TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() };
+    ///     store.put(&trade).await?;
+    /// }
+    /// let by_day = store.aggregate(&Aggregate::new(Measure::Pnl).group_by(GroupBy::Day)).await?;
+    /// assert_eq!(by_day.len(), 2);
+    /// assert_eq!((by_day[0].group.clone(), by_day[0].count, by_day[0].sum), (GroupKey::Day(0), 2, 0.75));
+    /// assert_eq!((by_day[1].group.clone(), by_day[1].sum, by_day[1].min), (GroupKey::Day(DAY), 0.0, Some(0.0)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn aggregate(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
+        self.aggregate_uncached(query).await
+    }
+
+    /// [`aggregate`](Self::aggregate) computed from the tiers, never from the cache.
+    pub(crate) async fn aggregate_uncached(&self, query: &Aggregate) -> Result<Vec<AggregateRow>> {
+        let plan = aggregate::Plan::new::<R>(query)?;
+        let (warm, cold, range) = (self.warm.clone(), self.cold.clone(), query.range().clone());
+        columns::BatchScan::new(warm.clone(), cold.clone(), range.clone(), &[], 1)?;
+        self.cold
+            .pool()
+            .run(move || plan.run(warm, cold, range))
+            .await?
     }
 
     /// The `n` most recently put records still stored, newest (highest id) first, from every

@@ -32,7 +32,7 @@ mod writer;
 #[cfg(test)]
 pub(crate) use super::store::publish_path as publish;
 pub(crate) use reader::ColdFile;
-pub(crate) use scan::{ColdFileScan, ScanBounds};
+pub(crate) use scan::{ColdBatchScan, ColdFileScan, ScanBounds};
 pub(crate) use writer::ColdFileWriter;
 
 use std::ops::Range;
@@ -183,7 +183,7 @@ fn check_key_columns(schema: &Schema) -> Result<(), String> {
 }
 
 /// The values of an Int64 or Timestamp(ms) array (both are physical INT64).
-fn i64_values(array: &dyn Array) -> Option<&[i64]> {
+pub(crate) fn i64_values(array: &dyn Array) -> Option<&[i64]> {
     match array.data_type() {
         DataType::Int64 => Some(array.as_any().downcast_ref::<Int64Array>()?.values()),
         DataType::Timestamp(TimeUnit::Millisecond, _) => Some(

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowSelection};
+use parquet::arrow::ProjectionMask;
 
 use super::{
     chunk_excludes, guard, i64_values, intersect, overlaps, page_ranges, push_selectors, whole,
@@ -52,6 +53,52 @@ impl<R: Record> ColdFile<R> {
     /// time. Row groups (and, through the page index, pages of `id` and the timestamp) that
     /// cannot match are never read.
     pub fn scan(&self, filter: &ScanBounds) -> Result<ColdFileScan<R>> {
+        let (reader, row_groups_selected) = self.pruned_reader(filter, None)?;
+        Ok(ColdFileScan {
+            reader,
+            path: self.path.clone(),
+            bounds: (filter.min_id, filter.max_id, filter.min_ts, filter.max_ts),
+            row_groups_selected,
+            done: false,
+            _record: PhantomData,
+        })
+    }
+
+    /// Like [`scan`](Self::scan), with the same row-group and page pruning, but reading and
+    /// decoding only the top-level columns `roots` (indices into the file's schema, ascending,
+    /// and holding 0 and 1: id and timestamp bound the rows). Yields Arrow batches of those
+    /// columns, in schema order, holding only rows within the id and time bounds.
+    pub fn scan_batches(&self, filter: &ScanBounds, roots: &[usize]) -> Result<ColdBatchScan> {
+        let fields = self.meta.schema().fields().len();
+        if roots.len() < 2
+            || roots[0] != 0
+            || roots[1] != 1
+            || roots.windows(2).any(|w| w[0] >= w[1])
+            || roots.last().is_some_and(|&r| r >= fields)
+        {
+            return Err(Error::cold_file(
+                &self.path,
+                format!("bad projection {roots:?} of {fields} columns"),
+            ));
+        }
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots.iter().copied());
+        let (reader, row_groups_selected) = self.pruned_reader(filter, Some(mask))?;
+        Ok(ColdBatchScan {
+            reader,
+            path: self.path.clone(),
+            bounds: (filter.min_id, filter.max_id, filter.min_ts, filter.max_ts),
+            row_groups_selected,
+            done: false,
+        })
+    }
+
+    /// A reader of the row groups and pages of this file that can hold rows within `filter`
+    /// (`None` when none can), and how many row groups it reads.
+    fn pruned_reader(
+        &self,
+        filter: &ScanBounds,
+        projection: Option<ProjectionMask>,
+    ) -> Result<(Option<ParquetRecordBatchReader>, usize)> {
         let md = self.meta.metadata();
         let equals = self.equality_leaves(&filter.equals);
         let mut row_groups = Vec::new();
@@ -83,31 +130,24 @@ impl<R: Record> ColdFile<R> {
             row_groups.push(rg);
         }
         let row_groups_selected = row_groups.len();
-        let reader = if row_groups.is_empty() {
-            None
-        } else {
-            let file = self.open_data()?;
-            let mut builder = self
-                .builder(file)
-                .with_row_groups(row_groups)
-                .with_batch_size(filter.batch_rows.max(1));
-            if partial {
-                builder = builder.with_row_selection(RowSelection::from(selectors));
-            }
-            Some(
-                builder
-                    .build()
-                    .map_err(|e| Error::cold_file(&self.path, format!("cannot start scan: {e}")))?,
-            )
-        };
-        Ok(ColdFileScan {
-            reader,
-            path: self.path.clone(),
-            bounds: (filter.min_id, filter.max_id, filter.min_ts, filter.max_ts),
-            row_groups_selected,
-            done: false,
-            _record: PhantomData,
-        })
+        if row_groups.is_empty() {
+            return Ok((None, 0));
+        }
+        let file = self.open_data()?;
+        let mut builder = self
+            .builder(file)
+            .with_row_groups(row_groups)
+            .with_batch_size(filter.batch_rows.max(1));
+        if let Some(mask) = projection {
+            builder = builder.with_projection(mask);
+        }
+        if partial {
+            builder = builder.with_row_selection(RowSelection::from(selectors));
+        }
+        let reader = builder
+            .build()
+            .map_err(|e| Error::cold_file(&self.path, format!("cannot start scan: {e}")))?;
+        Ok((Some(reader), row_groups_selected))
     }
 
     /// Parquet leaf index and value of each `equals` pair naming a top-level Utf8 column.
@@ -221,6 +261,106 @@ impl<R: Record> Iterator for ColdFileScan<R> {
             match self.filter(&batch) {
                 Ok(records) if records.is_empty() => continue,
                 Ok(records) => return Some(Ok(records)),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Arrow batches of a [`ColdFile::scan_batches`]: the projected columns of the rows within the
+/// bounds, in ascending id order; empty batches are skipped. A batch is a zero-copy slice of
+/// what the Parquet reader decoded (one per run of in-bounds rows).
+pub(crate) struct ColdBatchScan {
+    reader: Option<ParquetRecordBatchReader>,
+    path: PathBuf,
+    /// `(min_id, max_id, min_ts, max_ts)`, inclusive.
+    bounds: (i64, i64, i64, i64),
+    row_groups_selected: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for ColdBatchScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdBatchScan")
+            .field("path", &self.path)
+            .field("bounds", &self.bounds)
+            .field("row_groups_selected", &self.row_groups_selected)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl ColdBatchScan {
+    /// How many row groups survived pruning and are read.
+    #[allow(dead_code)] // part of the file API; used by tests so far
+    pub fn row_groups_selected(&self) -> usize {
+        self.row_groups_selected
+    }
+
+    /// The rows of `batch` within the bounds, as slices. Sets `done` once ids pass `max_id`.
+    fn filter(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let (min_id, max_id, min_ts, max_ts) = self.bounds;
+        let bad = |what: &str| Error::cold_file(&self.path, format!("{what} is not an i64 column"));
+        let ids = i64_values(batch.column(0)).ok_or_else(|| bad("column 0"))?;
+        let ts = i64_values(batch.column(1)).ok_or_else(|| bad("column 1"))?;
+        if ids.last().is_some_and(|&last| last >= max_id) {
+            self.done = true;
+        }
+        let mut start = None;
+        for i in 0..=ids.len() {
+            let keep = i < ids.len()
+                && (min_id..=max_id).contains(&ids[i])
+                && (min_ts..=max_ts).contains(&ts[i]);
+            match (keep, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    out.push(if s == 0 && i == ids.len() {
+                        batch.clone()
+                    } else {
+                        batch.slice(s, i - s)
+                    });
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for ColdBatchScan {
+    type Item = Result<Vec<RecordBatch>>;
+
+    /// The in-bounds runs of the next decoded batch that has any.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let path = self.path.clone();
+            let reader = self.reader.as_mut()?;
+            let batch = match guard(&path, || Ok(reader.next())) {
+                Ok(Some(Ok(batch))) => batch,
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Some(Err(e))) => {
+                    self.done = true;
+                    return Some(Err(Error::cold_file(&path, format!("scan failed: {e}"))));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            let mut runs = Vec::new();
+            match self.filter(batch, &mut runs) {
+                Ok(()) if runs.is_empty() => continue,
+                Ok(()) => return Some(Ok(runs)),
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
