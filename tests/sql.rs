@@ -106,7 +106,11 @@ async fn mixed_store(dir: &Path) -> (Store, BTreeMap<i64, TransactionRecord>) {
     // Update 10 archived records (one to another day, one to a new signature) ...
     for (k, id) in archived.iter().step_by(17).take(10).enumerate() {
         let mut r = model[id].clone();
-        r.actual_outcome = Outcome::Loss(k as f64 + 0.25);
+        r.actual_outcome = match k {
+            5 => Outcome::Neutral,
+            6 => Outcome::Profit(3.5),
+            _ => Outcome::Loss(k as f64 + 0.25),
+        };
         if k == 3 {
             r.timestamp_decision_made += DAY;
         }
@@ -211,6 +215,31 @@ async fn sql_records_holds_every_record_once_in_its_newest_version() {
         .map(|(id, _)| vec![int(*id)])
         .collect();
     assert_eq!(range.rows, want);
+    // Equality on a text column is pushed down as a filter; SQLite's own comparison still
+    // decides (a differently cased value, NOCASE).
+    for (sql, want) in [
+        (
+            "SELECT id FROM records WHERE mint = 'mint3' AND outcome_kind = 'Loss' ORDER BY id",
+            model
+                .iter()
+                .filter(|(_, r)| {
+                    r.scored_candidate.base.mint == "mint3" && r.actual_outcome.kind() == "Loss"
+                })
+                .map(|(id, _)| vec![int(*id)])
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "SELECT id FROM records WHERE mint = 'MINT3' COLLATE NOCASE ORDER BY id",
+            model
+                .iter()
+                .filter(|(_, r)| r.scored_candidate.base.mint == "mint3")
+                .map(|(id, _)| vec![int(*id)])
+                .collect(),
+        ),
+    ] {
+        assert!(!want.is_empty());
+        assert_eq!(store.sql(sql).await.unwrap().rows, want, "{sql}");
+    }
     // The same through rowid, and id IN (...).
     let listed = store
         .sql(&format!(

@@ -126,7 +126,7 @@ pub struct RecordCursor<R: Record = TransactionRecord> {
 /// A page read on a pool thread: the state it read from, and the page.
 type PageRead<R> = (Box<ScanState<R>>, Result<Vec<R>>);
 
-pub(super) struct ScanState<R: Record> {
+struct ScanState<R: Record> {
     warm: WarmSqliteStorage<R>,
     cold: ColdArchiveStorage<R>,
     range: ScanRange,
@@ -157,7 +157,16 @@ impl<R: Record> RecordCursor<R> {
         page_size: usize,
     ) -> Self {
         Self {
-            state: Some(Box::new(ScanState::new(warm, cold, range, page_size))),
+            state: Some(Box::new(ScanState {
+                warm,
+                cold,
+                range,
+                page_size: page_size.max(1),
+                after: None,
+                done: false,
+                scanners: HashMap::new(),
+                pending: VecDeque::new(),
+            })),
             inflight: None,
             buffer: VecDeque::new(),
         }
@@ -205,26 +214,6 @@ impl<R: Record> RecordCursor<R> {
 }
 
 impl<R: Record> ScanState<R> {
-    /// A scan of `range` in pages of `page_size`, read on the calling thread with
-    /// [`next_page`](Self::next_page).
-    pub(super) fn new(
-        warm: WarmSqliteStorage<R>,
-        cold: ColdArchiveStorage<R>,
-        range: ScanRange,
-        page_size: usize,
-    ) -> Self {
-        Self {
-            warm,
-            cold,
-            range,
-            page_size: page_size.max(1),
-            after: None,
-            done: false,
-            scanners: HashMap::new(),
-            pending: VecDeque::new(),
-        }
-    }
-
     /// Where the scan starts: the range's first id, moved up to the first id that can match
     /// the time range (warm's ts index, and the catalog's time ranges).
     fn start(&self) -> Result<Option<i64>> {
@@ -294,8 +283,7 @@ impl<R: Record> ScanState<R> {
         Ok(true)
     }
 
-    /// The next page, empty at the end (blocking).
-    pub(super) fn next_page(&mut self) -> Result<Vec<R>> {
+    fn next_page(&mut self) -> Result<Vec<R>> {
         if self.after.is_none() {
             match self.start()? {
                 Some(a) => self.after = Some(a),

@@ -102,6 +102,18 @@ impl Layout {
         matches!(self.sources.get(i), Some(Source::TsMs | Source::Cold(1)))
     }
 
+    /// The name of virtual-table column `i` if it is a text (Utf8) column of the cold schema
+    /// other than the signature: its equalities are pushed down as scan filters.
+    pub fn text_column(&self, i: usize) -> Option<&str> {
+        match self.sources.get(i)? {
+            Source::Cold(c) if Some(i) != self.signature => {
+                let field = self.schema.field(*c);
+                (field.data_type() == &DataType::Utf8).then(|| field.name().as_str())
+            }
+            _ => None,
+        }
+    }
+
     /// The cold columns the virtual-table columns in `used` read (`col_used`: bit `i` for
     /// column `i`, bit 63 for every column from 63 on), always with `id` and the timestamp.
     pub fn cold_columns(&self, used: u64) -> Vec<usize> {
@@ -184,14 +196,9 @@ impl Rows {
         Self { batch, columns }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.batch.num_rows()
-    }
-
-    /// Record id of row `row` (column 0 of every batch is `id`).
-    pub fn id(&self, row: usize) -> Option<i64> {
-        let ids = self.batch.column(0).as_primitive_opt::<Int64Type>()?;
-        (row < ids.len()).then(|| ids.value(row))
     }
 
     /// The value of virtual-table column `col` at `row`. A column the batch does not hold
@@ -208,14 +215,15 @@ impl Rows {
                             .into(),
                     });
                 };
-                if kinds.is_null(row) || values.is_null(row) {
+                if kinds.is_null(row) {
                     return Ok(Value::Null);
                 }
-                let v = values.value(row);
-                Ok(match kinds.value(row) {
-                    "Profit" => Value::Real(v),
-                    "Loss" => Value::Real(-v.abs()),
-                    "Neutral" => Value::Real(0.0),
+                let v = (!values.is_null(row)).then(|| values.value(row));
+                Ok(match (kinds.value(row), v) {
+                    ("Profit", Some(v)) => Value::Real(v),
+                    ("Loss", Some(v)) => Value::Real(-v.abs()),
+                    // Neutral carries no value.
+                    ("Neutral", _) => Value::Real(0.0),
                     _ => Value::Null,
                 })
             }
@@ -489,6 +497,5 @@ mod tests {
             Value::Integer(ts) => assert_eq!(ts, 1_002),
             _ => panic!("ts_ms is INTEGER"),
         }
-        assert_eq!(rows.id(4), Some(5));
     }
 }

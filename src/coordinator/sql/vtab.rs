@@ -5,20 +5,26 @@
 use std::os::raw::c_int;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Int64Array, RecordBatch};
 use rusqlite::types::ValueRef;
 use rusqlite::vtab::{
     Context, IndexConstraintOp, IndexInfo, VTab, VTabConnection, VTabCursor, Values,
 };
 
-use super::columns::{Rows, Value};
+use super::columns::{Layout, Rows, Value};
 use super::Shared;
-use crate::coordinator::scan::{ScanRange, ScanState};
+use crate::coordinator::columns::{BatchScan, WIDE_WINDOW};
+use crate::coordinator::scan::ScanRange;
 use crate::error::{Error, Result};
 use crate::record::Record;
 
-/// Records per page of the tier scan behind a query (one warm window each).
-const SCAN_PAGE_RECORDS: usize = 4096;
+/// Ids per window of the tier scan behind a query that reads many columns (a window's rows
+/// are in memory at once); narrow queries use [`WIDE_WINDOW`].
+const NARROW_WINDOW: usize = 8192;
+/// Cold columns up to which a query counts as narrow.
+const NARROW_COLUMNS: usize = 8;
 
 /// What xFilter is asked to read, from the pushed-down constraints.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +36,8 @@ pub(super) struct Plan {
     pub min_ts: i64,
     pub max_ts: i64,
     pub signature: Option<String>,
+    /// `(column, value)` equalities on text columns: they prune row groups and filter rows.
+    pub equals: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -41,6 +49,7 @@ impl Plan {
             min_ts: i64::MIN,
             max_ts: i64::MAX,
             signature: None,
+            equals: Vec::new(),
         }
     }
 
@@ -51,8 +60,22 @@ impl Plan {
     /// Narrow the plan by `column op value`. SQLite checks every constraint again on the rows
     /// returned (none is omitted), so the plan only has to be a superset: a value that is
     /// not a number (or not text, for the signature) narrows nothing. A NULL matches nothing.
-    fn narrow(&mut self, token: &str, value: ValueRef<'_>) {
+    fn narrow(&mut self, layout: &Layout, token: &str, value: ValueRef<'_>) {
         let (kind, op) = token.split_at(1);
+        if kind == "e" {
+            // `e<column>=`: an equality on a text column, pushed down only for a text value.
+            let name = op
+                .strip_suffix('=')
+                .and_then(|c| c.parse::<usize>().ok())
+                .and_then(|c| layout.text_column(c));
+            if let (Some(name), ValueRef::Text(t)) = (name, value) {
+                match std::str::from_utf8(t) {
+                    Ok(v) => self.equals.push((name.to_owned(), v.to_owned())),
+                    Err(_) => (self.min_id, self.max_id) = (i64::MAX, i64::MIN),
+                }
+            }
+            return;
+        }
         if kind == "s" {
             if let ValueRef::Text(t) = value {
                 match std::str::from_utf8(t) {
@@ -96,14 +119,14 @@ impl Plan {
     }
 
     /// The plan xBestIndex encoded in `idx_str`, with xFilter's arguments.
-    fn decode(idx_str: Option<&str>, args: &Values<'_>) -> rusqlite::Result<Self> {
+    fn decode(layout: &Layout, idx_str: Option<&str>, args: &Values<'_>) -> rusqlite::Result<Self> {
         let bad = || rusqlite::Error::ModuleError("bad records plan".into());
         let idx_str = idx_str.ok_or_else(bad)?;
         let (used, tokens) = idx_str.split_once(';').ok_or_else(bad)?;
         let mut plan = Self::everything(u64::from_str_radix(used, 16).map_err(|_| bad())?);
         for (i, token) in tokens.split(',').filter(|t| !t.is_empty()).enumerate() {
             let value = args.iter().nth(i).ok_or_else(bad)?;
-            plan.narrow(token, value);
+            plan.narrow(layout, token, value);
         }
         Ok(plan)
     }
@@ -151,6 +174,7 @@ unsafe impl<'vtab, R: Record> VTab<'vtab> for RecordsTab<R> {
                 Err(_) | Ok(0) => 'i',
                 Ok(col) if layout.is_timestamp(col) => 't',
                 Ok(col) if layout.signature == Some(col) => 's',
+                Ok(col) if layout.text_column(col).is_some() => 'e',
                 Ok(_) => continue,
             };
             let op = match c.operator() {
@@ -161,10 +185,17 @@ unsafe impl<'vtab, R: Record> VTab<'vtab> for RecordsTab<R> {
                 IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LE => "<=",
                 _ => continue,
             };
-            if kind == 's' && op != "=" {
+            if matches!(kind, 's' | 'e') && (op != "=" || info.collation(i).ok() != Some("BINARY"))
+            {
                 continue;
             }
-            pushed.push((i, format!("{kind}{op}")));
+            pushed.push((
+                i,
+                match kind {
+                    'e' => format!("e{col}="),
+                    _ => format!("{kind}{op}"),
+                },
+            ));
         }
         for (n, (i, _)) in pushed.iter().enumerate() {
             // Not omitted: SQLite checks each row again, so pushdown never changes an answer.
@@ -175,7 +206,7 @@ unsafe impl<'vtab, R: Record> VTab<'vtab> for RecordsTab<R> {
             (1, 10.0)
         } else {
             let bounds = pushed.len() as i32;
-            let rows = 10_000_000.0 / 8f64.powi(bounds);
+            let rows = 10_000_000.0 / 4f64.powi(bounds);
             (rows as i64, rows)
         };
         info.set_estimated_rows(rows.max(1));
@@ -202,41 +233,65 @@ unsafe impl<'vtab, R: Record> VTab<'vtab> for RecordsTab<R> {
             base: rusqlite::vtab::sqlite3_vtab_cursor::default(),
             shared: Arc::clone(&self.shared),
             source: Source::Done,
-            columns: Vec::new(),
-            rows: None,
-            row: 0,
+            parts: Vec::new(),
+            current: None,
         })
     }
 }
 
 /// Where a cursor's batches come from.
 enum Source<R: Record> {
-    /// The tiers, window by window (each window from one warm snapshot).
-    Scan(Box<ScanState<R>>),
+    /// The tiers, window by window (each window from one warm snapshot), projected to the
+    /// columns the statement uses.
+    Scan(Box<BatchScan<R>>),
     /// One batch already read (a record found by signature).
     One(Option<RecordBatch>),
     Done,
 }
 
-/// A cursor over the rows of one xFilter.
+/// One id-ordered batch of the current window, and the next row to return from it.
+struct Part {
+    rows: Rows,
+    ids: Int64Array,
+    next: usize,
+}
+
+impl Part {
+    fn new(layout: &Layout, batch: RecordBatch) -> Result<Self> {
+        let ids = batch
+            .column(0)
+            .as_primitive_opt::<Int64Type>()
+            .cloned()
+            .ok_or_else(|| Error::InvalidQuery {
+                message: "the first column of a scanned batch is not the Int64 id".into(),
+            })?;
+        Ok(Self {
+            rows: Rows::new(layout, batch),
+            ids,
+            next: 0,
+        })
+    }
+}
+
+/// A cursor over the rows of one xFilter, in ascending id order.
 #[repr(C)]
 pub(super) struct RecordsCursor<R: Record> {
     /// Base class; must be first.
     base: rusqlite::vtab::sqlite3_vtab_cursor,
     shared: Arc<Shared<R>>,
     source: Source<R>,
-    /// The cold-schema columns the statement uses (batches are projected to them).
-    columns: Vec<usize>,
-    rows: Option<Rows>,
-    row: usize,
+    /// The current window: warm's rows and each file's, each in id order. Merged by id, so
+    /// the whole scan is in id order.
+    parts: Vec<Part>,
+    /// The part holding the current row; `None` at the end.
+    current: Option<usize>,
 }
 
 impl<R: Record> RecordsCursor<R> {
     /// Start reading `plan`.
-    fn start(&mut self, plan: &Plan) -> Result<()> {
-        self.rows = None;
-        self.row = 0;
-        self.columns = self.shared.layout.cold_columns(plan.used);
+    fn start(&mut self, plan: Plan) -> Result<()> {
+        self.parts.clear();
+        self.current = None;
         self.source = if plan.is_empty() {
             Source::Done
         } else if let Some(signature) = &plan.signature {
@@ -246,55 +301,62 @@ impl<R: Record> RecordsCursor<R> {
             };
             Source::One(batch)
         } else {
-            let range = ScanRange::default()
+            let columns = self.shared.layout.cold_columns(plan.used);
+            let window = if columns.len() <= NARROW_COLUMNS {
+                WIDE_WINDOW
+            } else {
+                NARROW_WINDOW
+            };
+            let mut range = ScanRange::default()
                 .with_ids(plan.min_id..=plan.max_id)
                 .with_time(plan.min_ts..=plan.max_ts);
-            Source::Scan(Box::new(ScanState::new(
+            range.equals = plan.equals;
+            Source::Scan(Box::new(BatchScan::new(
                 self.shared.warm.clone(),
                 self.shared.cold.clone(),
                 range,
-                SCAN_PAGE_RECORDS,
-            )))
+                &columns,
+                window,
+            )?))
         };
-        self.fill()
+        self.pick()
     }
 
-    /// Make `rows[row]` the current row, reading batches until one has rows or the source
-    /// ends.
-    fn fill(&mut self) -> Result<()> {
+    /// Make the row with the smallest id not yet returned the current one, reading the next
+    /// window when this one is used up.
+    fn pick(&mut self) -> Result<()> {
         loop {
-            if self.rows.as_ref().is_some_and(|r| self.row < r.len()) {
+            self.current = self
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.next < p.ids.len())
+                .min_by_key(|(_, p)| p.ids.value(p.next))
+                .map(|(i, _)| i);
+            if self.current.is_some() {
                 return Ok(());
             }
-            self.rows = None;
-            self.row = 0;
+            self.parts.clear();
             self.shared.check_deadline()?;
-            let batch = match &mut self.source {
+            let batches = match &mut self.source {
                 Source::Done => return Ok(()),
-                Source::One(batch) => {
-                    let batch = batch.take();
-                    if batch.is_none() {
+                Source::One(batch) => match batch.take() {
+                    Some(batch) => vec![batch],
+                    None => {
                         self.source = Source::Done;
+                        return Ok(());
                     }
-                    batch
-                }
-                Source::Scan(state) => {
-                    let page = state.next_page()?;
-                    if page.is_empty() {
+                },
+                Source::Scan(scan) => match scan.next_parts()? {
+                    Some(parts) => parts,
+                    None => {
                         self.source = Source::Done;
-                        None
-                    } else {
-                        Some(R::to_cold_batch(&page)?)
+                        return Ok(());
                     }
-                }
+                },
             };
-            if let Some(batch) = batch {
-                let batch = batch
-                    .project(&self.columns)
-                    .map_err(|e| Error::InvalidQuery {
-                        message: format!("cannot project a batch: {e}"),
-                    })?;
-                self.rows = Some(Rows::new(&self.shared.layout, batch));
+            for batch in batches {
+                self.parts.push(Part::new(&self.shared.layout, batch)?);
             }
         }
     }
@@ -312,26 +374,28 @@ unsafe impl<R: Record> VTabCursor for RecordsCursor<R> {
         idx_str: Option<&str>,
         args: &Values<'_>,
     ) -> rusqlite::Result<()> {
-        let plan = Plan::decode(idx_str, args)?;
-        self.start(&plan).map_err(|e| self.fail(e))
+        let plan = Plan::decode(&self.shared.layout, idx_str, args)?;
+        self.start(plan).map_err(|e| self.fail(e))
     }
 
     fn next(&mut self) -> rusqlite::Result<()> {
-        self.row += 1;
-        self.fill().map_err(|e| self.fail(e))
+        if let Some(p) = self.current {
+            self.parts[p].next += 1;
+        }
+        self.pick().map_err(|e| self.fail(e))
     }
 
     fn eof(&self) -> bool {
-        self.rows.is_none()
+        self.current.is_none()
     }
 
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
-        let rows = self
-            .rows
-            .as_ref()
+        let part = self
+            .current
+            .map(|p| &self.parts[p])
             .ok_or_else(|| rusqlite::Error::ModuleError("records: no current row".into()))?;
         let col = usize::try_from(i).unwrap_or(usize::MAX);
-        match rows.value(col, self.row).map_err(|e| self.fail(e))? {
+        match part.rows.value(col, part.next).map_err(|e| self.fail(e))? {
             Value::Null => ctx.set_result(&rusqlite::types::Null),
             Value::Integer(v) => ctx.set_result(&v),
             Value::Real(v) => ctx.set_result(&v),
@@ -342,9 +406,11 @@ unsafe impl<R: Record> VTabCursor for RecordsCursor<R> {
     }
 
     fn rowid(&self) -> rusqlite::Result<i64> {
-        self.rows
-            .as_ref()
-            .and_then(|r| r.id(self.row))
+        self.current
+            .map(|p| {
+                let part = &self.parts[p];
+                part.ids.value(part.next)
+            })
             .ok_or_else(|| rusqlite::Error::ModuleError("records: no current row".into()))
     }
 }
@@ -354,9 +420,10 @@ mod tests {
     use super::*;
 
     fn narrowed(steps: &[(&str, ValueRef<'_>)]) -> Plan {
+        let layout = Layout::new(crate::record::TransactionRecord::cold_schema());
         let mut plan = Plan::everything(0);
         for (token, value) in steps {
-            plan.narrow(token, *value);
+            plan.narrow(&layout, token, *value);
         }
         plan
     }
@@ -381,5 +448,11 @@ mod tests {
             Some("abc")
         );
         assert!(narrowed(&[("i>", ValueRef::Integer(5)), ("i<", ValueRef::Integer(6))]).is_empty());
+        // Column 3 is `mint`, a text column; column 6 (`slot`) is not.
+        assert_eq!(
+            narrowed(&[("e3=", ValueRef::Text(b"m1")), ("e6=", ValueRef::Text(b"7"))]).equals,
+            [("mint".to_owned(), "m1".to_owned())]
+        );
+        assert!(narrowed(&[("e3=", ValueRef::Integer(1))]).equals.is_empty());
     }
 }
