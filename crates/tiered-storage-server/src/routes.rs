@@ -13,7 +13,7 @@ use tiered_storage::{AutoTieringCoordinator, Record, ScanRange, TransactionRecor
 
 use crate::api::{
     parse_record, ArchiveRequest, BatchLineError, BatchResponse, IdResponse, RecentRecords,
-    RecordPage,
+    RecordPage, SqlRequest, SqlResponse,
 };
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -409,6 +409,21 @@ pub async fn recent_records(
     let n = parse_limit(q.limit.as_deref(), DEFAULT_RECENT_LIMIT, MAX_PAGE_LIMIT)?;
     let records = state.store().recently_put(n).await?;
     Ok(json(StatusCode::OK, &RecentRecords { records }))
+}
+
+/// `POST /v1/sql` with `{"sql": "SELECT ..."}`: one read-only statement over the table
+/// `records` (every record once, newest version, across the tiers). Answers `{"columns",
+/// "rows"}`; an invalid or non-read-only statement is 400 `invalid_query`, the store's time
+/// limit 408 `sql_timeout`, its row limit 422 `sql_row_limit`.
+pub async fn sql_query(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"sql\": \"SELECT ...\"}}: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    let rows = state.store().sql(&request.sql).await?;
+    Ok(json(StatusCode::OK, &SqlResponse::from(rows)))
 }
 
 /// `GET /v1/stats`.
