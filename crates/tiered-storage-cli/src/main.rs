@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> CliResult<()> {
         Command::Sig { signature } => commands::read::sig(&ctx, signature).await,
         Command::Scan(args) => commands::read::scan(&ctx, args).await,
         Command::Tail(args) => commands::read::tail(&ctx, args).await,
+        Command::Sql { query } => commands::sql::sql(&ctx, query).await,
         Command::Archive { older_than } => {
             commands::moves::archive(&ctx, older_than.as_deref()).await
         }
