@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 use tiered_storage::{
-    AlertKind, AutoTieringCoordinator, Error, Outcome, PremintCandidate, ScanRange,
+    AlertKind, AutoTieringCoordinator, Error, Outcome, OutcomeKind, PremintCandidate, ScanRange,
     ScoredCandidate, StorageStats, StorageTier, TierMetrics, TransactionRecord,
 };
 
@@ -432,7 +432,7 @@ async fn main() -> Result<()> {
     // A filtered range scan across warm and cold, merged in id order.
     let window = ScanRange::default()
         .with_time(old_start..=run_start_ms + RECORDS as i64)
-        .with_outcome("Profit")
+        .with_outcome(OutcomeKind::Profit)
         .with_program(PUMP_FUN);
     let mut cursor = store.scan(window, 256)?;
     let mut profitable = Vec::new();

@@ -66,8 +66,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// The store cannot answer a query as asked: an unknown outcome kind or column, a column
-    /// of the wrong type for what is asked of it, a bad limit. Nothing was read or written.
+    /// The store cannot answer a query as asked: an outcome kind that does not exist, a
+    /// field or column the record type does not have, a limit that means nothing. Nothing was
+    /// read or written; fix the query.
     #[error("invalid query: {message}")]
     InvalidQuery {
         /// What is wrong with the query, and what is accepted.
@@ -265,6 +266,12 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    pub(crate) fn invalid_query(message: impl Into<String>) -> Self {
+        Error::InvalidQuery {
+            message: message.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -288,9 +295,7 @@ mod tests {
             Error::RecordTooLarge { size: 2, max: 1 },
             Error::NotFound { id: 1 },
             Error::invalid("x"),
-            Error::InvalidQuery {
-                message: "x".into(),
-            },
+            Error::invalid_query("x"),
             Error::SqlTimeout { timeout_ms: 1 },
             Error::SqlRowLimit { max_rows: 1 },
             Error::Conflict { id: 1 },

@@ -105,7 +105,9 @@ pub use hot_storage::HotMemoryStorage;
 pub use metrics::TierMetrics;
 pub use monitor::alerts::{Alert, AlertKind, AlertSeverity};
 pub use monitor::{StorageStats, TieredMetrics};
-pub use record::{Outcome, PremintCandidate, Record, ScoredCandidate, TransactionRecord};
+pub use record::{
+    Outcome, OutcomeKind, PremintCandidate, Record, ScoredCandidate, TransactionRecord,
+};
 pub use tier::StorageTier;
 /// Content type of [`AutoTieringCoordinator::export_prometheus`]'s text, for an HTTP response.
 pub const PROMETHEUS_CONTENT_TYPE: &str = monitor::prometheus::CONTENT_TYPE;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use tiered_storage::{
-    AutoTieringCoordinator, Error, FileState, Outcome, ProblemKind, ScanRange, StorageConfig,
-    TransactionRecord,
+    AutoTieringCoordinator, Error, FileState, Outcome, OutcomeKind, ProblemKind, ScanRange,
+    StorageConfig, TransactionRecord,
 };
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
@@ -202,14 +202,14 @@ async fn cold_storage_scans_filter_and_merge_all_tiers() {
         ScanRange::default(),
         ScanRange::default().with_time(T0 + DAY..=T0 + 2 * DAY - 1),
         ScanRange::default().with_ids(100..=350),
-        ScanRange::default().with_outcome("Profit"),
+        ScanRange::default().with_outcome(OutcomeKind::Profit),
         ScanRange::default()
             .with_mint("mint3")
             .with_program("raydium"),
         ScanRange::default()
             .with_time(T0..=T0 + DAY + 500)
             .with_ids(50..=800)
-            .with_outcome("Loss"),
+            .with_outcome(OutcomeKind::Loss),
     ];
     for range in cases {
         let expected: Vec<_> = model
@@ -251,7 +251,7 @@ async fn cold_storage_scans_filter_and_merge_all_tiers() {
     assert_eq!(got, expected);
     assert!(matches!(
         store.scan(ScanRange::default().with_field("no_such_column", "x"), 10),
-        Err(Error::InvalidRecord { .. })
+        Err(Error::InvalidQuery { .. })
     ));
 }
 

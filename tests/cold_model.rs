@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use tiered_storage::{
-    AutoTieringCoordinator, Error, FileState, Outcome, ScanRange, StorageConfig, TransactionRecord,
+    AutoTieringCoordinator, Error, FileState, Outcome, OutcomeKind, ScanRange, StorageConfig,
+    TransactionRecord,
 };
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
@@ -193,12 +194,12 @@ fn outcome(pick: u8, step: usize) -> Outcome {
     }
 }
 
-const OUTCOME_KINDS: [&str; 5] = [
-    "Profit",
-    "Loss",
-    "Neutral",
-    "PendingConfirmation",
-    "ExecutionError",
+const OUTCOME_KINDS: [OutcomeKind; 5] = [
+    OutcomeKind::Profit,
+    OutcomeKind::Loss,
+    OutcomeKind::Neutral,
+    OutcomeKind::PendingConfirmation,
+    OutcomeKind::ExecutionError,
 ];
 
 /// Timestamp of a record written at `step` on `day` (0..DAYS after T0). Two extra choices test

@@ -256,7 +256,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// program), from every tier, merged in id order with no duplicates, a page at a time.
     /// Cold files and row groups whose statistics exclude the range are skipped.
     ///
-    /// [`Error::InvalidRecord`] if a filter names a field the record type has no column for.
+    /// [`Error::InvalidQuery`] if a filter names a field the record type has no column for, or
+    /// an `outcome_kind` that is not an [`OutcomeKind`](crate::OutcomeKind).
     ///
     /// The cursor returns records in ascending id order, each once; drain it with
     /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`.
@@ -266,7 +267,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> tiered_storage::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
-    /// use tiered_storage::{AutoTieringCoordinator, Outcome, ScanRange, StorageConfig, TransactionRecord};
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, OutcomeKind, ScanRange, StorageConfig, TransactionRecord};
     ///
     /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
     /// for (ts, outcome) in [(1_000, Outcome::Profit(0.1)), (2_000, Outcome::Loss(0.2)), (3_000, Outcome::Profit(0.3))] {
@@ -275,7 +276,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
     /// }
     ///
     /// // Profitable trades with a decision time in 1..=3 s (Unix ms), two per page.
-    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome("Profit");
+    /// let range = ScanRange::default().with_time(1_000..=3_000).with_outcome(OutcomeKind::Profit);
     /// let mut cursor = store.scan(range, 2)?;
     /// let mut profit = 0.0;
     /// while let Some(page) = cursor.next_page().await? {

@@ -15,17 +15,17 @@ use crate::catalog::FileState;
 use crate::cold_storage::file::{ColdFileScan, ScanBounds};
 use crate::cold_storage::ColdArchiveStorage;
 use crate::error::{Error, Result};
-use crate::record::{Record, TransactionRecord};
+use crate::record::{OutcomeKind, Record, TransactionRecord};
 use crate::warm_storage::WarmSqliteStorage;
 
 /// What a scan selects: an id range, a time range (`timestamp_ms()`, Unix ms) and field
 /// equality filters. Everything is inclusive; the default selects everything.
 ///
 /// ```
-/// use tiered_storage::ScanRange;
+/// use tiered_storage::{OutcomeKind, ScanRange};
 /// let range = ScanRange::default()
 ///     .with_time(1_700_000_000_000..=1_700_086_399_999)
-///     .with_outcome("Profit")
+///     .with_outcome(OutcomeKind::Profit)
 ///     .with_program("6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P");
 /// # let _ = range;
 /// ```
@@ -74,9 +74,11 @@ impl ScanRange {
         self
     }
 
-    /// Only this outcome kind, e.g. `"Profit"` (see [`Outcome::kind`](crate::Outcome::kind)).
-    pub fn with_outcome(self, kind: impl Into<String>) -> Self {
-        self.with_field("outcome_kind", kind)
+    /// Only this outcome kind (the `outcome_kind` field). From text, parse it first:
+    /// `"Loss".parse::<OutcomeKind>()?` is [`Error::InvalidQuery`] for a name that is not a
+    /// kind, where a raw [`with_field`](Self::with_field) would match nothing.
+    pub fn with_outcome(self, kind: OutcomeKind) -> Self {
+        self.with_field("outcome_kind", kind.as_str())
     }
 
     /// Only this token mint.
@@ -90,14 +92,18 @@ impl ScanRange {
     }
 
     /// Every filtered field must be a column of the record type's cold files (so it can be
-    /// pushed down) and answered by [`Record::field`].
+    /// pushed down) and answered by [`Record::field`], and an `outcome_kind` filter must name
+    /// an [`OutcomeKind`]; otherwise [`Error::InvalidQuery`].
     pub(crate) fn validate<R: Record>(&self) -> Result<()> {
         let schema = R::cold_schema();
-        for (name, _) in &self.equals {
+        for (name, value) in &self.equals {
             if schema.field_with_name(name).is_err() {
-                return Err(Error::invalid(format!(
+                return Err(Error::invalid_query(format!(
                     "cannot filter on `{name}`: it is not a field of this record type"
                 )));
+            }
+            if name == "outcome_kind" {
+                value.parse::<OutcomeKind>()?;
             }
         }
         Ok(())

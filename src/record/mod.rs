@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-pub use transaction::{Outcome, PremintCandidate, ScoredCandidate, TransactionRecord};
+pub use transaction::{Outcome, OutcomeKind, PremintCandidate, ScoredCandidate, TransactionRecord};
 
 /// What the store needs from a stored type.
 ///

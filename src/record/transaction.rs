@@ -5,14 +5,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Record;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What happened to a trade. Mirrors the bot's `Outcome`.
+///
+/// **Sign convention.** `Profit` and `Loss` both hold a SOL amount: `Profit(v)` gained `v`,
+/// `Loss(v)` lost `v`. [`pnl`](Self::pnl) turns either into a signed profit-and-loss, and the
+/// store's aggregates, SQL `pnl` column and the DuckDB/Polars recipes all use the same rule.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub enum Outcome {
     /// Closed with this profit, SOL (positive).
     Profit(f64),
-    /// Closed with this loss, SOL, as a positive amount (`Loss(0.12)`: 0.12 SOL lost).
+    /// Closed with this loss, SOL, as a positive amount: `Loss(0.12)` is 0.12 SOL lost, a PnL
+    /// of -0.12. `outcome_value` in cold files holds the amount as given; a negative amount
+    /// (`Loss(-0.12)`, as some bots write it) is read as the same loss: PnL is `-|v|`.
     Loss(f64),
     /// Closed flat.
     Neutral,
@@ -68,6 +74,140 @@ impl Outcome {
             Outcome::ExecutionError(_) => "ExecutionError",
             Outcome::VerificationFailed(_) => "VerificationFailed",
         }
+    }
+
+    /// The variant as an [`OutcomeKind`], e.g. for an outcome filter.
+    ///
+    /// ```
+    /// use tiered_storage::{Outcome, OutcomeKind};
+    /// assert_eq!(Outcome::Loss(0.2).outcome_kind(), OutcomeKind::Loss);
+    /// ```
+    pub fn outcome_kind(&self) -> OutcomeKind {
+        match self {
+            Outcome::Profit(_) => OutcomeKind::Profit,
+            Outcome::Loss(_) => OutcomeKind::Loss,
+            Outcome::Neutral => OutcomeKind::Neutral,
+            Outcome::PendingConfirmation => OutcomeKind::PendingConfirmation,
+            Outcome::FailedExecution => OutcomeKind::FailedExecution,
+            Outcome::NotExecuted => OutcomeKind::NotExecuted,
+            Outcome::ConfirmationTimeout => OutcomeKind::ConfirmationTimeout,
+            Outcome::ExecutionError(_) => OutcomeKind::ExecutionError,
+            Outcome::VerificationFailed(_) => OutcomeKind::VerificationFailed,
+        }
+    }
+
+    /// The trade's signed profit and loss in SOL: `Profit(v)` → `v`, `Loss(v)` → `-|v|` (a loss
+    /// is stored as the amount lost; a negative amount is read as the same loss), `Neutral` →
+    /// `0.0`, every other kind → `None` (the trade did not close, so it has no PnL).
+    ///
+    /// In SQL over the archive's columns:
+    /// `CASE outcome_kind WHEN 'Profit' THEN outcome_value WHEN 'Loss' THEN -abs(outcome_value)
+    /// WHEN 'Neutral' THEN 0.0 END`.
+    ///
+    /// ```
+    /// use tiered_storage::Outcome;
+    /// assert_eq!(Outcome::Profit(0.3).pnl(), Some(0.3));
+    /// assert_eq!(Outcome::Loss(0.2).pnl(), Some(-0.2));
+    /// assert_eq!(Outcome::Loss(-0.2).pnl(), Some(-0.2));
+    /// assert_eq!(Outcome::Neutral.pnl(), Some(0.0));
+    /// assert_eq!(Outcome::ConfirmationTimeout.pnl(), None);
+    /// ```
+    pub fn pnl(&self) -> Option<f64> {
+        match self {
+            Outcome::Profit(v) => Some(*v),
+            Outcome::Loss(v) => Some(-v.abs()),
+            Outcome::Neutral => Some(0.0),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of an [`Outcome`], without its value: what outcome filters take
+/// ([`ScanRange::with_outcome`](crate::ScanRange::with_outcome)). One variant per `Outcome`
+/// variant, same names and order as [`Outcome::KINDS`]; the name is the `outcome_kind` column
+/// of cold files.
+///
+/// Parsing a name that is not a kind is [`Error::InvalidQuery`] naming the valid ones:
+///
+/// ```
+/// use tiered_storage::{Error, OutcomeKind};
+/// let kind: OutcomeKind = "Loss".parse()?;
+/// assert_eq!(kind, OutcomeKind::Loss);
+/// assert_eq!(kind.to_string(), "Loss");
+/// assert!(matches!("Los".parse::<OutcomeKind>(), Err(Error::InvalidQuery { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OutcomeKind {
+    /// [`Outcome::Profit`].
+    Profit,
+    /// [`Outcome::Loss`].
+    Loss,
+    /// [`Outcome::Neutral`].
+    Neutral,
+    /// [`Outcome::PendingConfirmation`].
+    PendingConfirmation,
+    /// [`Outcome::FailedExecution`].
+    FailedExecution,
+    /// [`Outcome::NotExecuted`].
+    NotExecuted,
+    /// [`Outcome::ConfirmationTimeout`].
+    ConfirmationTimeout,
+    /// [`Outcome::ExecutionError`].
+    ExecutionError,
+    /// [`Outcome::VerificationFailed`].
+    VerificationFailed,
+}
+
+impl OutcomeKind {
+    /// Every kind, in the order of [`Outcome::KINDS`].
+    pub const ALL: [OutcomeKind; 9] = [
+        OutcomeKind::Profit,
+        OutcomeKind::Loss,
+        OutcomeKind::Neutral,
+        OutcomeKind::PendingConfirmation,
+        OutcomeKind::FailedExecution,
+        OutcomeKind::NotExecuted,
+        OutcomeKind::ConfirmationTimeout,
+        OutcomeKind::ExecutionError,
+        OutcomeKind::VerificationFailed,
+    ];
+
+    /// The kind's name, e.g. `"Loss"` (the `outcome_kind` column's value).
+    pub fn as_str(self) -> &'static str {
+        Outcome::KINDS[self as usize]
+    }
+
+    /// Whether outcomes of this kind have a PnL (see [`Outcome::pnl`]): `Profit`, `Loss` and
+    /// `Neutral`.
+    pub fn has_pnl(self) -> bool {
+        matches!(
+            self,
+            OutcomeKind::Profit | OutcomeKind::Loss | OutcomeKind::Neutral
+        )
+    }
+}
+
+impl std::fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OutcomeKind {
+    type Err = Error;
+
+    /// The kind with exactly this name (case-sensitive, as stored).
+    fn from_str(s: &str) -> Result<Self> {
+        OutcomeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::InvalidQuery {
+                message: format!(
+                    "`{s}` is not an outcome kind; use one of {}",
+                    Outcome::KINDS.join(", ")
+                ),
+            })
     }
 }
 
@@ -237,5 +377,42 @@ pub(crate) mod tests {
         assert_eq!(r.field("no_such_field"), None);
         r.transaction_signature = None;
         assert_eq!(r.field("transaction_signature"), None);
+    }
+
+    #[test]
+    fn outcome_kinds_match_outcomes_and_parse_back() {
+        let all = [
+            Outcome::Profit(1.0),
+            Outcome::Loss(1.0),
+            Outcome::Neutral,
+            Outcome::PendingConfirmation,
+            Outcome::FailedExecution,
+            Outcome::NotExecuted,
+            Outcome::ConfirmationTimeout,
+            Outcome::ExecutionError("e".into()),
+            Outcome::VerificationFailed("v".into()),
+        ];
+        for (i, o) in all.iter().enumerate() {
+            let kind = o.outcome_kind();
+            assert_eq!(kind, OutcomeKind::ALL[i]);
+            assert_eq!(kind.as_str(), o.kind());
+            assert_eq!(kind.to_string().parse::<OutcomeKind>().unwrap(), kind);
+            assert_eq!(kind.has_pnl(), o.pnl().is_some());
+        }
+        for bad in ["Los", "loss", "", " Loss", "Profit(1)"] {
+            let err = bad.parse::<OutcomeKind>().unwrap_err();
+            assert_eq!(err.code(), "invalid_query");
+            assert!(err.to_string().contains("VerificationFailed"), "{err}");
+        }
+    }
+
+    #[test]
+    fn pnl_follows_the_sign_convention() {
+        assert_eq!(Outcome::Profit(0.5).pnl(), Some(0.5));
+        assert_eq!(Outcome::Loss(0.25).pnl(), Some(-0.25));
+        assert_eq!(Outcome::Loss(-0.25).pnl(), Some(-0.25));
+        assert_eq!(Outcome::Neutral.pnl(), Some(0.0));
+        assert_eq!(Outcome::ExecutionError("x".into()).pnl(), None);
+        assert_eq!(Outcome::PendingConfirmation.pnl(), None);
     }
 }

@@ -532,7 +532,6 @@ async fn pagination_walks_every_page_to_the_full_set() {
         "after=x",
         "since=yesterday",
         "until=5",
-        "outcome=Win",
         "colour=red",
         "limit=1&limit=2",
     ] {
@@ -543,6 +542,16 @@ async fn pagination_walks_every_page_to_the_full_set() {
             "{bad}"
         );
     }
+    // An outcome kind that does not exist: 400 `invalid_query`, not an empty page.
+    let r = get(&h.app, "/v1/records?outcome=Win").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Loss"));
     // Time filters: relative and RFC 3339.
     let r = get(&h.app, "/v1/records?since=90s&limit=1000").await.json();
     let recent = r["records"].as_array().unwrap().len();

@@ -90,13 +90,10 @@ pub fn scan_range(filters: &Filters) -> CliResult<ScanRange> {
     if let Some(outcome) = &filters.outcome {
         // The service refuses a kind that does not exist; so does the local path, rather than
         // answer "no matching records" for a typo.
-        if !tiered_storage_server::OUTCOME_KINDS.contains(&outcome.as_str()) {
-            return Err(CliError::usage(format!(
-                "--outcome {outcome:?} is not one of {}",
-                tiered_storage_server::OUTCOME_KINDS.join(", ")
-            )));
-        }
-        range = range.with_outcome(outcome.clone());
+        let kind = outcome
+            .parse::<tiered_storage::OutcomeKind>()
+            .map_err(|e| CliError::usage(format!("--outcome: {e}")))?;
+        range = range.with_outcome(kind);
     }
     Ok(range)
 }
