@@ -92,7 +92,8 @@ pub use config::{
 pub use coordinator::{
     Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
     BatchCursor, CompactionProgress, CompactionReport, GroupBy, GroupKey, IntegrityReport,
-    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanRange,
+    MaintenanceStatus, MaintenanceStepReport, Measure, RebuildReport, RecordCursor, ScanOrder,
+    ScanRange,
 };
 #[cfg(feature = "sql")]
 pub use coordinator::{SqlRows, SqlValue};

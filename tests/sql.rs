@@ -269,7 +269,12 @@ async fn sql_records_holds_every_record_once_in_its_newest_version() {
     let old = common::record(
         model
             .values()
-            .find(|r| r.transaction_signature.as_deref().unwrap().ends_with("renamed"))
+            .find(|r| {
+                r.transaction_signature
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("renamed")
+            })
             .map(|r| r.id.unwrap() as u64 - 1)
             .unwrap(),
         "sqlsig",
@@ -381,7 +386,11 @@ async fn sql_pushdown_reads_only_the_files_a_query_needs() {
         .unwrap();
     assert_eq!(day.rows.len(), 1);
     assert_eq!(day.rows[0][1], int(100));
-    assert_eq!(files_opened(&reader), 1, "a day's query reads that day's file only");
+    assert_eq!(
+        files_opened(&reader),
+        1,
+        "a day's query reads that day's file only"
+    );
 
     let reader = fresh().await.unwrap();
     let r = reader
@@ -392,7 +401,11 @@ async fn sql_pushdown_reads_only_the_files_a_query_needs() {
         .await
         .unwrap();
     assert_eq!(r.rows, vec![vec![int(100)]]);
-    assert_eq!(files_opened(&reader), 1, "the timestamp column is pushed down too");
+    assert_eq!(
+        files_opened(&reader),
+        1,
+        "the timestamp column is pushed down too"
+    );
 
     let reader = fresh().await.unwrap();
     let r = reader
@@ -403,7 +416,11 @@ async fn sql_pushdown_reads_only_the_files_a_query_needs() {
         .await
         .unwrap();
     assert_eq!(r.rows, vec![vec![int(51)]]);
-    assert_eq!(files_opened(&reader), 1, "an id range reads the files holding it");
+    assert_eq!(
+        files_opened(&reader),
+        1,
+        "an id range reads the files holding it"
+    );
 
     let reader = fresh().await.unwrap();
     let sig = model[&ids[321]].transaction_signature.clone().unwrap();
@@ -415,7 +432,11 @@ async fn sql_pushdown_reads_only_the_files_a_query_needs() {
         .unwrap();
     assert_eq!(r.rows, vec![vec![int(ids[321])]]);
     assert_eq!(files_opened(&reader), 1, "a signature reads one file");
-    assert_eq!(reader.cold_tier().metrics().hits, 1, "through the signature path");
+    assert_eq!(
+        reader.cold_tier().metrics().hits,
+        1,
+        "through the signature path"
+    );
 
     let reader = fresh().await.unwrap();
     let r = reader.sql("SELECT count(*) FROM records").await.unwrap();
@@ -528,7 +549,11 @@ async fn sql_time_and_row_limits_are_typed_errors() {
     }
     // Aggregating is not limited by the rows read, only those returned.
     assert_eq!(
-        store.sql("SELECT count(*) FROM records").await.unwrap().rows,
+        store
+            .sql("SELECT count(*) FROM records")
+            .await
+            .unwrap()
+            .rows,
         vec![vec![int(12)]]
     );
 
@@ -549,7 +574,11 @@ async fn sql_time_and_row_limits_are_typed_errors() {
     ));
     // The store still answers.
     assert_eq!(
-        store.sql("SELECT count(*) FROM records").await.unwrap().rows,
+        store
+            .sql("SELECT count(*) FROM records")
+            .await
+            .unwrap()
+            .rows,
         vec![vec![int(12)]]
     );
 }

@@ -20,7 +20,7 @@ pub use moves::{
     ArchiveProgress, ArchiveReport, CompactionProgress, CompactionReport, IntegrityReport,
     RebuildReport,
 };
-pub use scan::{RecordCursor, ScanRange};
+pub use scan::{RecordCursor, ScanOrder, ScanRange};
 #[cfg(feature = "sql")]
 pub use sql::{SqlRows, SqlValue};
 
@@ -253,14 +253,18 @@ impl<R: Record> AutoTieringCoordinator<R> {
     }
 
     /// Records in a time range, an id range and matching field filters (outcome, mint,
-    /// program), from every tier, merged in id order with no duplicates, a page at a time.
-    /// Cold files and row groups whose statistics exclude the range are skipped.
+    /// program), from every tier, merged in id order (or in time order:
+    /// [`ScanRange::oldest_first`], [`ScanRange::newest_first`]) with no duplicates, at most
+    /// [`ScanRange::limit`] of them, a page at a time. Cold files, row groups and pages whose
+    /// statistics exclude the range are skipped.
     ///
     /// [`Error::InvalidQuery`] if a filter names a field the record type has no column for, or
     /// an `outcome_kind` that is not an [`OutcomeKind`](crate::OutcomeKind).
     ///
-    /// The cursor returns records in ascending id order, each once; drain it with
-    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`.
+    /// The cursor returns records in the range's order, each once; drain it with
+    /// [`next_page`](RecordCursor::next_page) or [`next`](RecordCursor::next) until `None`, as
+    /// a `Stream`, or with [`collect`](RecordCursor::collect); [`query`](Self::query) does it
+    /// in one call.
     /// It is not a snapshot: each page reads its records as they are then, and holds no lock.
     ///
     /// ```
@@ -405,6 +409,73 @@ impl<R: Record> AutoTieringCoordinator<R> {
             .pool()
             .run(move || plan.run(warm, cold, range))
             .await?
+    }
+
+    /// The answer to a query, in one call: the records `range` selects, in its order (id, oldest
+    /// or newest first), at most `range.limit` of them (all without a limit; memory is the
+    /// result). The same as [`scan`](Self::scan) drained with
+    /// [`collect`](RecordCursor::collect), sized to the limit.
+    ///
+    /// [`Error::InvalidQuery`] for a filter on a field the record type lacks, an unknown outcome
+    /// kind or `limit(0)`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, Outcome, OutcomeKind, ScanRange, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for (ts, outcome) in [(1_000, Outcome::Loss(0.1)), (2_000, Outcome::Profit(0.5)), (3_000, Outcome::Loss(0.2))] {
+    ///     store.put(&TransactionRecord { timestamp_decision_made: ts, actual_outcome: outcome, ..Default::default() }).await?;
+    /// }
+    /// // The most recent loss.
+    /// let last_loss = store
+    ///     .query(ScanRange::default().with_outcome(OutcomeKind::Loss).newest_first().limit(1))
+    ///     .await?;
+    /// assert_eq!(last_loss[0].timestamp_decision_made, 3_000);
+    /// // Total PnL, Loss counted negative (see `Outcome::pnl`).
+    /// let pnl: f64 = store.query(ScanRange::default()).await?.iter()
+    ///     .filter_map(|t| t.actual_outcome.pnl()).sum();
+    /// assert!((pnl - 0.2).abs() < 1e-9);
+    /// # Ok(()) }
+    /// ```
+    pub async fn query(&self, range: ScanRange) -> Result<Vec<R>> {
+        let limit = range.limit.unwrap_or(usize::MAX);
+        let page_size = range
+            .limit
+            .map_or(DEFAULT_LIST_PAGE_SIZE, |n| n.min(scan::MAX_WINDOW_ROWS));
+        self.scan(range, page_size)?.collect(limit).await
+    }
+
+    /// The `n` newest records by timestamp (`timestamp_ms()`, ties by id), newest first, from
+    /// every tier: `query(ScanRange::default().newest_first().limit(n))`. It reads about `n`
+    /// records, not a time window: with the newest records in warm, one SQLite read of `n` rows
+    /// on the `ts` index and a catalog check; cold files are opened only when their time range
+    /// can hold one of the `n`. `latest(0)` is empty.
+    ///
+    /// [`recently_put`](Self::recently_put) orders by id (put order) instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tiered_storage::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use tiered_storage::{AutoTieringCoordinator, StorageConfig, TransactionRecord};
+    ///
+    /// let store = AutoTieringCoordinator::new(StorageConfig::default().with_data_dir(dir.path())).await?;
+    /// for ts in [5_000, 1_000, 9_000, 7_000] {
+    ///     store.put(&TransactionRecord { timestamp_decision_made: ts, ..Default::default() }).await?;
+    /// }
+    /// let times: Vec<i64> = store.latest(2).await?.iter().map(|t| t.timestamp_decision_made).collect();
+    /// assert_eq!(times, [9_000, 7_000]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn latest(&self, n: usize) -> Result<Vec<R>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.query(ScanRange::default().newest_first().limit(n))
+            .await
     }
 
     /// The `n` most recently put records still stored, newest (highest id) first, from every

@@ -21,6 +21,7 @@ mod writer;
 pub(crate) use apply::{ColdHome, PendingWrite, WriteAck, WriteOp};
 pub(crate) use catalog::{ArchiveAck, CompactCommit};
 pub(crate) use lookup::{Lookup, SignatureLookup};
+pub(crate) use scan::TimeQuery;
 
 pub use writer::WarmUpkeepReport;
 

@@ -1,5 +1,5 @@
 //! Range reads on the calling thread: `list_since` pages, the windows of a cross-tier scan
-//! and the archival scan, each keyset-paginated by id.
+//! (by id, or by time on the `ts` index) and the archival scan, each keyset-paginated.
 
 use super::catalog::{query_dead, query_entries};
 use super::schema::sqlite_err;
@@ -168,6 +168,119 @@ impl<R: Record> WarmSqliteStorage<R> {
         })
     }
 
+    /// One time window of a time-ordered scan, from ONE snapshot: the first `limit` warm rows
+    /// in scan order (`(ts, id)` ascending, or descending with `q.descending`) strictly after
+    /// `q.after` within `[q.min_ts, q.max_ts]` and the id range; the live (or quarantined)
+    /// catalogued files that may hold a row of the window (for a full warm answer, only up to
+    /// its last row's timestamp), and the tombstones among `q.candidates` (the ids read from
+    /// each file before the snapshot). Files with no row settled yet serve nothing and are
+    /// left out.
+    ///
+    /// With `q.probe`, files are only listed when some overlap the window (one cheap EXISTS
+    /// first): the all-in-warm case costs the warm read and that check.
+    pub(crate) fn time_window(&self, q: &TimeQuery<'_>) -> Result<TimeWindow<R>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(sqlite_err("begin time window", path))?;
+            let err = sqlite_err("time window", path);
+            let mut warm = Vec::new();
+            let mut last_ts = None;
+            {
+                // The ts index holds (ts, rowid): both orders are index walks, no sort.
+                let sql = if q.descending {
+                    "SELECT id, ts, payload FROM records INDEXED BY records_ts
+                     WHERE (ts, id) < (?1, ?2) AND ts >= ?3 AND ts <= ?4 AND id >= ?5 AND id <= ?6
+                     ORDER BY ts DESC, id DESC LIMIT ?7"
+                } else {
+                    "SELECT id, ts, payload FROM records INDEXED BY records_ts
+                     WHERE (ts, id) > (?1, ?2) AND ts >= ?3 AND ts <= ?4 AND id >= ?5 AND id <= ?6
+                     ORDER BY ts, id LIMIT ?7"
+                };
+                let mut stmt = tx
+                    .prepare_cached(sql)
+                    .map_err(sqlite_err("time window", path))?;
+                let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+                let mut rows = stmt
+                    .query(rusqlite::params![
+                        q.after.0, q.after.1, q.min_ts, q.max_ts, q.min_id, q.max_id, limit
+                    ])
+                    .map_err(sqlite_err("time window", path))?;
+                while let Some(row) = rows.next().map_err(sqlite_err("time window", path))? {
+                    let id: i64 = row.get(0).map_err(sqlite_err("time window", path))?;
+                    let ts: i64 = row.get(1).map_err(sqlite_err("time window", path))?;
+                    let payload = row
+                        .get_ref(2)
+                        .and_then(|v| v.as_blob().map_err(Into::into))
+                        .map_err(sqlite_err("time window", path))?;
+                    warm.push(decode_with_id(id, payload)?);
+                    last_ts = Some(ts);
+                }
+            }
+            let warm_full = warm.len() >= q.limit;
+            // A full warm answer ends the window at its last row: files need only reach it.
+            let (lo, hi) = match (warm_full, last_ts) {
+                (true, Some(t)) if q.descending => (t, q.max_ts),
+                (true, Some(t)) => (q.min_ts, t),
+                _ => (q.min_ts, q.max_ts),
+            };
+            const OVERLAP: &str = "f.max_ts >= ?1 AND f.min_ts <= ?2 AND f.max_id >= ?3
+                AND f.min_id <= ?4 AND f.settled_upto >= f.min_id";
+            let params = rusqlite::params![lo, hi, q.min_id, q.max_id];
+            let any = !q.probe
+                || tx
+                    .prepare_cached(&format!(
+                        "SELECT EXISTS(SELECT 1 FROM cold_files f WHERE {OVERLAP})"
+                    ))
+                    .and_then(|mut s| s.query_row(params, |r| r.get::<_, bool>(0)))
+                    .map_err(err)?;
+            let files = if any {
+                query_entries(&tx, path, &format!("WHERE {OVERLAP}"), params)?
+            } else {
+                Vec::new()
+            };
+            let mut dead = Vec::new();
+            for (file_id, ids) in q.candidates {
+                if ids.is_empty() || !files.iter().any(|f| f.file_id == *file_id) {
+                    continue;
+                }
+                let (lo, hi) = (ids[0], ids[ids.len() - 1]);
+                let tombstones = files
+                    .iter()
+                    .find(|f| f.file_id == *file_id)
+                    .map_or(0, |f| f.dead_rows);
+                if (ids.len() as u64) < tombstones {
+                    // Fewer candidates than tombstones: look each up (primary key).
+                    let mut stmt = tx
+                        .prepare_cached("SELECT 1 FROM cold_dead WHERE file_id = ?1 AND id = ?2")
+                        .map_err(sqlite_err("read tombstones", path))?;
+                    for &id in ids.iter() {
+                        if stmt
+                            .exists([*file_id, id])
+                            .map_err(sqlite_err("read tombstones", path))?
+                        {
+                            dead.push((*file_id, id));
+                        }
+                    }
+                } else {
+                    dead.extend(
+                        query_dead(&tx, path, *file_id, lo, hi)?
+                            .into_iter()
+                            .map(|id| (*file_id, id)),
+                    );
+                }
+            }
+            tx.commit().map_err(sqlite_err("end time window", path))?;
+            Ok(TimeWindow {
+                warm,
+                warm_full,
+                files,
+                dead,
+            })
+        })
+    }
+
     /// Smallest id with `ts >= since_ms` in warm (from the ts index), to start a scan there.
     pub(crate) fn first_id_since(&self, since_ms: i64) -> Result<Option<i64>> {
         self.query_value(
@@ -211,6 +324,33 @@ pub(crate) struct ScanWindow<R> {
     pub files: Vec<CatalogEntry>,
     pub dead: Vec<(i64, i64)>,
     pub next: Option<i64>,
+}
+
+/// What [`WarmSqliteStorage::time_window`] reads.
+pub(crate) struct TimeQuery<'a> {
+    /// Rows strictly after this `(ts, id)` in scan order.
+    pub after: (i64, i64),
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub min_id: i64,
+    pub max_id: i64,
+    pub descending: bool,
+    /// Warm rows to return at most (at least 1).
+    pub limit: usize,
+    /// Only list files when an EXISTS check finds one.
+    pub probe: bool,
+    /// Per file, the ascending ids read from it, whose tombstones the snapshot reports.
+    pub candidates: &'a [(i64, Vec<i64>)],
+}
+
+/// One window of a time-ordered scan (see [`WarmSqliteStorage::time_window`]).
+pub(crate) struct TimeWindow<R> {
+    /// In scan order.
+    pub warm: Vec<R>,
+    /// Whether `limit` warm rows came back (the window then ends at the last one).
+    pub warm_full: bool,
+    pub files: Vec<CatalogEntry>,
+    pub dead: Vec<(i64, i64)>,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ Exit codes:
   7  the store reported an error (I/O, SQLite, damaged file, ...)
   101 internal error (a bug: please report the line printed)
 
-Read commands (stats, get, sig, scan, tail, sql, export, verify) open the store read-only, so they
+Read commands (stats, get, sig, scan, latest, tail, sql, export, verify) open the store read-only, so they
 work beside a running owner such as `tiered-storage serve` or the bot. import, archive,
 compact, rebuild-catalog and serve open it read-write and fail when another process owns it.";
 
@@ -40,7 +40,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Read from a running service instead of opening the files (stats, get, sig, scan,
-    /// tail, sql), e.g. http://127.0.0.1:8080.
+    /// latest, tail, sql), e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL", global = true)]
     pub url: Option<String>,
 
@@ -88,6 +88,13 @@ pub enum Command {
     /// Print the newest records, then follow new records as they are written, until Ctrl-C or
     /// SIGTERM (exit 0). Read-only.
     Tail(TailArgs),
+    /// Print the N newest records (by timestamp_decision_made, ties by id), newest first, from
+    /// every tier; --format json: one JSON record per line (as scan). Read-only.
+    Latest {
+        /// How many records (with --url at most 1000).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+    },
     /// Run one read-only SQL statement over the table `records` (every record once, newest
     /// version, across hot, warm and cold): one column per archive column, plus `ts_ms`
     /// (Unix ms) and `pnl` (Profit v, Loss -|v|, Neutral 0, else NULL). Prints a header line,
@@ -217,6 +224,15 @@ mod tests {
     }
 
     #[test]
+    fn latest_takes_a_positive_count() {
+        let cli =
+            Cli::try_parse_from(["tiered-storage", "latest", "20", "--format", "json"]).unwrap();
+        assert!(matches!(cli.command, Command::Latest { n: 20 }));
+        assert!(Cli::try_parse_from(["tiered-storage", "latest", "0"]).is_err());
+        assert!(Cli::try_parse_from(["tiered-storage", "latest"]).is_err());
+    }
+
+    #[test]
     fn sql_takes_the_statement_as_one_argument() {
         let cli = Cli::try_parse_from([
             "tiered-storage",
@@ -226,7 +242,9 @@ mod tests {
             "csv",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Command::Sql { ref query } if query == "SELECT count(*) FROM records"));
+        assert!(
+            matches!(cli.command, Command::Sql { ref query } if query == "SELECT count(*) FROM records")
+        );
         assert_eq!(cli.format, Format::Csv);
     }
 

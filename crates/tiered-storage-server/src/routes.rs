@@ -285,6 +285,7 @@ pub struct ScanQuery {
     outcome: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+    newest_first: Option<String>,
 }
 
 fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -317,7 +318,9 @@ fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, 
 }
 
 /// `GET /v1/records?since=&until=&mint=&program=&outcome=&limit=&after=`: a page in id order,
-/// with `next` (the last id returned) when more may follow.
+/// with `next` (the last id returned) when more may follow. With `newest_first=true`: the
+/// `limit` newest matching records by timestamp (ties by id), newest first, in one page
+/// (`next` null; `after` refused).
 pub async fn scan_records(
     State(state): State<AppState>,
     q: Result<Query<ScanQuery>, QueryRejection>,
@@ -334,6 +337,20 @@ pub async fn scan_records(
         Some(s) => parse_since(s, now).map_err(|e| ApiError::bad_request(format!("until: {e}")))?,
         None => i64::MAX,
     };
+    let newest_first = match q.newest_first.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "newest_first {other:?} must be true or false"
+            )))
+        }
+    };
+    if newest_first && q.after.is_some() {
+        return Err(ApiError::bad_request(
+            "after pages in id order; with newest_first=true there is one page (narrow it with until)",
+        ));
+    }
     let after = match q.after.as_deref() {
         Some(s) => s.parse::<i64>().map_err(|_| {
             ApiError::bad_request(format!("after {s:?} is not a cursor (a record id)"))
@@ -369,6 +386,18 @@ pub async fn scan_records(
             StatusCode::OK,
             &RecordPage {
                 records: Vec::new(),
+                next: None,
+            },
+        ));
+    }
+    if newest_first {
+        // One page, newest first (time order has no id cursor): narrow with `until` to go
+        // further back.
+        let records = store.query(range.newest_first().limit(limit)).await?;
+        return Ok(json(
+            StatusCode::OK,
+            &RecordPage {
+                records,
                 next: None,
             },
         ));

@@ -995,3 +995,59 @@ async fn sql_follows_the_token_rules_of_reads() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["rows"], serde_json::json!([[0]]));
 }
+
+#[tokio::test]
+async fn records_newest_first_are_the_newest_by_time() {
+    let h = harness(ServerConfig::default()).await;
+    // Put out of time order: ids and times disagree.
+    let mut by_time = Vec::new();
+    for (i, age) in [5_000, 1_000, 9_000, 3_000, 7_000].into_iter().enumerate() {
+        let mut r = record(Some(&format!("n{i}")), age);
+        r.timestamp_decision_made = 1_764_460_800_000 - age;
+        if i == 3 {
+            r.scored_candidate.base.mint = "MintB".into();
+        }
+        let id = h.store.put(&r).await.unwrap();
+        by_time.push((r.timestamp_decision_made, id));
+    }
+    by_time.sort_by(|a, b| b.cmp(a));
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let v = get(&h.app, "/v1/records?newest_first=true&limit=3")
+        .await
+        .json();
+    assert_eq!(
+        ids(&v),
+        by_time
+            .iter()
+            .take(3)
+            .map(|(_, id)| *id)
+            .collect::<Vec<_>>()
+    );
+    assert!(v["next"].is_null());
+    // Filters apply; a huge limit is all of them.
+    let v = get(
+        &h.app,
+        "/v1/records?newest_first=true&mint=MintA&limit=99999999999",
+    )
+    .await
+    .json();
+    assert_eq!(ids(&v).len(), 4);
+    let v = get(&h.app, "/v1/records?newest_first=false&limit=2")
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![1, 2], "false is the id order");
+    for bad in [
+        "/v1/records?newest_first=yes",
+        "/v1/records?newest_first=true&after=3",
+        "/v1/records?newest_first=true&limit=0",
+    ] {
+        assert_eq!(get(&h.app, bad).await.code(), "bad_request", "{bad}");
+    }
+}

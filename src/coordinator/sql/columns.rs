@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
@@ -430,14 +430,23 @@ mod tests {
         assert_eq!(layout.names.len(), n + 2);
         assert_eq!(layout.names[n], "ts_ms");
         assert_eq!(layout.names[n + 1], "pnl");
-        assert_eq!(layout.names[layout.signature.unwrap()], "transaction_signature");
+        assert_eq!(
+            layout.names[layout.signature.unwrap()],
+            "transaction_signature"
+        );
         assert!(layout.is_timestamp(1) && layout.is_timestamp(n) && !layout.is_timestamp(0));
         let decl = layout.declaration();
-        assert!(decl.starts_with("CREATE TABLE x(\"id\" INTEGER, \"timestamp_decision_made\" INTEGER"));
+        assert!(
+            decl.starts_with("CREATE TABLE x(\"id\" INTEGER, \"timestamp_decision_made\" INTEGER")
+        );
         assert!(decl.ends_with("\"ts_ms\" INTEGER, \"pnl\" REAL)"), "{decl}");
         // pnl reads the two outcome columns; ts_ms the timestamp; id and ts always.
-        let kind = TransactionRecord::cold_schema().index_of("outcome_kind").unwrap();
-        let value = TransactionRecord::cold_schema().index_of("outcome_value").unwrap();
+        let kind = TransactionRecord::cold_schema()
+            .index_of("outcome_kind")
+            .unwrap();
+        let value = TransactionRecord::cold_schema()
+            .index_of("outcome_value")
+            .unwrap();
         assert_eq!(layout.cold_columns(1 << (n + 1)), vec![0, 1, kind, value]);
         assert_eq!(layout.cold_columns(1 << n), vec![0, 1]);
         // The generic layout has a signature column and no pnl.

@@ -275,7 +275,9 @@ fn execute<R: Record>(shared: Arc<Shared<R>>, query: &str, max_rows: usize) -> R
         Err(e) => return Err(refused(e)),
     };
     if !matches!(statements.next(), Ok(None)) {
-        return Err(invalid("one statement only: remove everything after the first `;`"));
+        return Err(invalid(
+            "one statement only: remove everything after the first `;`",
+        ));
     }
     if !stmt.readonly() {
         return Err(invalid(

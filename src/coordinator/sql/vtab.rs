@@ -430,7 +430,10 @@ mod tests {
 
     #[test]
     fn coordinator_sql_plans_are_supersets_of_the_constraints() {
-        let p = narrowed(&[("i>", ValueRef::Integer(10)), ("i<=", ValueRef::Integer(20))]);
+        let p = narrowed(&[
+            ("i>", ValueRef::Integer(10)),
+            ("i<=", ValueRef::Integer(20)),
+        ]);
         assert_eq!((p.min_id, p.max_id), (11, 20));
         let p = narrowed(&[("t>=", ValueRef::Real(1.5)), ("t<", ValueRef::Real(9.0))]);
         assert_eq!((p.min_ts, p.max_ts), (2, 8));
@@ -444,13 +447,19 @@ mod tests {
             Plan::everything(0)
         );
         assert_eq!(
-            narrowed(&[("s=", ValueRef::Text(b"abc"))]).signature.as_deref(),
+            narrowed(&[("s=", ValueRef::Text(b"abc"))])
+                .signature
+                .as_deref(),
             Some("abc")
         );
         assert!(narrowed(&[("i>", ValueRef::Integer(5)), ("i<", ValueRef::Integer(6))]).is_empty());
         // Column 3 is `mint`, a text column; column 6 (`slot`) is not.
         assert_eq!(
-            narrowed(&[("e3=", ValueRef::Text(b"m1")), ("e6=", ValueRef::Text(b"7"))]).equals,
+            narrowed(&[
+                ("e3=", ValueRef::Text(b"m1")),
+                ("e6=", ValueRef::Text(b"7"))
+            ])
+            .equals,
             [("mint".to_owned(), "m1".to_owned())]
         );
         assert!(narrowed(&[("e3=", ValueRef::Integer(1))]).equals.is_empty());

@@ -41,7 +41,7 @@ impl Ctx {
     pub fn local_only(&self, command: &str) -> CliResult<()> {
         if self.url.is_some() {
             return Err(CliError::usage(format!(
-                "{command} works on a data directory, not through --url (only stats, get, sig, scan, tail and sql do)"
+                "{command} works on a data directory, not through --url (only stats, get, sig, scan, latest, tail and sql do)"
             )));
         }
         Ok(())

@@ -115,7 +115,10 @@ mod tests {
         let table = printed(Format::Table);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("d ") && lines[0].ends_with("note"), "{table}");
+        assert!(
+            lines[0].starts_with("d ") && lines[0].ends_with("note"),
+            "{table}"
+        );
         assert!(lines[2].ends_with("NULL"), "{table}");
     }
 }
