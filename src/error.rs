@@ -75,6 +75,22 @@ pub enum Error {
         message: String,
     },
 
+    /// An SQL query ran longer than `sql.timeout_ms` and was stopped. Nothing was written;
+    /// narrow the query (a time range on `ts_ms`, an id range) or raise the limit.
+    #[error("query stopped after {timeout_ms} ms (the `sql.timeout_ms` limit); narrow it, e.g. with a `ts_ms` range, or raise the limit")]
+    SqlTimeout {
+        /// The limit that was reached, in milliseconds.
+        timeout_ms: u64,
+    },
+
+    /// An SQL query would return more than `sql.max_rows` rows. Nothing is returned;
+    /// aggregate, add a `LIMIT`, or raise the limit.
+    #[error("query returns more than {max_rows} rows (the `sql.max_rows` limit); aggregate, add a LIMIT, or raise the limit")]
+    SqlRowLimit {
+        /// The limit that was passed.
+        max_rows: usize,
+    },
+
     /// The record kept moving between warm and cold (archival, compaction, an update of an
     /// archived copy) while this call followed it. Nothing was written; retrying is safe and
     /// almost always succeeds.
@@ -214,6 +230,8 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::InvalidRecord { .. } => "invalid_record",
             Error::InvalidQuery { .. } => "invalid_query",
+            Error::SqlTimeout { .. } => "sql_timeout",
+            Error::SqlRowLimit { .. } => "sql_row_limit",
             Error::Conflict { .. } => "conflict",
             Error::Unsupported { .. } => "unsupported",
             Error::DataDir { .. } => "data_dir",
@@ -278,6 +296,8 @@ mod tests {
             Error::NotFound { id: 1 },
             Error::invalid("x"),
             Error::invalid_query("x"),
+            Error::SqlTimeout { timeout_ms: 1 },
+            Error::SqlRowLimit { max_rows: 1 },
             Error::Conflict { id: 1 },
             Error::Unsupported { op: "x" },
             Error::DataDir {

@@ -87,7 +87,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
-    QueryCacheConfig, StorageConfig, TieringConfig, WarmConfig,
+    QueryCacheConfig, SqlConfig, StorageConfig, TieringConfig, WarmConfig,
 };
 pub use coordinator::{
     Aggregate, AggregateRow, ArchiveProgress, ArchiveReport, AutoTieringCoordinator, BackupReport,
@@ -95,6 +95,8 @@ pub use coordinator::{
     GroupKey, IntegrityReport, MaintenanceStatus, MaintenanceStepReport, Measure, PublishReport,
     RebuildReport, RecordCursor, ScanOrder, ScanRange,
 };
+#[cfg(feature = "sql")]
+pub use coordinator::{SqlRows, SqlValue};
 pub use error::{Error, Result};
 /// The crash points of the crash tests (the `failpoints` feature; not an API).
 #[cfg(feature = "failpoints")]

@@ -5,7 +5,7 @@
 //! lives in `StorageConfig`, which embeds a `TieringConfig` and is what a TOML file describes.
 //!
 //! Each section of `StorageConfig` has its own file and its own `validate`: `hot`, `warm`,
-//! `cold`, `maintenance`, `metrics`, `alerts` and `query_cache`. Their types and `DEFAULT_*` constants are
+//! `cold`, `maintenance`, `metrics`, `alerts`, `query_cache` and `sql`. Their types and `DEFAULT_*` constants are
 //! re-exported here, so every path stays `config::…`.
 
 mod alerts;
@@ -14,6 +14,7 @@ mod hot;
 mod maintenance;
 mod metrics;
 mod query_cache;
+mod sql;
 mod warm;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ pub use maintenance::{
 };
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_WINDOW_SECS};
 pub use query_cache::{QueryCacheConfig, DEFAULT_QUERY_CACHE_MAX_BYTES};
+pub use sql::{SqlConfig, DEFAULT_SQL_MAX_ROWS, DEFAULT_SQL_TIMEOUT_MS};
 pub use warm::{
     Durability, WarmConfig, DEFAULT_WARM_ACCESS_FLUSH_INTERVAL_MS,
     DEFAULT_WARM_ACCESS_FLUSH_THRESHOLD, DEFAULT_WARM_ACCESS_SAMPLE_EVERY,
@@ -248,6 +250,9 @@ pub struct StorageConfig {
     pub alerts: AlertConfig,
     /// The query-result cache (off by default).
     pub query_cache: QueryCacheConfig,
+    /// Limits of SQL queries ([`AutoTieringCoordinator::sql`](crate::AutoTieringCoordinator),
+    /// feature `sql`).
+    pub sql: SqlConfig,
     /// Largest encoded record accepted, bytes. Default: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: usize,
     /// Open without owning the directory: read warm through SQLite snapshots and cold through
@@ -276,6 +281,7 @@ impl Default for StorageConfig {
             metrics: MetricsConfig::default(),
             alerts: AlertConfig::default(),
             query_cache: QueryCacheConfig::default(),
+            sql: SqlConfig::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             read_only: false,
             clock: ClockHandle::default(),
@@ -375,6 +381,7 @@ impl StorageConfig {
         self.maintenance.validate()?;
         self.metrics.validate()?;
         self.query_cache.validate()?;
+        self.sql.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::config("data_dir", "must not be empty"));
         }
@@ -489,6 +496,7 @@ mod tests {
             c.metrics.validate(),
             c.alerts.validate(),
             c.query_cache.validate(),
+            c.sql.validate(),
         ] {
             ok.unwrap();
         }
@@ -532,6 +540,24 @@ mod tests {
             assert_eq!(field(cache.validate()), "query_cache.max_bytes");
         }
         QueryCacheConfig { max_bytes: 4096 }.validate().unwrap();
+        let sql = SqlConfig {
+            max_rows: 0,
+            ..SqlConfig::default()
+        };
+        assert_eq!(field(sql.validate()), "sql.max_rows");
+        let sql = SqlConfig {
+            timeout_ms: 0,
+            ..SqlConfig::default()
+        };
+        assert_eq!(field(sql.validate()), "sql.timeout_ms");
+        let c = StorageConfig::from_toml_str("[sql]\nmax_rows = 10\ntimeout_ms = 250\n").unwrap();
+        assert_eq!(
+            c.sql,
+            SqlConfig {
+                max_rows: 10,
+                timeout_ms: 250
+            }
+        );
     }
 
     #[test]

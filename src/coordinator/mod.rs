@@ -11,6 +11,8 @@ mod maintenance;
 mod moves;
 mod read;
 mod scan;
+#[cfg(feature = "sql")]
+mod sql;
 mod write;
 
 pub use aggregate::{Aggregate, AggregateRow, GroupBy, GroupKey, Measure};
@@ -24,6 +26,8 @@ pub use moves::{
     RebuildReport,
 };
 pub use scan::{RecordCursor, ScanOrder, ScanRange};
+#[cfg(feature = "sql")]
+pub use sql::{SqlRows, SqlValue};
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

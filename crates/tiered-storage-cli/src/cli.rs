@@ -11,8 +11,9 @@ Exit codes:
   0  success
   1  not found (get, sig), or a check failed (verify, config check, import's bad lines,
      rebuild-catalog not confirmed)
-  2  usage: unknown option, bad value, missing argument, --yes needed without a terminal, or
-     serve on a non-loopback address without --token-file
+  2  usage: unknown option, bad value, missing argument, --yes needed without a terminal,
+     serve on a non-loopback address without --token-file, or an invalid or non-read-only
+     SQL statement (sql)
   3  the data directory is owned by another process (stop it, or use --url for reads)
   4  invalid configuration (--config file or a value in it)
   5  a file given on the command line cannot be read or written (import, export, --token-file)
@@ -20,7 +21,7 @@ Exit codes:
   7  the store reported an error (I/O, SQLite, damaged file, ...)
   101 internal error (a bug: please report the line printed)
 
-Read commands (stats, get, sig, scan, tail, export, verify) open the store read-only, so they
+Read commands (stats, get, sig, scan, latest, tail, sql, export, verify) open the store read-only, so they
 work beside a running owner such as `tiered-storage serve` or the bot. import, archive,
 compact, rebuild-catalog and serve open it read-write and fail when another process owns it.";
 
@@ -39,7 +40,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Read from a running service instead of opening the files (stats, get, sig, scan,
-    /// tail), e.g. http://127.0.0.1:8080.
+    /// latest, tail, sql), e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL", global = true)]
     pub url: Option<String>,
 
@@ -87,6 +88,22 @@ pub enum Command {
     /// Print the newest records, then follow new records as they are written, until Ctrl-C or
     /// SIGTERM (exit 0). Read-only.
     Tail(TailArgs),
+    /// Print the N newest records (by timestamp_decision_made, ties by id), newest first, from
+    /// every tier; --format json: one JSON record per line (as scan). Read-only.
+    Latest {
+        /// How many records (with --url at most 1000).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        n: u64,
+    },
+    /// Run one read-only SQL statement over the table `records` (every record once, newest
+    /// version, across hot, warm and cold): one column per archive column, plus `ts_ms`
+    /// (Unix ms) and `pnl` (Profit v, Loss -|v|, Neutral 0, else NULL). Prints a header line,
+    /// then the rows (csv, table; json: one object per row). Read-only.
+    Sql {
+        /// The statement, e.g. "SELECT date(ts_ms/1000,'unixepoch') d, sum(pnl) FROM records
+        /// GROUP BY d".
+        query: String,
+    },
     /// Archive warm records older than a duration to cold Parquet files now (read-write).
     Archive {
         /// Records whose timestamp_decision_made is older than this: `0s`, `90m`, `7d`, ...
@@ -204,6 +221,31 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn latest_takes_a_positive_count() {
+        let cli =
+            Cli::try_parse_from(["tiered-storage", "latest", "20", "--format", "json"]).unwrap();
+        assert!(matches!(cli.command, Command::Latest { n: 20 }));
+        assert!(Cli::try_parse_from(["tiered-storage", "latest", "0"]).is_err());
+        assert!(Cli::try_parse_from(["tiered-storage", "latest"]).is_err());
+    }
+
+    #[test]
+    fn sql_takes_the_statement_as_one_argument() {
+        let cli = Cli::try_parse_from([
+            "tiered-storage",
+            "sql",
+            "SELECT count(*) FROM records",
+            "--format",
+            "csv",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Sql { ref query } if query == "SELECT count(*) FROM records")
+        );
+        assert_eq!(cli.format, Format::Csv);
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl CliError {
         let kind = match &err {
             StoreError::AlreadyOpen { .. } => Kind::Busy,
             StoreError::Config { .. } | StoreError::ConfigFile { .. } => Kind::Config,
+            StoreError::InvalidQuery { .. } => Kind::Usage,
             _ => Kind::Store,
         };
         let text = match &err {

@@ -55,7 +55,9 @@ async fn run(cli: Cli) -> CliResult<()> {
         Command::Get { id } => commands::read::get(&ctx, *id).await,
         Command::Sig { signature } => commands::read::sig(&ctx, signature).await,
         Command::Scan(args) => commands::read::scan(&ctx, args).await,
+        Command::Latest { n } => commands::read::latest(&ctx, *n).await,
         Command::Tail(args) => commands::read::tail(&ctx, args).await,
+        Command::Sql { query } => commands::sql::sql(&ctx, query).await,
         Command::Archive { older_than } => {
             commands::moves::archive(&ctx, older_than.as_deref()).await
         }

@@ -59,45 +59,26 @@ impl Remote {
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request
+        let response = request
             .call()
             .map_err(|e| CliError::remote(format!("GET {url}: {e}")))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(256 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|e| CliError::remote(format!("GET {url}: reading the answer: {e}")))?;
-        let value: Option<Value> = serde_json::from_str(&body).ok();
-        if (200..300).contains(&status) {
-            return value
-                .map(Some)
-                .ok_or_else(|| CliError::remote(format!("GET {url}: the answer is not JSON")));
+        answer("GET", &url, response)
+    }
+
+    /// POST `body` as JSON and read the JSON answer (errors as in [`get_json`](Self::get_json)).
+    pub fn post_json(&self, path: &str, body: &Value) -> CliResult<Option<Value>> {
+        let url = format!("{}{}", self.base, path);
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let code = value
-            .as_ref()
-            .and_then(|v| v.pointer("/error/code"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let message = value
-            .as_ref()
-            .and_then(|v| v.pointer("/error/message"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| body.chars().take(200).collect());
-        if status == 404 && code == "not_found" {
-            return Ok(None);
-        }
-        let hint = if status == 401 {
-            " (pass --token-file with the service's token)"
-        } else {
-            ""
-        };
-        Err(CliError::remote(format!(
-            "GET {url}: HTTP {status} {code}: {message}{hint}"
-        )))
+        let response = request
+            .send(body.to_string())
+            .map_err(|e| CliError::remote(format!("POST {url}: {e}")))?;
+        answer("POST", &url, response)
     }
 
     pub fn record(&self, path: &str) -> CliResult<Option<TransactionRecord>> {
@@ -135,6 +116,51 @@ impl Remote {
             .ok_or_else(|| CliError::remote(format!("GET {path}: not found")))?;
         records_of(&value, &path)
     }
+}
+
+/// A response's JSON: the document on success; `None` for a 404 `not_found`; otherwise an
+/// error naming the status, the service's code and its message.
+fn answer(
+    method: &str,
+    url: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> CliResult<Option<Value>> {
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(256 * 1024 * 1024)
+        .read_to_string()
+        .map_err(|e| CliError::remote(format!("{method} {url}: reading the answer: {e}")))?;
+    let value: Option<Value> = serde_json::from_str(&body).ok();
+    if (200..300).contains(&status) {
+        return value
+            .map(Some)
+            .ok_or_else(|| CliError::remote(format!("{method} {url}: the answer is not JSON")));
+    }
+    let code = value
+        .as_ref()
+        .and_then(|v| v.pointer("/error/code"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let message = value
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    if status == 404 && code == "not_found" {
+        return Ok(None);
+    }
+    let hint = if status == 401 {
+        " (pass --token-file with the service's token)"
+    } else {
+        ""
+    };
+    Err(CliError::remote(format!(
+        "{method} {url}: HTTP {status} {code}: {message}{hint}"
+    )))
 }
 
 fn records_of(value: &Value, path: &str) -> CliResult<Vec<TransactionRecord>> {

@@ -657,3 +657,132 @@ fn tail_follows_new_records_and_exits_0_on_ctrl_c() {
     signal(&child, "INT");
     assert_eq!(wait_exit(&mut child, std::time::Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn sql_prints_a_header_then_rows_over_every_tier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    load(&dir, 12);
+    run_in(&dir, &["archive", "--older-than", "7d"]).assert_ok();
+    let more = tmp.path().join("more.jsonl");
+    write_jsonl(&more, &(13..=15).map(record).collect::<Vec<_>>());
+    run_in(&dir, &["import", more.to_str().unwrap()]).assert_ok();
+
+    // Cold (1..=12) and warm (13..=15) records, in one statement.
+    let q = "SELECT id, outcome_kind, pnl FROM records WHERE id <= 4 OR id >= 14 ORDER BY id";
+    assert_eq!(
+        run_in(&dir, &["sql", q, "--format", "csv"]).assert_ok(),
+        "id,outcome_kind,pnl\n\
+         1,PendingConfirmation,\n\
+         2,Loss,-0.001\n\
+         3,ExecutionError,\n\
+         4,Profit,0.04\n\
+         14,Loss,-0.001\n\
+         15,ExecutionError,\n"
+    );
+    assert_eq!(
+        run_in(
+            &dir,
+            &[
+                "--format",
+                "csv",
+                "sql",
+                "SELECT date(ts_ms/1000,'unixepoch') d, count(*) n, sum(pnl) FROM records GROUP BY d"
+            ]
+        )
+        .assert_ok(),
+        "d,n,sum(pnl)\n2023-11-14,15,0.236\n"
+    );
+    let json = run_in(&dir, &["sql", q, "--format", "json"])
+        .assert_ok()
+        .to_owned();
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(
+        lines[0],
+        r#"{"id":1,"outcome_kind":"PendingConfirmation","pnl":null}"#
+    );
+    assert_eq!(lines[1], r#"{"id":2,"outcome_kind":"Loss","pnl":-0.001}"#);
+    let table = run_in(&dir, &["sql", q]).assert_ok().to_owned();
+    assert!(table.starts_with("id  outcome_kind"), "{table}");
+    assert!(table.lines().nth(1).unwrap().ends_with("NULL"), "{table}");
+    // No rows: the header alone.
+    assert_eq!(
+        run_in(
+            &dir,
+            &[
+                "sql",
+                "SELECT id FROM records WHERE id > 99",
+                "--format",
+                "csv"
+            ]
+        )
+        .assert_ok(),
+        "id\n"
+    );
+    // Not a query, bad SQL, an empty statement: one error line, exit 2; nothing written.
+    for bad in ["DELETE FROM records", "SELEC 1", "SELECT 1; SELECT 2", " "] {
+        let out = run_in(&dir, &["sql", bad]);
+        let line = out.assert_one_error_line(2);
+        assert!(
+            line.contains("invalid query") || line.contains("empty"),
+            "{bad}: {line}"
+        );
+    }
+    assert_eq!(
+        run_in(
+            &dir,
+            &["sql", "SELECT count(*) FROM records", "--format", "csv"]
+        )
+        .assert_ok(),
+        "count(*)\n15\n"
+    );
+}
+
+#[test]
+fn latest_prints_the_newest_records_newest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // Ids follow the file's order; times do not (record n is at n seconds, written shuffled).
+    let order = [7u64, 2, 11, 5, 1, 9, 12, 3, 8, 10, 4, 6];
+    let file = tmp.path().join("in.jsonl");
+    write_jsonl(&file, &order.iter().map(|&n| record(n)).collect::<Vec<_>>());
+    run_in(&dir, &["import", file.to_str().unwrap()]).assert_ok();
+    // Half of them archived: latest reads both tiers.
+    run_in(&dir, &["archive", "--older-than", "7d"]).assert_ok();
+    let more = tmp.path().join("more.jsonl");
+    write_jsonl(&more, &[record(13), record(0)]);
+    run_in(&dir, &["import", more.to_str().unwrap()]).assert_ok();
+
+    let out = run_in(&dir, &["latest", "4", "--format", "json"]);
+    let got = parse_lines(out.assert_ok());
+    let times: Vec<i64> = got.iter().map(|r| r.timestamp_decision_made).collect();
+    assert_eq!(
+        times,
+        [13, 12, 11, 10].map(|n| record(n).timestamp_decision_made)
+    );
+    // The same record shape as scan --format json.
+    let id_of_12 = got[1].id.unwrap();
+    let scanned = parse_lines(run_in(&dir, &["scan", "--format", "json"]).assert_ok());
+    assert_eq!(
+        scanned.iter().find(|r| r.id == Some(id_of_12)),
+        Some(&got[1])
+    );
+    assert_eq!(without_ids(vec![got[1].clone()]), vec![record(12)]);
+    // More than there are: all 14, newest first; csv: a header and the rows.
+    let all = parse_lines(run_in(&dir, &["--format", "json", "latest", "100"]).assert_ok());
+    assert_eq!(all.len(), 14);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].timestamp_decision_made > w[1].timestamp_decision_made));
+    let csv = run_in(&dir, &["latest", "2", "--format", "csv"])
+        .assert_ok()
+        .to_owned();
+    assert_eq!(
+        csv::Reader::from_reader(csv.as_bytes()).records().count(),
+        2,
+        "{csv}"
+    );
+    assert!(csv.starts_with("id,timestamp_decision_made,"));
+    assert_eq!(run_in(&dir, &["latest", "0"]).code, 2, "a usage error");
+}

@@ -19,6 +19,19 @@ fn read_commands_work_through_url_and_serve_exits_0_on_sigterm() {
     let local_scan = run_in(&dir, &["scan", "--outcome", "Profit", "--format", "json"])
         .assert_ok()
         .to_owned();
+    let sql =
+        "SELECT id, mint, pnl, is_jito_bundle FROM records WHERE id BETWEEN 2 AND 6 ORDER BY id";
+    let local_latest = run_in(&dir, &["latest", "5", "--format", "json"])
+        .assert_ok()
+        .to_owned();
+    let local_sql: Vec<String> = ["csv", "json", "table"]
+        .iter()
+        .map(|f| {
+            run_in(&dir, &["sql", sql, "--format", f])
+                .assert_ok()
+                .to_owned()
+        })
+        .collect();
 
     let server = Server::start(&dir, &[]);
     let url = server.url.clone();
@@ -39,6 +52,27 @@ fn read_commands_work_through_url_and_serve_exits_0_on_sigterm() {
     assert!(remote(&["stats", "--format", "csv"])
         .assert_ok()
         .starts_with("tier,record_count"));
+
+    // latest through GET /v1/records?newest_first=true prints what it prints on the files.
+    assert_eq!(
+        remote(&["latest", "5", "--format", "json"]).assert_ok(),
+        local_latest
+    );
+    remote(&["latest", "1001"]).assert_one_error_line(2);
+
+    // sql prints through POST /v1/sql exactly what it prints on the files.
+    for (format, local) in ["csv", "json", "table"].iter().zip(&local_sql) {
+        assert_eq!(
+            &remote(&["sql", sql, "--format", format]).assert_ok(),
+            local,
+            "{format}"
+        );
+    }
+    let refused = remote(&["sql", "DROP TABLE records"]);
+    assert!(
+        refused.assert_one_error_line(6).contains("invalid_query"),
+        "{refused:?}"
+    );
 
     // get / sig, and exit 1 for what is not there.
     let got: TransactionRecord =

@@ -80,6 +80,11 @@ class Client:
             if after is None:
                 return
 
+    def sql(self, statement):
+        """One read-only SQL statement over the table `records`: (columns, rows)."""
+        _, answer = self.request("POST", "/v1/sql", {"sql": statement})
+        return answer["columns"], answer["rows"]
+
     def metrics(self):
         return self.request("GET", "/metrics")[1]
 
@@ -183,6 +188,18 @@ def main():
     check(all(r == stored[r["id"]] for r in scanned), "scanned records equal the stored ones")
     profits = list(client.scan(100, mint=f"Mint{run}", outcome="Profit"))
     check([r["id"] for r in profits] == [first["id"]], "outcome filter")
+
+    # SQL over every tier: the records of this run, and their PnL (Profit counts positive).
+    columns, rows = client.sql(
+        f"SELECT count(*) AS n, sum(pnl) AS pnl FROM records WHERE mint = 'Mint{run}'"
+    )
+    check(columns == ["n", "pnl"], f"sql columns {columns}")
+    check(rows == [[len(stored), 0.076]], f"sql rows {rows}")
+    try:
+        client.sql("DELETE FROM records")
+        check(False, "a DELETE was accepted")
+    except ServiceError as e:
+        check((e.status, e.code) == (400, "invalid_query"), str(e))
 
     # Prometheus text.
     metrics = client.metrics()

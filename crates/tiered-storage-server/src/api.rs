@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tiered_storage::{Outcome, PremintCandidate, ScoredCandidate, TransactionRecord};
+use tiered_storage::{
+    Outcome, PremintCandidate, ScoredCandidate, SqlRows, SqlValue, TransactionRecord,
+};
 
 /// Parse one record from JSON in `TransactionRecord`'s serde shape, refusing unknown fields at
 /// every level (the library type itself accepts them, so a misspelt field would otherwise be
@@ -315,4 +317,61 @@ mod tests {
         assert!(parse_record(br#"{"timestamp_decision_made":"soon"}"#).is_err());
         assert!(parse_record(br#"{"scored_candidate":{"bas":{}}}"#).is_err());
     }
+}
+
+/// `POST /v1/sql`'s body: one read-only statement over the table `records`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// The statement, e.g. `SELECT count(*) FROM records WHERE ts_ms >= 1764460800000`.
+    pub sql: String,
+}
+
+/// `POST /v1/sql`'s answer: the column names and the rows, each a list of values in column
+/// order (see [`sql_value_json`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SqlResponse {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows, each one value per column.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl From<SqlRows> for SqlResponse {
+    fn from(rows: SqlRows) -> Self {
+        Self {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .iter()
+                .map(|row| row.iter().map(sql_value_json).collect())
+                .collect(),
+        }
+    }
+}
+
+/// One SQL value as JSON: NULL → `null`, INTEGER and REAL → numbers (a non-finite REAL →
+/// `null`), TEXT → a string, BLOB → a string of lowercase hex digits. The CLI's `sql
+/// --format json` prints the same.
+pub fn sql_value_json(value: &SqlValue) -> serde_json::Value {
+    match value {
+        SqlValue::Null => serde_json::Value::Null,
+        SqlValue::Integer(i) => (*i).into(),
+        SqlValue::Real(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        SqlValue::Text(t) => t.clone().into(),
+        SqlValue::Blob(b) => hex(b).into(),
+    }
+}
+
+/// Lowercase hex digits of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }

@@ -19,10 +19,14 @@ pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Writes are every method but GET and HEAD (admin routes are POSTs).
-fn is_read(method: &Method) -> bool {
-    method == Method::GET || method == Method::HEAD
+/// Writes are every method but GET and HEAD (admin routes are POSTs), except `POST /v1/sql`,
+/// a read-only query sent as a body.
+fn is_read(method: &Method, path: &str) -> bool {
+    method == Method::GET || method == Method::HEAD || (method == Method::POST && path == SQL_PATH)
 }
+
+/// The SQL route: a POST with the token rules of a read.
+pub(crate) const SQL_PATH: &str = "/v1/sql";
 
 /// Refuse (401 `unauthorized`) a request to a guarded route (`/v1/...`, `/metrics`) that needs
 /// the token and does not carry `Authorization: Bearer <token>`: every write, and reads too
@@ -31,7 +35,7 @@ pub(crate) fn check(state: &AppState, request: &Request) -> Result<(), ApiError>
     let Some(token) = state.token() else {
         return Ok(());
     };
-    if is_read(request.method()) && !state.token_for_reads() {
+    if is_read(request.method(), request.uri().path()) && !state.token_for_reads() {
         return Ok(());
     }
     let given = request

@@ -33,21 +33,24 @@ impl ApiError {
     }
 }
 
-/// The status of a code: 400 invalid input, 404 unknown record or route, 409 duplicate or
-/// conflict, 413 too large, 401 unauthorized, 405 wrong method, 503 closed or shutting down or
-/// overloaded, 408 timeout, 500 everything else.
+/// The status of a code: 400 invalid input (an invalid SQL query too), 404 unknown record or
+/// route, 409 duplicate or conflict, 413 too large, 422 an SQL answer over the row limit, 401
+/// unauthorized, 405 wrong method, 503 closed or shutting down or overloaded, 408 timeout (the
+/// request's, or an SQL query's time limit), 500 everything else.
 pub fn status_of(code: &str) -> StatusCode {
     match code {
         "invalid_record" | "invalid_query" | "empty_signature" | "bad_request" | "config" => {
             StatusCode::BAD_REQUEST
         }
+        // An SQL answer over `sql.max_rows` rows: the query must change, not be retried.
+        "sql_row_limit" => StatusCode::UNPROCESSABLE_ENTITY,
         "not_found" | "route_not_found" => StatusCode::NOT_FOUND,
         "duplicate_signature" | "conflict" => StatusCode::CONFLICT,
         "record_too_large" | "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "closed" | "shutting_down" | "overloaded" => StatusCode::SERVICE_UNAVAILABLE,
-        "timeout" => StatusCode::REQUEST_TIMEOUT,
+        "timeout" | "sql_timeout" => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -116,10 +119,12 @@ mod tests {
             (Error::InvalidRecord { reason: "r".into() }, 400),
             (
                 Error::InvalidQuery {
-                    message: "q".into(),
+                    message: "m".into(),
                 },
                 400,
             ),
+            (Error::SqlTimeout { timeout_ms: 1 }, 408),
+            (Error::SqlRowLimit { max_rows: 1 }, 422),
             (Error::NotFound { id: 1 }, 404),
             (
                 Error::DuplicateSignature {

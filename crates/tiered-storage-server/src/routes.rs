@@ -13,7 +13,7 @@ use tiered_storage::{AutoTieringCoordinator, Record, ScanRange, TransactionRecor
 
 use crate::api::{
     parse_record, ArchiveRequest, BatchLineError, BatchResponse, IdResponse, RecentRecords,
-    RecordPage,
+    RecordPage, SqlRequest, SqlResponse,
 };
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -285,6 +285,7 @@ pub struct ScanQuery {
     outcome: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+    newest_first: Option<String>,
 }
 
 fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -317,7 +318,9 @@ fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, 
 }
 
 /// `GET /v1/records?since=&until=&mint=&program=&outcome=&limit=&after=`: a page in id order,
-/// with `next` (the last id returned) when more may follow.
+/// with `next` (the last id returned) when more may follow. With `newest_first=true`: the
+/// `limit` newest matching records by timestamp (ties by id), newest first, in one page
+/// (`next` null; `after` refused).
 pub async fn scan_records(
     State(state): State<AppState>,
     q: Result<Query<ScanQuery>, QueryRejection>,
@@ -334,6 +337,20 @@ pub async fn scan_records(
         Some(s) => parse_since(s, now).map_err(|e| ApiError::bad_request(format!("until: {e}")))?,
         None => i64::MAX,
     };
+    let newest_first = match q.newest_first.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "newest_first {other:?} must be true or false"
+            )))
+        }
+    };
+    if newest_first && q.after.is_some() {
+        return Err(ApiError::bad_request(
+            "after pages in id order; with newest_first=true there is one page (narrow it with until)",
+        ));
+    }
     let after = match q.after.as_deref() {
         Some(s) => s.parse::<i64>().map_err(|_| {
             ApiError::bad_request(format!("after {s:?} is not a cursor (a record id)"))
@@ -373,6 +390,18 @@ pub async fn scan_records(
             },
         ));
     }
+    if newest_first {
+        // One page, newest first (time order has no id cursor): narrow with `until` to go
+        // further back.
+        let records = store.query(range.newest_first().limit(limit)).await?;
+        return Ok(json(
+            StatusCode::OK,
+            &RecordPage {
+                records,
+                next: None,
+            },
+        ));
+    }
     let mut cursor = store.scan(range, limit + 1)?;
     let mut records = Vec::with_capacity(limit + 1);
     while records.len() <= limit {
@@ -406,6 +435,21 @@ pub async fn recent_records(
     let n = parse_limit(q.limit.as_deref(), DEFAULT_RECENT_LIMIT, MAX_PAGE_LIMIT)?;
     let records = state.store().recently_put(n).await?;
     Ok(json(StatusCode::OK, &RecentRecords { records }))
+}
+
+/// `POST /v1/sql` with `{"sql": "SELECT ..."}`: one read-only statement over the table
+/// `records` (every record once, newest version, across the tiers). Answers `{"columns",
+/// "rows"}`; an invalid or non-read-only statement is 400 `invalid_query`, the store's time
+/// limit 408 `sql_timeout`, its row limit 422 `sql_row_limit`.
+pub async fn sql_query(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"sql\": \"SELECT ...\"}}: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    let rows = state.store().sql(&request.sql).await?;
+    Ok(json(StatusCode::OK, &SqlResponse::from(rows)))
 }
 
 /// `GET /v1/stats`.

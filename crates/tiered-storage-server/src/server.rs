@@ -294,6 +294,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/records/by-signature/{sig}",
             get(routes::get_by_signature),
         )
+        .route(crate::auth::SQL_PATH, post(routes::sql_query))
         .route("/v1/stats", get(routes::stats))
         .route("/v1/alerts", get(routes::alerts))
         .route("/v1/history", get(routes::history))

@@ -889,3 +889,165 @@ async fn slow_requests_time_out_and_excess_ones_are_shed() {
     assert_eq!(slow.await.unwrap(), StatusCode::OK);
     assert_eq!(get(&h.app, "/v1/stats").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sql_answers_columns_and_rows_and_refuses_what_is_not_a_query() {
+    let h = harness_with(ServerConfig::default(), |mut c| {
+        c.sql.max_rows = 3;
+        c.sql.timeout_ms = 300;
+        c
+    })
+    .await;
+    let mut ids = Vec::new();
+    for (i, outcome) in [
+        tiered_storage::Outcome::Profit(2.0),
+        tiered_storage::Outcome::Loss(0.5),
+        tiered_storage::Outcome::NotExecuted,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = record(Some(&format!("q{i}")), 0);
+        r.actual_outcome = outcome;
+        ids.push(h.store.put(&r).await.unwrap());
+    }
+    let sql = |q: &str| serde_json::json!({ "sql": q }).to_string();
+    let r = post(
+        &h.app,
+        "/v1/sql",
+        sql("SELECT id, outcome_kind, pnl, x'00ff' AS b FROM records ORDER BY id"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "columns": ["id", "outcome_kind", "pnl", "b"],
+            "rows": [
+                [ids[0], "Profit", 2.0, "00ff"],
+                [ids[1], "Loss", -0.5, "00ff"],
+                [ids[2], "NotExecuted", null, "00ff"],
+            ]
+        })
+    );
+    let r = post(
+        &h.app,
+        "/v1/sql",
+        sql("SELECT sum(pnl) AS pnl FROM records WHERE transaction_signature = 'q1'"),
+    )
+    .await;
+    assert_eq!(r.json()["rows"], serde_json::json!([[-0.5]]));
+
+    for (body, status, code) in [
+        (sql("DELETE FROM records"), 400, "invalid_query"),
+        (sql("ATTACH 'x.db' AS x"), 400, "invalid_query"),
+        (sql("SELECT 1; SELECT 2"), 400, "invalid_query"),
+        (sql("SELEC 1"), 400, "invalid_query"),
+        (
+            sql("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"),
+            408,
+            "sql_timeout",
+        ),
+        (
+            sql("SELECT value FROM json_each('[1,2,3,4]')"),
+            422,
+            "sql_row_limit",
+        ),
+        ("not json".to_owned(), 400, "bad_request"),
+        (r#"{"sql": "SELECT 1", "extra": 1}"#.to_owned(), 400, "bad_request"),
+        ("{}".to_owned(), 400, "bad_request"),
+    ] {
+        let r = post(&h.app, "/v1/sql", body.clone()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code().as_str()),
+            (status, code),
+            "{body}: {}",
+            r.text()
+        );
+        assert!(!r.json()["error"]["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(h.store.get_stats().await.unwrap().total_records, 3);
+    assert_eq!(
+        get(&h.app, "/v1/sql").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn sql_follows_the_token_rules_of_reads() {
+    let body = serde_json::json!({ "sql": "SELECT count(*) FROM records" }).to_string();
+    // Without token_for_reads, a query needs no token (it writes nothing)...
+    let h = harness(with_token(false)).await;
+    let r = post(&h.app, "/v1/sql", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // ... with it, it needs the token like every read.
+    let h = harness(with_token(true)).await;
+    for token in [None, Some("nope")] {
+        let r = call(&h.app, Method::POST, "/v1/sql", token, body.clone()).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{token:?}"
+        );
+    }
+    let r = call(&h.app, Method::POST, "/v1/sql", Some(TOKEN), body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["rows"], serde_json::json!([[0]]));
+}
+
+#[tokio::test]
+async fn records_newest_first_are_the_newest_by_time() {
+    let h = harness(ServerConfig::default()).await;
+    // Put out of time order: ids and times disagree.
+    let mut by_time = Vec::new();
+    for (i, age) in [5_000, 1_000, 9_000, 3_000, 7_000].into_iter().enumerate() {
+        let mut r = record(Some(&format!("n{i}")), age);
+        r.timestamp_decision_made = 1_764_460_800_000 - age;
+        if i == 3 {
+            r.scored_candidate.base.mint = "MintB".into();
+        }
+        let id = h.store.put(&r).await.unwrap();
+        by_time.push((r.timestamp_decision_made, id));
+    }
+    by_time.sort_by(|a, b| b.cmp(a));
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let v = get(&h.app, "/v1/records?newest_first=true&limit=3")
+        .await
+        .json();
+    assert_eq!(
+        ids(&v),
+        by_time
+            .iter()
+            .take(3)
+            .map(|(_, id)| *id)
+            .collect::<Vec<_>>()
+    );
+    assert!(v["next"].is_null());
+    // Filters apply; a huge limit is all of them.
+    let v = get(
+        &h.app,
+        "/v1/records?newest_first=true&mint=MintA&limit=99999999999",
+    )
+    .await
+    .json();
+    assert_eq!(ids(&v).len(), 4);
+    let v = get(&h.app, "/v1/records?newest_first=false&limit=2")
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![1, 2], "false is the id order");
+    for bad in [
+        "/v1/records?newest_first=yes",
+        "/v1/records?newest_first=true&after=3",
+        "/v1/records?newest_first=true&limit=0",
+    ] {
+        assert_eq!(get(&h.app, bad).await.code(), "bad_request", "{bad}");
+    }
+}

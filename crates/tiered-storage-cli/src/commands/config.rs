@@ -73,6 +73,8 @@ const DOCS: &[(&str, &str, Option<&str>)] = &[
     ("alerts.archival_grace_secs", "Grace past warm_to_cold_age before an archival-lag alert, seconds.", None),
     ("alerts.degradation_factor", "Recent p95 over the p95 since open that raises a degradation alert.", None),
     ("alerts.history_limit", "Resolved alerts kept.", None),
+    ("sql.max_rows", "Most rows one SQL query may return (`sql`, POST /v1/sql); more is an error.", None),
+    ("sql.timeout_ms", "Longest one SQL query may run, ms; longer is an error.", None),
 ];
 
 const SECTION_DOCS: &[(&str, &str)] = &[
@@ -92,6 +94,7 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     ("metrics", "Metrics."),
     ("alerts", "Alert thresholds."),
+    ("sql", "Limits of SQL queries over the table `records`."),
 ];
 
 fn doc(key: &str) -> Option<&'static (&'static str, &'static str, Option<&'static str>)> {

@@ -6,6 +6,7 @@ pub mod import;
 pub mod moves;
 pub mod read;
 pub mod serve;
+pub mod sql;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,7 +41,7 @@ impl Ctx {
     pub fn local_only(&self, command: &str) -> CliResult<()> {
         if self.url.is_some() {
             return Err(CliError::usage(format!(
-                "{command} works on a data directory, not through --url (only stats, get, sig, scan and tail do)"
+                "{command} works on a data directory, not through --url (only stats, get, sig, scan, latest, tail and sql do)"
             )));
         }
         Ok(())

@@ -1,4 +1,5 @@
-//! The read commands: get, sig, scan, tail and stats, on the files (read-only) or via --url.
+//! The read commands: get, sig, scan, latest, tail and stats, on the files (read-only) or via
+//! --url.
 
 use std::io::Write;
 use std::time::Duration;
@@ -116,6 +117,38 @@ pub async fn scan(ctx: &Ctx, args: &ScanArgs) -> CliResult<()> {
                 }
             }
         }
+    }
+    finish_stream(printer, ctx.format)
+}
+
+/// `latest N`: the N newest records by timestamp, newest first (`latest` on the files;
+/// `GET /v1/records?newest_first=true&limit=N` through --url, one page of at most 1,000).
+pub async fn latest(ctx: &Ctx, n: u64) -> CliResult<()> {
+    let records = match ctx.remote()? {
+        Some(remote) => {
+            if n > REMOTE_PAGE {
+                return Err(CliError::usage(format!(
+                    "latest {n}: at most {REMOTE_PAGE} through --url (the service's page limit)"
+                )));
+            }
+            let q = [
+                ("newest_first", "true".to_owned()),
+                ("limit", n.to_string()),
+            ];
+            remote.records_page(&q)?.0
+        }
+        None => {
+            let store = ctx.store.open_read_only().await?;
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            store
+                .latest(n)
+                .await
+                .map_err(|e| CliError::store("latest", e))?
+        }
+    };
+    let mut printer = RecordPrinter::new(std::io::stdout().lock(), ctx.format);
+    for r in &records {
+        printer.record(r)?;
     }
     finish_stream(printer, ctx.format)
 }
