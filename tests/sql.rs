@@ -391,6 +391,19 @@ async fn sql_pushdown_reads_only_the_files_a_query_needs() {
         1,
         "a day's query reads that day's file only"
     );
+    // The `date` column is the same UTC day, computed by the table (no date() per row).
+    let by_column = reader
+        .sql(&format!(
+            "SELECT date, count(*), sum(pnl) FROM records WHERE ts_ms BETWEEN {lo} AND {hi} GROUP BY date"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(by_column.rows, day.rows);
+    let differ = reader
+        .sql("SELECT count(*) FROM records WHERE date IS NOT date(ts_ms / 1000, 'unixepoch')")
+        .await
+        .unwrap();
+    assert_eq!(differ.rows, vec![vec![int(0)]]);
 
     let reader = fresh().await.unwrap();
     let r = reader

@@ -1,7 +1,9 @@
 //! The `records` table's columns, and their values read straight out of Arrow arrays.
 //!
 //! One column per column of `R::cold_schema()`, then `ts_ms` (the record timestamp, INTEGER
-//! Unix ms) and `pnl` (REAL, from `outcome_kind` + `outcome_value`, when the schema has both).
+//! Unix ms), `date` (its UTC day, TEXT `YYYY-MM-DD`: the archive's hive partition column, as
+//! DuckDB and Polars see it) and `pnl` (REAL, from `outcome_kind` + `outcome_value`, when the
+//! schema has both).
 //! Integers, timestamps (as Unix ms) and booleans (0/1) are INTEGER; floats REAL; strings TEXT;
 //! binary BLOB; maps, lists and structs JSON TEXT.
 
@@ -20,8 +22,12 @@ use crate::error::{Error, Result};
 
 /// Name of the extra column holding the record timestamp in Unix ms.
 pub(super) const TS_MS: &str = "ts_ms";
+/// Name of the extra column holding the record's UTC day, `YYYY-MM-DD`.
+pub(super) const DATE: &str = "date";
 /// Name of the extra column holding the signed PnL.
 pub(super) const PNL: &str = "pnl";
+/// Milliseconds in a UTC day.
+const DAY_MS: i64 = 86_400_000;
 /// Cold-schema columns that carry the record's signature, in the order they are looked for.
 const SIGNATURE_COLUMNS: [&str; 2] = ["transaction_signature", "signature"];
 
@@ -32,6 +38,8 @@ pub(super) enum Source {
     Cold(usize),
     /// `ts_ms`: the cold schema's column 1 (the record timestamp) as Unix ms.
     TsMs,
+    /// `date`: the UTC day of the record timestamp, `YYYY-MM-DD`.
+    Date,
     /// `pnl`: Profit → value, Loss → -|value|, Neutral → 0, other kinds NULL.
     Pnl { kind: usize, value: usize },
 }
@@ -55,6 +63,10 @@ impl Layout {
         if !has(TS_MS) {
             names.push(TS_MS.to_owned());
             sources.push(Source::TsMs);
+        }
+        if !has(DATE) {
+            names.push(DATE.to_owned());
+            sources.push(Source::Date);
         }
         let kind = schema.index_of("outcome_kind").ok();
         let value = schema.index_of("outcome_value").ok();
@@ -88,6 +100,7 @@ impl Layout {
             let declared = match source {
                 Source::Cold(c) => declared_type(self.schema.field(*c).data_type()),
                 Source::TsMs => "INTEGER",
+                Source::Date => "TEXT",
                 Source::Pnl { .. } => "REAL",
             };
             let _ = write!(sql, "\"{}\" {declared}", name.replace('"', "\"\""));
@@ -124,7 +137,7 @@ impl Layout {
             }
             match *source {
                 Source::Cold(c) => cold.push(c),
-                Source::TsMs => {}
+                Source::TsMs | Source::Date => {}
                 Source::Pnl { kind, value } => cold.extend([kind, value]),
             }
         }
@@ -159,7 +172,7 @@ pub(super) enum Value<'a> {
     Real(f64),
     Text(&'a str),
     Blob(&'a [u8]),
-    /// JSON text built for a nested value.
+    /// Text built for the value: JSON of a nested value, or the `date` column.
     Json(String),
 }
 
@@ -173,7 +186,12 @@ pub(super) struct Rows {
 #[derive(Clone, Copy)]
 enum Column {
     Plain(usize),
-    Pnl { kind: usize, value: usize },
+    /// The UTC day of the timestamp column at this position.
+    Date(usize),
+    Pnl {
+        kind: usize,
+        value: usize,
+    },
 }
 
 impl Rows {
@@ -187,6 +205,7 @@ impl Rows {
             .map(|source| match *source {
                 Source::Cold(c) => find(c).map(Column::Plain),
                 Source::TsMs => find(1).map(Column::Plain),
+                Source::Date => find(1).map(Column::Date),
                 Source::Pnl { kind, value } => Some(Column::Pnl {
                     kind: find(kind)?,
                     value: find(value)?,
@@ -206,6 +225,21 @@ impl Rows {
     pub fn value(&self, col: usize, row: usize) -> Result<Value<'_>> {
         match self.columns.get(col).copied().flatten() {
             Some(Column::Plain(c)) => value_at(self.batch.column(c), row),
+            Some(Column::Date(c)) => {
+                let array = self.batch.column(c);
+                Ok(match array.data_type() {
+                    _ if array.is_null(row) => Value::Null,
+                    DataType::Timestamp(unit, _) => {
+                        let ms = timestamp_ms(array.as_ref(), *unit, row);
+                        Value::Json(crate::cold_storage::day_string(ms.div_euclid(DAY_MS)))
+                    }
+                    DataType::Int64 => {
+                        let ms = array.as_primitive::<Int64Type>().value(row);
+                        Value::Json(crate::cold_storage::day_string(ms.div_euclid(DAY_MS)))
+                    }
+                    other => return Err(unsupported(other)),
+                })
+            }
             Some(Column::Pnl { kind, value }) => {
                 let kinds = self.batch.column(kind).as_string_opt::<i32>();
                 let values = self.batch.column(value).as_primitive_opt::<Float64Type>();
@@ -424,12 +458,13 @@ mod tests {
     use crate::record::{Outcome, Record, TransactionRecord};
 
     #[test]
-    fn coordinator_sql_columns_follow_the_cold_schema_plus_ts_ms_and_pnl() {
+    fn coordinator_sql_columns_follow_the_cold_schema_plus_ts_ms_date_and_pnl() {
         let layout = Layout::new(TransactionRecord::cold_schema());
         let n = TransactionRecord::cold_schema().fields().len();
-        assert_eq!(layout.names.len(), n + 2);
+        assert_eq!(layout.names.len(), n + 3);
         assert_eq!(layout.names[n], "ts_ms");
-        assert_eq!(layout.names[n + 1], "pnl");
+        assert_eq!(layout.names[n + 1], "date");
+        assert_eq!(layout.names[n + 2], "pnl");
         assert_eq!(
             layout.names[layout.signature.unwrap()],
             "transaction_signature"
@@ -439,7 +474,10 @@ mod tests {
         assert!(
             decl.starts_with("CREATE TABLE x(\"id\" INTEGER, \"timestamp_decision_made\" INTEGER")
         );
-        assert!(decl.ends_with("\"ts_ms\" INTEGER, \"pnl\" REAL)"), "{decl}");
+        assert!(
+            decl.ends_with("\"ts_ms\" INTEGER, \"date\" TEXT, \"pnl\" REAL)"),
+            "{decl}"
+        );
         // pnl reads the two outcome columns; ts_ms the timestamp; id and ts always.
         let kind = TransactionRecord::cold_schema()
             .index_of("outcome_kind")
@@ -447,11 +485,15 @@ mod tests {
         let value = TransactionRecord::cold_schema()
             .index_of("outcome_value")
             .unwrap();
-        assert_eq!(layout.cold_columns(1 << (n + 1)), vec![0, 1, kind, value]);
+        assert_eq!(layout.cold_columns(1 << (n + 2)), vec![0, 1, kind, value]);
         assert_eq!(layout.cold_columns(1 << n), vec![0, 1]);
+        assert_eq!(layout.cold_columns(1 << (n + 1)), vec![0, 1]);
         // The generic layout has a signature column and no pnl.
         let generic = Layout::new(crate::record::arrow::generic_schema());
-        assert_eq!(generic.names, ["id", "ts", "signature", "payload", "ts_ms"]);
+        assert_eq!(
+            generic.names,
+            ["id", "ts", "signature", "payload", "ts_ms", "date"]
+        );
         assert_eq!(generic.signature, Some(2));
     }
 
@@ -505,6 +547,14 @@ mod tests {
         match rows.value(n_cols(&layout, "ts_ms"), 2).unwrap() {
             Value::Integer(ts) => assert_eq!(ts, 1_002),
             _ => panic!("ts_ms is INTEGER"),
+        }
+        // The UTC day of the timestamp, as the archive's partition directory names it.
+        let mut late = records[0].clone();
+        late.timestamp_decision_made = 1_750_032_000_000 + 86_400_000 - 1; // 2025-06-16 23:59:59.999
+        let rows = Rows::new(&layout, TransactionRecord::to_cold_batch(&[late]).unwrap());
+        match rows.value(n_cols(&layout, "date"), 0).unwrap() {
+            Value::Json(d) => assert_eq!(d, "2025-06-16"),
+            _ => panic!("date is TEXT"),
         }
     }
 }
