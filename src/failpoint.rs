@@ -67,7 +67,7 @@ mod tests {
         assert_eq!(unique.len(), CRASH_POINTS.len());
         for p in CRASH_POINTS {
             assert!(
-                p.starts_with("archive:") || p.starts_with("compact:"),
+                p.starts_with("archive:") || p.starts_with("compact:") || p.starts_with("deletes:"),
                 "{p}"
             );
         }

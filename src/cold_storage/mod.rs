@@ -328,6 +328,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         entry: &CatalogEntry,
         bounds: &ScanBounds,
         roots: &[usize],
+        dictionary: &[usize],
     ) -> Result<file::ColdBatchScan> {
         if entry.state == FileState::Quarantined {
             return Err(Error::cold_file(
@@ -335,7 +336,8 @@ impl<R: Record> ColdArchiveStorage<R> {
                 "quarantined; a scan over its range cannot be complete",
             ));
         }
-        self.open_file(entry)?.scan_batches(bounds, roots)
+        self.open_file(entry)?
+            .scan_batches(bounds, roots, dictionary)
     }
 
     /// Counters and sizes.

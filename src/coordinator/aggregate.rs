@@ -13,7 +13,9 @@ use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
-use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray};
+use arrow_array::{
+    Array, ArrowPrimitiveType, DictionaryArray, PrimitiveArray, RecordBatch, StringArray,
+};
 use arrow_schema::DataType;
 
 use super::columns::{check_filters, column_indices, BatchScan, WIDE_WINDOW};
@@ -329,7 +331,20 @@ impl Plan {
         cold: ColdArchiveStorage<R>,
         range: ScanRange,
     ) -> Result<Groups> {
-        let mut scan = BatchScan::new(warm, cold, range, &self.roots, WIDE_WINDOW)?;
+        // PnL's outcome kinds are read as dictionary keys from cold files (a handful of values;
+        // expanding each row's string was a sixth of the time), unless the same column is
+        // also the grouping key or a filter, which read it as text.
+        let filtered: Vec<usize> = check_filters::<R>(&range)?
+            .into_iter()
+            .map(|(root, _)| root)
+            .collect();
+        let dictionary: Vec<usize> = match (self.value, self.key) {
+            (Value::Pnl(kind, _), Key::Text(text)) if text == kind => Vec::new(),
+            (Value::Pnl(kind, _), _) if !filtered.contains(&kind) => vec![kind],
+            _ => Vec::new(),
+        };
+        let mut scan = BatchScan::new(warm, cold, range, &self.roots, WIDE_WINDOW)?
+            .read_as_dictionaries(&dictionary);
         let pos = |root: usize| scan.position(root).expect("plan columns are read");
         let value = match self.value {
             Value::Count => Value::Count,
@@ -460,6 +475,12 @@ fn bad_column(i: usize, what: &str) -> Error {
 enum Values<'a> {
     Count,
     Pnl(&'a StringArray, &'a PrimitiveArray<Float64Type>),
+    /// PnL with the kinds as dictionary keys, and the [`PnlClass`] of each dictionary value.
+    PnlKeys(
+        &'a PrimitiveArray<Int32Type>,
+        Vec<PnlClass>,
+        &'a PrimitiveArray<Float64Type>,
+    ),
     F64(&'a PrimitiveArray<Float64Type>),
     Other(Vec<Option<f64>>),
 }
@@ -470,8 +491,46 @@ impl Values<'_> {
         match self {
             Values::Count => Some(1.0),
             Values::Pnl(kind, value) => pnl(kind, value, i),
+            Values::PnlKeys(keys, classes, value) => {
+                if keys.is_null(i) {
+                    return None;
+                }
+                let class = classes.get(keys.value(i) as usize).copied()?;
+                class.pnl(value, i)
+            }
             Values::F64(a) => a.is_valid(i).then(|| a.value(i)),
             Values::Other(v) => v[i],
+        }
+    }
+}
+
+/// How an outcome kind counts in PnL, by the sign convention of `Outcome::Loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PnlClass {
+    Profit,
+    Loss,
+    Neutral,
+    /// A kind with no PnL.
+    None,
+}
+
+impl PnlClass {
+    fn of(kind: &[u8]) -> Self {
+        match kind {
+            b"Profit" => PnlClass::Profit,
+            b"Loss" => PnlClass::Loss,
+            b"Neutral" => PnlClass::Neutral,
+            _ => PnlClass::None,
+        }
+    }
+
+    #[inline]
+    fn pnl(self, value: &PrimitiveArray<Float64Type>, i: usize) -> Option<f64> {
+        match self {
+            PnlClass::Profit => value.is_valid(i).then(|| value.value(i)),
+            PnlClass::Loss => value.is_valid(i).then(|| -value.value(i).abs()),
+            PnlClass::Neutral => Some(0.0),
+            PnlClass::None => None,
         }
     }
 }
@@ -482,12 +541,7 @@ fn pnl(kind: &StringArray, value: &PrimitiveArray<Float64Type>, i: usize) -> Opt
     if kind.is_null(i) {
         return None;
     }
-    match kind.value(i).as_bytes() {
-        b"Profit" => value.is_valid(i).then(|| value.value(i)),
-        b"Loss" => value.is_valid(i).then(|| -value.value(i).abs()),
-        b"Neutral" => Some(0.0),
-        _ => None,
-    }
+    PnlClass::of(kind.value(i).as_bytes()).pnl(value, i)
 }
 
 fn to_f64<T: ArrowPrimitiveType>(array: &dyn Array) -> Option<Vec<Option<f64>>>
@@ -501,18 +555,39 @@ where
 fn values_of<'a>(batch: &'a RecordBatch, value: Value) -> Result<Values<'a>> {
     Ok(match value {
         Value::Count => Values::Count,
-        Value::Pnl(k, v) => Values::Pnl(
-            batch
-                .column(k)
-                .as_any()
-                .downcast_ref()
-                .ok_or_else(|| bad_column(k, "text"))?,
-            batch
+        Value::Pnl(k, v) => {
+            let value = batch
                 .column(v)
                 .as_any()
                 .downcast_ref()
-                .ok_or_else(|| bad_column(v, "Float64"))?,
-        ),
+                .ok_or_else(|| bad_column(v, "Float64"))?;
+            let kind = batch.column(k).as_ref();
+            match kind.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+                Some(dict) => {
+                    let names = dict
+                        .values()
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| bad_column(k, "a dictionary of text"))?;
+                    let classes = (0..names.len())
+                        .map(|j| {
+                            if names.is_null(j) {
+                                PnlClass::None
+                            } else {
+                                PnlClass::of(names.value(j).as_bytes())
+                            }
+                        })
+                        .collect();
+                    Values::PnlKeys(dict.keys(), classes, value)
+                }
+                None => Values::Pnl(
+                    kind.as_any()
+                        .downcast_ref()
+                        .ok_or_else(|| bad_column(k, "text"))?,
+                    value,
+                ),
+            }
+        }
         Value::Column(c) => {
             let a = batch.column(c).as_ref();
             if let Some(f) = a.as_any().downcast_ref::<PrimitiveArray<Float64Type>>() {

@@ -102,6 +102,12 @@ pub(crate) struct BatchScan<R: Record> {
     after: Option<i64>,
     done: bool,
     scanners: HashMap<i64, FileCursor>,
+    /// Root columns cold files yield as `Dictionary(Int32, Utf8)` (see
+    /// [`read_as_dictionaries`](Self::read_as_dictionaries)).
+    dictionary: Vec<usize>,
+    /// The schema of cold batches: [`schema`](Self::schema) with the dictionary columns'
+    /// types.
+    cold_schema: SchemaRef,
 }
 
 struct FileCursor {
@@ -143,12 +149,42 @@ impl<R: Record> BatchScan<R> {
             range,
             window: i64::try_from(window.max(1)).unwrap_or(i64::MAX),
             roots,
+            cold_schema: Arc::clone(&schema),
             schema,
             filters,
             after: None,
             done: false,
             scanners: HashMap::new(),
+            dictionary: Vec::new(),
         })
+    }
+
+    /// Cold files yield the Utf8 root columns `roots` as `Dictionary(Int32, Utf8)` arrays
+    /// (dictionary-encoded pages are not expanded to a string per row); warm rows keep Utf8. For
+    /// readers that take either type (aggregates); the batches then differ from
+    /// [`schema`](Self::schema) in those columns, so `next_sorted` must not be used.
+    pub(crate) fn read_as_dictionaries(mut self, roots: &[usize]) -> Self {
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let fields: Vec<arrow_schema::Field> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(&self.roots)
+            .map(|(f, root)| {
+                let f = f.as_ref().clone();
+                if roots.contains(root) && f.data_type() == &DataType::Utf8 {
+                    f.with_data_type(dictionary.clone())
+                } else {
+                    f
+                }
+            })
+            .collect();
+        self.cold_schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        self.dictionary = roots.to_vec();
+        self
     }
 
     /// The schema of the batches this scan yields (`R::cold_schema()` projected).
@@ -220,14 +256,18 @@ impl<R: Record> BatchScan<R> {
                     .unwrap_or(usize::MAX)
                     .clamp(1024, 8192),
             };
-            let scan = match self.cold.scan_file_batches(entry, &bounds, &self.roots) {
-                Ok(scan) => scan,
-                Err(e) if crate::cold_storage::is_missing(&e) => {
-                    self.cold.forget(&[entry.file_id]);
-                    return Ok(false);
-                }
-                Err(e) => return Err(e),
-            };
+            let scan =
+                match self
+                    .cold
+                    .scan_file_batches(entry, &bounds, &self.roots, &self.dictionary)
+                {
+                    Ok(scan) => scan,
+                    Err(e) if crate::cold_storage::is_missing(&e) => {
+                        self.cold.forget(&[entry.file_id]);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                };
             self.scanners.insert(
                 entry.file_id,
                 FileCursor {
@@ -308,7 +348,7 @@ impl<R: Record> BatchScan<R> {
                     id: None,
                     message: format!("cannot project warm rows: {e}"),
                 })?;
-                parts.push(self.conform(batch, "warm rows")?);
+                parts.push(conform(&self.schema, batch, "warm rows")?);
             }
             for entry in &win.files {
                 let cursor = self.scanners.get_mut(&entry.file_id).expect("opened");
@@ -348,7 +388,7 @@ impl<R: Record> BatchScan<R> {
                     }
                 }
                 for part in taken {
-                    parts.push(self.conform(part, "cold rows")?);
+                    parts.push(conform(&self.cold_schema, part, "cold rows")?);
                 }
             }
             let mut filtered = Vec::with_capacity(parts.len());
@@ -369,17 +409,6 @@ impl<R: Record> BatchScan<R> {
             }
             return Ok(Some(filtered));
         }
-    }
-
-    /// `batch` with this scan's schema (a cold file's own schema may differ in metadata).
-    fn conform(&self, batch: RecordBatch, what: &str) -> Result<RecordBatch> {
-        RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec()).map_err(|e| {
-            Error::Codec {
-                op: "decode",
-                id: None,
-                message: format!("{what} do not match the cold schema: {e}"),
-            }
-        })
     }
 
     /// The rows of `batch` matching every equality filter.
@@ -435,6 +464,15 @@ impl<R: Record> BatchScan<R> {
         }
         Ok((all.num_rows() > 0).then_some(all))
     }
+}
+
+/// `batch` with `schema` (a cold file's own schema may differ in metadata).
+fn conform(schema: &SchemaRef, batch: RecordBatch, what: &str) -> Result<RecordBatch> {
+    RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec()).map_err(|e| Error::Codec {
+        op: "decode",
+        id: None,
+        message: format!("{what} do not match the cold schema: {e}"),
+    })
 }
 
 fn arrow_err(op: &str, e: arrow_schema::ArrowError) -> Error {

@@ -6,8 +6,13 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
-use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowSelection};
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use parquet::arrow::ProjectionMask;
 
 use super::{
@@ -53,7 +58,7 @@ impl<R: Record> ColdFile<R> {
     /// time. Row groups (and, through the page index, pages of `id` and the timestamp) that
     /// cannot match are never read.
     pub fn scan(&self, filter: &ScanBounds) -> Result<ColdFileScan<R>> {
-        let (reader, row_groups_selected) = self.pruned_reader(filter, None)?;
+        let (reader, row_groups_selected) = self.pruned_reader(filter, None, None)?;
         Ok(ColdFileScan {
             reader,
             path: self.path.clone(),
@@ -68,7 +73,15 @@ impl<R: Record> ColdFile<R> {
     /// decoding only the top-level columns `roots` (indices into the file's schema, ascending,
     /// and holding 0 and 1: id and timestamp bound the rows). Yields Arrow batches of those
     /// columns, in schema order, holding only rows within the id and time bounds.
-    pub fn scan_batches(&self, filter: &ScanBounds, roots: &[usize]) -> Result<ColdBatchScan> {
+    ///
+    /// Root columns in `dictionary` that are Utf8 are read as `Dictionary(Int32, Utf8)`: a
+    /// dictionary-encoded column's pages are then not expanded into one string per row.
+    pub fn scan_batches(
+        &self,
+        filter: &ScanBounds,
+        roots: &[usize],
+        dictionary: &[usize],
+    ) -> Result<ColdBatchScan> {
         let fields = self.meta.schema().fields().len();
         if roots.len() < 2
             || roots[0] != 0
@@ -82,7 +95,8 @@ impl<R: Record> ColdFile<R> {
             ));
         }
         let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots.iter().copied());
-        let (reader, row_groups_selected) = self.pruned_reader(filter, Some(mask))?;
+        let meta = self.dictionary_meta(dictionary)?;
+        let (reader, row_groups_selected) = self.pruned_reader(filter, Some(mask), meta)?;
         Ok(ColdBatchScan {
             reader,
             path: self.path.clone(),
@@ -98,6 +112,7 @@ impl<R: Record> ColdFile<R> {
         &self,
         filter: &ScanBounds,
         projection: Option<ProjectionMask>,
+        meta: Option<ArrowReaderMetadata>,
     ) -> Result<(Option<ParquetRecordBatchReader>, usize)> {
         let md = self.meta.metadata();
         let equals = self.equality_leaves(&filter.equals);
@@ -134,8 +149,11 @@ impl<R: Record> ColdFile<R> {
             return Ok((None, 0));
         }
         let file = self.open_data()?;
-        let mut builder = self
-            .builder(file)
+        let builder = match meta {
+            Some(meta) => ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta),
+            None => self.builder(file),
+        };
+        let mut builder = builder
             .with_row_groups(row_groups)
             .with_batch_size(filter.batch_rows.max(1));
         if let Some(mask) = projection {
@@ -148,6 +166,42 @@ impl<R: Record> ColdFile<R> {
             .build()
             .map_err(|e| Error::cold_file(&self.path, format!("cannot start scan: {e}")))?;
         Ok((Some(reader), row_groups_selected))
+    }
+
+    /// The file's reader metadata with the Utf8 root columns of `dictionary` typed
+    /// `Dictionary(Int32, Utf8)`; `None` when there are none (the cached metadata is used).
+    fn dictionary_meta(&self, dictionary: &[usize]) -> Result<Option<ArrowReaderMetadata>> {
+        let schema = self.meta.schema();
+        let as_dictionary =
+            |i: usize| dictionary.contains(&i) && schema.field(i).data_type() == &DataType::Utf8;
+        if !(0..schema.fields().len()).any(as_dictionary) {
+            return Ok(None);
+        }
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let f = f.as_ref().clone();
+                if as_dictionary(i) {
+                    let ty =
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                    f.with_data_type(ty)
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let options = ArrowReaderOptions::new().with_schema(hinted);
+        ArrowReaderMetadata::try_new(self.meta.metadata().clone(), options)
+            .map(Some)
+            .map_err(|e| {
+                Error::cold_file(
+                    &self.path,
+                    format!("cannot read columns as dictionaries: {e}"),
+                )
+            })
     }
 
     /// Parquet leaf index and value of each `equals` pair naming a top-level Utf8 column.
@@ -485,7 +539,9 @@ mod tests {
             equals: Vec::new(),
             batch_rows: 300,
         };
-        let scan = file.scan_batches(&bounds, &[0, 1, kind, value]).unwrap();
+        let scan = file
+            .scan_batches(&bounds, &[0, 1, kind, value], &[])
+            .unwrap();
         // The same row groups as a record scan of the same bounds.
         assert_eq!(
             scan.row_groups_selected(),
@@ -542,10 +598,35 @@ mod tests {
             .collect();
         assert!(want.len() > 1000);
         assert_eq!(got, want);
+        // Read as a dictionary, the kinds are the same values, without a string per row.
+        let mut dict_kinds = Vec::new();
+        for runs in file
+            .scan_batches(&bounds, &[0, 1, kind, value], &[kind])
+            .unwrap()
+        {
+            for batch in runs.unwrap() {
+                let dict = batch
+                    .column(2)
+                    .as_any()
+                    .downcast_ref::<arrow_array::DictionaryArray<arrow_array::types::Int32Type>>()
+                    .expect("outcome_kind read as a dictionary");
+                let names = dict
+                    .values()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap();
+                assert!(names.len() <= crate::record::Outcome::KINDS.len());
+                for key in dict.keys().iter() {
+                    dict_kinds.push(names.value(key.unwrap() as usize).to_owned());
+                }
+            }
+        }
+        let kinds: Vec<String> = want.iter().map(|w| w.1.clone()).collect();
+        assert_eq!(dict_kinds, kinds);
         // A projection must lead with id and the timestamp, ascending, within the schema.
         for bad in [&[0, 2][..], &[0, 1, 5, 3], &[0, 1, 99], &[1, 2]] {
             assert!(
-                is_cold_file_error(file.scan_batches(&bounds, bad)),
+                is_cold_file_error(file.scan_batches(&bounds, bad, &[])),
                 "{bad:?}"
             );
         }
