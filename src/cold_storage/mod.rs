@@ -31,7 +31,7 @@ pub(crate) use compact::CompactionGroup;
 pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
-pub(crate) use store::is_missing;
+pub(crate) use store::{is_missing, partition_of};
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

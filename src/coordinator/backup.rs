@@ -101,14 +101,14 @@ fn prepare_target(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io("create backup directory"))
 }
 
-/// Make the backup directory's entries durable.
-fn fsync_dir(dir: &Path) -> Result<()> {
+/// Make a directory's entries durable (the backup directory; an export's target directory).
+pub(super) fn fsync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|source| Error::Io {
-                op: "fsync backup directory",
+                op: "fsync directory",
                 path: dir.to_path_buf(),
                 source,
             })

@@ -174,7 +174,7 @@ pub(crate) fn compact_group<R: Record>(
 ) -> Result<GroupOutcome> {
     let (built, dropped) = cold.build_compaction(group)?;
     let replaces: Vec<i64> = group.inputs.iter().map(|e| e.file_id).collect();
-    let partition = crate::cold_storage::store::partition_of(&group.inputs[0].path).to_owned();
+    let partition = crate::cold_storage::partition_of(&group.inputs[0].path).to_owned();
     let discard_output = |built: &Option<FinishedFile>| {
         if let Some(f) = built {
             discard_path(cold, &f.file.path);

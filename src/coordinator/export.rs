@@ -178,7 +178,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         written?;
         temp.persist(&path)?;
-        crate::cold_storage::store::fsync_dir(&dir)?;
+        super::backup::fsync_dir(&dir)?;
         let bytes = std::fs::metadata(&path)
             .map_err(io("stat export", &path))?
             .len();
