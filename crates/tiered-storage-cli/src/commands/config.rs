@@ -73,6 +73,7 @@ const DOCS: &[(&str, &str, Option<&str>)] = &[
     ("alerts.archival_grace_secs", "Grace past warm_to_cold_age before an archival-lag alert, seconds.", None),
     ("alerts.degradation_factor", "Recent p95 over the p95 since open that raises a degradation alert.", None),
     ("alerts.history_limit", "Resolved alerts kept.", None),
+    ("query_cache.max_bytes", "Bytes of query answers (aggregates, queries, latest) kept; 0 turns the cache off.", None),
     ("sql.max_rows", "Most rows one SQL query may return (`sql`, POST /v1/sql); more is an error.", None),
     ("sql.timeout_ms", "Longest one SQL query may run, ms; longer is an error.", None),
 ];
@@ -94,6 +95,7 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     ("metrics", "Metrics."),
     ("alerts", "Alert thresholds."),
+    ("query_cache", "The query-result cache (off by default)."),
     ("sql", "Limits of SQL queries over the table `records`."),
 ];
 
