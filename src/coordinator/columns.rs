@@ -210,27 +210,7 @@ impl<R: Record> BatchScan<R> {
     /// Where the scan starts: the range's first id, moved up to the first id that can match
     /// the time range (warm's ts index, and the catalog's time ranges).
     fn start(&self) -> Result<Option<i64>> {
-        let r = &self.range;
-        if r.min_ts == i64::MIN {
-            return Ok(Some(r.min_id.saturating_sub(1)));
-        }
-        let warm_first = self.warm.first_id_since(r.min_ts)?;
-        let cold_first = self
-            .cold
-            .files()?
-            .iter()
-            .filter(|e| e.max_ts >= r.min_ts && e.min_ts <= r.max_ts)
-            .map(|e| e.min_id)
-            .min();
-        Ok(match (warm_first, cold_first) {
-            (None, None) => None,
-            (a, b) => Some(
-                a.unwrap_or(i64::MAX)
-                    .min(b.unwrap_or(i64::MAX))
-                    .max(r.min_id)
-                    .saturating_sub(1),
-            ),
-        })
+        super::scan::first_id_window_start(&self.warm, &self.cold, &self.range)
     }
 
     /// Open a projected scan (from id `lo + 1`) for each file of the window that has none.

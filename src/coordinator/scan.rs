@@ -566,27 +566,7 @@ impl<R: Record> ScanState<R> {
     /// Where the scan starts: the range's first id, moved up to the first id that can match
     /// the time range (warm's ts index, and the catalog's time ranges).
     fn start(&self) -> Result<Option<i64>> {
-        let r = &self.range;
-        if r.min_ts == i64::MIN {
-            return Ok(Some(r.min_id.saturating_sub(1)));
-        }
-        let warm_first = self.warm.first_id_since(r.min_ts)?;
-        let cold_first = self
-            .cold
-            .files()?
-            .iter()
-            .filter(|e| e.max_ts >= r.min_ts && e.min_ts <= r.max_ts)
-            .map(|e| e.min_id)
-            .min();
-        Ok(match (warm_first, cold_first) {
-            (None, None) => None,
-            (a, b) => Some(
-                a.unwrap_or(i64::MAX)
-                    .min(b.unwrap_or(i64::MAX))
-                    .max(r.min_id)
-                    .saturating_sub(1),
-            ),
-        })
+        first_id_window_start(&self.warm, &self.cold, &self.range)
     }
 
     /// Open a scan (from id `lo + 1`) for each file of the window that has none. `false` if a
@@ -1104,4 +1084,34 @@ fn span_start(files: &[CatalogEntry], lo: i64, hi: i64, target: f64) -> i64 {
         }
     }
     a
+}
+
+/// Where an id-ordered scan of `range` starts (every id at or below it is skipped): the range's
+/// first id, moved up to the first id that can match its time range (warm's ts index, and the
+/// catalog's time ranges); `None` when nothing can match. Shared by `RecordCursor` and the
+/// projected `BatchScan`.
+pub(crate) fn first_id_window_start<R: Record>(
+    warm: &WarmSqliteStorage<R>,
+    cold: &ColdArchiveStorage<R>,
+    r: &ScanRange,
+) -> Result<Option<i64>> {
+    if r.min_ts == i64::MIN {
+        return Ok(Some(r.min_id.saturating_sub(1)));
+    }
+    let warm_first = warm.first_id_since(r.min_ts)?;
+    let cold_first = cold
+        .files()?
+        .iter()
+        .filter(|e| e.max_ts >= r.min_ts && e.min_ts <= r.max_ts)
+        .map(|e| e.min_id)
+        .min();
+    Ok(match (warm_first, cold_first) {
+        (None, None) => None,
+        (a, b) => Some(
+            a.unwrap_or(i64::MAX)
+                .min(b.unwrap_or(i64::MAX))
+                .max(r.min_id)
+                .saturating_sub(1),
+        ),
+    })
 }
