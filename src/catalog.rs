@@ -61,6 +61,10 @@ pub struct CatalogEntry {
     pub settled_upto: i64,
     /// Rows above `settled_upto` (not served from the file yet).
     pub unsettled_rows: u64,
+    /// The object's ETag, when the store gave one at upload (object stores).
+    pub etag: Option<String>,
+    /// Length of the Parquet footer (metadata plus the 8-byte tail), when known.
+    pub footer_len: Option<u64>,
 }
 
 impl CatalogEntry {
@@ -95,6 +99,10 @@ pub(crate) struct NewFile {
     pub bytes: u64,
     /// Checksums of the file's pages and footer (see `cold_storage::checksum`).
     pub page_sums: Option<Vec<u8>>,
+    /// The object's ETag, when the store gave one at upload (object stores).
+    pub etag: Option<String>,
+    /// Length of the Parquet footer (metadata plus the 8-byte tail), when known.
+    pub footer_len: Option<u64>,
 }
 
 /// An archived record that may carry a looked-up signature (its hash matches), with the
@@ -137,6 +145,37 @@ pub(crate) trait ColdCatalog: Send + Sync {
     fn dirty_partitions(&self) -> Result<Vec<String>>;
     /// A partition's tombstones, dirty generation and delete file, in one snapshot.
     fn partition_dead(&self, partition: &str) -> Result<PartitionDead>;
+    /// Record `keys` as intents (`cold_intents`), durably, before the objects are uploaded or
+    /// uncatalogued (blocking; not on an async worker). A key already recorded keeps its time.
+    fn record_intents(&self, keys: &[String]) -> Result<()>;
+    /// Every intent, `(key, created_ms)`, oldest first.
+    fn intents(&self) -> Result<Vec<(String, i64)>>;
+    /// Whether `key` is catalogued (a data file or a delete file).
+    fn is_catalogued(&self, key: &str) -> Result<bool>;
+    /// Drop the intents of `keys` and their replica rows, durably (blocking): the sweep calls
+    /// it once each uncatalogued key is deleted everywhere, or found catalogued.
+    fn drop_intents(&self, keys: &[String]) -> Result<()>;
+    /// Catalogued objects (data and delete files) that `replica` holds no copy of,
+    /// `(key, bytes)`, oldest first, at most `limit`.
+    fn replica_pending(&self, replica: &str, limit: usize) -> Result<Vec<(String, u64)>>;
+    /// How far `replica` is behind: objects and bytes without a copy, and the creation time
+    /// (Unix ms) of the oldest of them (`None` when it is caught up).
+    fn replica_lag(&self, replica: &str) -> Result<ReplicaLag>;
+    /// Record that `replica` holds `key` (`bytes` long), durably (blocking).
+    fn mark_replicated(&self, replica: &str, key: &str, bytes: u64) -> Result<()>;
+    /// Forget `replica`'s copy of `key` (found missing or damaged), durably (blocking).
+    fn unmark_replicated(&self, replica: &str, key: &str) -> Result<()>;
+}
+
+/// How far one replica is behind the primary ([`ColdCatalog::replica_lag`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicaLag {
+    /// Catalogued objects the replica holds no copy of.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Creation time (Unix ms) of the oldest of them; `None` when caught up.
+    pub oldest_ms: Option<i64>,
 }
 
 /// A catalog rebuilt from Parquet footers: rows to drop, files to add with their tombstones.

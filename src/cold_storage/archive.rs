@@ -147,6 +147,8 @@ impl<R: Record> Part<R> {
                 rows: summary.rows,
                 bytes: summary.bytes,
                 page_sums: Some(page_sums),
+                etag: None,
+                footer_len: None,
             },
             rows: std::mem::take(&mut self.rows),
         })

@@ -109,6 +109,8 @@ type Footer = (FileSummary, Vec<u8>);
 fn new_file(path: String, s: &FileSummary, page_sums: Vec<u8>) -> NewFile {
     NewFile {
         page_sums: Some(page_sums),
+        etag: None,
+        footer_len: None,
         path,
         min_id: s.min_id,
         max_id: s.max_id,

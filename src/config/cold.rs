@@ -38,6 +38,84 @@ pub const DEFAULT_COLD_READ_THREADS: usize = 4;
 pub const DEFAULT_COLD_COMPACT_SMALL_FRACTION: f64 = 0.25;
 /// Default: a file whose rows are 20% superseded or deleted is rewritten by compaction.
 pub const DEFAULT_COLD_COMPACT_DEAD_FRACTION: f64 = 0.2;
+/// Default: 1 GiB of cold bytes cached on local disk when the cold tier is in object storage.
+pub const DEFAULT_COLD_CACHE_MAX_BYTES: u64 = 1 << 30;
+/// Default: an uploaded object without a catalog row, or a replaced one, is deleted by the
+/// intent sweep one hour after its intent was recorded (readers still open keep reading it
+/// until then).
+pub const DEFAULT_COLD_ORPHAN_GRACE_SECS: u64 = 3600;
+/// Default: 64 MiB/s of replication per replica (0: unlimited).
+pub const DEFAULT_COLD_REPLICATION_MAX_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
+/// Default: the replication-lag alert fires when a replica's oldest missing object is older
+/// than 300 s.
+pub const DEFAULT_COLD_REPLICATION_LAG_ALERT_SECS: u64 = 300;
+/// Default: 5 retries of a transient object-store error (timeout, 5xx, connection reset).
+pub const DEFAULT_COLD_S3_MAX_RETRIES: usize = 5;
+/// Default: a request (with its retries) to one object store gives up after 30 s.
+pub const DEFAULT_COLD_S3_TIMEOUT_SECS: u64 = 30;
+/// Default: a store that failed this many reads in a row raises the failover alert.
+pub const DEFAULT_COLD_FAILOVER_ALERT_AFTER: u64 = 3;
+
+/// A secret (an S3 secret key) that `Debug` and `Display` never print.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (the S3 client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A second object store that holds a copy of every cold object (`[[cold.replicas]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// Name of the replica in metrics, alerts and the catalog's replica state. Default: its
+    /// `store` URL, with the endpoint when one is set.
+    pub name: Option<String>,
+    /// `s3://bucket/prefix` (or `memory://name`).
+    pub store: String,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`.
+    pub s3_endpoint: Option<String>,
+    /// Region. Default: `AWS_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Allow plain HTTP to the endpoint.
+    pub s3_allow_http: bool,
+    /// Access key id. Default: `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key. Default: `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+impl ReplicaConfig {
+    /// The replica's name (see [`ReplicaConfig::name`]).
+    pub fn display_name(&self) -> String {
+        match (&self.name, &self.s3_endpoint) {
+            (Some(n), _) => n.clone(),
+            (None, Some(e)) => format!("{} at {e}", self.store),
+            (None, None) => self.store.clone(),
+        }
+    }
+}
 
 /// Cold tier (Parquet) settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +154,50 @@ pub struct ColdConfig {
     /// Files with at least this fraction of superseded or deleted rows are rewritten by
     /// compaction. Default: [`DEFAULT_COLD_COMPACT_DEAD_FRACTION`].
     pub compact_dead_fraction: f64,
+    /// Where cold files live: empty (the default) for `<data_dir>/cold` on local disk,
+    /// `s3://bucket/prefix` for an S3 bucket (feature `s3`), or `memory://name` for an object
+    /// store inside this process (tests). The layout is the same everywhere:
+    /// `<prefix>/date=YYYY-MM-DD/part-N.parquet`.
+    pub store: String,
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`. Default: AWS
+    /// (or `AWS_ENDPOINT`).
+    pub s3_endpoint: Option<String>,
+    /// Region. Default: `AWS_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Allow plain HTTP to the endpoint.
+    pub s3_allow_http: bool,
+    /// Access key id. Default: `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key, never printed by `Debug`. Default: `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<Secret>,
+    /// Retries of a transient object-store error. Default: [`DEFAULT_COLD_S3_MAX_RETRIES`].
+    pub s3_max_retries: usize,
+    /// Seconds one object-store request may take with its retries before it fails (and a
+    /// read fails over to the next store). Default: [`DEFAULT_COLD_S3_TIMEOUT_SECS`].
+    pub s3_timeout_secs: u64,
+    /// Local directory of the range cache of an object-store cold tier. Default:
+    /// `<data_dir>/cold-cache`.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Bytes the range cache may hold on disk; 0 turns it off. Default:
+    /// [`DEFAULT_COLD_CACHE_MAX_BYTES`].
+    pub cache_max_bytes: u64,
+    /// Seconds after its intent was recorded that an uncatalogued object (a crashed upload,
+    /// a compacted input) is deleted. Default: [`DEFAULT_COLD_ORPHAN_GRACE_SECS`].
+    pub orphan_grace_secs: u64,
+    /// Secondary object stores that get a copy of every cold object. Default: none.
+    pub replicas: Vec<ReplicaConfig>,
+    /// Archival and compaction commits wait until every replica holds each new object.
+    /// Default: false (a background replicator copies them after the commit).
+    pub replication_sync: bool,
+    /// Bytes per second the replicator copies to each replica; 0 is unlimited. Default:
+    /// [`DEFAULT_COLD_REPLICATION_MAX_BYTES_PER_SEC`].
+    pub replication_max_bytes_per_sec: u64,
+    /// The replication-lag alert fires when a replica's oldest missing object is older than
+    /// this. Default: [`DEFAULT_COLD_REPLICATION_LAG_ALERT_SECS`].
+    pub replication_lag_alert_secs: u64,
+    /// A store whose reads failed this many times in a row raises the failover alert.
+    /// Default: [`DEFAULT_COLD_FAILOVER_ALERT_AFTER`].
+    pub failover_alert_after: u64,
 }
 
 impl Default for ColdConfig {
@@ -96,6 +218,22 @@ impl Default for ColdConfig {
             read_threads: DEFAULT_COLD_READ_THREADS,
             compact_small_fraction: DEFAULT_COLD_COMPACT_SMALL_FRACTION,
             compact_dead_fraction: DEFAULT_COLD_COMPACT_DEAD_FRACTION,
+            store: String::new(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_allow_http: false,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_max_retries: DEFAULT_COLD_S3_MAX_RETRIES,
+            s3_timeout_secs: DEFAULT_COLD_S3_TIMEOUT_SECS,
+            cache_dir: None,
+            cache_max_bytes: DEFAULT_COLD_CACHE_MAX_BYTES,
+            orphan_grace_secs: DEFAULT_COLD_ORPHAN_GRACE_SECS,
+            replicas: Vec::new(),
+            replication_sync: false,
+            replication_max_bytes_per_sec: DEFAULT_COLD_REPLICATION_MAX_BYTES_PER_SEC,
+            replication_lag_alert_secs: DEFAULT_COLD_REPLICATION_LAG_ALERT_SECS,
+            failover_alert_after: DEFAULT_COLD_FAILOVER_ALERT_AFTER,
         }
     }
 }
@@ -153,6 +291,40 @@ impl ColdConfig {
                 "must be between 1 and 1048576",
             ));
         }
+        validate_store_url("cold.store", &self.store, true)?;
+        for r in &self.replicas {
+            validate_store_url("cold.replicas.store", &r.store, false)?;
+        }
+        if !self.replicas.is_empty() && !self.is_object_store() {
+            return Err(Error::config(
+                "cold.replicas",
+                "replicas need the cold tier in an object store (cold.store)",
+            ));
+        }
+        if self.replication_sync && self.replicas.is_empty() {
+            return Err(Error::config(
+                "cold.replication_sync",
+                "needs at least one entry in cold.replicas",
+            ));
+        }
+        if self.s3_timeout_secs == 0 || self.s3_timeout_secs > 3600 {
+            return Err(Error::config(
+                "cold.s3_timeout_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.s3_max_retries > 100 {
+            return Err(Error::config("cold.s3_max_retries", "must be at most 100"));
+        }
+        if self.cache_max_bytes != 0 && self.cache_max_bytes < 4 << 20 {
+            return Err(Error::config(
+                "cold.cache_max_bytes",
+                "must be 0 (off) or at least 4 MiB",
+            ));
+        }
+        if self.failover_alert_after == 0 {
+            return Err(Error::config("cold.failover_alert_after", "must be at least 1"));
+        }
         for (field, v) in [
             ("cold.compact_small_fraction", self.compact_small_fraction),
             ("cold.compact_dead_fraction", self.compact_dead_fraction),
@@ -164,6 +336,11 @@ impl ColdConfig {
         Ok(())
     }
 
+    /// Whether the cold tier is in an object store (`store` is set).
+    pub fn is_object_store(&self) -> bool {
+        !self.store.is_empty()
+    }
+
     /// The false-positive rate of the bloom filters.
     pub(crate) fn bloom_filter_fpp(&self) -> f64 {
         BLOOM_FILTER_FPP
@@ -173,4 +350,38 @@ impl ColdConfig {
     pub fn target_file_bytes(&self) -> u64 {
         self.target_file_mib * 1024 * 1024
     }
+}
+
+/// Check a store URL: `s3://bucket[/prefix]` or `memory://name` (empty only where `empty_ok`).
+fn validate_store_url(field: &'static str, url: &str, empty_ok: bool) -> Result<()> {
+    if url.is_empty() {
+        return if empty_ok {
+            Ok(())
+        } else {
+            Err(Error::config(field, "must not be empty"))
+        };
+    }
+    let rest = url
+        .strip_prefix("s3://")
+        .or_else(|| url.strip_prefix("memory://"))
+        .ok_or_else(|| {
+            Error::config(
+                field,
+                format!("{url:?}: expected s3://bucket/prefix or memory://name"),
+            )
+        })?;
+    let bucket = rest.split('/').next().unwrap_or("");
+    if bucket.is_empty() {
+        return Err(Error::config(field, format!("{url:?} names no bucket")));
+    }
+    if rest.split('/').skip(1).any(|seg| seg == "." || seg == "..") {
+        return Err(Error::config(field, format!("{url:?}: `.` and `..` are not allowed")));
+    }
+    if url.starts_with("s3://") && !cfg!(feature = "s3") {
+        return Err(Error::config(
+            field,
+            "this build has no object-store support: build tiered-storage with the `s3` feature",
+        ));
+    }
+    Ok(())
 }

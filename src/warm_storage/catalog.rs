@@ -106,7 +106,8 @@ impl<R: Record> WarmSqliteStorage<R> {
 
 const ENTRY_COLUMNS: &str = "SELECT f.file_id, f.path, f.min_id, f.max_id, f.min_ts, f.max_ts,
     f.row_count, f.bytes, f.state,
-    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id), f.settled_upto, f.settle_left
+    (SELECT count(*) FROM cold_dead d WHERE d.file_id = f.file_id), f.settled_upto, f.settle_left,
+    f.etag, f.footer_len
     FROM cold_files f ";
 
 pub(super) fn query_entries(
@@ -134,6 +135,8 @@ pub(super) fn query_entries(
                 dead_rows: r.get::<_, i64>(9)? as u64,
                 settled_upto: r.get(10)?,
                 unsettled_rows: r.get::<_, i64>(11)?.max(0) as u64,
+                etag: r.get(12)?,
+                footer_len: r.get::<_, Option<i64>>(13)?.map(|n| n.max(0) as u64),
             })
         })
         .map_err(sqlite_err("read cold catalog", path))?;
@@ -160,7 +163,139 @@ pub(super) fn query_dead(
         .map_err(sqlite_err("read tombstones", path))
 }
 
+impl<R: Record> WarmSqliteStorage<R> {
+    /// Send a cold-state change to the writer and wait for its commit (blocking).
+    fn cold_state(&self, op: ColdStateOp) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .sender()?
+            .blocking_send(Command::ColdState { op, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.blocking_recv().map_err(|_| Error::Closed)?
+    }
+}
+
+/// A change to the object-store state of the catalog (`cold_intents`, `cold_replicas`), one
+/// transaction each.
+#[derive(Debug)]
+pub(crate) enum ColdStateOp {
+    RecordIntents(Vec<String>),
+    DropIntents(Vec<String>),
+    MarkReplicated {
+        replica: String,
+        key: String,
+        bytes: u64,
+    },
+    UnmarkReplicated {
+        replica: String,
+        key: String,
+    },
+}
+
+/// The catalogued objects (data and delete files) with their bytes and creation time.
+const CATALOGUED_OBJECTS: &str = "SELECT path, bytes, created_ms FROM cold_files
+     UNION ALL SELECT path, bytes, created_ms FROM cold_delete_files";
+
 impl<R: Record> ColdCatalog for WarmSqliteStorage<R> {
+    fn record_intents(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.cold_state(ColdStateOp::RecordIntents(keys.to_vec()))
+    }
+
+    fn intents(&self) -> Result<Vec<(String, i64)>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let err = || sqlite_err("read cold intents", path);
+            let mut stmt = conn
+                .prepare_cached("SELECT key, created_ms FROM cold_intents ORDER BY created_ms, key")
+                .map_err(err())?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err())
+        })
+    }
+
+    fn is_catalogued(&self, key: &str) -> Result<bool> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM cold_files WHERE path = ?1)
+                     OR EXISTS (SELECT 1 FROM cold_delete_files WHERE path = ?1)",
+            )
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)))
+            .map_err(sqlite_err("look up a cold key", path))
+        })
+    }
+
+    fn drop_intents(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.cold_state(ColdStateOp::DropIntents(keys.to_vec()))
+    }
+
+    fn replica_pending(&self, replica: &str, limit: usize) -> Result<Vec<(String, u64)>> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let err = || sqlite_err("read replication backlog", path);
+            let sql = format!(
+                "SELECT o.path, o.bytes FROM ({CATALOGUED_OBJECTS}) o
+                 WHERE NOT EXISTS (SELECT 1 FROM cold_replicas c
+                                   WHERE c.key = o.path AND c.replica = ?1)
+                 ORDER BY o.created_ms, o.path LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(err())?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![replica, limit], |r| {
+                    Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })
+                .map_err(err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err())
+        })
+    }
+
+    fn replica_lag(&self, replica: &str) -> Result<crate::catalog::ReplicaLag> {
+        let path = &self.inner.path;
+        self.inner.with_reader(|conn| {
+            let sql = format!(
+                "SELECT count(*), coalesce(sum(o.bytes), 0), min(o.created_ms)
+                 FROM ({CATALOGUED_OBJECTS}) o
+                 WHERE NOT EXISTS (SELECT 1 FROM cold_replicas c
+                                   WHERE c.key = o.path AND c.replica = ?1)"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row([replica], |r| {
+                        Ok(crate::catalog::ReplicaLag {
+                            objects: r.get::<_, i64>(0)?.max(0) as u64,
+                            bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                            oldest_ms: r.get(2)?,
+                        })
+                    })
+                })
+                .map_err(sqlite_err("read replication lag", path))
+        })
+    }
+
+    fn mark_replicated(&self, replica: &str, key: &str, bytes: u64) -> Result<()> {
+        self.cold_state(ColdStateOp::MarkReplicated {
+            replica: replica.to_owned(),
+            key: key.to_owned(),
+            bytes,
+        })
+    }
+
+    fn unmark_replicated(&self, replica: &str, key: &str) -> Result<()> {
+        self.cold_state(ColdStateOp::UnmarkReplicated {
+            replica: replica.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
     fn covering(&self, id: i64) -> Result<Vec<CatalogEntry>> {
         let path = &self.inner.path;
         self.inner
@@ -575,6 +710,65 @@ impl Writer {
         })
     }
 
+    /// Apply one [`ColdStateOp`] in one transaction.
+    pub(super) fn cold_state(&mut self, op: &ColdStateOp) -> Result<()> {
+        let path = &self.path;
+        let err = || sqlite_err("update cold object state", path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_err("begin", path))?;
+        match op {
+            ColdStateOp::RecordIntents(keys) => {
+                let now = now_ms();
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO cold_intents (key, created_ms) VALUES (?1, ?2)",
+                    )
+                    .map_err(err())?;
+                for key in keys {
+                    stmt.execute(params![key, now]).map_err(err())?;
+                }
+            }
+            ColdStateOp::DropIntents(keys) => {
+                let mut intent = tx
+                    .prepare_cached("DELETE FROM cold_intents WHERE key = ?1")
+                    .map_err(err())?;
+                let mut replicas = tx
+                    .prepare_cached(
+                        "DELETE FROM cold_replicas WHERE key = ?1
+                         AND NOT EXISTS (SELECT 1 FROM cold_files WHERE path = ?1)
+                         AND NOT EXISTS (SELECT 1 FROM cold_delete_files WHERE path = ?1)",
+                    )
+                    .map_err(err())?;
+                for key in keys {
+                    intent.execute([key]).map_err(err())?;
+                    replicas.execute([key]).map_err(err())?;
+                }
+            }
+            ColdStateOp::MarkReplicated {
+                replica,
+                key,
+                bytes,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO cold_replicas (key, replica, bytes, copied_ms)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key, replica) DO UPDATE SET bytes = excluded.bytes,
+                         copied_ms = excluded.copied_ms",
+                )
+                .and_then(|mut s| s.execute(params![key, replica, *bytes as i64, now_ms()]))
+                .map_err(err())?;
+            }
+            ColdStateOp::UnmarkReplicated { replica, key } => {
+                tx.prepare_cached("DELETE FROM cold_replicas WHERE key = ?1 AND replica = ?2")
+                    .and_then(|mut s| s.execute(params![key, replica]))
+                    .map_err(err())?;
+            }
+        }
+        tx.commit().map_err(err())
+    }
+
     pub(super) fn reserve_file_seqs(&mut self, floor: u64, count: u64) -> Result<u64> {
         let path = &self.path;
         let tx = self
@@ -814,7 +1008,8 @@ fn replace_delete_file(
 fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO cold_files (path, min_id, max_id, min_ts, max_ts, row_count, bytes, state,
-         created_ms, page_sums) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8, ?9)",
+         created_ms, page_sums, etag, footer_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'live', ?8, ?9, ?10, ?11)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -826,7 +1021,9 @@ fn insert_file(conn: &Connection, path: &std::path::Path, file: &NewFile) -> Res
             file.rows as i64,
             file.bytes as i64,
             now_ms(),
-            file.page_sums
+            file.page_sums,
+            file.etag,
+            file.footer_len.map(|n| n as i64)
         ])
     })
     .map_err(sqlite_err("insert cold file", path))?;
@@ -859,6 +1056,8 @@ mod tests {
             rows: ids.len() as u64,
             bytes: 1,
             page_sums: None,
+            etag: None,
+            footer_len: None,
         }
     }
 

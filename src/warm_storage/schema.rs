@@ -8,7 +8,7 @@ use crate::config::{Durability, WarmConfig};
 use crate::error::{Error, Result};
 
 /// The schema version this build writes. A database with a higher `user_version` is refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Page size of a new database. Existing databases keep theirs.
 ///
@@ -155,6 +155,30 @@ const MIGRATIONS: &[&str] = &[
      INSERT OR IGNORE INTO cold_delete_dirty (partition, gen)
         SELECT DISTINCT substr(f.path, 1, instr(f.path, '/') - 1), 1
         FROM cold_dead d JOIN cold_files f ON f.file_id = d.file_id;",
+    // v8: the cold tier in object storage (`cold_storage/store/object.rs`).
+    // - `cold_files.etag` is the object's ETag when the store gives one (checked against the
+    //   upload, and part of the range cache's key); `footer_len` is the Parquet footer's length,
+    //   so that an uncached footer is one suffix read.
+    // - `cold_intents` lists keys that may exist in the store without a catalog row: a file
+    //   about to be uploaded (recorded before the upload), or a file a commit is about to
+    //   uncatalogue (compaction's inputs, a retired delete file). A sweep past a grace period
+    //   deletes each key that is still uncatalogued, from the primary and every replica, then
+    //   drops the intent; an object store is never listed to find orphans.
+    // - `cold_replicas` says which replica holds a copy of which object (`key`, `bytes`): the
+    //   replicator copies each catalogued object that has no row for a replica.
+    "ALTER TABLE cold_files ADD COLUMN etag TEXT;
+     ALTER TABLE cold_files ADD COLUMN footer_len INTEGER;
+     CREATE TABLE cold_intents (
+        key        TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE cold_replicas (
+        key       TEXT NOT NULL,
+        replica   TEXT NOT NULL,
+        bytes     INTEGER NOT NULL,
+        copied_ms INTEGER NOT NULL,
+        PRIMARY KEY (key, replica)
+     ) WITHOUT ROWID;",
 ];
 
 pub(crate) fn sqlite_err<'a>(

@@ -82,6 +82,11 @@ pub(crate) enum Command {
         plan: CatalogRebuild,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Record or drop intents, or a replica's copy (`cold_intents`, `cold_replicas`).
+    ColdState {
+        op: super::catalog::ColdStateOp,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// Reserve cold file sequence numbers (see `meta.cold_next_seq`).
     ReserveFileSeqs {
         floor: u64,
@@ -583,6 +588,9 @@ impl Writer {
                 // A file live again resumes the settling a quarantine stopped.
                 let r = r.and_then(|()| self.resume_settling());
                 let _ = reply.send(r);
+            }
+            Command::ColdState { op, reply } => {
+                let _ = reply.send(self.cold_state(&op));
             }
             Command::ReserveFileSeqs {
                 floor,

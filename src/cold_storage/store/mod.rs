@@ -18,6 +18,8 @@
 #[cfg(test)]
 pub(crate) mod faulty;
 mod local;
+#[cfg(feature = "s3")]
+pub(crate) mod object;
 
 use std::fmt;
 use std::io::Write;
@@ -55,6 +57,22 @@ pub(crate) trait RangeRead: Send + Sync + fmt::Debug {
 
     /// Bytes `range` of the file; a range past the end is an error.
     fn read(&self, range: Range<u64>) -> Result<Bytes>;
+
+    /// Bytes of each of `ranges`, in order. An object store coalesces nearby ranges into as
+    /// few requests as it can (a point read asks for one page per column at once); the
+    /// default reads them one by one.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        ranges.iter().map(|r| self.read(r.clone())).collect()
+    }
+}
+
+/// What a store knows of a published object: its length and, for object stores, its ETag.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ObjectStat {
+    /// Bytes.
+    pub len: u64,
+    /// The object's ETag, if the store has one.
+    pub etag: Option<String>,
 }
 
 /// A file being written before it is published. Dropping it without publishing leaves the
@@ -124,6 +142,33 @@ pub(crate) trait ColdStore: Send + Sync + fmt::Debug + 'static {
     /// Copy the published file of `key` to the local path `to` (whose directory is created),
     /// durably: for backups. A local store hard-links when it can.
     fn export(&self, key: &str, to: &Path) -> Result<Exported>;
+
+    /// Whether the files live in an object store: moves then record intents before uploads
+    /// and before uncataloguing (`cold_intents`), replaced files are deleted by the intent
+    /// sweep after a grace period rather than at once, and the check on open never lists the
+    /// store.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// The length and ETag of the published file of `key`; `None` when there is none.
+    fn stat(&self, key: &str) -> Result<Option<ObjectStat>> {
+        Ok(self.len(key)?.map(|len| ObjectStat { len, etag: None }))
+    }
+
+    /// [`open`](Self::open) a file whose length and ETag the catalog knows: an object store
+    /// then needs no request to open it.
+    fn open_known(&self, key: &str, known: &ObjectStat) -> Result<Arc<dyn RangeRead>> {
+        let _ = known;
+        self.open(key)
+    }
+
+    /// The object store behind this store, for what only object stores do (replicas, the
+    /// range cache, request counts).
+    #[cfg(feature = "s3")]
+    fn object(&self) -> Option<&object::ObjectColdStore> {
+        None
+    }
 }
 
 /// The partition (`date=...`, or `_deletes/date=...` for a delete file) of a key; empty for a
