@@ -5,3 +5,5 @@
 /// Cold files in an object store.
 #[derive(Debug)]
 pub(crate) struct ObjectColdStore {}
+
+pub(crate) mod cache;
