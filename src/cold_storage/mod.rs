@@ -286,9 +286,16 @@ impl<R: Record> ColdArchiveStorage<R> {
             return Ok(f);
         }
         let sums = self.inner.catalog.page_sums(entry.file_id)?;
-        let file = Arc::new(ColdFile::open_at(
-            FileRef::published(&self.inner.store, &entry.path),
+        // The catalog's length and ETag open an object with no request, and its footer
+        // length reads the footer and page index in one.
+        let known = store::ObjectStat {
+            len: entry.bytes,
+            etag: entry.etag.clone(),
+        };
+        let file = Arc::new(ColdFile::open_with(
+            FileRef::published_known(&self.inner.store, &entry.path, known),
             sums.as_deref(),
+            entry.footer_len,
         )?);
         self.inner
             .cache

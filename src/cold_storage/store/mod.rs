@@ -183,6 +183,8 @@ pub(crate) struct FileRef {
     store: Arc<dyn ColdStore>,
     key: String,
     staged: bool,
+    /// Length and ETag from the catalog: an object store opens it with no request.
+    known: Option<ObjectStat>,
 }
 
 impl fmt::Debug for FileRef {
@@ -201,7 +203,26 @@ impl FileRef {
             store: Arc::clone(store),
             key: key.to_owned(),
             staged: false,
+            known: None,
         }
+    }
+
+    /// The published file of `key`, whose length and ETag the catalog knows
+    /// ([`ColdStore::open_known`]).
+    pub(crate) fn published_known(
+        store: &Arc<dyn ColdStore>,
+        key: &str,
+        known: ObjectStat,
+    ) -> Self {
+        Self {
+            known: Some(known),
+            ..Self::published(store, key)
+        }
+    }
+
+    /// Whether each read is a request to an object store (staged files are local).
+    pub(crate) fn is_remote(&self) -> bool {
+        !self.staged && self.store.is_remote()
     }
 
     /// The staged file of `key`.
@@ -232,6 +253,8 @@ impl FileRef {
     pub(crate) fn open(&self) -> Result<Arc<dyn RangeRead>> {
         if self.staged {
             self.store.open_staged(&self.key)
+        } else if let Some(known) = &self.known {
+            self.store.open_known(&self.key, known)
         } else {
             self.store.open(&self.key)
         }

@@ -319,7 +319,8 @@ impl BlockCache {
         for r in ranges.iter().filter(|r| r.start < r.end) {
             for b in r.start / BLOCK..=(r.end - 1) / BLOCK {
                 let base = b * BLOCK;
-                let sub = (r.start.max(base) - base) as usize..(r.end.min(base + BLOCK) - base) as usize;
+                let sub =
+                    (r.start.max(base) - base) as usize..(r.end.min(base + BLOCK) - base) as usize;
                 wanted.entry(b).or_default().push(sub);
             }
         }
@@ -765,7 +766,11 @@ mod tests {
         let o = obj(len);
         let mut src = Source::new(content(len as usize, 1));
         // Blocks 0, 1 and 2, in one fetch of the three adjacent blocks.
-        src.read(&cache, &o, &[100..200, MIB + MIB / 2..2 * MIB + MIB / 2, 7..7]);
+        src.read(
+            &cache,
+            &o,
+            &[100..200, MIB + MIB / 2..2 * MIB + MIB / 2, 7..7],
+        );
         assert_eq!(src.calls, vec![vec![0..3 * MIB]]);
         cache.flush();
         let s = cache.stats();
@@ -844,7 +849,11 @@ mod tests {
         assert_eq!(block_files(dir.path()).len(), 3);
         let calls = src.calls.len();
         // Held: 0 (in use), 4 and 5 (newest); 1..3 were evicted.
-        src.read(&cache, &o, &[5..6, 4 * MIB..4 * MIB + 1, 5 * MIB..5 * MIB + 1]);
+        src.read(
+            &cache,
+            &o,
+            &[5..6, 4 * MIB..4 * MIB + 1, 5 * MIB..5 * MIB + 1],
+        );
         assert_eq!(src.calls.len(), calls);
         src.read(&cache, &o, &[MIB..MIB + 1]);
         assert_eq!(src.calls.len(), calls + 1);
@@ -992,7 +1001,13 @@ mod tests {
         let path = dir.path().join("upload");
         fs::write(&path, &src.data).unwrap();
         let uploaded = obj(len);
-        cache.insert_file(&CachedObject { key: "other", ..uploaded }, &path);
+        cache.insert_file(
+            &CachedObject {
+                key: "other",
+                ..uploaded
+            },
+            &path,
+        );
         let s = cache.stats();
         assert!(s.errors >= 1, "{s:?}");
         assert!(s.bytes <= 2 * MIB, "{s:?}");
