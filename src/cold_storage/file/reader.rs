@@ -26,6 +26,9 @@ use crate::record::Record;
 
 /// Heap bytes counted per Arrow field of an open file's schema (name, type, metadata, `Arc`).
 const SCHEMA_FIELD_BYTES: usize = 160;
+/// Bytes of the tail an open reads from an object store when the catalog has no footer
+/// length (a request costs more than these bytes).
+const REMOTE_TAIL_GUESS: u64 = 1 << 20;
 /// Rows per batch of [`ColdFile::ids`].
 const IDS_BATCH_ROWS: usize = 8192;
 
@@ -87,6 +90,10 @@ impl<R: Record> ColdFile<R> {
         let bad = |reason: String| Error::cold_file(path, reason);
         let handle = source.open()?;
         let bytes = handle.len().map_err(|e| bad(format!("cannot stat: {e}")))?;
+        // An object store without a hint: a guess, which saves the requests of the footer's
+        // length word, the footer and the page index in most files.
+        let footer_len =
+            footer_len.or_else(|| source.is_remote().then(|| REMOTE_TAIL_GUESS.min(bytes)));
         let handle: Arc<dyn RangeRead> = match footer_len {
             Some(tail) if (12..=bytes).contains(&tail) => {
                 let start = bytes - tail;
@@ -786,9 +793,14 @@ mod tests {
             Some(&recs[4321])
         );
         take(&requests);
-        // Without the hint, several small reads.
+        // Without the hint, an object store guesses a tail of 1 MiB (the whole small file);
+        // a local store reads the footer's length word, the footer and the page index.
         ColdFile::<TransactionRecord>::open_with(source.clone(), Some(&sums), None).unwrap();
-        assert!(take(&requests) > 1);
+        assert_eq!(take(&requests), 1);
+        let (local, local_requests) = CountingStore::new(dir.path(), false);
+        let local = FileRef::published(&local, "date=2024-01-01/a.parquet");
+        ColdFile::<TransactionRecord>::open_with(local, Some(&sums), None).unwrap();
+        assert!(take(&local_requests) > 1);
         // A hint too short for the page index (the footer alone) still opens, with more reads.
         let md_len = {
             let bytes = std::fs::read(dir.path().join("date=2024-01-01/a.parquet")).unwrap();
