@@ -24,6 +24,7 @@ pub(crate) mod file;
 mod read;
 mod recovery;
 pub(crate) mod store;
+mod sweep;
 mod tier;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
@@ -32,6 +33,7 @@ pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 pub(crate) use store::{is_missing, partition_of};
+pub use sweep::SweepReport;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -136,6 +138,9 @@ impl<R: Record> ColdArchiveStorage<R> {
         #[cfg(test)]
         if let Some(store) = store::faulty::take_installed(&root) {
             return Self::open_with_store(config, catalog, store);
+        }
+        if config.cold.is_object_store() {
+            return Self::open_with_store(config, catalog, object_store(config)?);
         }
         let store: Arc<dyn ColdStore> = if config.read_only {
             Arc::new(LocalStore::new(root))
@@ -367,6 +372,13 @@ impl<R: Record> ColdArchiveStorage<R> {
         })
     }
 
+    /// What the object store did since open (requests per store, and the cache's and
+    /// replicas' figures); `None` when the cold tier is on local disk.
+    #[cfg(feature = "s3")]
+    pub fn object_metrics(&self) -> Option<store::object::ObjectStoreMetrics> {
+        self.inner.store.object().map(|o| o.metrics())
+    }
+
     /// Bytes of Parquet metadata cached in memory: the cold tier's resident index.
     pub fn metadata_cache_bytes(&self) -> u64 {
         self.inner.cache.lock().bytes as u64
@@ -399,6 +411,25 @@ impl<R: Record> ColdArchiveStorage<R> {
         self.inner.stats.fill(&mut m);
         m
     }
+}
+
+/// The object store of `cold.store` (staging in `<data_dir>/cold-staging`; nothing created
+/// for a read-only open, which only reads).
+#[cfg(feature = "s3")]
+fn object_store(config: &StorageConfig) -> Result<Arc<dyn ColdStore>> {
+    Ok(Arc::new(store::object::ObjectColdStore::open(
+        &config.cold,
+        &config.data_dir,
+        config.read_only,
+    )?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn object_store(_config: &StorageConfig) -> Result<Arc<dyn ColdStore>> {
+    Err(Error::config(
+        "cold.store",
+        "this build has no object-store support: build tiered-storage with the `s3` feature",
+    ))
 }
 
 /// `YYYY-MM-DD` of a day number (days since the Unix epoch), proleptic Gregorian.

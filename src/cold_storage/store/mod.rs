@@ -13,7 +13,8 @@
 //!   [`Error::ColdFile`] that [`is_missing`] recognises; any other failure of the system is an
 //!   [`Error::Io`], which never gets a sound file quarantined.
 //!
-//! [`LocalStore`] is the implementation; the tests also wrap it in a failing one.
+//! [`LocalStore`] is the local implementation (the tests also wrap it in a failing one);
+//! `object::ObjectColdStore` (feature `s3`) puts the files in an object store.
 
 #[cfg(test)]
 pub(crate) mod faulty;
@@ -251,12 +252,10 @@ impl FileRef {
 
     /// Open it for reading.
     pub(crate) fn open(&self) -> Result<Arc<dyn RangeRead>> {
-        if self.staged {
-            self.store.open_staged(&self.key)
-        } else if let Some(known) = &self.known {
-            self.store.open_known(&self.key, known)
-        } else {
-            self.store.open(&self.key)
+        match (&self.known, self.staged) {
+            (_, true) => self.store.open_staged(&self.key),
+            (Some(known), false) => self.store.open_known(&self.key, known),
+            (None, false) => self.store.open(&self.key),
         }
     }
 }
