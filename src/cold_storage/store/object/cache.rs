@@ -47,6 +47,10 @@ const MAGIC: &[u8; 8] = b"TSBLOCK1";
 /// Bytes of fetched blocks that may wait for the background writer.
 const MAX_PENDING_BYTES: u64 = 64 << 20;
 
+/// How [`BlockCache::read`] gets the bytes it lacks: the store's ranged read, one call for
+/// all of them.
+pub(crate) type Fetch<'a> = dyn FnMut(&[Range<u64>]) -> Result<Vec<Bytes>> + 'a;
+
 /// One immutable object, as the cache names it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CachedObject<'a> {
@@ -308,7 +312,7 @@ impl BlockCache {
         &self,
         obj: &CachedObject<'_>,
         ranges: &[Range<u64>],
-        fetch: &mut dyn FnMut(&[Range<u64>]) -> Result<Vec<Bytes>>,
+        fetch: &mut Fetch<'_>,
     ) -> Result<Vec<Bytes>> {
         let inner = &*self.inner;
         if ranges.iter().any(|r| r.start > r.end || r.end > obj.len) {
@@ -713,6 +717,7 @@ impl Inner {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-range reads are what these tests ask
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
