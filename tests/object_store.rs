@@ -265,6 +265,8 @@ async fn object_store_failed_upload_leaves_warm_untouched_and_hides_the_secret()
     c.cold.s3_timeout_secs = 5;
     let shown = format!("{c:?}");
     assert!(!shown.contains(SECRET) && shown.contains("***"), "{shown}");
+    let serialized = toml::to_string(&c).unwrap();
+    assert!(!serialized.contains(SECRET), "{serialized}");
 
     let store = Store::open(c).await.unwrap();
     let model = fill(&store, 50).await;
