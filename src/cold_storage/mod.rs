@@ -32,8 +32,8 @@ pub(crate) use compact::CompactionGroup;
 pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
-pub use sweep::SweepReport;
 pub(crate) use store::{is_missing, partition_of};
+pub use sweep::SweepReport;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
