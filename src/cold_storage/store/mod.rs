@@ -208,8 +208,8 @@ impl FileRef {
         }
     }
 
-    /// The published file of `key`, whose length and ETag the catalog knows
-    /// ([`ColdStore::open_known`]).
+    /// The published file of `key`, whose length and ETag the catalog knows: an object store
+    /// opens it without a request ([`ColdStore::open_known`]).
     pub(crate) fn published_known(
         store: &Arc<dyn ColdStore>,
         key: &str,
