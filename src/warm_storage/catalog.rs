@@ -178,6 +178,7 @@ impl<R: Record> WarmSqliteStorage<R> {
 /// A change to the object-store state of the catalog (`cold_intents`, `cold_replicas`), one
 /// transaction each.
 #[derive(Debug)]
+#[allow(dead_code)] // the replicas' rows are the replicator's (workstream C)
 pub(crate) enum ColdStateOp {
     RecordIntents(Vec<String>),
     DropIntents(Vec<String>),
@@ -193,6 +194,7 @@ pub(crate) enum ColdStateOp {
 }
 
 /// The catalogued objects (data and delete files) with their bytes and creation time.
+#[allow(dead_code)] // the replicator's (workstream C)
 const CATALOGUED_OBJECTS: &str = "SELECT path, bytes, created_ms FROM cold_files
      UNION ALL SELECT path, bytes, created_ms FROM cold_delete_files";
 
