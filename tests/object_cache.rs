@@ -101,6 +101,7 @@ async fn object_cache_restart_keeps_it_warm_and_a_corrupt_block_is_fetched_again
     assert_eq!(warm.stores[0].gets, 0, "{warm:?}");
     let c = warm.cache.unwrap();
     assert!(c.hits > 0 && c.misses == 0 && c.bytes > 0, "{c:?}");
+    assert_eq!(c.blocks as usize, block_files(&cache).len());
     close(store).await;
 
     // A flipped byte in every cached block: each is caught, fetched again, and every record
