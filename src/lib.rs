@@ -84,7 +84,10 @@ mod warm_storage;
 
 pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
+pub use cold_storage::{
+    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, ReplicaLagMetrics, ReplicaProblem,
+    ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, VerifyReport,
+};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
     QueryCacheConfig, SqlConfig, StorageConfig, TieringConfig, WarmConfig,

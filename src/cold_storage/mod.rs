@@ -23,6 +23,7 @@ mod export;
 pub(crate) mod file;
 mod read;
 mod recovery;
+pub(crate) mod replicate;
 pub(crate) mod store;
 mod tier;
 
@@ -31,6 +32,9 @@ pub(crate) use compact::CompactionGroup;
 pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
+pub use replicate::{
+    ReplicaLagMetrics, ReplicaProblem, ReplicaProblemKind, ReplicationReport, StoreFailureMetrics,
+};
 pub(crate) use store::{is_missing, partition_of};
 
 use std::collections::HashMap;
