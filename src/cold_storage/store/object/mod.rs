@@ -5,7 +5,10 @@
 //! (Workstream C's stand-in until the `s3core` branch is merged: only what `replicas.rs`
 //! needs.)
 
+mod failing;
 mod replicas;
+
+pub use failing::set_memory_store_failing;
 
 pub(crate) use replicas::PutDone;
 
