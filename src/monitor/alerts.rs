@@ -1165,6 +1165,7 @@ mod tests {
                 warm: Some(tier(stats, "warm")),
                 cold: Some(tier(stats, "cold")),
                 query_cache: None,
+                ..Default::default()
             };
             let m = all_tiers(&stats);
             let hot = m.hot.as_ref().unwrap();
