@@ -86,7 +86,12 @@ pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cold_storage::{
     ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, ReplicaLagMetrics, ReplicaProblem,
-    ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, VerifyReport,
+    ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, SweepReport, VerifyReport,
+};
+#[cfg(feature = "s3")]
+pub use cold_storage::store::object::{
+    drop_memory_store, memory_store, set_memory_store_failing, ObjectCacheMetrics,
+    ObjectStoreCounters, ObjectStoreMetrics,
 };
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,

@@ -18,9 +18,10 @@ use common::{cold_config, record, runtime};
 use futures_util::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tiered_storage::config::ReplicaConfig;
 use tiered_storage::{
-    memory_object_store, set_memory_store_failing, AlertKind, AutoTieringCoordinator,
-    ReplicaConfig, ReplicaProblemKind, StorageConfig, TransactionRecord,
+    memory_store, set_memory_store_failing, AlertKind, AutoTieringCoordinator, ReplicaProblemKind,
+    StorageConfig, TransactionRecord,
 };
 
 type Store = AutoTieringCoordinator<TransactionRecord>;
@@ -66,7 +67,7 @@ async fn fill(store: &Store, model: &mut Model, from: u64, to: u64) {
 
 /// Every object of a memory store: key → bytes.
 async fn objects(name: &str) -> BTreeMap<String, u64> {
-    let store = memory_object_store(name);
+    let store = memory_store(name);
     let mut out = BTreeMap::new();
     let mut list = store.list(None);
     while let Some(meta) = list.next().await {
@@ -78,7 +79,7 @@ async fn objects(name: &str) -> BTreeMap<String, u64> {
 
 /// Bytes of `key` in a memory store.
 async fn bytes_of(name: &str, key: &str) -> Vec<u8> {
-    let store = memory_object_store(name);
+    let store = memory_store(name);
     let got = store.get(&ObjPath::from(key)).await.unwrap();
     got.bytes().await.unwrap().to_vec()
 }
@@ -343,7 +344,7 @@ fn verify_cold_finds_missing_and_damaged_replica_copies_and_repair_restores_them
             .map(|e| e.path)
             .collect();
         let (gone, damaged) = (&files[0], &files[1]);
-        let r = memory_object_store(&replica);
+        let r = memory_store(&replica);
         r.delete(&ObjPath::from(gone.as_str())).await.unwrap();
         let mut short = bytes_of(&replica, damaged).await;
         short.truncate(short.len() / 2);

@@ -68,7 +68,7 @@ pub struct ReplicaLagMetrics {
 }
 
 /// What is wrong with one replica's copy of a catalogued object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum ReplicaProblemKind {
     /// The replica holds no copy.
     Missing,
@@ -289,7 +289,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         bytes: u64,
         found: Option<u64>,
     ) -> Result<Copied> {
-        let data = obj.read_for_copy(key, bytes, Some(r))?;
+        let data = obj.read_for_copy(key, bytes)?;
         let name = obj.replica_name(r);
         if let Some(len) = found {
             tracing::warn!(replica = %name, key, found = len, catalogued = bytes, "replica copy has the wrong size; overwriting it");
@@ -312,9 +312,19 @@ impl<R: Record> ColdArchiveStorage<R> {
 
     /// Read-failure figures of the primary and each replica (empty without replicas).
     pub(crate) fn store_failures(&self) -> Vec<StoreFailureMetrics> {
-        self.replicated()
-            .map(ObjectColdStore::failure_metrics)
-            .unwrap_or_default()
+        let Some(obj) = self.replicated() else {
+            return Vec::new();
+        };
+        obj.metrics()
+            .stores
+            .into_iter()
+            .map(|c| StoreFailureMetrics {
+                store: c.name,
+                failed_reads: c.failed_reads,
+                failovers: c.failovers,
+                consecutive_failures: c.consecutive_failures,
+            })
+            .collect()
     }
 
     /// How far each replica is behind (catalog reads, blocking but short).
