@@ -142,7 +142,11 @@ fn replication_loop_catches_up_and_the_lag_gauge_returns_to_zero() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let (primary, replica) = names();
-        let store = Arc::new(Store::open(config(dir.path(), &primary, &replica)).await.unwrap());
+        let store = Arc::new(
+            Store::open(config(dir.path(), &primary, &replica))
+                .await
+                .unwrap(),
+        );
         let mut model = Model::new();
         fill(&store, &mut model, 0, 300).await;
         store.archive_now().await.unwrap();
@@ -222,10 +226,17 @@ fn replication_resumes_after_a_restart_from_the_catalog_state() {
         let store = Store::open(cfg).await.unwrap();
         let pending = lag(&store).await.0;
         let total = catalogued(&store).len() as u64;
-        assert!(pending > 0 && pending <= total - first + 3, "{pending} of {total}");
+        assert!(
+            pending > 0 && pending <= total - first + 3,
+            "{pending} of {total}"
+        );
         // Only what was pending is copied: what the first run copied is not asked again.
         let report = store.replicate_now().await.unwrap();
-        assert_eq!(report.copied + report.already_present, pending, "{report:?}");
+        assert_eq!(
+            report.copied + report.already_present,
+            pending,
+            "{report:?}"
+        );
         assert!(report.failures.is_empty(), "{report:?}");
         assert_eq!(lag(&store).await, (0, 0, 0));
         assert_replica_matches(&store, &primary, &replica, "resumed").await;
@@ -473,7 +484,10 @@ fn lag_alert_is_raised_while_the_replica_is_down_and_clears_after_it_catches_up(
 
         set_memory_store_failing(&replica, false);
         let report = store.replicate_now().await.unwrap();
-        assert!(report.copied > 0 && report.failures.is_empty(), "{report:?}");
+        assert!(
+            report.copied > 0 && report.failures.is_empty(),
+            "{report:?}"
+        );
         assert_eq!(lag(&store).await, (0, 0, 0));
         assert!(!store
             .get_alerts()

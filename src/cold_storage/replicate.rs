@@ -34,7 +34,6 @@ use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
 use crate::record::Record;
 
-
 /// What one replication step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicationReport {

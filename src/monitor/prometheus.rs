@@ -692,7 +692,11 @@ mod tests {
         // 3 tiers × 15 common samples (7 counts, 3 quantiles, max, avg, baseline, window,
         // ratio) + hot capacity + warm lag and writes + 3 cold + 3 severities + 1 alert, less
         // cold's ratio (its window saw no lookups), + 3 replication lag + 3 store figures.
-        assert_eq!(samples.len(), 3 * 15 + 1 + 2 + 3 + 3 + 1 - 1 + 3 + 3, "{text}");
+        assert_eq!(
+            samples.len(),
+            3 * 15 + 1 + 2 + 3 + 3 + 1 - 1 + 3 + 3,
+            "{text}"
+        );
         assert!(samples
             .iter()
             .all(|s| s.value.is_finite() && s.value >= 0.0));

@@ -24,7 +24,9 @@ use bytes::Bytes;
 use object_store::{PutMode, PutOptions, PutPayload};
 use parking_lot::Mutex;
 
-use super::{scaled, Failure, ObjectColdStore, ObjectStoreCounters, Remote, StoreCounters, StoreSpec};
+use super::{
+    scaled, Failure, ObjectColdStore, ObjectStoreCounters, Remote, StoreCounters, StoreSpec,
+};
 use crate::cold_storage::replicate::TokenBucket;
 use crate::cold_storage::store::is_missing;
 use crate::config::{ColdConfig, ReplicaConfig};
@@ -252,7 +254,9 @@ impl ObjectColdStore {
                 etag: None,
             },
         };
-        let mut got = self.read_object_ranges(key, &stat, &[0..bytes])?;
+        let whole = 0..bytes;
+        let whole = std::slice::from_ref(&whole);
+        let mut got = self.read_object_ranges(key, &stat, whole)?;
         Ok(got.pop().unwrap_or_default())
     }
 
@@ -276,10 +280,7 @@ impl ObjectColdStore {
                     }
                 }
             }
-            self.replicas().list[r]
-                .synced
-                .lock()
-                .insert(key.to_owned());
+            self.replicas().list[r].synced.lock().insert(key.to_owned());
         }
         Ok(())
     }
