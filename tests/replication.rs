@@ -1,8 +1,9 @@
 //! Protects replication of an object-store cold tier to a second store (`cold.replicas`), on
 //! in-process `memory://` stores: the background replicator catches up (lag gauge back to 0)
-//! and resumes after a restart from the catalog's state; sync mode puts every object on the
-//! replica before its commit (and a replica that cannot take it fails the move, warm kept);
-//! compaction's deletes reach the replica through the intent sweep; `verify_cold` finds a
+//! and resumes after a restart from the catalog's state, within its rate limit; sync mode puts
+//! every object on the replica before its commit (and a replica that cannot take it fails the
+//! move, warm kept); compaction's deletes reach the replica through the intent sweep (a
+//! replica down keeps the intents for the next sweep); `verify_cold` finds a
 //! missing or damaged replica copy and `repair_replicas` restores it; reads fail over to the
 //! replica when the primary fails (counted, alerted, cleared once it is back); the lag alert is
 //! raised while the replica is down and cleared once it has caught up.
@@ -245,6 +246,47 @@ fn replication_resumes_after_a_restart_from_the_catalog_state() {
 }
 
 #[test]
+fn replication_keeps_to_its_rate_limit() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (primary, replica) = names();
+        let cfg = config(dir.path(), &primary, &replica);
+        let mut model = Model::new();
+        let sizes: Vec<u64> = {
+            let store = Store::open(cfg.clone()).await.unwrap();
+            for pass in 0..4u64 {
+                fill(&store, &mut model, pass * 60, pass * 60 + 60).await;
+                store.archive_now().await.unwrap();
+            }
+            let sizes = catalogued(&store).into_values().collect();
+            store.shutdown().await.unwrap();
+            sizes
+        };
+        let total: u64 = sizes.iter().sum();
+        let largest = *sizes.iter().max().unwrap();
+        // A quarter of the archive per second: the copies cannot all start within the first
+        // second's allowance; each after it waits until the previous ones are paid for.
+        let rate = total / 4;
+        let mut cfg = cfg;
+        cfg.cold.replication_max_bytes_per_sec = rate;
+        let store = Store::open(cfg).await.unwrap();
+        let started = Instant::now();
+        let report = store.replicate_now().await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(report.copied, sizes.len() as u64, "{report:?}");
+        assert_eq!(report.bytes, total);
+        // The last copy starts once all but it, less the bucket's first second, are paid for.
+        let floor = (total - largest).saturating_sub(rate) as f64 / rate as f64;
+        assert!(
+            elapsed.as_secs_f64() >= floor * 0.95,
+            "{elapsed:?} for {total} bytes at {rate} B/s (floor {floor:.2} s)"
+        );
+        assert_eq!(lag(&store).await, (0, 0, 0));
+        assert_replica_matches(&store, &primary, &replica, "rate-limited").await;
+    });
+}
+
+#[test]
 fn sync_mode_puts_each_object_on_the_replica_before_its_commit() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -318,9 +360,26 @@ fn compaction_deletes_reach_the_replica_after_the_sweep() {
 
         let report = store.compact_now().await.unwrap();
         assert!(report.files_in > report.files_out, "{report:?}");
-        // The sweep (a maintenance task; the grace is 0) deletes the replaced objects from the
-        // primary and the replica; the replicator copies the outputs.
-        store.run_maintenance_step().await.unwrap();
+        // The sweep (a maintenance task; the grace is 0) with the replica down: the replaced
+        // objects leave the primary, and their intents stay for the next sweep.
+        set_memory_store_failing(&replica, true);
+        let step = store.run_maintenance_step().await.unwrap();
+        let sweep = step.sweep.expect("the sweep ran");
+        assert!(sweep.failed > 0 && sweep.deleted == 0, "{sweep:?}");
+        let replaced: Vec<&String> = before
+            .keys()
+            .filter(|k| !catalogued(&store).contains_key(*k))
+            .collect();
+        assert!(!replaced.is_empty());
+        let on_replica = objects(&replica).await;
+        assert!(replaced.iter().all(|k| on_replica.contains_key(*k)));
+        // Back: the next sweep deletes them from the replica too; the replicator copies the
+        // outputs.
+        set_memory_store_failing(&replica, false);
+        let step = store.run_maintenance_step().await.unwrap();
+        let sweep = step.sweep.expect("the sweep ran");
+        assert_eq!(sweep.deleted, replaced.len() as u64, "{sweep:?}");
+        assert_eq!(sweep.failed, 0, "{sweep:?}");
         store.replicate_now().await.unwrap();
         let after = catalogued(&store);
         assert!(before.keys().any(|k| !after.contains_key(k)));

@@ -208,6 +208,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         for r in 0..obj.replica_count() {
             let name = obj.replica_name(r).to_owned();
             let pending = self.catalog().replica_pending(&name, max_objects)?;
+            let mut source_failures = 0;
             for (key, bytes) in pending {
                 if stop.load(Ordering::Acquire) {
                     return Ok(report);
@@ -239,8 +240,22 @@ impl<R: Record> ColdArchiveStorage<R> {
                     // Stopped while waiting for the rate limit.
                     Ok(None) => return Ok(report),
                     // The object left the catalog meanwhile (compacted away): nothing to do.
-                    Err(e) if super::is_missing(&e) && !self.catalog().is_catalogued(&key)? => {}
-                    Err(e) => {
+                    Err(Failed::Source(e))
+                        if super::is_missing(&e) && !self.catalog().is_catalogued(&key)? => {}
+                    // This object could not be read (the primary down, or the object lost):
+                    // the others may still be copied, but not past a few such failures.
+                    Err(Failed::Source(e)) => {
+                        tracing::warn!(replica = %name, key = %key, error = %e, "could not read an object to replicate; the next step tries again");
+                        report
+                            .failures
+                            .push((name.clone(), format!("reading {key}: {e}")));
+                        source_failures += 1;
+                        if source_failures >= MAX_SOURCE_FAILURES {
+                            break;
+                        }
+                    }
+                    // The replica failed: the next step tries again.
+                    Err(Failed::Replica(e)) => {
                         tracing::warn!(replica = %name, key = %key, error = %e, "replication to a replica failed; the next step tries again");
                         report.failures.push((name.clone(), e.to_string()));
                         break;
@@ -262,12 +277,12 @@ impl<R: Record> ColdArchiveStorage<R> {
         key: &str,
         bytes: u64,
         stop: &AtomicBool,
-    ) -> Result<Option<Copied>> {
+    ) -> std::result::Result<Option<Copied>, Failed> {
         // A sync-mode upload put it there before its commit: no request needed.
         if obj.take_synced(r, key) {
             return Ok(Some(Copied::Present));
         }
-        let found = obj.replica_len(r, key)?;
+        let found = obj.replica_len(r, key).map_err(Failed::Replica)?;
         if found == Some(bytes) {
             return Ok(Some(Copied::Present));
         }
@@ -276,7 +291,10 @@ impl<R: Record> ColdArchiveStorage<R> {
             return Ok(None);
         }
         obj.replica_bucket_take(r, bytes);
-        self.copy_to_replica(obj, r, key, bytes, found).map(Some)
+        let data = obj.read_for_copy(key, bytes).map_err(Failed::Source)?;
+        write_copy(obj, r, key, bytes, found, data)
+            .map(Some)
+            .map_err(Failed::Replica)
     }
 
     /// Copy `key` to replica `r`, which holds `found` bytes of it (`None`: nothing).
@@ -289,24 +307,7 @@ impl<R: Record> ColdArchiveStorage<R> {
         found: Option<u64>,
     ) -> Result<Copied> {
         let data = obj.read_for_copy(key, bytes)?;
-        let name = obj.replica_name(r);
-        if let Some(len) = found {
-            tracing::warn!(replica = %name, key, found = len, catalogued = bytes, "replica copy has the wrong size; overwriting it");
-            obj.replica_put(r, key, data, false)?;
-            return Ok(Copied::Replaced);
-        }
-        match obj.replica_put(r, key, data.clone(), true)? {
-            PutDone::Written => Ok(Copied::Written),
-            // Created meanwhile (a sync upload, another copier): right size, or replace it.
-            PutDone::Exists => match obj.replica_len(r, key)? {
-                Some(len) if len == bytes => Ok(Copied::Present),
-                other => {
-                    tracing::warn!(replica = %name, key, found = ?other, catalogued = bytes, "replica copy has the wrong size; overwriting it");
-                    obj.replica_put(r, key, data, false)?;
-                    Ok(Copied::Replaced)
-                }
-            },
-        }
+        write_copy(obj, r, key, bytes, found, data)
     }
 
     /// Read-failure figures of the primary and each replica (empty without replicas).
@@ -420,6 +421,49 @@ impl<R: Record> ColdArchiveStorage<R> {
         Ok(problems)
     }
 }
+
+/// Write `data` (`bytes` long) as replica `r`'s copy of `key`, which holds `found` bytes of
+/// it (`None`: nothing): create-only, or overwriting a wrong-size copy (logged).
+#[cfg(feature = "s3")]
+fn write_copy(
+    obj: &ObjectColdStore,
+    r: usize,
+    key: &str,
+    bytes: u64,
+    found: Option<u64>,
+    data: bytes::Bytes,
+) -> Result<Copied> {
+    let name = obj.replica_name(r);
+    if let Some(len) = found {
+        tracing::warn!(replica = %name, key, found = len, catalogued = bytes, "replica copy has the wrong size; overwriting it");
+        obj.replica_put(r, key, data, false)?;
+        return Ok(Copied::Replaced);
+    }
+    match obj.replica_put(r, key, data.clone(), true)? {
+        PutDone::Written => Ok(Copied::Written),
+        // Created meanwhile (a sync upload, another copier): right size, or replace it.
+        PutDone::Exists => match obj.replica_len(r, key)? {
+            Some(len) if len == bytes => Ok(Copied::Present),
+            other => {
+                tracing::warn!(replica = %name, key, found = ?other, catalogued = bytes, "replica copy has the wrong size; overwriting it");
+                obj.replica_put(r, key, data, false)?;
+                Ok(Copied::Replaced)
+            }
+        },
+    }
+}
+
+/// Why one object was not replicated: its source could not be read, or the replica failed.
+#[cfg(feature = "s3")]
+enum Failed {
+    Source(Error),
+    Replica(Error),
+}
+
+/// Objects of one replica whose source could not be read, after which a step gives up on
+/// that replica (each may have cost a request timeout).
+#[cfg(feature = "s3")]
+const MAX_SOURCE_FAILURES: usize = 3;
 
 #[cfg(feature = "s3")]
 /// How an object reached a replica.
