@@ -579,12 +579,12 @@ impl ObjectColdStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let primary =
+        // A failed or timed-out read goes to each replica in order (`replicas.rs`).
+        self.read_with_failover(key, ranges, || {
             self.inner
                 .primary
-                .get_ranges(&self.inner.bridge, key, ranges, self.inner.timeout);
-        // A failed or timed-out read goes to each replica in order (`replicas.rs`).
-        self.fail_over(key, ranges, primary)
+                .get_ranges(&self.inner.bridge, key, ranges, self.inner.timeout)
+        })
     }
 
     /// Delete `key` from the primary and from every replica (the intent sweep's delete of an
