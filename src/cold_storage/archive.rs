@@ -183,10 +183,7 @@ pub(crate) fn footer_len(file: &dyn RangeRead, len: u64, path: &std::path::Path)
             let meta = u64::from(u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
             Ok((meta + 8).min(len))
         }
-        _ => Err(Error::cold_file(
-            path,
-            "not a Parquet file: no PAR1 tail",
-        )),
+        _ => Err(Error::cold_file(path, "not a Parquet file: no PAR1 tail")),
     }
 }
 

@@ -211,7 +211,11 @@ impl FileRef {
 
     /// The published file of `key`, whose length and ETag the catalog knows: an object store
     /// opens it without a request ([`ColdStore::open_known`]).
-    pub(crate) fn published_known(store: &Arc<dyn ColdStore>, key: &str, known: ObjectStat) -> Self {
+    pub(crate) fn published_known(
+        store: &Arc<dyn ColdStore>,
+        key: &str,
+        known: ObjectStat,
+    ) -> Self {
         Self {
             known: Some(known),
             ..Self::published(store, key)

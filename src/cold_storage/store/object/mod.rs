@@ -59,8 +59,8 @@ use crate::error::{Error, Result};
 pub(crate) use bridge::Bridge;
 pub use failing::set_memory_store_failing;
 pub(crate) use replicas::PutDone;
-pub use client::{drop_memory_store, memory_store};
 pub(crate) use client::{build, Built, StoreSpec};
+pub use client::{drop_memory_store, memory_store};
 
 /// Directory of staged files inside the data directory.
 pub const STAGING_DIR: &str = "cold-staging";
@@ -373,7 +373,8 @@ impl Remote {
         let owned = ranges.to_vec();
         let got = self.call(bridge, "GET", key, timeout, async move {
             let fetch = |r: Range<u64>| {
-                let (store, loc, counters) = (Arc::clone(&store), loc.clone(), Arc::clone(&counters));
+                let (store, loc, counters) =
+                    (Arc::clone(&store), loc.clone(), Arc::clone(&counters));
                 async move {
                     StoreCounters::add(&counters.gets, 1);
                     let b = store.get_range(&loc, r).await?;
@@ -699,11 +700,11 @@ impl ColdStore for ObjectColdStore {
     }
 
     fn list(&self, partition: &str) -> Result<Vec<String>> {
-        let mut keys =
-            self.inner
-                .primary
-                .list_dir(&self.inner.bridge, partition, self.inner.timeout)?
-                .1;
+        let mut keys = self
+            .inner
+            .primary
+            .list_dir(&self.inner.bridge, partition, self.inner.timeout)?
+            .1;
         keys.sort();
         Ok(keys)
     }
@@ -729,10 +730,10 @@ impl ColdStore for ObjectColdStore {
             path: parent.to_path_buf(),
             source,
         })?;
-        let bytes =
-            self.inner
-                .primary
-                .download(&self.inner.bridge, key, to, self.inner.timeout)?;
+        let bytes = self
+            .inner
+            .primary
+            .download(&self.inner.bridge, key, to, self.inner.timeout)?;
         Ok(Exported {
             bytes,
             linked: false,
@@ -799,7 +800,10 @@ mod tests {
         let key = "date=2024-01-01/part-000000000001.parquet";
         stage(&store, key, b"hello world");
         // Staged: readable as staged only, nothing uploaded.
-        assert_eq!(&store.open_staged(key).unwrap().read(6..11).unwrap()[..], b"world");
+        assert_eq!(
+            &store.open_staged(key).unwrap().read(6..11).unwrap()[..],
+            b"world"
+        );
         assert_eq!(store.stat(key).unwrap(), None);
         assert!(is_missing(&store.open(key).unwrap_err()));
         store.publish(key).unwrap();
@@ -823,7 +827,10 @@ mod tests {
         assert_eq!(store.metrics().stores[0].heads, heads);
         assert_eq!(file.len().unwrap(), 11);
         let got = file.read_ranges(&[6..11, 0..5, 3..3]).unwrap();
-        assert_eq!((&got[0][..], &got[1][..], got[2].len()), (&b"world"[..], &b"hello"[..], 0));
+        assert_eq!(
+            (&got[0][..], &got[1][..], got[2].len()),
+            (&b"world"[..], &b"hello"[..], 0)
+        );
         let m = store.metrics().stores[0].clone();
         assert_eq!(m.gets, 1, "nearby ranges share one GET: {m:?}");
         assert!(matches!(file.read(8..20), Err(Error::Io { .. })));
@@ -853,7 +860,10 @@ mod tests {
         assert!(is_missing(&file.read(0..1).unwrap_err()));
         assert!(store.metrics().stores[0].failed_reads >= 1);
         let shown = format!("{:?}", store.path_of(key));
-        assert!(shown.contains("memory://object-unit-basic/pre/fix/date="), "{shown}");
+        assert!(
+            shown.contains("memory://object-unit-basic/pre/fix/date="),
+            "{shown}"
+        );
         drop_memory_store(name);
     }
 
@@ -894,7 +904,11 @@ mod tests {
             );
             let stat = a.stat(&key).unwrap().unwrap();
             assert_eq!(stat.len, winner.len() as u64);
-            let got = a.open_known(&key, &stat).unwrap().read(0..stat.len).unwrap();
+            let got = a
+                .open_known(&key, &stat)
+                .unwrap()
+                .read(0..stat.len)
+                .unwrap();
             assert_eq!(&got[..], &winner[..]);
         }
         drop_memory_store(name);
