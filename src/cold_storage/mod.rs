@@ -36,8 +36,8 @@ pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 pub use replicate::{
     ReplicaLagMetrics, ReplicaProblem, ReplicaProblemKind, ReplicationReport, StoreFailureMetrics,
 };
-pub use sweep::SweepReport;
 pub(crate) use store::{is_missing, partition_of};
+pub use sweep::SweepReport;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -57,10 +57,10 @@ use crate::config::ColdConfig;
 use crate::error::{Error, Result};
 
 pub(crate) use bridge::Bridge;
-pub use failing::set_memory_store_failing;
-pub(crate) use replicas::PutDone;
 pub(crate) use client::{build, Built, StoreSpec};
 pub use client::{drop_memory_store, memory_store};
+pub use failing::set_memory_store_failing;
+pub(crate) use replicas::PutDone;
 
 /// Directory of staged files inside the data directory.
 pub const STAGING_DIR: &str = "cold-staging";

@@ -262,7 +262,11 @@ impl ObjectColdStore {
         if replicas.trip_after > 0 && in_a_row >= replicas.trip_after {
             let mut until = replicas.skip_primary_until.lock();
             if until.is_none() {
-                tracing::warn!(in_a_row, probe_after_secs = PRIMARY_PROBE_AFTER.as_secs(), "the primary cold store keeps failing; reads go to the replicas first");
+                tracing::warn!(
+                    in_a_row,
+                    probe_after_secs = PRIMARY_PROBE_AFTER.as_secs(),
+                    "the primary cold store keeps failing; reads go to the replicas first"
+                );
             }
             *until = Some(Instant::now() + PRIMARY_PROBE_AFTER);
         }
