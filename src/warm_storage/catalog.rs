@@ -178,15 +178,16 @@ impl<R: Record> WarmSqliteStorage<R> {
 /// A change to the object-store state of the catalog (`cold_intents`, `cold_replicas`), one
 /// transaction each.
 #[derive(Debug)]
-#[allow(dead_code)] // the replicas' rows are the replicator's (workstream C)
 pub(crate) enum ColdStateOp {
     RecordIntents(Vec<String>),
     DropIntents(Vec<String>),
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     MarkReplicated {
         replica: String,
         key: String,
         bytes: u64,
     },
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     UnmarkReplicated {
         replica: String,
         key: String,
@@ -194,7 +195,7 @@ pub(crate) enum ColdStateOp {
 }
 
 /// The catalogued objects (data and delete files) with their bytes and creation time.
-#[allow(dead_code)] // the replicator's (workstream C)
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 const CATALOGUED_OBJECTS: &str = "SELECT path, bytes, created_ms FROM cold_files
      UNION ALL SELECT path, bytes, created_ms FROM cold_delete_files";
 

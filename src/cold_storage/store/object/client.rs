@@ -90,7 +90,6 @@ impl StoreSpec {
     }
 
     /// A replica of `cfg`, with its own endpoint, region and credentials.
-    #[allow(dead_code)] // for the replicas (workstream C)
     pub(crate) fn replica(cfg: &ColdConfig, r: &ReplicaConfig) -> Self {
         Self {
             url: r.store.clone(),
@@ -132,8 +131,10 @@ fn config_error(spec: &StoreSpec, e: impl std::fmt::Display) -> Error {
 pub(crate) fn build(spec: &StoreSpec) -> Result<Built> {
     if spec.url.starts_with("memory://") {
         let (name, prefix) = split(&spec.url, "memory://");
+        // Behind the switch tests use to take a store down (`failing.rs`).
+        let store: Arc<dyn ObjectStore> = memory(&name);
         return Ok(Built {
-            store: memory(&name),
+            store: super::failing::Switchable::wrap(&name, store),
             prefix,
             url: spec.url.trim_end_matches('/').to_owned(),
         });

@@ -29,10 +29,15 @@
 //!   the intent sweep does, after a grace period (`cold_storage/sweep.rs`).
 //! - **Listing** is per prefix with a delimiter, used only by tools (`rebuild_cold_catalog`),
 //!   never by open or reads.
+//! - **Replicas** (`cold.replicas`, [`replicas`]): reads fail over to them, deletes reach
+//!   them, sync mode uploads to them before the commit; `failing.rs` is the switch tests use
+//!   to take a `memory://` store down.
 
 mod bridge;
 pub(crate) mod cache;
 mod client;
+mod failing;
+mod replicas;
 
 use std::io::Write;
 use std::ops::Range;
@@ -56,6 +61,8 @@ pub(crate) use bridge::Bridge;
 use cache::{BlockCache, CachedObject};
 pub(crate) use client::{build, Built, StoreSpec};
 pub use client::{drop_memory_store, memory_store};
+pub use failing::set_memory_store_failing;
+pub(crate) use replicas::PutDone;
 
 /// Directory of the range cache inside the data directory, unless `cold.cache_dir` says.
 const CACHE_DIR: &str = "cold-cache";
@@ -106,6 +113,7 @@ impl StoreCounters {
             failed_reads: get(&self.failed_reads),
             failed_requests: get(&self.failed_requests),
             failovers: get(&self.failovers),
+            consecutive_failures: 0,
         }
     }
 }
@@ -149,6 +157,9 @@ pub struct ObjectStoreCounters {
     pub failed_requests: u64,
     /// Reads this store failed that the next store answered.
     pub failovers: u64,
+    /// Reads this store failed in a row (0 after a success; filled by `replicas.rs`):
+    /// `cold.failover_alert_after` of them raise the `ColdStoreFailing` alert.
+    pub consecutive_failures: u64,
 }
 
 /// The local range cache's counters since open.
@@ -169,19 +180,9 @@ pub struct ObjectCacheMetrics {
     pub corrupt_blocks: u64,
 }
 
-/// How far one replica is behind the primary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct ReplicaLagMetrics {
-    /// The replica's name.
-    pub name: String,
-    /// Catalogued objects it holds no copy of.
-    pub lag_objects: u64,
-    /// Their bytes.
-    pub lag_bytes: u64,
-    /// Age of the oldest of them, seconds (0 when caught up).
-    pub lag_secs: u64,
-}
+/// How far one replica is behind the primary (defined beside the replicator, so that
+/// `TieredMetrics` has it without the `s3` feature).
+pub use crate::cold_storage::replicate::ReplicaLagMetrics;
 
 /// One object store: a client, the key prefix in it, and its request counters. The primary
 /// is one; replicas (workstream C) are more of the same.
@@ -509,6 +510,8 @@ struct Shared {
     /// The local range cache (`cold.cache_dir`); `None` when `cold.cache_max_bytes` is 0 or
     /// the store is opened read-only (a tool beside the owner must not share its cache).
     cache: Option<BlockCache>,
+    /// `cold.replicas` (`replicas.rs`).
+    replicas: replicas::Replicas,
 }
 
 impl std::fmt::Debug for ObjectColdStore {
@@ -547,6 +550,7 @@ impl ObjectColdStore {
                 bridge: Bridge::new()?,
                 timeout: spec.timeout,
                 cache,
+                replicas: replicas::Replicas::new(cfg)?,
             }),
         })
     }
@@ -594,10 +598,14 @@ impl ObjectColdStore {
             return Ok(Vec::new());
         }
         let inner = &*self.inner;
+        // The primary, and on a failed or timed-out read each replica in order
+        // (`replicas.rs`).
         let mut fetch = |ranges: &[Range<u64>]| {
-            inner
-                .primary
-                .get_ranges(&inner.bridge, key, ranges, inner.timeout)
+            self.read_with_failover(key, ranges, || {
+                inner
+                    .primary
+                    .get_ranges(&inner.bridge, key, ranges, inner.timeout)
+            })
         };
         match &inner.cache {
             // What the cache holds costs no request; the blocks it lacks come in one fetch.
@@ -616,22 +624,27 @@ impl ObjectColdStore {
 
     /// Delete `key` from the primary and from every replica (the intent sweep's delete of an
     /// uncatalogued object). An object already gone is not an error.
-    // Workstream C extends this to the replicas.
+    /// A replica that fails fails the call, so the sweep keeps the intent and tries again.
     pub(crate) fn delete_everywhere(&self, key: &str) -> Result<()> {
         self.inner
             .primary
-            .delete(&self.inner.bridge, key, self.inner.timeout)
+            .delete(&self.inner.bridge, key, self.inner.timeout)?;
+        self.delete_from_replicas(key)
     }
 
     /// Request counters per store since open (and, once they exist, the cache's and the
     /// replicas' figures).
     pub(crate) fn metrics(&self) -> ObjectStoreMetrics {
+        let mut primary = self
+            .inner
+            .primary
+            .counters
+            .snapshot(&self.inner.primary.name);
+        primary.consecutive_failures = self.primary_consecutive_failures();
+        let mut stores = vec![primary];
+        stores.extend(self.replica_counters());
         ObjectStoreMetrics {
-            stores: vec![self
-                .inner
-                .primary
-                .counters
-                .snapshot(&self.inner.primary.name)],
+            stores,
             cache: self.inner.cache.as_ref().map(|c| {
                 let s = c.stats();
                 ObjectCacheMetrics {
@@ -676,6 +689,8 @@ impl ColdStore for ObjectColdStore {
             body.clone(),
             self.inner.timeout,
         )?;
+        // Sync replication: on every replica before the catalog commit (`replicas.rs`).
+        self.publish_to_replicas(key, &body)?;
         // The newest history is read first: it never misses the range cache.
         if let Some(cache) = &self.inner.cache {
             let obj = CachedObject {
