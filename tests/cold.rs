@@ -718,6 +718,8 @@ async fn cold_storage_a_store_from_before_the_home_map_opens_and_reads() {
             "DROP TABLE cold_home; DROP TABLE cold_alias; DROP INDEX cold_files_unmapped;
              ALTER TABLE cold_files DROP COLUMN mapped;
              DROP TABLE cold_delete_files; DROP TABLE cold_delete_dirty;
+             ALTER TABLE cold_files DROP COLUMN etag; ALTER TABLE cold_files DROP COLUMN footer_len;
+             DROP TABLE cold_intents; DROP TABLE cold_replicas;
              PRAGMA user_version = 5;",
         )
         .unwrap();
