@@ -10,6 +10,7 @@
 #   bash scripts/s3_server.sh info NAME      print NAME's PORT=, PID=, ROOT= (its state file)
 #   bash scripts/s3_server.sh env [P [R]]    print the `export` lines the tests read, for the
 #                                            instances P (default primary) and R (replica)
+#   bash scripts/s3_server.sh remove NAME    stop NAME, remove its root and state
 #   bash scripts/s3_server.sh stop-all       stop every instance, remove their roots and state
 #
 # `start` picks a free port on 127.0.0.1, makes a root directory holding the bucket's
@@ -156,18 +157,21 @@ stop() {
     fi
 }
 
+remove() {
+    stop "$1"
+    load "$1"
+    case "$ROOT" in
+        "${TMPDIR:-/tmp}"/tiered-storage-s3-*) rm -rf "$ROOT" ;;
+    esac
+    rm -f "$state/$1.env" "$state/$1.log"
+}
+
 stop_all() {
     [ -d "$state" ] || return 0
-    local f name
+    local f
     for f in "$state"/*.env; do
         [ -e "$f" ] || continue
-        name="$(basename "$f" .env)"
-        stop "$name"
-        load "$name"
-        case "$ROOT" in
-            "${TMPDIR:-/tmp}"/tiered-storage-s3-*) rm -rf "$ROOT" ;;
-        esac
-        rm -f "$f" "$state/$name.log"
+        remove "$(basename "$f" .env)"
     done
 }
 
@@ -199,6 +203,7 @@ case "${1:-}" in
     restart) stop "${2:-}"; start "${2:-}" ;;
     info) check_name "${2:-}"; cat "$state/$2.env" 2>/dev/null || die "no instance $2" ;;
     env) print_env "${2:-}" "${3:-}" ;;
+    remove) remove "${2:-}" ;;
     stop-all) stop_all ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

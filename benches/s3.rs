@@ -1,0 +1,2 @@
+//! S3 benchmark (being written).
+fn main() {}
