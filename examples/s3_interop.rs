@@ -56,8 +56,8 @@ async fn main() -> Result<()> {
     let prefix = args.next().context(usage)?.to_string_lossy().into_owned();
     let endpoint = std::env::var("TIERED_STORAGE_S3_ENDPOINT")
         .context("TIERED_STORAGE_S3_ENDPOINT is unset: start a server (scripts/s3_server.sh)")?;
-    let bucket = std::env::var("TIERED_STORAGE_S3_BUCKET")
-        .context("TIERED_STORAGE_S3_BUCKET is unset")?;
+    let bucket =
+        std::env::var("TIERED_STORAGE_S3_BUCKET").context("TIERED_STORAGE_S3_BUCKET is unset")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
 
     let mut config = StorageConfig::default().with_data_dir(dir.join("store"));

@@ -179,8 +179,13 @@ fn is_layout_key(key: &str) -> bool {
     };
     let day_ok = day.strip_prefix("date=").is_some_and(|d| {
         d.len() == 10
-            && d.char_indices()
-                .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() })
+            && d.char_indices().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
     });
     let file_ok = file
         .strip_prefix("part-")
@@ -196,7 +201,10 @@ async fn check_bucket(store: &Store, objects: &Path, data_dir: &Path) {
     let (data, deletes) = catalogued(store);
     assert!(!data.is_empty(), "nothing catalogued");
     for k in data.iter().chain(&deletes) {
-        assert!(is_layout_key(k), "key {k} is not <date=YYYY-MM-DD/part-N.parquet>");
+        assert!(
+            is_layout_key(k),
+            "key {k} is not <date=YYYY-MM-DD/part-N.parquet>"
+        );
     }
     let mut want = data.clone();
     want.extend(deletes);
@@ -270,22 +278,24 @@ async fn alerts_text(store: &Store) -> String {
         .join("\n")
 }
 
-/// The replication lag in objects of every replica, summed, from the Prometheus exposition
-/// (`cold_object_replication_lag_objects`); `None` when the store exports no such family.
-async fn replication_lag_objects(store: &Store) -> Option<f64> {
+/// The sum of the samples of the Prometheus family `name` (over its labels); `None` when the
+/// store exports no such family.
+async fn prometheus_sum(store: &Store, name: &str) -> Option<f64> {
     let text = store.export_prometheus().await.unwrap();
     let mut found = None;
     for line in text.lines() {
-        if line.starts_with('#') {
+        if line.starts_with('#') || line.split(['{', ' ']).next() != Some(name) {
             continue;
         }
-        let name = line.split(['{', ' ']).next().unwrap_or("");
-        if name == "cold_object_replication_lag_objects" {
-            let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-            *found.get_or_insert(0.0) += v;
-        }
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *found.get_or_insert(0.0) += v;
     }
     found
+}
+
+/// The replication lag in objects, over every replica (`cold_replication_lag_objects`).
+async fn replication_lag_objects(store: &Store) -> Option<f64> {
+    prometheus_sum(store, "cold_replication_lag_objects").await
 }
 
 /// Poll `f` every 100 ms until it is true, for at most `secs`.
@@ -323,7 +333,10 @@ fn s3_bucket_holds_the_archive_and_serves_every_read() {
         assert_eq!((stats.warm_records, stats.cold_records), (0, 600));
         for e in store.cold_tier().files().unwrap() {
             assert!(e.etag.is_some(), "no ETag catalogued: {e:?}");
-            assert!(e.footer_len.is_some_and(|l| l > 0), "no footer length: {e:?}");
+            assert!(
+                e.footer_len.is_some_and(|l| l > 0),
+                "no footer length: {e:?}"
+            );
         }
         check_reads(&store, &m).await;
         check_bucket(&store, &objects, tmp.path()).await;
@@ -381,7 +394,10 @@ fn check_upload_error(e: &Error) {
     assert!(matches!(e, Error::Io { .. }), "not an Error::Io: {text}");
     assert!(text.contains("s3://"), "the error names no object: {text}");
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
-    assert!(!text.contains(&secret), "the secret is in the error: {text}");
+    assert!(
+        !text.contains(&secret),
+        "the secret is in the error: {text}"
+    );
 }
 
 #[test]
@@ -433,7 +449,11 @@ fn s3_server_stopped_before_an_upload_then_restarted_loses_nothing() {
         let step = store.run_maintenance_step().await.unwrap();
         assert!(step.failures.is_empty(), "{step:?}");
         let stats = store.get_stats().await.unwrap();
-        assert_eq!((stats.warm_records, stats.cold_records), (0, 300), "{stats:?}");
+        assert_eq!(
+            (stats.warm_records, stats.cold_records),
+            (0, 300),
+            "{stats:?}"
+        );
         check_reads(&store, &m).await;
         verify_clean(&store).await;
         store.shutdown().await.unwrap();
@@ -473,7 +493,10 @@ fn s3_server_stopped_during_an_upload_then_restarted_loses_nothing() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while parquet_files(&objects).is_empty() {
             assert!(Instant::now() < deadline, "no upload within 60 s");
-            assert!(!archival.is_finished(), "the archival ended before its first upload");
+            assert!(
+                !archival.is_finished(),
+                "the archival ended before its first upload"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         server.stop();
@@ -518,7 +541,13 @@ fn s3_primary_stopped_reads_fail_over_to_the_replica() {
     let prefix = "archive";
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), &primary.endpoint(), &env.bucket, prefix);
-    add_replica(&mut cfg, "region-2", &replica.endpoint(), &env.bucket, prefix);
+    add_replica(
+        &mut cfg,
+        "region-2",
+        &replica.endpoint(),
+        &env.bucket,
+        prefix,
+    );
     // The archival commit waits for the replica; reads must reach the stores (no cache).
     cfg.cold.replication_sync = true;
     cfg.cold.cache_max_bytes = 0;
@@ -543,15 +572,10 @@ fn s3_primary_stopped_reads_fail_over_to_the_replica() {
             "no alert for the failing primary:\n{}",
             alerts_text(&store).await
         );
-        let text = store.export_prometheus().await.unwrap();
+        let failovers = prometheus_sum(&store, "cold_store_failovers_total").await;
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("cold_object_failovers") && !l.ends_with(" 0")),
-            "no failover counted in Prometheus:\n{}",
-            text.lines()
-                .filter(|l| l.starts_with("cold_object"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            failovers.is_some_and(|n| n > 0.0),
+            "no failover counted in Prometheus (cold_store_failovers_total): {failovers:?}"
         );
 
         primary.restart();
@@ -570,25 +594,34 @@ fn s3_replica_stopped_then_restarted_raises_lag_then_catches_up() {
     let on_replica = replica.objects_dir(&env.bucket, prefix);
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), &primary.endpoint(), &env.bucket, prefix);
-    add_replica(&mut cfg, "region-2", &replica.endpoint(), &env.bucket, prefix);
+    add_replica(
+        &mut cfg,
+        "region-2",
+        &replica.endpoint(),
+        &env.bucket,
+        prefix,
+    );
     cfg.cold.replication_lag_alert_secs = 1;
+    // The replicator runs beside the maintenance loop; the loop's own steps stay out of the
+    // way (one at start, on an empty store, then hourly).
+    cfg.tiering.maintenance_interval = 3600;
     runtime().block_on(async {
-        let store = open(&cfg).await;
+        let store = std::sync::Arc::new(open(&cfg).await);
+        tokio::spawn(std::sync::Arc::clone(&store).start_maintenance_loop());
         let mut m = Model::default();
         m.fill(&store, 0..300, "s3lag").await;
-        store.archive_older_than(T0 + DAY).await.unwrap();
+        store.archive_older_than(T0 + 3 * DAY).await.unwrap();
         // The replicator copies the first objects.
         wait_until(60, "the replica holds the first archival", || async {
-            let _ = store.run_maintenance_step().await;
             parquet_files(&on_replica) == parquet_files(&on_primary)
                 && replication_lag_objects(&store).await == Some(0.0)
         })
         .await;
 
         replica.stop();
+        m.fill(&store, 300..600, "s3lag").await;
         store.archive_older_than(T0 + 3 * DAY).await.unwrap();
         wait_until(60, "the replication-lag alert", || async {
-            let _ = store.run_maintenance_step().await;
             has_alert(&store, "ColdReplicationLag").await
         })
         .await;
@@ -599,7 +632,6 @@ fn s3_replica_stopped_then_restarted_raises_lag_then_catches_up() {
 
         replica.restart();
         wait_until(60, "the replica catching up", || async {
-            let _ = store.run_maintenance_step().await;
             replication_lag_objects(&store).await == Some(0.0)
         })
         .await;
@@ -613,19 +645,24 @@ fn s3_replica_stopped_then_restarted_raises_lag_then_catches_up() {
         .await;
 
         // Compaction's deletes reach the replica too.
-        m.fill(&store, 300..400, "s3lag").await;
+        m.fill(&store, 600..700, "s3lag").await;
         let archived = m.archived_ids(&store).await;
         for &id in archived.iter().step_by(3) {
             m.remove(&store, id).await;
         }
         store.compact_now().await.unwrap();
-        wait_until(60, "compaction replicated, inputs deleted everywhere", || async {
-            let _ = store.run_maintenance_step().await;
-            let (data, deletes) = catalogued(&store);
-            let mut want = data;
-            want.extend(deletes);
-            parquet_files(&on_primary) == want && parquet_files(&on_replica) == want
-        })
+        // The intent sweep (a maintenance task; grace 0) deletes the inputs from both stores.
+        wait_until(
+            60,
+            "compaction replicated, inputs deleted everywhere",
+            || async {
+                let _ = store.run_maintenance_step().await;
+                let (data, deletes) = catalogued(&store);
+                let mut want = data;
+                want.extend(deletes);
+                parquet_files(&on_primary) == want && parquet_files(&on_replica) == want
+            },
+        )
         .await;
         check_reads(&store, &m).await;
         let report = store.verify_cold().await.unwrap();
@@ -651,7 +688,11 @@ fn s3_range_cache_survives_a_restart_and_refetches_corrupt_blocks() {
         store.shutdown().await.unwrap();
         drop(store);
         let cached: Vec<_> = common_walk(&cache_dir);
-        assert!(!cached.is_empty(), "nothing in the cache directory {}", cache_dir.display());
+        assert!(
+            !cached.is_empty(),
+            "nothing in the cache directory {}",
+            cache_dir.display()
+        );
 
         // Reopened with the server down: the archived records are read from the cache that
         // the archival wrote through, and the reads above filled.

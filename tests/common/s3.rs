@@ -103,12 +103,21 @@ pub fn put_cold_in_s3(config: &mut StorageConfig, endpoint: &str, bucket: &str, 
 
 /// Add a replica in `s3://bucket/prefix` on the server at `endpoint` (`[[cold.replicas]]`,
 /// written as TOML so this needs no public name for the replica type).
-pub fn add_replica(config: &mut StorageConfig, name: &str, endpoint: &str, bucket: &str, prefix: &str) {
+pub fn add_replica(
+    config: &mut StorageConfig,
+    name: &str,
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+) {
     let toml = format!(
         "name = {name:?}\nstore = \"s3://{bucket}/{prefix}\"\ns3_endpoint = {endpoint:?}\n\
          s3_region = \"us-east-1\"\ns3_allow_http = true\n"
     );
-    config.cold.replicas.push(toml::from_str(&toml).expect("replica TOML"));
+    config
+        .cold
+        .replicas
+        .push(toml::from_str(&toml).expect("replica TOML"));
 }
 
 /// Every `.parquet` file under `dir`, as `/`-separated paths relative to it.
