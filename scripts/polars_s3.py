@@ -8,8 +8,8 @@ TIERED_STORAGE_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The recip
 below) is the local one (scripts/polars_deletes.py) on s3:// URLs: the data files
 `<prefix>/date=*/*.parquet` minus the rows listed in the delete files
 `<prefix>/_deletes/date=*/*.parquet`, anti-joined on (date, id). The `**/*.parquet` glob also
-matches the delete files, so the second check reads it with the file paths and drops those
-under `_deletes/` before applying them.
+matches the delete files, so the second check reads it with the data files' schema and the
+file paths, and splits off those under `_deletes/` before applying them.
 """
 
 import json
@@ -40,13 +40,20 @@ def archive(url):
 
 
 def archive_recursive(url):
-    """The same from the one glob `<prefix>/**/*.parquet`: delete files told apart by path."""
+    """The same from the one glob `<prefix>/**/*.parquet`: delete files told apart by path.
+
+    Polars takes the schema of the first file it finds, which is a delete file (`_deletes/`
+    sorts before `date=`): the data files' schema is given, and the delete files' missing
+    columns are inserted as nulls."""
+    opts = storage_options()
+    schema = pl.scan_parquet(f"{url}/date=*/*.parquet", storage_options=opts).collect_schema()
     everything = pl.scan_parquet(
         f"{url}/**/*.parquet",
         hive_partitioning=True,
-        storage_options=storage_options(),
-        include_file_paths="path",
+        storage_options=opts,
+        schema=schema,
         missing_columns="insert",
+        include_file_paths="path",
     )
     is_delete = pl.col("path").str.contains("/_deletes/")
     data = everything.filter(~is_delete).drop("path")
