@@ -84,7 +84,14 @@ mod warm_storage;
 
 pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cold_storage::{ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, VerifyReport};
+pub use cold_storage::{
+    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, SweepReport, VerifyReport,
+};
+#[cfg(feature = "s3")]
+pub use cold_storage::store::object::{
+    drop_memory_store, memory_store, ObjectCacheMetrics, ObjectStoreCounters, ObjectStoreMetrics,
+    ReplicaLagMetrics,
+};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
     QueryCacheConfig, SqlConfig, StorageConfig, TieringConfig, WarmConfig,

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::file::{ColdFile, ColdFileWriter};
-use super::store::{ColdStore, FileRef};
+use super::store::{ColdStore, FileRef, RangeRead};
 use super::{day_of, ColdArchiveStorage};
-use crate::catalog::NewFile;
+use crate::catalog::{ColdCatalog, NewFile};
 use crate::error::{Error, Result};
 use crate::failpoint::crash_point_of;
 use crate::record::Record;
@@ -32,6 +32,8 @@ pub(crate) struct FinishedFile {
 pub(super) struct Part<R: Record> {
     writer: Option<ColdFileWriter<R>>,
     store: Arc<dyn ColdStore>,
+    /// For the intent recorded before an upload (object stores).
+    catalog: Arc<dyn ColdCatalog>,
     /// The file's key.
     relative: String,
     rows: Vec<(i64, i64)>,
@@ -57,6 +59,7 @@ impl<R: Record> Part<R> {
         Ok(Self {
             writer: Some(writer),
             store,
+            catalog: Arc::clone(cold.catalog()),
             relative,
             rows: Vec::new(),
             prefix,
@@ -111,14 +114,30 @@ impl<R: Record> Part<R> {
         // Checksums of what is staged now, fsynced: the catalog commit stores them.
         let staged = FileRef::staged(&self.store, &self.relative);
         let page_sums = ColdFile::<R>::open_at(staged, None)?.compute_sums()?;
+        let footer_len = footer_len(
+            &*self.store.open_staged(&self.relative)?,
+            summary.bytes,
+            &self.store.path_of(&self.relative),
+        )?;
         crash_point_of(self.prefix, "temp_written");
         before_publish(super::store::partition_of(&self.relative), &self.rows)?;
+        if self.store.is_remote() {
+            // A crash between the upload and the catalog commit leaves an object nothing
+            // names: the intent lets the sweep find it without listing the bucket.
+            self.catalog
+                .record_intents(std::slice::from_ref(&self.relative))?;
+        }
         self.store.publish(&self.relative)?;
         self.done = true;
         crash_point_of(self.prefix, "published");
         // A short write or a cut-off upload must not get a file catalogued whose checksums
         // cannot match: its records would be unreadable once warm deleted them.
-        let published = self.store.len(&self.relative);
+        let published = self.store.stat(&self.relative);
+        let etag = match &published {
+            Ok(Some(s)) if s.len == summary.bytes => s.etag.clone(),
+            _ => None,
+        };
+        let published = published.map(|s| s.map(|s| s.len));
         if !matches!(published, Ok(Some(n)) if n == summary.bytes) {
             self.remove_published();
             return Err(match published {
@@ -147,11 +166,27 @@ impl<R: Record> Part<R> {
                 rows: summary.rows,
                 bytes: summary.bytes,
                 page_sums: Some(page_sums),
-                etag: None,
-                footer_len: None,
+                etag,
+                footer_len: Some(footer_len),
             },
             rows: std::mem::take(&mut self.rows),
         })
+    }
+}
+
+/// The length of the Parquet footer of a `len`-byte file: its metadata plus the 8-byte tail
+/// (metadata length, `PAR1`). With it in the catalog, an uncached footer is one suffix read.
+pub(crate) fn footer_len(file: &dyn RangeRead, len: u64, path: &std::path::Path) -> Result<u64> {
+    let tail = file.read(len.saturating_sub(8)..len)?;
+    match <[u8; 8]>::try_from(&tail[..]) {
+        Ok(t) if &t[4..] == b"PAR1" => {
+            let meta = u64::from(u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
+            Ok((meta + 8).min(len))
+        }
+        _ => Err(Error::cold_file(
+            path,
+            "not a Parquet file: no PAR1 tail",
+        )),
     }
 }
 

@@ -162,6 +162,11 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// the next open removes it. Fails only if a partition cannot be synced.
     pub(crate) fn remove_compacted(&self, inputs: &[CatalogEntry]) -> Result<()> {
         let store = self.store();
+        if store.is_remote() {
+            // Readers that opened an input before the switch may still read it: the intent
+            // recorded before the commit has the sweep delete it after the grace period.
+            return Ok(());
+        }
         let mut partitions = BTreeSet::new();
         for e in inputs {
             match store.delete(&e.path) {

@@ -78,6 +78,10 @@ impl<R: Record> ColdArchiveStorage<R> {
             writer.finish().map_err(io)?;
             let bytes = writer.inner_mut().sync()?;
             crash_point("deletes:temp_written");
+            if store.is_remote() {
+                // An upload whose commit never comes is found by its intent, not by a LIST.
+                self.catalog().record_intents(std::slice::from_ref(&key))?;
+            }
             store.publish(&key)?;
             // A short write or a cut-off upload must not get catalogued: outside readers
             // would fail on it (or miss its ids).
@@ -124,6 +128,11 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// compaction), durably. A file that cannot be removed is only logged: it is
     /// uncatalogued, and the next open removes it.
     pub(crate) fn remove_delete_file(&self, key: &str) -> Result<()> {
+        if self.store().is_remote() {
+            // Its intent was recorded before the commit that retired it: the sweep deletes
+            // it after the grace period (an outside reader may still be reading it).
+            return Ok(());
+        }
         match self.store().delete(key) {
             Ok(()) => self.store().sync(partition_of(key)),
             Err(e) => {

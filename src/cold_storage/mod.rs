@@ -24,6 +24,7 @@ pub(crate) mod file;
 mod read;
 mod recovery;
 pub(crate) mod store;
+mod sweep;
 mod tier;
 
 pub(crate) use archive::{discard_path, ArchiveBuilder, FinishedFile};
@@ -31,6 +32,7 @@ pub(crate) use compact::CompactionGroup;
 pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
+pub use sweep::SweepReport;
 pub(crate) use store::{is_missing, partition_of};
 
 use std::collections::HashMap;
@@ -136,6 +138,9 @@ impl<R: Record> ColdArchiveStorage<R> {
         #[cfg(test)]
         if let Some(store) = store::faulty::take_installed(&root) {
             return Self::open_with_store(config, catalog, store);
+        }
+        if config.cold.is_object_store() {
+            return Self::open_with_store(config, catalog, object_store(config)?);
         }
         let store: Arc<dyn ColdStore> = if config.read_only {
             Arc::new(LocalStore::new(root))
@@ -286,8 +291,13 @@ impl<R: Record> ColdArchiveStorage<R> {
             return Ok(f);
         }
         let sums = self.inner.catalog.page_sums(entry.file_id)?;
+        // The catalog knows the length (and an object's ETag): no request to open it.
+        let known = store::ObjectStat {
+            len: entry.bytes,
+            etag: entry.etag.clone(),
+        };
         let file = Arc::new(ColdFile::open_at(
-            FileRef::published(&self.inner.store, &entry.path),
+            FileRef::published_known(&self.inner.store, &entry.path, known),
             sums.as_deref(),
         )?);
         self.inner
@@ -360,6 +370,13 @@ impl<R: Record> ColdArchiveStorage<R> {
         })
     }
 
+    /// What the object store did since open (requests per store, and the cache's and
+    /// replicas' figures); `None` when the cold tier is on local disk.
+    #[cfg(feature = "s3")]
+    pub fn object_metrics(&self) -> Option<store::object::ObjectStoreMetrics> {
+        self.inner.store.object().map(|o| o.metrics())
+    }
+
     /// Bytes of Parquet metadata cached in memory: the cold tier's resident index.
     pub fn metadata_cache_bytes(&self) -> u64 {
         self.inner.cache.lock().bytes as u64
@@ -392,6 +409,25 @@ impl<R: Record> ColdArchiveStorage<R> {
         self.inner.stats.fill(&mut m);
         m
     }
+}
+
+/// The object store of `cold.store` (staging in `<data_dir>/cold-staging`; nothing created
+/// for a read-only open, which only reads).
+#[cfg(feature = "s3")]
+fn object_store(config: &StorageConfig) -> Result<Arc<dyn ColdStore>> {
+    Ok(Arc::new(store::object::ObjectColdStore::open(
+        &config.cold,
+        &config.data_dir,
+        config.read_only,
+    )?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn object_store(_config: &StorageConfig) -> Result<Arc<dyn ColdStore>> {
+    Err(Error::config(
+        "cold.store",
+        "this build has no object-store support: build tiered-storage with the `s3` feature",
+    ))
 }
 
 /// `YYYY-MM-DD` of a day number (days since the Unix epoch), proleptic Gregorian.

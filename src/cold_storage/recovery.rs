@@ -106,11 +106,16 @@ fn walk(store: &dyn ColdStore) -> Result<Vec<String>> {
 /// A found file's footer summary and the checksums of what it holds.
 type Footer = (FileSummary, Vec<u8>);
 
-fn new_file(path: String, s: &FileSummary, page_sums: Vec<u8>) -> NewFile {
+fn new_file(
+    path: String,
+    s: &FileSummary,
+    page_sums: Vec<u8>,
+    footer_len: Option<u64>,
+) -> NewFile {
     NewFile {
         page_sums: Some(page_sums),
         etag: None,
-        footer_len: None,
+        footer_len,
         path,
         min_id: s.min_id,
         max_id: s.max_id,
@@ -129,6 +134,9 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// uncatalogued Parquet file the catalog never reserved is not ours to delete: the catalog
     /// was lost or replaced. It is kept and reported.
     pub(crate) fn check_on_open(&self) -> Result<OpenCheck> {
+        if self.store().is_remote() {
+            return self.check_remote_on_open();
+        }
         let entries = self.catalog().entries()?;
         let reserved = self.catalog().reserved_file_seq()?;
         let deletes = self.catalog().delete_files()?;
@@ -204,6 +212,64 @@ impl<R: Record> ColdArchiveStorage<R> {
         }
         // The next reservation starts above every file on disk and every number reserved.
         *self.inner.seqs.lock() = ((max_seq + 1).max(reserved), 0);
+        Ok(check)
+    }
+
+    /// The check on open of an object store, which never lists the bucket: clear the local
+    /// staging, check every catalogued object (data and delete files) with one HEAD each,
+    /// and leave orphans to the intent sweep (which the caller runs next).
+    fn check_remote_on_open(&self) -> Result<OpenCheck> {
+        let entries = self.catalog().entries()?;
+        let reserved = self.catalog().reserved_file_seq()?;
+        let deletes = self.catalog().delete_files()?;
+        let store = self.store();
+        let mut check = OpenCheck {
+            temp_removed: store.clear_staging()?,
+            ..OpenCheck::default()
+        };
+        for d in &deletes {
+            if store.stat(&d.path)?.is_none() {
+                tracing::error!(path = %self.file_path(&d.path).display(), "catalogued delete file missing; its partition is published again");
+                check.deletes_missing.push(d.partition.clone());
+            }
+        }
+        for e in &entries {
+            let problem = match store.stat(&e.path) {
+                Ok(None) => Some((
+                    ProblemKind::Missing,
+                    format!("catalogued with {} rows, not in the store", e.rows),
+                )),
+                // The store failing to answer says nothing about the object: not quarantined
+                // (a read that fails later reports it).
+                Err(err) => {
+                    tracing::warn!(path = %self.file_path(&e.path).display(), error = %err, "could not check a cold object at open");
+                    None
+                }
+                Ok(Some(s)) if s.len != e.bytes => Some((
+                    ProblemKind::SizeMismatch,
+                    format!("{} bytes in the store, {} catalogued", s.len, e.bytes),
+                )),
+                Ok(Some(s)) if e.etag.is_some() && s.etag.is_some() && s.etag != e.etag => {
+                    Some((
+                        ProblemKind::SizeMismatch,
+                        format!(
+                            "ETag {:?} in the store, {:?} catalogued (the object was replaced)",
+                            s.etag, e.etag
+                        ),
+                    ))
+                }
+                Ok(Some(_)) => None,
+            };
+            if let Some((kind, detail)) = problem {
+                let abs = self.file_path(&e.path);
+                self.report(ColdFileProblem::new(Some(e.file_id), abs, kind, detail));
+                if e.state == FileState::Live {
+                    check.quarantine.push(e.file_id);
+                }
+            }
+        }
+        // Every object this store wrote has a number below the reservation.
+        *self.inner.seqs.lock() = (reserved.max(1), 0);
         Ok(check)
     }
 
@@ -427,7 +493,11 @@ impl<R: Record> ColdArchiveStorage<R> {
                 }
             }
             served.push((summary.min_id, summary.max_id, rel.clone(), None));
-            plan.add.push((new_file(rel, &summary, sums), dead));
+            let footer = store
+                .open(&rel)
+                .and_then(|f| super::archive::footer_len(&*f, summary.bytes, &self.file_path(&rel)))
+                .ok();
+            plan.add.push((new_file(rel, &summary, sums, footer), dead));
         }
         Ok(plan)
     }

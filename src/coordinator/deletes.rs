@@ -105,12 +105,13 @@ impl<R: Record> AutoTieringCoordinator<R> {
 }
 
 /// The ids of the tombstones of `partition`'s files, except those of `except` (files about
-/// to be replaced), ascending and unique, with the partition's dirty generation.
+/// to be replaced), ascending and unique, with the partition's dirty generation and its
+/// current delete file.
 fn partition_ids<R: Record>(
     cold: &ColdArchiveStorage<R>,
     partition: &str,
     except: &[i64],
-) -> Result<(Vec<i64>, i64, bool)> {
+) -> Result<(Vec<i64>, i64, Option<String>)> {
     let snap = cold.catalog().partition_dead(partition)?;
     let mut ids: Vec<i64> = snap
         .tombstones
@@ -120,7 +121,7 @@ fn partition_ids<R: Record>(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    Ok((ids, snap.gen, snap.current.is_some()))
+    Ok((ids, snap.gen, snap.current.map(|c| c.path)))
 }
 
 /// Write `partition`'s delete file afresh, commit it in place of the current one and remove
@@ -133,11 +134,13 @@ pub(crate) fn publish_partition<R: Record>(
     partition: &str,
     force: bool,
 ) -> Result<Option<u64>> {
-    let (ids, gen, has_file) = partition_ids(cold, partition, &[])?;
-    if gen == 0 && has_file && !force {
+    let (ids, gen, current) = partition_ids(cold, partition, &[])?;
+    if gen == 0 && current.is_some() && !force {
         return Ok(None);
     }
     let file = Some(cold.write_delete_file(partition, &ids)?);
+    // The commit retires the current file: on an object store, the sweep deletes it later.
+    record_uncatalogue_intents(cold, current.iter().cloned().collect())?;
     let new_path = file.as_ref().map(|f| f.path.clone());
     let publish = DeletePublish {
         partition: partition.to_owned(),
@@ -180,8 +183,13 @@ pub(crate) fn compact_group<R: Record>(
             discard_path(cold, &f.file.path);
         }
     };
-    let deletes = partition_ids(cold, &partition, &replaces).and_then(|(ids, gen, _)| {
+    let deletes = partition_ids(cold, &partition, &replaces).and_then(|(ids, gen, current)| {
         let file = Some(cold.write_delete_file(&partition, &ids)?);
+        // The commit uncatalogues the inputs and the current delete file: on an object store
+        // they are deleted by the intent sweep, after the grace period.
+        let mut keys: Vec<String> = group.inputs.iter().map(|e| e.path.clone()).collect();
+        keys.extend(current);
+        record_uncatalogue_intents(cold, keys)?;
         Ok(DeletePublish {
             partition: partition.clone(),
             file,
@@ -231,6 +239,15 @@ pub(crate) fn compact_group<R: Record>(
         output: built,
         dropped: dropped.len() as u64,
     })
+}
+
+/// Record the keys a commit is about to uncatalogue as intents, on an object store (where
+/// nothing is deleted at once; see `cold_storage/sweep.rs`).
+fn record_uncatalogue_intents<R: Record>(
+    cold: &ColdArchiveStorage<R>,
+    keys: Vec<String>,
+) -> Result<()> {
+    cold.record_intents(&keys)
 }
 
 /// Before an archival file holding `rows` (ascending ids) is published into `partition`:

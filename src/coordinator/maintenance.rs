@@ -39,6 +39,8 @@ pub struct MaintenanceStepReport {
     pub compaction: Option<CompactionReport>,
     /// Delete-file publication, if it succeeded.
     pub deletes: Option<super::PublishReport>,
+    /// The intent sweep of an object-store cold tier, if it ran and succeeded.
+    pub sweep: Option<crate::cold_storage::SweepReport>,
     /// Records due for archival may remain (the step hit its budget): the loop runs the next
     /// step after `maintenance.backlog_interval_secs` instead of the full interval.
     pub backlog: bool,
@@ -286,6 +288,18 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 self.publish_deletes(),
             )
             .await;
+
+        // Uploads a failed pass left uncommitted and files replaced past the grace period
+        // leave the object store (`cold_storage/sweep.rs`).
+        if self.cold.is_remote() {
+            report.sweep = self
+                .task(
+                    "sweep_intents",
+                    &mut report.failures,
+                    self.sweep_cold_intents(),
+                )
+                .await;
+        }
 
         self.evaluate_alerts().await;
         report.elapsed = started.elapsed();

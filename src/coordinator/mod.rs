@@ -210,7 +210,14 @@ impl<R: Record> AutoTieringCoordinator<R> {
             let check = if cold_config.read_only {
                 Default::default()
             } else {
-                cold.check_on_open()?
+                let check = cold.check_on_open()?;
+                // An object store's orphans (uploads a crash left uncommitted, replaced files
+                // past the grace period) go by their intents: the check never lists the bucket.
+                if cold.is_remote() {
+                    let swept = cold.sweep_intents_now()?;
+                    tracing::info!(?swept, "cold intent sweep at open");
+                }
+                check
             };
             Ok::<_, Error>((cold, check))
         })

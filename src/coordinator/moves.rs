@@ -491,6 +491,19 @@ impl<R: Record> AutoTieringCoordinator<R> {
         Ok(report)
     }
 
+    /// Delete the uncatalogued objects of an object-store cold tier whose intent is older
+    /// than `cold.orphan_grace_secs` (uploads whose commit never came, files replaced by
+    /// compaction or a delete-file publication), from the primary and every replica, and
+    /// drop the intents of catalogued ones. Runs at open and in every maintenance step; it
+    /// never lists the bucket. Does nothing on a local cold tier.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn sweep_cold_intents(&self) -> Result<crate::cold_storage::SweepReport> {
+        let _move = self.moves.lock().await;
+        self.check_open("sweep_cold_intents")?;
+        let cold = self.cold.clone();
+        run_blocking(move || cold.sweep_intents_now()).await?
+    }
+
     /// Rebuild the cold catalog from the Parquet footers alone: drop rows of files that are
     /// gone and register files that have no row, tombstoning any of their records that exist
     /// in warm or in a newer file, so every record is still served exactly once. For a lost

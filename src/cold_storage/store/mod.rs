@@ -13,7 +13,8 @@
 //!   [`Error::ColdFile`] that [`is_missing`] recognises; any other failure of the system is an
 //!   [`Error::Io`], which never gets a sound file quarantined.
 //!
-//! [`LocalStore`] is the implementation; the tests also wrap it in a failing one.
+//! [`LocalStore`] is the local implementation (the tests also wrap it in a failing one);
+//! `object::ObjectColdStore` (feature `s3`) puts the files in an object store.
 
 #[cfg(test)]
 pub(crate) mod faulty;
@@ -183,6 +184,8 @@ pub(crate) struct FileRef {
     store: Arc<dyn ColdStore>,
     key: String,
     staged: bool,
+    /// The length and ETag the catalog knows (published files): opened with no request.
+    known: Option<ObjectStat>,
 }
 
 impl fmt::Debug for FileRef {
@@ -201,6 +204,16 @@ impl FileRef {
             store: Arc::clone(store),
             key: key.to_owned(),
             staged: false,
+            known: None,
+        }
+    }
+
+    /// The published file of `key`, whose length and ETag the catalog knows: an object store
+    /// opens it without a request ([`ColdStore::open_known`]).
+    pub(crate) fn published_known(store: &Arc<dyn ColdStore>, key: &str, known: ObjectStat) -> Self {
+        Self {
+            known: Some(known),
+            ..Self::published(store, key)
         }
     }
 
@@ -230,10 +243,10 @@ impl FileRef {
 
     /// Open it for reading.
     pub(crate) fn open(&self) -> Result<Arc<dyn RangeRead>> {
-        if self.staged {
-            self.store.open_staged(&self.key)
-        } else {
-            self.store.open(&self.key)
+        match (&self.known, self.staged) {
+            (_, true) => self.store.open_staged(&self.key),
+            (Some(known), false) => self.store.open_known(&self.key, known),
+            (None, false) => self.store.open(&self.key),
         }
     }
 }
