@@ -7,7 +7,7 @@ use std::path::Path;
 use tiered_storage::{AutoTieringCoordinator, Error, Outcome, StorageConfig, TransactionRecord};
 
 /// The warm database schema this build writes (SQLite `user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 /// The warm database's file name in the data directory.
 const WARM_DB_FILE: &str = "warm.sqlite3";
 

@@ -56,10 +56,17 @@ pub const DEFAULT_COLD_S3_TIMEOUT_SECS: u64 = 30;
 /// Default: a store that failed this many reads in a row raises the failover alert.
 pub const DEFAULT_COLD_FAILOVER_ALERT_AFTER: u64 = 3;
 
-/// A secret (an S3 secret key) that `Debug` and `Display` never print.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret (an S3 secret key) that `Debug`, `Display` and serialization never print
+/// (a serialized config, e.g. `config check --json`, shows `***`; it is read from TOML as is).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
 
 impl Secret {
     /// Wrap `value`.

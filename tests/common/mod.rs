@@ -18,14 +18,62 @@ pub const DAY: i64 = 86_400_000;
 /// 2023-11-14T22:13:20Z.
 pub const T0: i64 = 1_700_000_000_000;
 
-/// Small Parquet row groups and pages, so a few hundred records make several of each.
+/// Small Parquet row groups and pages, so a few hundred records make several of each. With
+/// `TIERED_STORAGE_TEST_COLD_STORE=memory` (and the `s3` feature) the cold tier is in an
+/// in-process object store of its own (see [`test_cold_store`]).
 pub fn cold_config(dir: &Path) -> StorageConfig {
     let mut c = StorageConfig::default()
         .with_data_dir(dir)
         .with_hot_capacity(1000);
     c.cold.row_group_rows = 1024;
     c.cold.data_page_rows = 64;
+    test_cold_store(&mut c);
     c
+}
+
+/// The environment switch that runs the cold-tier tests over an object store.
+pub const TEST_COLD_STORE_ENV: &str = "TIERED_STORAGE_TEST_COLD_STORE";
+
+/// Whether cold files are in `<data_dir>/cold` on local disk (not the object store of
+/// [`TEST_COLD_STORE_ENV`]): tests that look at the files themselves check only then.
+pub fn cold_on_local_disk() -> bool {
+    std::env::var(TEST_COLD_STORE_ENV).map_or(true, |v| v.is_empty() || v == "local")
+}
+
+/// With `TIERED_STORAGE_TEST_COLD_STORE=memory`, put the cold tier of `c` in the in-process
+/// object store `memory://test-<data dir>`: one per data directory, so a reopen of the same
+/// directory sees the same objects and tests never share one.
+pub fn test_cold_store(c: &mut StorageConfig) {
+    match std::env::var(TEST_COLD_STORE_ENV).as_deref() {
+        Ok("memory") => {
+            let name: String = c
+                .data_dir
+                .to_string_lossy()
+                .chars()
+                .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+                .collect();
+            c.cold.store = format!("memory://test{name}/cold");
+        }
+        Ok("") | Ok("local") | Err(_) => {}
+        Ok(other) => panic!("{TEST_COLD_STORE_ENV}={other}: expected memory or local"),
+    }
+}
+
+/// Every file under `dir` (none when it does not exist).
+pub fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// A two-worker runtime, like the machine's two cores.
