@@ -157,17 +157,22 @@ pub(crate) trait ColdCatalog: Send + Sync {
     fn drop_intents(&self, keys: &[String]) -> Result<()>;
     /// Catalogued objects (data and delete files) that `replica` holds no copy of,
     /// `(key, bytes)`, oldest first, at most `limit`.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     fn replica_pending(&self, replica: &str, limit: usize) -> Result<Vec<(String, u64)>>;
     /// How far `replica` is behind: objects and bytes without a copy, and the creation time
     /// (Unix ms) of the oldest of them (`None` when it is caught up).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     fn replica_lag(&self, replica: &str) -> Result<ReplicaLag>;
     /// Record that `replica` holds `key` (`bytes` long), durably (blocking).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     fn mark_replicated(&self, replica: &str, key: &str, bytes: u64) -> Result<()>;
     /// Forget `replica`'s copy of `key` (found missing or damaged), durably (blocking).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     fn unmark_replicated(&self, replica: &str, key: &str) -> Result<()>;
 }
 
 /// How far one replica is behind the primary ([`ColdCatalog::replica_lag`]).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicaLag {
     /// Catalogued objects the replica holds no copy of.

@@ -23,6 +23,7 @@ mod export;
 pub(crate) mod file;
 mod read;
 mod recovery;
+pub(crate) mod replicate;
 pub(crate) mod store;
 mod sweep;
 mod tier;
@@ -32,6 +33,9 @@ pub(crate) use compact::CompactionGroup;
 pub use deletes::DELETES_DIR;
 pub(crate) use read::ColdRead;
 pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
+pub use replicate::{
+    ReplicaLagMetrics, ReplicaProblem, ReplicaProblemKind, ReplicationReport, StoreFailureMetrics,
+};
 pub use sweep::SweepReport;
 pub(crate) use store::{is_missing, partition_of};
 
@@ -374,7 +378,14 @@ impl<R: Record> ColdArchiveStorage<R> {
     /// replicas' figures); `None` when the cold tier is on local disk.
     #[cfg(feature = "s3")]
     pub fn object_metrics(&self) -> Option<store::object::ObjectStoreMetrics> {
-        self.inner.store.object().map(|o| o.metrics())
+        self.inner.store.object().map(|o| {
+            let mut m = o.metrics();
+            m.replicas = self.replication_lag().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "replication lag: catalog unreadable");
+                Vec::new()
+            });
+            m
+        })
     }
 
     /// Bytes of Parquet metadata cached in memory: the cold tier's resident index.

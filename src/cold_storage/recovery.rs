@@ -69,6 +69,8 @@ pub struct VerifyReport {
     pub problems: Vec<ColdFileProblem>,
     /// Quarantined files found sound again (now live).
     pub revived: Vec<i64>,
+    /// Replica copies (`cold.replicas`) found missing, of the wrong size, or unreachable.
+    pub replica_problems: Vec<super::ReplicaProblem>,
 }
 
 /// What the check on open did and what must be quarantined.

@@ -93,12 +93,14 @@ pub(crate) struct MaintenanceState {
     /// One alert evaluation at a time, so an older one never lands after a newer one.
     evaluation: tokio::sync::Mutex<()>,
     /// Wakes the loop when shutdown begins.
-    stop: tokio::sync::watch::Sender<bool>,
+    pub(super) stop: tokio::sync::watch::Sender<bool>,
     steps: AtomicU64,
     failed_steps: AtomicU64,
     last_step_ms: std::sync::atomic::AtomicI64,
     /// What the moves did since open (the status's archival and compaction counters).
     moved: parking_lot::Mutex<MaintenanceStatus>,
+    /// Wakes the replication loop (`replication.rs`) when files were committed.
+    pub(super) replication_wake: Arc<tokio::sync::Notify>,
 }
 
 impl MaintenanceState {
@@ -142,6 +144,7 @@ impl Default for MaintenanceState {
             failed_steps: AtomicU64::new(0),
             last_step_ms: std::sync::atomic::AtomicI64::new(0),
             moved: parking_lot::Mutex::new(MaintenanceStatus::default()),
+            replication_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -186,6 +189,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
         }
         let _running = Running(Arc::clone(&self.maintenance.running));
         let mut stop = self.maintenance.stop.subscribe();
+        // Replication to `cold.replicas` runs beside, on its own wake-ups.
+        self.start_replication_loop();
         let interval = Duration::from_secs(self.config.tiering.maintenance_interval);
         let backlog_interval = Duration::from_secs(self.config.maintenance.backlog_interval_secs);
         tracing::info!(
@@ -447,6 +452,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
                 disk,
                 cold_problems: &problems,
                 warm_corruption: corruption.as_deref(),
+                replication_lag_alert_secs: self.config.cold.replication_lag_alert_secs,
+                failover_alert_after: self.config.cold.failover_alert_after,
             },
         );
         let now = self.config.clock.now_ms();

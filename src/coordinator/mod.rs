@@ -10,6 +10,7 @@ mod export;
 mod maintenance;
 mod moves;
 mod read;
+mod replication;
 mod scan;
 #[cfg(feature = "sql")]
 mod sql;
@@ -674,6 +675,8 @@ impl<R: Record> AutoTieringCoordinator<R> {
             warm: Some(warm),
             cold: Some(self.cold.metrics()),
             query_cache: self.query_cache.as_ref().map(cache::QueryCache::metrics),
+            replication: self.cold.replication_lag()?,
+            cold_stores: self.cold.store_failures(),
         })
     }
 

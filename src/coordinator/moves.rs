@@ -143,9 +143,11 @@ pub struct IntegrityReport {
 }
 
 impl IntegrityReport {
-    /// Whether nothing is wrong.
+    /// Whether nothing is wrong (replica copies included).
     pub fn is_clean(&self) -> bool {
-        self.warm_problems.is_empty() && self.cold.problems.is_empty()
+        self.warm_problems.is_empty()
+            && self.cold.problems.is_empty()
+            && self.cold.replica_problems.iter().all(|p| p.repaired)
     }
 }
 
@@ -350,6 +352,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
         self.maintenance
             .note_archive(&report, self.config.clock.now_ms());
         if report.files > 0 {
+            self.wake_replication();
             tracing::info!(
                 files = report.files,
                 archived = report.archived,
@@ -436,6 +439,7 @@ impl<R: Record> AutoTieringCoordinator<R> {
             }
             self.maintenance
                 .note_compaction(&group, new_file_bytes, self.config.clock.now_ms());
+            self.wake_replication();
             shown.groups_done += 1;
             shown.files_in += group.inputs.len() as u64;
             shown.files_out += u64::from(new_file_bytes.is_some());
@@ -461,13 +465,23 @@ impl<R: Record> AutoTieringCoordinator<R> {
 
     /// Open every cold file afresh and check its footer (row count, id and time ranges, size)
     /// against the catalog. Files that do not match are quarantined and reported; quarantined
-    /// files found sound again are served again.
+    /// files found sound again are served again. With `cold.replicas`, every replica's copy of
+    /// every catalogued object is checked too (presence and size): a missing or damaged copy
+    /// is in `replica_problems` and is copied again by the replicator
+    /// ([`repair_replicas`](Self::repair_replicas) copies it at once).
     #[tracing::instrument(level = "info", skip_all)]
     pub async fn verify_cold(&self) -> Result<VerifyReport> {
         let _move = self.moves.lock().await;
         self.check_open_or_read_only()?;
         let cold = self.cold.clone();
-        let report = run_blocking(move || cold.verify()).await??;
+        let read_only = self.config.read_only;
+        let report = run_blocking(move || {
+            let mut report = cold.verify()?;
+            // Every replica's copy of every catalogued object: present, and of the right size.
+            report.replica_problems = cold.verify_replicas(false, read_only)?;
+            Ok::<_, Error>(report)
+        })
+        .await??;
         if self.config.read_only {
             // A read-only handle reports; the owner's next verify or step quarantines.
             return Ok(report);

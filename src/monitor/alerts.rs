@@ -45,6 +45,14 @@ pub enum AlertKind {
     ColdFileCorruption,
     /// SQLite found the warm database damaged, or a stored record could not be found.
     WarmCorruption,
+    /// A replica of the object-store cold tier is behind: its oldest missing object is older
+    /// than `cold.replication_lag_alert_secs` (one alert per replica; clears when it catches
+    /// up).
+    ColdReplicationLag,
+    /// A store of the object-store cold tier (the primary or a replica) failed
+    /// `cold.failover_alert_after` reads in a row (one alert per store; clears at its next
+    /// successful read).
+    ColdStoreFailing,
 }
 
 /// One alert (`severity`, `tier_name`, `message`, what it is about), with when it was
@@ -127,11 +135,15 @@ pub(crate) struct Inputs<'a> {
     pub cold_problems: &'a [ColdFileProblem],
     /// The first corruption the warm database reported, until a clean `verify`.
     pub warm_corruption: Option<&'a str>,
+    /// `cold.replication_lag_alert_secs`.
+    pub replication_lag_alert_secs: u64,
+    /// `cold.failover_alert_after` (0: never).
+    pub failover_alert_after: u64,
 }
 
 /// The alert kinds [`evaluate`] decides (maintenance failures are raised and cleared by the
 /// maintenance loop itself).
-pub(crate) const EVALUATED: [AlertKind; 9] = [
+pub(crate) const EVALUATED: [AlertKind; 11] = [
     AlertKind::AccessTimeOverTarget,
     AlertKind::HitRateBelowFloor,
     AlertKind::HotCapacity,
@@ -141,6 +153,8 @@ pub(crate) const EVALUATED: [AlertKind; 9] = [
     AlertKind::Degradation,
     AlertKind::ColdFileCorruption,
     AlertKind::WarmCorruption,
+    AlertKind::ColdReplicationLag,
+    AlertKind::ColdStoreFailing,
 ];
 
 /// Every threshold alert that holds for `inputs`.
@@ -270,6 +284,46 @@ pub(crate) fn evaluate(cfg: &AlertConfig, inputs: &Inputs<'_>) -> Vec<Finding> {
                  fail. Run verify; restore from a copy made with backup_to"
             ),
         ));
+    }
+    for lag in &m.replication {
+        if lag.objects > 0 && lag.seconds > inputs.replication_lag_alert_secs {
+            out.push(
+                Finding::new(
+                    AlertKind::ColdReplicationLag,
+                    AlertSeverity::Warning,
+                    "cold",
+                    format!(
+                        "replica {} is {} s behind (over {} s): {} objects, {} bytes not copied \
+                         yet; check that the replica is reachable",
+                        lag.replica,
+                        lag.seconds,
+                        inputs.replication_lag_alert_secs,
+                        lag.objects,
+                        lag.bytes
+                    ),
+                )
+                .subject(lag.replica.clone()),
+            );
+        }
+    }
+    if inputs.failover_alert_after > 0 {
+        for s in &m.cold_stores {
+            if s.consecutive_failures >= inputs.failover_alert_after {
+                out.push(
+                    Finding::new(
+                        AlertKind::ColdStoreFailing,
+                        AlertSeverity::Critical,
+                        "cold",
+                        format!(
+                            "cold store {} failed its last {} reads ({} failed, {} served by a \
+                             replica since open): check the store's endpoint and credentials",
+                            s.store, s.consecutive_failures, s.failed_reads, s.failovers
+                        ),
+                    )
+                    .subject(s.store.clone()),
+                );
+            }
+        }
     }
     // One finding per alert (a file can have two problems on record): the first wins.
     let mut seen = std::collections::HashSet::new();
@@ -486,8 +540,65 @@ mod tests {
                 disk: DiskFigures::default(),
                 cold_problems: &[],
                 warm_corruption: None,
+                replication_lag_alert_secs: 300,
+                failover_alert_after: 3,
             },
         )
+    }
+
+    #[test]
+    fn metrics_alert_replication_lag_and_failing_store_raise_per_subject_and_clear() {
+        use crate::cold_storage::{ReplicaLagMetrics, StoreFailureMetrics};
+        let cfg = AlertConfig::default();
+        let mut book = AlertBook::new(cfg.history_limit);
+        let lag = |seconds, objects| ReplicaLagMetrics {
+            replica: "eu".into(),
+            objects,
+            bytes: objects * 100,
+            seconds,
+        };
+        let store = |consecutive| StoreFailureMetrics {
+            store: "primary".into(),
+            failed_reads: 9,
+            failovers: 9,
+            consecutive_failures: consecutive,
+        };
+        let run = |book: &mut AlertBook, lag: ReplicaLagMetrics, store: StoreFailureMetrics| {
+            let m = TieredMetrics {
+                replication: vec![lag],
+                cold_stores: vec![store],
+                ..Default::default()
+            };
+            let found = evaluate(
+                &cfg,
+                &Inputs {
+                    metrics: &m,
+                    disk: DiskFigures::default(),
+                    cold_problems: &[],
+                    warm_corruption: None,
+                    replication_lag_alert_secs: 60,
+                    failover_alert_after: 3,
+                },
+            );
+            book.observe(&EVALUATED, found, T0);
+            book.active()
+                .iter()
+                .map(|a| (a.kind, a.subject.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Under both thresholds: nothing.
+        assert!(run(&mut book, lag(60, 3), store(2)).is_empty());
+        // Past both: one alert each, named by the replica and the store.
+        assert_eq!(
+            run(&mut book, lag(61, 3), store(3)),
+            [
+                (AlertKind::ColdStoreFailing, "primary".to_owned()),
+                (AlertKind::ColdReplicationLag, "eu".to_owned()),
+            ]
+        );
+        // Caught up, and a read succeeded: both clear.
+        assert!(run(&mut book, lag(0, 0), store(0)).is_empty());
+        assert_eq!(book.history().len(), 2);
     }
 
     #[test]
@@ -645,6 +756,7 @@ mod tests {
                 warm: Some(warm(lag)),
                 cold: None,
                 query_cache: None,
+                ..Default::default()
             };
             evaluate(
                 &cfg,
@@ -653,6 +765,8 @@ mod tests {
                     disk,
                     cold_problems: problems,
                     warm_corruption: None,
+                    replication_lag_alert_secs: 300,
+                    failover_alert_after: 3,
                 },
             )
             .into_iter()
@@ -687,6 +801,8 @@ mod tests {
                 disk: fine,
                 cold_problems: &[],
                 warm_corruption: None,
+                replication_lag_alert_secs: 300,
+                failover_alert_after: 3,
             },
         );
         assert_eq!(found.len(), 1, "{found:?}");
@@ -1049,6 +1165,7 @@ mod tests {
                 warm: Some(tier(stats, "warm")),
                 cold: Some(tier(stats, "cold")),
                 query_cache: None,
+                ..Default::default()
             };
             let m = all_tiers(&stats);
             let hot = m.hot.as_ref().unwrap();

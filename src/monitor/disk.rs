@@ -110,6 +110,8 @@ mod tests {
                 disk: budgeted,
                 cold_problems: &[],
                 warm_corruption: None,
+                replication_lag_alert_secs: 300,
+                failover_alert_after: 3,
             },
         );
         assert!(

@@ -10,6 +10,7 @@ pub(crate) mod prometheus;
 
 use serde::Serialize;
 
+use crate::cold_storage::{ReplicaLagMetrics, StoreFailureMetrics};
 use crate::metrics::TierMetrics;
 
 /// Record counts and read routing counters, from
@@ -71,6 +72,12 @@ pub struct TieredMetrics {
     /// The query-result cache; `None` when it is off (`query_cache.max_bytes = 0`, or a
     /// read-only open).
     pub query_cache: Option<QueryCacheMetrics>,
+    /// How far each replica of an object-store cold tier is behind (empty without
+    /// `cold.replicas`).
+    pub replication: Vec<ReplicaLagMetrics>,
+    /// Read failures and failovers of each store of an object-store cold tier with replicas
+    /// (the primary first; empty without `cold.replicas`).
+    pub cold_stores: Vec<StoreFailureMetrics>,
 }
 
 /// Counters of the query-result cache (see [`QueryCacheConfig`](crate::QueryCacheConfig)),

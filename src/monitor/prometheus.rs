@@ -26,6 +26,10 @@
 //! | `cold_files`, `cold_quarantined_files` | gauge | cold only |
 //! | `query_cache_hits_total`, `query_cache_misses_total`, `query_cache_invalidations_total` | counter | query-result cache, only when it is on |
 //! | `query_cache_entries`, `query_cache_bytes` | gauge | answers held, estimated bytes |
+//! | `cold_replication_lag_objects{replica}`, `cold_replication_lag_bytes{replica}` | gauge | what a replica (`cold.replicas`) lacks |
+//! | `cold_replication_lag_seconds{replica}` | gauge | age of the oldest object a replica lacks (0: caught up) |
+//! | `cold_store_failed_reads_total{store}`, `cold_store_failovers_total{store}` | counter | reads a store (`primary` or a replica) failed; of them, served by a replica |
+//! | `cold_store_consecutive_failures{store}` | gauge | reads failed in a row |
 //! | `store_alerts{severity}` | gauge | active alerts per severity (all three, 0 when none) |
 //! | `store_alert_active{kind,tier,severity,subject}` | gauge | 1 per active alert |
 //!
@@ -45,6 +49,7 @@ use prometheus_client::registry::Registry;
 
 use super::alerts::{Alert, AlertSeverity};
 use super::{QueryCacheMetrics, TieredMetrics};
+use crate::cold_storage::{ReplicaLagMetrics, StoreFailureMetrics};
 use crate::metrics::TierMetrics;
 
 /// `Content-Type` of what [`render`] produces: the Prometheus text format, version 0.0.4.
@@ -72,6 +77,9 @@ pub(crate) fn render(metrics: &TieredMetrics, alerts: &[Alert]) -> String {
     }
     if let Some(cache) = &metrics.query_cache {
         register_query_cache(registry.sub_registry_with_prefix("query_cache"), cache);
+    }
+    if !metrics.replication.is_empty() || !metrics.cold_stores.is_empty() {
+        register_replication(registry.sub_registry_with_prefix("cold"), metrics);
     }
     register_alerts(registry.sub_registry_with_prefix("store"), alerts);
 
@@ -237,6 +245,53 @@ fn register_query_cache(r: &mut Registry, c: &QueryCacheMetrics) {
     );
 }
 
+fn register_replication(r: &mut Registry, m: &TieredMetrics) {
+    let by_replica = |value: fn(&ReplicaLagMetrics) -> u64| {
+        GaugeFamily::new(
+            m.replication
+                .iter()
+                .map(|l| (vec![("replica", l.replica.clone())], value(l)))
+                .collect(),
+        )
+    };
+    r.register(
+        "replication_lag_objects",
+        "Catalogued cold objects a replica holds no copy of yet",
+        by_replica(|l| l.objects),
+    );
+    r.register(
+        "replication_lag_bytes",
+        "Bytes of the cold objects a replica holds no copy of yet",
+        by_replica(|l| l.bytes),
+    );
+    r.register(
+        "replication_lag_seconds",
+        "Seconds since the oldest cold object a replica lacks was created (0 when caught up)",
+        by_replica(|l| l.seconds),
+    );
+    let by_store = |value: fn(&StoreFailureMetrics) -> u64| {
+        m.cold_stores
+            .iter()
+            .map(|s| (vec![("store", s.store.clone())], value(s)))
+            .collect::<Vec<_>>()
+    };
+    r.register(
+        "store_failed_reads",
+        "Cold reads a store (primary or replica) failed since the store opened",
+        CounterFamily::new(by_store(|s| s.failed_reads)),
+    );
+    r.register(
+        "store_failovers",
+        "Cold reads a store failed that a replica served since the store opened",
+        CounterFamily::new(by_store(|s| s.failovers)),
+    );
+    r.register(
+        "store_consecutive_failures",
+        "Cold reads a store failed in a row (0 after a success)",
+        GaugeFamily::new(by_store(|s| s.consecutive_failures)),
+    );
+}
+
 fn register_alerts(r: &mut Registry, alerts: &[Alert]) {
     let active: Vec<&Alert> = alerts.iter().filter(|a| a.resolved_ms.is_none()).collect();
 
@@ -314,6 +369,37 @@ impl<N: EncodeGaugeValue + fmt::Debug> EncodeMetric for GaugeFamily<N> {
     }
 }
 
+/// A counter family with fixed label sets, encoded in the given order.
+#[derive(Debug)]
+struct CounterFamily {
+    rows: Vec<(Vec<(&'static str, String)>, u64)>,
+}
+
+impl CounterFamily {
+    fn new(rows: Vec<(Vec<(&'static str, String)>, u64)>) -> Self {
+        Self { rows }
+    }
+}
+
+impl EncodeMetric for CounterFamily {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        for (labels, value) in &self.rows {
+            encoder
+                .encode_family(labels)?
+                .encode_counter::<Vec<(String, String)>, _, u64>(value, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +456,18 @@ mod tests {
                 ..tier("cold")
             }),
             query_cache: None,
+            replication: vec![ReplicaLagMetrics {
+                replica: "eu".into(),
+                objects: 2,
+                bytes: 4096,
+                seconds: 7,
+            }],
+            cold_stores: vec![StoreFailureMetrics {
+                store: "primary".into(),
+                failed_reads: 5,
+                failovers: 4,
+                consecutive_failures: 3,
+            }],
         }
     }
 
@@ -559,6 +657,14 @@ mod tests {
             "cold_archived_total 3000",
             "cold_files 4",
             "cold_quarantined_files 1",
+            "# TYPE cold_replication_lag_seconds gauge",
+            "cold_replication_lag_objects{replica=\"eu\"} 2",
+            "cold_replication_lag_bytes{replica=\"eu\"} 4096",
+            "cold_replication_lag_seconds{replica=\"eu\"} 7",
+            "# TYPE cold_store_failed_reads_total counter",
+            "cold_store_failed_reads_total{store=\"primary\"} 5",
+            "cold_store_failovers_total{store=\"primary\"} 4",
+            "cold_store_consecutive_failures{store=\"primary\"} 3",
             "store_alerts{severity=\"Info\"} 0",
             "store_alerts{severity=\"Warning\"} 0",
             "store_alerts{severity=\"Critical\"} 0",
@@ -585,8 +691,12 @@ mod tests {
         let samples = check_exposition(&text);
         // 3 tiers × 15 common samples (7 counts, 3 quantiles, max, avg, baseline, window,
         // ratio) + hot capacity + warm lag and writes + 3 cold + 3 severities + 1 alert, less
-        // cold's ratio (its window saw no lookups).
-        assert_eq!(samples.len(), 3 * 15 + 1 + 2 + 3 + 3 + 1 - 1, "{text}");
+        // cold's ratio (its window saw no lookups), + 3 replication lag + 3 store figures.
+        assert_eq!(
+            samples.len(),
+            3 * 15 + 1 + 2 + 3 + 3 + 1 - 1 + 3 + 3,
+            "{text}"
+        );
         assert!(samples
             .iter()
             .all(|s| s.value.is_finite() && s.value >= 0.0));
@@ -654,6 +764,7 @@ mod tests {
             warm: None,
             cold: None,
             query_cache: None,
+            ..Default::default()
         };
         let text = render(&only_hot, &[]);
         check_exposition(&text);

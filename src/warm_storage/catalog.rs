@@ -181,11 +181,13 @@ impl<R: Record> WarmSqliteStorage<R> {
 pub(crate) enum ColdStateOp {
     RecordIntents(Vec<String>),
     DropIntents(Vec<String>),
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     MarkReplicated {
         replica: String,
         key: String,
         bytes: u64,
     },
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     UnmarkReplicated {
         replica: String,
         key: String,
@@ -193,6 +195,7 @@ pub(crate) enum ColdStateOp {
 }
 
 /// The catalogued objects (data and delete files) with their bytes and creation time.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
 const CATALOGUED_OBJECTS: &str = "SELECT path, bytes, created_ms FROM cold_files
      UNION ALL SELECT path, bytes, created_ms FROM cold_delete_files";
 

@@ -226,6 +226,7 @@ mod tests {
             }),
             cold: None,
             query_cache: None,
+            ..TieredMetrics::default()
         }
     }
 

@@ -273,6 +273,8 @@ mod tests {
             state: FileState::Live,
             settled_upto: i64::MAX,
             unsettled_rows: 0,
+            etag: None,
+            footer_len: None,
         }
     }
 

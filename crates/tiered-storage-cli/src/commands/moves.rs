@@ -166,6 +166,14 @@ pub async fn verify(ctx: &Ctx) -> CliResult<()> {
             p.detail.clone(),
         ));
     }
+    // Replica copies (`cold.replicas`): missing, wrong size, or the replica unreachable.
+    for p in &report.cold.replica_problems {
+        problems.push((
+            format!("replica {}: {}", p.replica, p.key),
+            format!("{:?}", p.kind),
+            p.detail.clone(),
+        ));
+    }
     let mut out = std::io::stdout().lock();
     match ctx.format {
         Format::Json => {

@@ -132,8 +132,10 @@ fn config_error(spec: &StoreSpec, e: impl std::fmt::Display) -> Error {
 pub(crate) fn build(spec: &StoreSpec) -> Result<Built> {
     if spec.url.starts_with("memory://") {
         let (name, prefix) = split(&spec.url, "memory://");
+        // Behind the switch tests use to take a store down (`failing.rs`).
+        let store: Arc<dyn ObjectStore> = memory(&name);
         return Ok(Built {
-            store: memory(&name),
+            store: super::failing::Switchable::wrap(&name, store),
             prefix,
             url: spec.url.trim_end_matches('/').to_owned(),
         });

@@ -29,9 +29,14 @@
 //!   the intent sweep does, after a grace period (`cold_storage/sweep.rs`).
 //! - **Listing** is per prefix with a delimiter, used only by tools (`rebuild_cold_catalog`),
 //!   never by open or reads.
+//! - **Replicas** (`cold.replicas`, [`replicas`]): reads fail over to them, deletes reach
+//!   them, sync mode uploads to them before the commit; `failing.rs` is the switch tests use
+//!   to take a `memory://` store down.
 
 mod bridge;
 mod client;
+mod failing;
+mod replicas;
 
 use std::io::Write;
 use std::ops::Range;
@@ -52,6 +57,8 @@ use crate::config::ColdConfig;
 use crate::error::{Error, Result};
 
 pub(crate) use bridge::Bridge;
+pub use failing::set_memory_store_failing;
+pub(crate) use replicas::PutDone;
 pub use client::{drop_memory_store, memory_store};
 pub(crate) use client::{build, Built, StoreSpec};
 
@@ -102,6 +109,7 @@ impl StoreCounters {
             failed_reads: get(&self.failed_reads),
             failed_requests: get(&self.failed_requests),
             failovers: get(&self.failovers),
+            consecutive_failures: 0,
         }
     }
 }
@@ -145,6 +153,9 @@ pub struct ObjectStoreCounters {
     pub failed_requests: u64,
     /// Reads this store failed that the next store answered.
     pub failovers: u64,
+    /// Reads this store failed in a row (0 after a success; filled by `replicas.rs`):
+    /// `cold.failover_alert_after` of them raise the `ColdStoreFailing` alert.
+    pub consecutive_failures: u64,
 }
 
 /// The local range cache's counters since open.
@@ -163,19 +174,9 @@ pub struct ObjectCacheMetrics {
     pub corrupt_blocks: u64,
 }
 
-/// How far one replica is behind the primary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct ReplicaLagMetrics {
-    /// The replica's name.
-    pub name: String,
-    /// Catalogued objects it holds no copy of.
-    pub lag_objects: u64,
-    /// Their bytes.
-    pub lag_bytes: u64,
-    /// Age of the oldest of them, seconds (0 when caught up).
-    pub lag_secs: u64,
-}
+/// How far one replica is behind the primary (defined beside the replicator, so that
+/// `TieredMetrics` has it without the `s3` feature).
+pub use crate::cold_storage::replicate::ReplicaLagMetrics;
 
 /// One object store: a client, the key prefix in it, and its request counters. The primary
 /// is one; replicas (workstream C) are more of the same.
@@ -499,6 +500,8 @@ struct Shared {
     staging: LocalStore,
     bridge: Bridge,
     timeout: Duration,
+    /// `cold.replicas` (`replicas.rs`).
+    replicas: replicas::Replicas,
 }
 
 impl std::fmt::Debug for ObjectColdStore {
@@ -529,6 +532,7 @@ impl ObjectColdStore {
                 staging,
                 bridge: Bridge::new()?,
                 timeout: spec.timeout,
+                replicas: replicas::Replicas::new(cfg)?,
             }),
         })
     }
@@ -575,30 +579,39 @@ impl ObjectColdStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner
-            .primary
-            .get_ranges(&self.inner.bridge, key, ranges, self.inner.timeout)
+        let primary =
+            self.inner
+                .primary
+                .get_ranges(&self.inner.bridge, key, ranges, self.inner.timeout);
+        // A failed or timed-out read goes to each replica in order (`replicas.rs`).
+        self.fail_over(key, ranges, primary)
     }
 
     /// Delete `key` from the primary and from every replica (the intent sweep's delete of an
     /// uncatalogued object). An object already gone is not an error.
-    // Workstream C extends this to the replicas.
+    /// A replica that fails fails the call, so the sweep keeps the intent and tries again.
     pub(crate) fn delete_everywhere(&self, key: &str) -> Result<()> {
         self.inner
             .primary
-            .delete(&self.inner.bridge, key, self.inner.timeout)
+            .delete(&self.inner.bridge, key, self.inner.timeout)?;
+        self.delete_from_replicas(key)
     }
 
     /// Request counters per store since open (and, once they exist, the cache's and the
     /// replicas' figures).
     pub(crate) fn metrics(&self) -> ObjectStoreMetrics {
+        let mut primary = self
+            .inner
+            .primary
+            .counters
+            .snapshot(&self.inner.primary.name);
+        primary.consecutive_failures = self.primary_consecutive_failures();
+        let mut stores = vec![primary];
+        stores.extend(self.replica_counters());
         ObjectStoreMetrics {
-            stores: vec![self
-                .inner
-                .primary
-                .counters
-                .snapshot(&self.inner.primary.name)],
+            stores,
             cache: None,
+            // The replication lag needs the catalog: `ColdArchiveStorage::object_metrics`.
             replicas: Vec::new(),
         }
     }
@@ -628,7 +641,9 @@ impl ColdStore for ObjectColdStore {
         drop(staged);
         self.inner
             .primary
-            .put_create(&self.inner.bridge, key, body, self.inner.timeout)?;
+            .put_create(&self.inner.bridge, key, body.clone(), self.inner.timeout)?;
+        // Sync replication: on every replica before the catalog commit (`replicas.rs`).
+        self.publish_to_replicas(key, &body)?;
         // Uploaded: the staged copy is no longer needed (a leftover goes at the next open).
         if let Err(e) = self.inner.staging.discard_staged(key) {
             tracing::warn!(key, error = %e, "could not remove an uploaded staged file; the next open will");
