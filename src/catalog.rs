@@ -63,7 +63,10 @@ pub struct CatalogEntry {
     pub unsettled_rows: u64,
     /// The object's ETag, when the store gave one at upload (object stores).
     pub etag: Option<String>,
-    /// Length of the Parquet footer (metadata plus the 8-byte tail), when known.
+    /// Length of the file's tail, when known: its page index and footer (metadata plus the
+    /// 8-byte tail), all an open reads (`ColdFile::footer_len`), so that an uncached open is
+    /// one suffix read. A shorter value (the footer alone) is still correct, at the cost of
+    /// a second read for the page index.
     pub footer_len: Option<u64>,
 }
 
@@ -101,7 +104,10 @@ pub(crate) struct NewFile {
     pub page_sums: Option<Vec<u8>>,
     /// The object's ETag, when the store gave one at upload (object stores).
     pub etag: Option<String>,
-    /// Length of the Parquet footer (metadata plus the 8-byte tail), when known.
+    /// Length of the file's tail, when known: its page index and footer (metadata plus the
+    /// 8-byte tail), all an open reads (`ColdFile::footer_len`), so that an uncached open is
+    /// one suffix read. A shorter value (the footer alone) is still correct, at the cost of
+    /// a second read for the page index.
     pub footer_len: Option<u64>,
 }
 

@@ -113,12 +113,17 @@ impl<R: Record> Part<R> {
         let summary = writer.finish()?;
         // Checksums of what is staged now, fsynced: the catalog commit stores them.
         let staged = FileRef::staged(&self.store, &self.relative);
-        let page_sums = ColdFile::<R>::open_at(staged, None)?.compute_sums()?;
-        let footer_len = footer_len(
-            &*self.store.open_staged(&self.relative)?,
-            summary.bytes,
-            &self.store.path_of(&self.relative),
-        )?;
+        let opened = ColdFile::<R>::open_at(staged, None)?;
+        let page_sums = opened.compute_sums()?;
+        // The tail an open reads (page index and footer): one suffix read on an object store.
+        let footer_len = match opened.footer_len() {
+            Some(tail) => tail,
+            None => footer_len(
+                &*self.store.open_staged(&self.relative)?,
+                summary.bytes,
+                &self.store.path_of(&self.relative),
+            )?,
+        };
         crash_point_of(self.prefix, "temp_written");
         before_publish(super::store::partition_of(&self.relative), &self.rows)?;
         if self.store.is_remote() {
@@ -183,10 +188,7 @@ pub(crate) fn footer_len(file: &dyn RangeRead, len: u64, path: &std::path::Path)
             let meta = u64::from(u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
             Ok((meta + 8).min(len))
         }
-        _ => Err(Error::cold_file(
-            path,
-            "not a Parquet file: no PAR1 tail",
-        )),
+        _ => Err(Error::cold_file(path, "not a Parquet file: no PAR1 tail")),
     }
 }
 

@@ -26,11 +26,16 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
+use super::file::ReadAhead;
 use super::store::{FileRef, RangeRead};
 use crate::error::{Error, Result};
 
 /// Bytes per read of an unchecked streaming read.
 const STREAM_CHUNK: u64 = 64 * 1024;
+/// Bytes of pages per request of [`PageSums::check_all`].
+const CHECK_BATCH: u64 = 8 << 20;
+/// The magic a Parquet file starts and ends with.
+const MAGIC: &[u8; 4] = b"PAR1";
 
 /// `len` bytes at `offset`, or why not.
 fn read_at(file: &dyn RangeRead, offset: u64, len: u64, what: &str) -> Result<Bytes, String> {
@@ -73,7 +78,7 @@ impl PageSums {
             ));
         }
         let ranges = page_ranges(md)?;
-        let found = index_crc(file, &ranges)?;
+        let found = index_crc(file, &ranges, false)?;
         if found != index {
             return Err(format!(
                 "page index checksum mismatch (catalog {index:08x}, file {found:08x}): the page index is damaged"
@@ -93,13 +98,38 @@ impl PageSums {
         Ok(Self { pages })
     }
 
-    /// Check every page of `file` against its checksum, reading it once (for `verify`).
+    /// Check every page of `file` against its checksum, and its leading magic, reading it
+    /// once (for `verify`). Pages are asked for [`CHECK_BATCH`] bytes at a time in one
+    /// [`RangeRead::read_ranges`] call each (a request per page would be slow on an object
+    /// store).
     pub(crate) fn check_all(&self, file: &dyn RangeRead) -> Result<(), String> {
-        for &(offset, len, _) in &self.pages {
-            let page = read_at(file, offset, u64::from(len), &format!("page at {offset}"))?;
-            self.check(offset, &page)?;
+        if &read_at(file, 0, 4, "the header")?[..] != MAGIC {
+            return Err("the leading magic is damaged".into());
         }
-        Ok(())
+        let mut batch: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut bytes = 0u64;
+        let flush = |batch: &mut Vec<std::ops::Range<u64>>| -> Result<(), String> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let pages = file
+                .read_ranges(batch)
+                .map_err(|e| format!("cannot read pages at {}: {e}", batch[0].start))?;
+            for (r, page) in batch.iter().zip(pages) {
+                self.check(r.start, &page)?;
+            }
+            batch.clear();
+            Ok(())
+        };
+        for &(offset, len, _) in &self.pages {
+            batch.push(offset..offset + u64::from(len));
+            bytes += u64::from(len);
+            if bytes >= CHECK_BATCH {
+                flush(&mut batch)?;
+                bytes = 0;
+            }
+        }
+        flush(&mut batch)
     }
 
     /// Heap bytes held.
@@ -109,7 +139,7 @@ impl PageSums {
 
     /// Check `bytes`, read at `start`: they must be a run of whole known pages, each matching
     /// its checksum.
-    fn check(&self, start: u64, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) fn check(&self, start: u64, bytes: &[u8]) -> Result<(), String> {
         let mut i = self
             .pages
             .binary_search_by_key(&start, |p| p.0)
@@ -148,7 +178,7 @@ pub(crate) fn compute(source: &FileRef, md: &ParquetMetaData) -> Result<Vec<u8>>
     let ranges = page_ranges(md).map_err(bad)?;
     let mut blob = Vec::with_capacity(12 + 4 * ranges.len());
     blob.extend_from_slice(&footer_crc(file).map_err(bad)?.to_le_bytes());
-    blob.extend_from_slice(&index_crc(file, &ranges).map_err(bad)?.to_le_bytes());
+    blob.extend_from_slice(&index_crc(file, &ranges, true).map_err(bad)?.to_le_bytes());
     blob.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
     for (offset, len) in ranges {
         let page =
@@ -197,10 +227,27 @@ fn page_ranges(md: &ParquetMetaData) -> Result<Vec<(u64, u32)>, String> {
     Ok(out)
 }
 
+/// Where the pages of a file end: its tail (page index and footer) starts there. `None`
+/// without a page index.
+pub(crate) fn pages_end(md: &ParquetMetaData) -> Option<u64> {
+    let ranges = page_ranges(md).ok()?;
+    Some(
+        ranges
+            .iter()
+            .map(|&(offset, len)| offset + u64::from(len))
+            .max()
+            .unwrap_or(4),
+    )
+}
+
 /// CRC-32 of what lies outside the pages and the footer: the leading magic and the page index
 /// (column and offset indexes, between the last page and the footer). A damaged column index
 /// could otherwise make a lookup skip the page holding its record.
-fn index_crc(file: &dyn RangeRead, ranges: &[(u64, u32)]) -> Result<u32, String> {
+///
+/// With `read_magic` false the magic is taken to be `PAR1` rather than read: an open then reads
+/// only the file's tail (one request on an object store). No read depends on those four bytes;
+/// [`PageSums::check_all`] checks them.
+fn index_crc(file: &dyn RangeRead, ranges: &[(u64, u32)], read_magic: bool) -> Result<u32, String> {
     let (_, footer_start) = footer_bounds(file)?;
     let pages_end = ranges
         .iter()
@@ -211,7 +258,11 @@ fn index_crc(file: &dyn RangeRead, ranges: &[(u64, u32)]) -> Result<u32, String>
         return Err("pages overlap the footer".into());
     }
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&read_at(file, 0, 4, "the header")?);
+    if read_magic {
+        hasher.update(&read_at(file, 0, 4, "the header")?);
+    } else {
+        hasher.update(MAGIC);
+    }
     hasher.update(&read_at(
         file,
         pages_end,
@@ -252,12 +303,35 @@ pub(crate) struct CheckedFile {
     sums: Option<Arc<PageSums>>,
     /// The file's length, read once.
     len: u64,
+    /// Pages read ahead (already checked), if the read planned them.
+    ahead: Option<Arc<ReadAhead>>,
 }
 
 impl CheckedFile {
     /// `file`, of `len` bytes (known from its open), checked against `sums` if any.
     pub(crate) fn new(file: Arc<dyn RangeRead>, sums: Option<Arc<PageSums>>, len: u64) -> Self {
-        Self { file, sums, len }
+        Self {
+            file,
+            sums,
+            len,
+            ahead: None,
+        }
+    }
+
+    /// Serve the pages `ahead` holds from it (see [`ReadAhead`]).
+    pub(crate) fn with_ahead(mut self, ahead: Arc<ReadAhead>) -> Self {
+        self.ahead = Some(ahead);
+        self
+    }
+
+    /// The open file, shared.
+    pub(crate) fn handle(&self) -> &Arc<dyn RangeRead> {
+        &self.file
+    }
+
+    /// The page checksums, if any.
+    pub(crate) fn sums(&self) -> Option<&Arc<PageSums>> {
+        self.sums.as_ref()
     }
 
     /// The open file.
@@ -303,6 +377,9 @@ impl ChunkReader for CheckedFile {
                 self.len
             )));
         }
+        if let Some(page) = self.ahead.as_ref().and_then(|a| a.get(start, length)) {
+            return Ok(page);
+        }
         let bytes = self.file.read(start..end).map_err(external)?;
         if let Some(sums) = &self.sums {
             sums.check(start, &bytes).map_err(ParquetError::General)?;
@@ -336,5 +413,37 @@ impl Read for StreamRead {
         let n = buf.len().min(self.buffer.len());
         self.buffer.copy_to_slice(&mut buf[..n]);
         Ok(n)
+    }
+}
+
+/// A file whose tail was read at open (the catalog knew its length): reads within the tail
+/// are served from memory, so opening the footer and page index costs one request.
+#[derive(Debug)]
+pub(crate) struct Preloaded {
+    file: Arc<dyn RangeRead>,
+    /// Offset of `tail` in the file.
+    start: u64,
+    tail: Bytes,
+}
+
+impl Preloaded {
+    /// `file`, whose bytes from `start` to its end are `tail`.
+    pub(crate) fn new(file: Arc<dyn RangeRead>, start: u64, tail: Bytes) -> Self {
+        Self { file, start, tail }
+    }
+}
+
+impl RangeRead for Preloaded {
+    fn len(&self) -> Result<u64> {
+        Ok(self.start + self.tail.len() as u64)
+    }
+
+    fn read(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let end = self.start + self.tail.len() as u64;
+        if range.start >= self.start && range.start <= range.end && range.end <= end {
+            let at = (range.start - self.start) as usize;
+            return Ok(self.tail.slice(at..at + (range.end - range.start) as usize));
+        }
+        self.file.read(range)
     }
 }

@@ -36,8 +36,8 @@ pub use recovery::{ColdFileProblem, ProblemKind, VerifyReport};
 pub use replicate::{
     ReplicaLagMetrics, ReplicaProblem, ReplicaProblemKind, ReplicationReport, StoreFailureMetrics,
 };
-pub use sweep::SweepReport;
 pub(crate) use store::{is_missing, partition_of};
+pub use sweep::SweepReport;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -295,14 +295,16 @@ impl<R: Record> ColdArchiveStorage<R> {
             return Ok(f);
         }
         let sums = self.inner.catalog.page_sums(entry.file_id)?;
-        // The catalog knows the length (and an object's ETag): no request to open it.
+        // The catalog's length and ETag open an object with no request, and its footer
+        // length reads the footer and page index in one.
         let known = store::ObjectStat {
             len: entry.bytes,
             etag: entry.etag.clone(),
         };
-        let file = Arc::new(ColdFile::open_at(
+        let file = Arc::new(ColdFile::open_with(
             FileRef::published_known(&self.inner.store, &entry.path, known),
             sums.as_deref(),
+            entry.footer_len,
         )?);
         self.inner
             .cache

@@ -108,12 +108,7 @@ fn walk(store: &dyn ColdStore) -> Result<Vec<String>> {
 /// A found file's footer summary and the checksums of what it holds.
 type Footer = (FileSummary, Vec<u8>);
 
-fn new_file(
-    path: String,
-    s: &FileSummary,
-    page_sums: Vec<u8>,
-    footer_len: Option<u64>,
-) -> NewFile {
+fn new_file(path: String, s: &FileSummary, page_sums: Vec<u8>, footer_len: Option<u64>) -> NewFile {
     NewFile {
         page_sums: Some(page_sums),
         etag: None,
@@ -251,15 +246,13 @@ impl<R: Record> ColdArchiveStorage<R> {
                     ProblemKind::SizeMismatch,
                     format!("{} bytes in the store, {} catalogued", s.len, e.bytes),
                 )),
-                Ok(Some(s)) if e.etag.is_some() && s.etag.is_some() && s.etag != e.etag => {
-                    Some((
-                        ProblemKind::SizeMismatch,
-                        format!(
-                            "ETag {:?} in the store, {:?} catalogued (the object was replaced)",
-                            s.etag, e.etag
-                        ),
-                    ))
-                }
+                Ok(Some(s)) if e.etag.is_some() && s.etag.is_some() && s.etag != e.etag => Some((
+                    ProblemKind::SizeMismatch,
+                    format!(
+                        "ETag {:?} in the store, {:?} catalogued (the object was replaced)",
+                        s.etag, e.etag
+                    ),
+                )),
                 Ok(Some(_)) => None,
             };
             if let Some((kind, detail)) = problem {
@@ -495,10 +488,14 @@ impl<R: Record> ColdArchiveStorage<R> {
                 }
             }
             served.push((summary.min_id, summary.max_id, rel.clone(), None));
-            let footer = store
-                .open(&rel)
-                .and_then(|f| super::archive::footer_len(&*f, summary.bytes, &self.file_path(&rel)))
-                .ok();
+            let footer = file.footer_len().or_else(|| {
+                store
+                    .open(&rel)
+                    .and_then(|f| {
+                        super::archive::footer_len(&*f, summary.bytes, &self.file_path(&rel))
+                    })
+                    .ok()
+            });
             plan.add.push((new_file(rel, &summary, sums, footer), dead));
         }
         Ok(plan)

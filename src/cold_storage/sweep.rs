@@ -91,7 +91,10 @@ impl<R: Record> ColdArchiveStorage<R> {
             }
             match self.delete_everywhere(&key) {
                 Ok(()) => {
-                    tracing::info!(key, "deleted an uncatalogued cold object past its grace period");
+                    tracing::info!(
+                        key,
+                        "deleted an uncatalogued cold object past its grace period"
+                    );
                     report.deleted += 1;
                     done.push(key);
                 }

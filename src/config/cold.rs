@@ -330,7 +330,10 @@ impl ColdConfig {
             ));
         }
         if self.failover_alert_after == 0 {
-            return Err(Error::config("cold.failover_alert_after", "must be at least 1"));
+            return Err(Error::config(
+                "cold.failover_alert_after",
+                "must be at least 1",
+            ));
         }
         for (field, v) in [
             ("cold.compact_small_fraction", self.compact_small_fraction),
@@ -382,7 +385,10 @@ fn validate_store_url(field: &'static str, url: &str, empty_ok: bool) -> Result<
         return Err(Error::config(field, format!("{url:?} names no bucket")));
     }
     if rest.split('/').skip(1).any(|seg| seg == "." || seg == "..") {
-        return Err(Error::config(field, format!("{url:?}: `.` and `..` are not allowed")));
+        return Err(Error::config(
+            field,
+            format!("{url:?}: `.` and `..` are not allowed"),
+        ));
     }
     if url.starts_with("s3://") && !cfg!(feature = "s3") {
         return Err(Error::config(

@@ -25,12 +25,14 @@
 //!
 //! [`DICTIONARY_HINT_KEY`]: crate::record::arrow::DICTIONARY_HINT_KEY
 
+mod ahead;
 mod reader;
 mod scan;
 mod writer;
 
 #[cfg(test)]
 pub(crate) use super::store::publish_path as publish;
+pub(crate) use ahead::ReadAhead;
 pub(crate) use reader::ColdFile;
 pub(crate) use scan::{ColdBatchScan, ColdFileScan, ScanBounds};
 pub(crate) use writer::ColdFileWriter;
@@ -320,9 +322,12 @@ pub(crate) mod tests {
     //! Fixtures shared by the file tests.
 
     use super::*;
+    use crate::cold_storage::store::{ColdStore, Exported, RangeRead, StagedWrite};
     use crate::record::tests::sample;
     use crate::record::{Outcome, Record, TransactionRecord};
     use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     pub(crate) const BASE_TS: i64 = 1_700_000_000_000;
     pub(crate) const PAGE_ROWS: usize = 100;
@@ -388,6 +393,102 @@ pub(crate) mod tests {
 
     pub(crate) fn scan_all<R: Record>(scan: ColdFileScan<R>) -> Vec<R> {
         scan.flat_map(Result::unwrap).collect()
+    }
+
+    /// A local store that counts read requests, and may pass for an object store (each call
+    /// a request): the reader's round trips are what the tests count.
+    #[derive(Debug)]
+    pub(crate) struct CountingStore {
+        inner: crate::cold_storage::store::LocalStore,
+        remote: bool,
+        /// `read` and `read_ranges` calls: one request each on an object store.
+        requests: Arc<AtomicUsize>,
+    }
+
+    #[derive(Debug)]
+    struct CountingRead {
+        inner: Arc<dyn RangeRead>,
+        requests: Arc<AtomicUsize>,
+    }
+
+    impl RangeRead for CountingRead {
+        fn len(&self) -> Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, range: Range<u64>) -> Result<bytes::Bytes> {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            self.inner.read(range)
+        }
+        fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            self.inner.read_ranges(ranges)
+        }
+    }
+
+    impl CountingStore {
+        /// The files under `dir`, as an object store (`remote`) or a local one, and its
+        /// request counter.
+        pub(crate) fn new(dir: &Path, remote: bool) -> (Arc<dyn ColdStore>, Arc<AtomicUsize>) {
+            let requests = Arc::new(AtomicUsize::new(0));
+            let store = Arc::new(Self {
+                inner: crate::cold_storage::store::LocalStore::new(dir),
+                remote,
+                requests: Arc::clone(&requests),
+            });
+            (store, requests)
+        }
+
+        fn wrap(&self, inner: Arc<dyn RangeRead>) -> Arc<dyn RangeRead> {
+            Arc::new(CountingRead {
+                inner,
+                requests: Arc::clone(&self.requests),
+            })
+        }
+    }
+
+    impl ColdStore for CountingStore {
+        fn root(&self) -> &Path {
+            self.inner.root()
+        }
+        fn stage(&self, key: &str) -> Result<Box<dyn StagedWrite>> {
+            self.inner.stage(key)
+        }
+        fn open_staged(&self, key: &str) -> Result<Arc<dyn RangeRead>> {
+            self.inner.open_staged(key)
+        }
+        fn publish(&self, key: &str) -> Result<()> {
+            self.inner.publish(key)
+        }
+        fn discard_staged(&self, key: &str) -> Result<()> {
+            self.inner.discard_staged(key)
+        }
+        fn clear_staging(&self) -> Result<usize> {
+            self.inner.clear_staging()
+        }
+        fn open(&self, key: &str) -> Result<Arc<dyn RangeRead>> {
+            Ok(self.wrap(self.inner.open(key)?))
+        }
+        fn len(&self, key: &str) -> Result<Option<u64>> {
+            self.inner.len(key)
+        }
+        fn partitions(&self) -> Result<Vec<String>> {
+            self.inner.partitions()
+        }
+        fn list(&self, partition: &str) -> Result<Vec<String>> {
+            self.inner.list(partition)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key)
+        }
+        fn sync(&self, partition: &str) -> Result<()> {
+            self.inner.sync(partition)
+        }
+        fn export(&self, key: &str, to: &Path) -> Result<Exported> {
+            self.inner.export(key, to)
+        }
+        fn is_remote(&self) -> bool {
+            self.remote
+        }
     }
 
     #[test]

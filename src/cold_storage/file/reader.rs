@@ -13,18 +13,22 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::ahead::{group_pages, ReadAhead};
 use super::{
     check_key_columns, compatible_fields, guard, i64_values, int64_chunk_bounds, overlaps,
     page_ranges, push_selectors, row_at, whole, FileSummary, GroupBounds, FORMAT_VERSION,
     FORMAT_VERSION_KEY,
 };
-use crate::cold_storage::checksum::{self, CheckedFile, PageSums};
-use crate::cold_storage::store::FileRef;
+use crate::cold_storage::checksum::{self, CheckedFile, PageSums, Preloaded};
+use crate::cold_storage::store::{FileRef, RangeRead};
 use crate::error::{Error, Result};
 use crate::record::Record;
 
 /// Heap bytes counted per Arrow field of an open file's schema (name, type, metadata, `Arc`).
 const SCHEMA_FIELD_BYTES: usize = 160;
+/// Bytes of the tail an open reads from an object store when the catalog has no footer
+/// length (a request costs more than these bytes).
+const REMOTE_TAIL_GUESS: u64 = 1 << 20;
 /// Rows per batch of [`ColdFile::ids`].
 const IDS_BATCH_ROWS: usize = 8192;
 
@@ -69,11 +73,35 @@ impl<R: Record> ColdFile<R> {
     /// against it and every page read from then on; without, pages are read unchecked (files
     /// with no checksums, and computing them).
     pub fn open_at(source: FileRef, sums: Option<&[u8]>) -> Result<Self> {
+        Self::open_with(source, sums, None)
+    }
+
+    /// [`open_at`](Self::open_at) with the length of the file's tail (page index and footer,
+    /// [`footer_len`](Self::footer_len)) from the catalog: the tail is then read in ONE
+    /// request, and the footer, page index and their checksums are parsed from it. A hint that
+    /// is wrong only costs requests (what lies outside the tail is read as usual).
+    pub fn open_with(
+        source: FileRef,
+        sums: Option<&[u8]>,
+        footer_len: Option<u64>,
+    ) -> Result<Self> {
         let path = source.path();
         let path = path.as_path();
         let bad = |reason: String| Error::cold_file(path, reason);
         let handle = source.open()?;
         let bytes = handle.len().map_err(|e| bad(format!("cannot stat: {e}")))?;
+        // An object store without a hint: a guess, which saves the requests of the footer's
+        // length word, the footer and the page index in most files.
+        let footer_len =
+            footer_len.or_else(|| source.is_remote().then(|| REMOTE_TAIL_GUESS.min(bytes)));
+        let handle: Arc<dyn RangeRead> = match footer_len {
+            Some(tail) if (12..=bytes).contains(&tail) => {
+                let start = bytes - tail;
+                let read = handle.read(start..bytes)?;
+                Arc::new(Preloaded::new(handle, start, read))
+            }
+            _ => handle,
+        };
         let file = CheckedFile::new(handle, None, bytes);
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
         let meta = guard(path, || {
@@ -205,6 +233,14 @@ impl<R: Record> ColdFile<R> {
             .map_err(|reason| Error::cold_file(&self.path, reason))
     }
 
+    /// Bytes of the file's tail: its page index and footer, which an open reads (the
+    /// catalog's `footer_len`, so that an uncached open is one request). `None` without a
+    /// page index.
+    #[allow(dead_code)] // used by archival on object stores
+    pub fn footer_len(&self) -> Option<u64> {
+        checksum::pages_end(self.meta.metadata()).map(|end| self.bytes.saturating_sub(end))
+    }
+
     /// The checksum blob of this file's pages and footer, for its catalog row (reads the
     /// whole file).
     pub fn compute_sums(&self) -> Result<Vec<u8>> {
@@ -240,7 +276,15 @@ impl<R: Record> ColdFile<R> {
         if selected == 0 {
             return Ok(None);
         }
-        let file = self.open_data()?;
+        // The pages a lookup reads are known from the offset index, so each phase asks for
+        // all of them in one `read_ranges` call. On an object store (a request per call)
+        // phase 1 also takes every column's pages over the candidate rows, so that phase 2
+        // needs no request at all: one round trip per lookup.
+        let md = self.meta.metadata();
+        let one_trip = self.source.is_remote();
+        let handle = self.source.open()?;
+        let phase1 = group_pages(md, rg, (!one_trip).then_some(&self.id_mask), &ranges);
+        let file = self.checked(&handle, phase1, true);
         let read_err = |e: &dyn std::fmt::Display| {
             Error::cold_file(&self.path, format!("cannot read row group {rg}: {e}"))
         };
@@ -274,6 +318,11 @@ impl<R: Record> ColdFile<R> {
         let row = row_at(&ranges, position).ok_or_else(|| read_err(&"page index out of range"))?;
 
         // Phase 2: that one row of every column (one page per column is read and decoded).
+        let file = if one_trip {
+            file
+        } else {
+            self.checked(&handle, group_pages(md, rg, None, &[row..row + 1]), true)
+        };
         let mut selectors = vec![RowSelector::skip(row), RowSelector::select(1)];
         if rows > row + 1 {
             selectors.push(RowSelector::skip(rows - row - 1));
@@ -331,6 +380,27 @@ impl<R: Record> ColdFile<R> {
             }
             item
         }))
+    }
+
+    /// A handle on `handle` for one read that reads `pages` ahead (one group of a point read;
+    /// none when the offset index could not plan them), checking pages against the file's
+    /// checksums.
+    fn checked(
+        &self,
+        handle: &Arc<dyn RangeRead>,
+        pages: Option<Vec<Range<u64>>>,
+        keep: bool,
+    ) -> CheckedFile {
+        let file = CheckedFile::new(Arc::clone(handle), self.sums.clone(), self.bytes);
+        match pages {
+            Some(pages) => file.with_ahead(ReadAhead::new(
+                Arc::clone(handle),
+                self.sums.clone(),
+                vec![pages],
+                keep,
+            )),
+            None => file,
+        }
     }
 
     /// A handle for one read, checking pages against the file's checksums.
@@ -648,6 +718,175 @@ mod tests {
                 });
             }
         });
+    }
+
+    /// The fixture in a counting store (`remote`: each call a request), opened with its
+    /// checksums; returns the file, the store's request counter and the records.
+    fn counted(
+        dir: &Path,
+        remote: bool,
+    ) -> (
+        ColdFile<TransactionRecord>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Vec<TransactionRecord>,
+        Vec<u8>,
+    ) {
+        let (_, _, recs) = fixture(dir);
+        let (store, requests) = CountingStore::new(dir, remote);
+        let source = FileRef::published(&store, "date=2024-01-01/a.parquet");
+        let sums = ColdFile::<TransactionRecord>::open_at(source.clone(), None)
+            .unwrap()
+            .compute_sums()
+            .unwrap();
+        let file = ColdFile::open_at(source, Some(&sums)).unwrap();
+        (file, requests, recs, sums)
+    }
+
+    fn take(requests: &std::sync::atomic::AtomicUsize) -> usize {
+        requests.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn cold_storage_point_read_is_one_request_on_an_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, requests, recs, _) = counted(dir.path(), true);
+        take(&requests);
+        for r in recs.iter().step_by(53).chain(recs.last()) {
+            assert_eq!(file.get(r.id.unwrap()).unwrap().as_ref(), Some(r));
+            assert_eq!(take(&requests), 1, "id {:?}", r.id);
+        }
+        // An id in a row group's range but not in the file: still one request.
+        assert_eq!(file.get(recs[100].id.unwrap() + 1).unwrap(), None);
+        assert_eq!(take(&requests), 1);
+        // Outside every row group: none.
+        assert_eq!(file.get(-5).unwrap(), None);
+        assert_eq!(take(&requests), 0);
+    }
+
+    #[test]
+    fn cold_storage_point_read_asks_each_phase_in_one_call_locally() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, requests, recs, _) = counted(dir.path(), false);
+        take(&requests);
+        for r in recs.iter().step_by(97) {
+            assert_eq!(file.get(r.id.unwrap()).unwrap().as_ref(), Some(r));
+            // The id page(s), then one page of every column.
+            assert_eq!(take(&requests), 2);
+        }
+    }
+
+    #[test]
+    fn cold_storage_open_with_a_known_footer_length_is_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, requests, recs, sums) = counted(dir.path(), true);
+        let footer_len = file.footer_len().unwrap();
+        assert!(footer_len > 12 && footer_len < file.bytes, "{footer_len}");
+        let source = file.source.clone();
+        take(&requests);
+        let reopened =
+            ColdFile::<TransactionRecord>::open_with(source.clone(), Some(&sums), Some(footer_len))
+                .unwrap();
+        assert_eq!(take(&requests), 1);
+        assert_eq!(reopened.summary().unwrap(), file.summary().unwrap());
+        assert_eq!(
+            reopened.get(recs[4321].id.unwrap()).unwrap().as_ref(),
+            Some(&recs[4321])
+        );
+        take(&requests);
+        // Without the hint, an object store guesses a tail of 1 MiB (the whole small file);
+        // a local store reads the footer's length word, the footer and the page index.
+        ColdFile::<TransactionRecord>::open_with(source.clone(), Some(&sums), None).unwrap();
+        assert_eq!(take(&requests), 1);
+        let (local, local_requests) = CountingStore::new(dir.path(), false);
+        let local = FileRef::published(&local, "date=2024-01-01/a.parquet");
+        ColdFile::<TransactionRecord>::open_with(local, Some(&sums), None).unwrap();
+        assert!(take(&local_requests) > 1);
+        // A hint too short for the page index (the footer alone) still opens, with more reads.
+        let md_len = {
+            let bytes = std::fs::read(dir.path().join("date=2024-01-01/a.parquet")).unwrap();
+            let n = bytes.len();
+            u64::from(u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap())) + 8
+        };
+        assert!(md_len < footer_len);
+        let f = ColdFile::<TransactionRecord>::open_with(source.clone(), Some(&sums), Some(md_len))
+            .unwrap();
+        assert_eq!(f.summary().unwrap(), file.summary().unwrap());
+        // A damaged tail is still caught by the footer checksum.
+        let path = dir.path().join("date=2024-01-01/a.parquet");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 20] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(is_cold_file_error(
+            ColdFile::<TransactionRecord>::open_with(source, Some(&sums), Some(footer_len))
+        ));
+    }
+
+    #[test]
+    fn cold_storage_scan_reads_one_request_per_row_group_on_an_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, requests, recs, _) = counted(dir.path(), true);
+        take(&requests);
+        assert_eq!(scan_all(file.scan(&ScanBounds::default()).unwrap()), recs);
+        assert_eq!(take(&requests), 10_000 / GROUP_ROWS);
+        let bounds = ScanBounds {
+            min_id: recs[2_500].id.unwrap(),
+            max_id: recs[5_100].id.unwrap(),
+            batch_rows: 300,
+            ..ScanBounds::default()
+        };
+        assert_eq!(
+            scan_all(file.scan(&bounds).unwrap()),
+            recs[2_500..=5_100].to_vec()
+        );
+        assert_eq!(take(&requests), 2);
+        // A projected scan reads only its columns' pages, still one request per group.
+        let runs: usize = file
+            .scan_batches(&bounds, &[0, 1], &[])
+            .unwrap()
+            .map(|b| b.unwrap().iter().map(|b| b.num_rows()).sum::<usize>())
+            .sum();
+        assert_eq!(runs, 2_601);
+        assert_eq!(take(&requests), 2);
+    }
+
+    #[test]
+    fn cold_storage_read_ahead_never_serves_a_damaged_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, _, recs, sums) = counted(dir.path(), true);
+        let md = file.meta.metadata().clone();
+        let mint = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == "mint")
+            .unwrap();
+        let locations = md
+            .page_index_for_row_group(1)
+            .page_locations(mint)
+            .unwrap()
+            .clone();
+        let page = locations
+            .iter()
+            .rposition(|p| p.first_row_index <= 150)
+            .unwrap();
+        let path = dir.path().join("date=2024-01-01/a.parquet");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = locations[page].offset as usize + 30;
+        bytes[at] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let file =
+            ColdFile::<TransactionRecord>::open_at(file.source.clone(), Some(&sums)).unwrap();
+        // Row 2_150 is in row group 1, page 1 of each 100-row column.
+        assert!(is_cold_file_error(file.get(recs[2_150].id.unwrap())));
+        assert_eq!(
+            file.get(recs[7_000].id.unwrap()).unwrap().as_ref(),
+            Some(&recs[7_000])
+        );
+        let results: Vec<Result<Vec<TransactionRecord>>> =
+            file.scan(&ScanBounds::default()).unwrap().collect();
+        assert!(matches!(results.last(), Some(Err(Error::ColdFile { .. }))));
     }
 
     /// A record type on the default (generic) cold layout.

@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 
+use super::ahead::{group_pages, ReadAhead};
 use super::{
     chunk_excludes, guard, i64_values, intersect, overlaps, page_ranges, push_selectors, whole,
     ColdFile,
@@ -117,6 +118,7 @@ impl<R: Record> ColdFile<R> {
         let md = self.meta.metadata();
         let equals = self.equality_leaves(&filter.equals);
         let mut row_groups = Vec::new();
+        let mut planned = Vec::new();
         let mut selectors = Vec::new();
         let mut partial = false;
         let empty = filter.min_id > filter.max_id || filter.min_ts > filter.max_ts;
@@ -143,12 +145,31 @@ impl<R: Record> ColdFile<R> {
             partial |= ranges.len() != 1 || ranges[0] != (0..g.rows);
             push_selectors(&mut selectors, &ranges, g.rows);
             row_groups.push(rg);
+            planned.push(ranges);
         }
         let row_groups_selected = row_groups.len();
         if row_groups.is_empty() {
             return Ok((None, 0));
         }
-        let file = self.open_data()?;
+        let mut file = self.open_data()?;
+        if self.source.is_remote() {
+            // Each read is a request: read each row group's pages in one, the next group
+            // while this one is decoded.
+            let groups: Option<Vec<Vec<Range<u64>>>> = row_groups
+                .iter()
+                .zip(&planned)
+                .map(|(&rg, rows)| group_pages(md, rg, projection.as_ref(), rows))
+                .collect();
+            if let Some(groups) = groups {
+                let ahead = ReadAhead::new(
+                    Arc::clone(file.handle()),
+                    file.sums().cloned(),
+                    groups,
+                    false,
+                );
+                file = file.with_ahead(ahead);
+            }
+        }
         let builder = match meta {
             Some(meta) => ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta),
             None => self.builder(file),

@@ -185,7 +185,7 @@ pub(crate) struct FileRef {
     store: Arc<dyn ColdStore>,
     key: String,
     staged: bool,
-    /// The length and ETag the catalog knows (published files): opened with no request.
+    /// Length and ETag from the catalog: an object store opens it with no request.
     known: Option<ObjectStat>,
 }
 
@@ -209,13 +209,22 @@ impl FileRef {
         }
     }
 
-    /// The published file of `key`, whose length and ETag the catalog knows: an object store
-    /// opens it without a request ([`ColdStore::open_known`]).
-    pub(crate) fn published_known(store: &Arc<dyn ColdStore>, key: &str, known: ObjectStat) -> Self {
+    /// The published file of `key`, whose length and ETag the catalog knows
+    /// ([`ColdStore::open_known`]).
+    pub(crate) fn published_known(
+        store: &Arc<dyn ColdStore>,
+        key: &str,
+        known: ObjectStat,
+    ) -> Self {
         Self {
             known: Some(known),
             ..Self::published(store, key)
         }
+    }
+
+    /// Whether each read is a request to an object store (staged files are local).
+    pub(crate) fn is_remote(&self) -> bool {
+        !self.staged && self.store.is_remote()
     }
 
     /// The staged file of `key`.

@@ -89,9 +89,10 @@ mod tests {
             .unwrap();
         rt.block_on(async move {
             let b = std::sync::Arc::clone(&bridge);
-            let got = tokio::task::spawn_blocking(move || b.run(Duration::from_secs(5), async { 8 }))
-                .await
-                .unwrap();
+            let got =
+                tokio::task::spawn_blocking(move || b.run(Duration::from_secs(5), async { 8 }))
+                    .await
+                    .unwrap();
             assert_eq!(got, Some(8));
             drop(bridge);
         });

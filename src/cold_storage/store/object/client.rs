@@ -141,7 +141,10 @@ pub(crate) fn build(spec: &StoreSpec) -> Result<Built> {
         });
     }
     if !spec.url.starts_with("s3://") {
-        return Err(config_error(spec, "expected s3://bucket/prefix or memory://name"));
+        return Err(config_error(
+            spec,
+            "expected s3://bucket/prefix or memory://name",
+        ));
     }
     let (bucket, prefix) = split(&spec.url, "s3://");
     // reqwest is built with rustls but no crypto provider: install ring's, once per process
@@ -179,7 +182,11 @@ pub(crate) fn build(spec: &StoreSpec) -> Result<Built> {
             .with_endpoint(endpoint)
             .with_virtual_hosted_style_request(false);
     }
-    if let Some(id) = spec.access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")) {
+    if let Some(id) = spec
+        .access_key_id
+        .clone()
+        .or_else(|| env("AWS_ACCESS_KEY_ID"))
+    {
         builder = builder.with_access_key_id(id);
     }
     let secret = spec

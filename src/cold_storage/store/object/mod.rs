@@ -34,6 +34,7 @@
 //!   to take a `memory://` store down.
 
 mod bridge;
+pub(crate) mod cache;
 mod client;
 mod failing;
 mod replicas;
@@ -59,9 +60,12 @@ use crate::error::{Error, Result};
 pub(crate) use bridge::Bridge;
 pub use failing::set_memory_store_failing;
 pub(crate) use replicas::PutDone;
-pub use client::{drop_memory_store, memory_store};
+use cache::{BlockCache, CachedObject};
 pub(crate) use client::{build, Built, StoreSpec};
+pub use client::{drop_memory_store, memory_store};
 
+/// Directory of the range cache inside the data directory, unless `cold.cache_dir` says.
+const CACHE_DIR: &str = "cold-cache";
 /// Directory of staged files inside the data directory.
 pub const STAGING_DIR: &str = "cold-staging";
 
@@ -373,7 +377,8 @@ impl Remote {
         let owned = ranges.to_vec();
         let got = self.call(bridge, "GET", key, timeout, async move {
             let fetch = |r: Range<u64>| {
-                let (store, loc, counters) = (Arc::clone(&store), loc.clone(), Arc::clone(&counters));
+                let (store, loc, counters) =
+                    (Arc::clone(&store), loc.clone(), Arc::clone(&counters));
                 async move {
                     StoreCounters::add(&counters.gets, 1);
                     let b = store.get_range(&loc, r).await?;
@@ -502,6 +507,9 @@ struct Shared {
     timeout: Duration,
     /// `cold.replicas` (`replicas.rs`).
     replicas: replicas::Replicas,
+    /// The local range cache (`cold.cache_dir`); `None` when `cold.cache_max_bytes` is 0 or
+    /// the store is opened read-only (a tool beside the owner must not share its cache).
+    cache: Option<BlockCache>,
 }
 
 impl std::fmt::Debug for ObjectColdStore {
@@ -525,6 +533,13 @@ impl ObjectColdStore {
         } else {
             LocalStore::create(staging_dir)?
         };
+        let cache = (!read_only && cfg.cache_max_bytes > 0).then(|| {
+            let dir = match &cfg.cache_dir {
+                Some(dir) => data_dir.join(dir),
+                None => data_dir.join(CACHE_DIR),
+            };
+            BlockCache::open(&dir, cfg.cache_max_bytes)
+        });
         Ok(Self {
             inner: Arc::new(Shared {
                 root: PathBuf::from(&primary.url),
@@ -533,6 +548,7 @@ impl ObjectColdStore {
                 bridge: Bridge::new()?,
                 timeout: spec.timeout,
                 replicas: replicas::Replicas::new(cfg)?,
+                cache,
             }),
         })
     }
@@ -579,12 +595,27 @@ impl ObjectColdStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let primary =
-            self.inner
+        let inner = &*self.inner;
+        let mut fetch = |ranges: &[Range<u64>]| {
+            let primary = inner
                 .primary
-                .get_ranges(&self.inner.bridge, key, ranges, self.inner.timeout);
-        // A failed or timed-out read goes to each replica in order (`replicas.rs`).
-        self.fail_over(key, ranges, primary)
+                .get_ranges(&inner.bridge, key, ranges, inner.timeout);
+            // A failed or timed-out read goes to each replica in order (`replicas.rs`).
+            self.fail_over(key, ranges, primary)
+        };
+        match &inner.cache {
+            // What the cache holds costs no request; the blocks it lacks come in one fetch.
+            Some(cache) => cache.read(
+                &CachedObject {
+                    key,
+                    len: stat.len,
+                    etag: stat.etag.as_deref(),
+                },
+                ranges,
+                &mut fetch,
+            ),
+            None => fetch(ranges),
+        }
     }
 
     /// Delete `key` from the primary and from every replica (the intent sweep's delete of an
@@ -610,7 +641,16 @@ impl ObjectColdStore {
         stores.extend(self.replica_counters());
         ObjectStoreMetrics {
             stores,
-            cache: None,
+            cache: self.inner.cache.as_ref().map(|c| {
+                let s = c.stats();
+                ObjectCacheMetrics {
+                    hits: s.hits,
+                    misses: s.misses,
+                    bytes: s.bytes,
+                    errors: s.errors,
+                    corrupt_blocks: s.corrupt_blocks,
+                }
+            }),
             // The replication lag needs the catalog: `ColdArchiveStorage::object_metrics`.
             replicas: Vec::new(),
         }
@@ -639,11 +679,23 @@ impl ColdStore for ObjectColdStore {
         let len = staged.len()?;
         let body = staged.read(0..len)?;
         drop(staged);
-        self.inner
-            .primary
-            .put_create(&self.inner.bridge, key, body.clone(), self.inner.timeout)?;
+        let etag = self.inner.primary.put_create(
+            &self.inner.bridge,
+            key,
+            body.clone(),
+            self.inner.timeout,
+        )?;
         // Sync replication: on every replica before the catalog commit (`replicas.rs`).
         self.publish_to_replicas(key, &body)?;
+        // The newest history is read first: it never misses the range cache.
+        if let Some(cache) = &self.inner.cache {
+            let obj = CachedObject {
+                key,
+                len,
+                etag: etag.as_deref(),
+            };
+            cache.insert(&obj, &body);
+        }
         // Uploaded: the staged copy is no longer needed (a leftover goes at the next open).
         if let Err(e) = self.inner.staging.discard_staged(key) {
             tracing::warn!(key, error = %e, "could not remove an uploaded staged file; the next open will");
@@ -699,11 +751,11 @@ impl ColdStore for ObjectColdStore {
     }
 
     fn list(&self, partition: &str) -> Result<Vec<String>> {
-        let mut keys =
-            self.inner
-                .primary
-                .list_dir(&self.inner.bridge, partition, self.inner.timeout)?
-                .1;
+        let mut keys = self
+            .inner
+            .primary
+            .list_dir(&self.inner.bridge, partition, self.inner.timeout)?
+            .1;
         keys.sort();
         Ok(keys)
     }
@@ -729,10 +781,10 @@ impl ColdStore for ObjectColdStore {
             path: parent.to_path_buf(),
             source,
         })?;
-        let bytes =
-            self.inner
-                .primary
-                .download(&self.inner.bridge, key, to, self.inner.timeout)?;
+        let bytes = self
+            .inner
+            .primary
+            .download(&self.inner.bridge, key, to, self.inner.timeout)?;
         Ok(Exported {
             bytes,
             linked: false,
@@ -780,6 +832,8 @@ mod tests {
     fn open(name: &str, dir: &Path) -> ObjectColdStore {
         let cfg = ColdConfig {
             store: format!("memory://{name}/pre/fix"),
+            // The store's own requests are counted here; the range cache has its tests.
+            cache_max_bytes: 0,
             ..ColdConfig::default()
         };
         ObjectColdStore::open(&cfg, dir, false).unwrap()
@@ -799,7 +853,10 @@ mod tests {
         let key = "date=2024-01-01/part-000000000001.parquet";
         stage(&store, key, b"hello world");
         // Staged: readable as staged only, nothing uploaded.
-        assert_eq!(&store.open_staged(key).unwrap().read(6..11).unwrap()[..], b"world");
+        assert_eq!(
+            &store.open_staged(key).unwrap().read(6..11).unwrap()[..],
+            b"world"
+        );
         assert_eq!(store.stat(key).unwrap(), None);
         assert!(is_missing(&store.open(key).unwrap_err()));
         store.publish(key).unwrap();
@@ -823,7 +880,10 @@ mod tests {
         assert_eq!(store.metrics().stores[0].heads, heads);
         assert_eq!(file.len().unwrap(), 11);
         let got = file.read_ranges(&[6..11, 0..5, 3..3]).unwrap();
-        assert_eq!((&got[0][..], &got[1][..], got[2].len()), (&b"world"[..], &b"hello"[..], 0));
+        assert_eq!(
+            (&got[0][..], &got[1][..], got[2].len()),
+            (&b"world"[..], &b"hello"[..], 0)
+        );
         let m = store.metrics().stores[0].clone();
         assert_eq!(m.gets, 1, "nearby ranges share one GET: {m:?}");
         assert!(matches!(file.read(8..20), Err(Error::Io { .. })));
@@ -853,7 +913,10 @@ mod tests {
         assert!(is_missing(&file.read(0..1).unwrap_err()));
         assert!(store.metrics().stores[0].failed_reads >= 1);
         let shown = format!("{:?}", store.path_of(key));
-        assert!(shown.contains("memory://object-unit-basic/pre/fix/date="), "{shown}");
+        assert!(
+            shown.contains("memory://object-unit-basic/pre/fix/date="),
+            "{shown}"
+        );
         drop_memory_store(name);
     }
 
@@ -894,7 +957,11 @@ mod tests {
             );
             let stat = a.stat(&key).unwrap().unwrap();
             assert_eq!(stat.len, winner.len() as u64);
-            let got = a.open_known(&key, &stat).unwrap().read(0..stat.len).unwrap();
+            let got = a
+                .open_known(&key, &stat)
+                .unwrap()
+                .read(0..stat.len)
+                .unwrap();
             assert_eq!(&got[..], &winner[..]);
         }
         drop_memory_store(name);
