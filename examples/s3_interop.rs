@@ -105,7 +105,11 @@ async fn main() -> Result<()> {
     store.archive_older_than(i64::MAX).await?;
     store.publish_deletes().await?;
     let step = store.run_maintenance_step().await?;
-    ensure!(step.failures.is_empty(), "maintenance step: {:?}", step.failures);
+    ensure!(
+        step.failures.is_empty(),
+        "maintenance step: {:?}",
+        step.failures
+    );
     ensure!(
         store.cold_tier().cold_stats()?.dead_rows > 0,
         "no dead rows: the delete files would hide nothing"

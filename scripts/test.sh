@@ -93,7 +93,7 @@ else
     echo "== the model and cold-tier property tests with the cold tier in an object store (memory://)"
     TIERED_STORAGE_TEST_COLD_STORE=memory cargo test --features failpoints,s3 --test model --test cold_model
     echo "== the S3 benchmark's smoke run (tiny sizes, debug build: checks it runs, not its figures)"
-    BENCH_S3_RECORDS=20000 BENCH_S3_LOOKUPS=50 cargo test --features s3 --bench s3
+    BENCH_S3_RECORDS=5000 BENCH_S3_LOOKUPS=20 cargo test --features s3 --bench s3
     echo "== Polars reads the archive in the bucket through the S3 endpoint"
     bash scripts/polars_s3.sh
     echo "== YCSB harness smoke run (every system returns what was written)"

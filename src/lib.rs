@@ -84,14 +84,14 @@ mod warm_storage;
 
 pub use catalog::{CatalogEntry, DeleteFileEntry, FileState};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cold_storage::{
-    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, ReplicaLagMetrics, ReplicaProblem,
-    ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, SweepReport, VerifyReport,
-};
 #[cfg(feature = "s3")]
 pub use cold_storage::store::object::{
     drop_memory_store, memory_store, set_memory_store_failing, ObjectCacheMetrics,
     ObjectStoreCounters, ObjectStoreMetrics,
+};
+pub use cold_storage::{
+    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, ReplicaLagMetrics, ReplicaProblem,
+    ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, SweepReport, VerifyReport,
 };
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,

@@ -645,13 +645,17 @@ fn s3_replica_stopped_then_restarted_raises_lag_then_catches_up() {
         // Objects replaced while the replica was down (delete files, merged inputs) are
         // deleted from it by the intent sweep, which kept their intents: the replica then
         // holds exactly the catalogued objects.
-        wait_until(60, "the replica holding exactly the catalogued objects", || async {
-            let _ = store.run_maintenance_step().await;
-            let (data, deletes) = catalogued(&store);
-            let mut want = data;
-            want.extend(deletes);
-            parquet_files(&on_replica) == want
-        })
+        wait_until(
+            60,
+            "the replica holding exactly the catalogued objects",
+            || async {
+                let _ = store.run_maintenance_step().await;
+                let (data, deletes) = catalogued(&store);
+                let mut want = data;
+                want.extend(deletes);
+                parquet_files(&on_replica) == want
+            },
+        )
         .await;
         wait_until(30, "the lag alert clearing", || async {
             !has_alert(&store, "ColdReplicationLag").await

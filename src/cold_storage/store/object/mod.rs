@@ -58,11 +58,11 @@ use crate::config::ColdConfig;
 use crate::error::{Error, Result};
 
 pub(crate) use bridge::Bridge;
-pub use failing::set_memory_store_failing;
-pub(crate) use replicas::PutDone;
 use cache::{BlockCache, CachedObject};
 pub(crate) use client::{build, Built, StoreSpec};
 pub use client::{drop_memory_store, memory_store};
+pub use failing::set_memory_store_failing;
+pub(crate) use replicas::PutDone;
 
 /// Directory of the range cache inside the data directory, unless `cold.cache_dir` says.
 const CACHE_DIR: &str = "cold-cache";
