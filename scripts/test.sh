@@ -30,8 +30,8 @@
 #   exit 0 on SIGTERM) and scripts/browser_test.sh (installs Debian's chromium and
 #   chromium-driver, Selenium into .venv; loads the dashboard against a service filled with
 #   known data; screenshots in target/browser/).
-# - Then the model and cold-tier property tests once more with the cold tier in an in-process
-#   object store (TIERED_STORAGE_TEST_COLD_STORE=memory), and Polars (from PyPI, in .venv)
+# - Then the cross-tier property tests (tests/cold_model.rs) once more with the cold tier in an
+#   in-process object store (TIERED_STORAGE_TEST_COLD_STORE=memory, tests/common), and Polars (from PyPI, in .venv)
 #   reading an archive in the bucket through the S3 endpoint (scripts/polars_s3.sh).
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
@@ -90,8 +90,8 @@ if [ "$#" != 0 ]; then
 else
     echo "== cargo test --workspace --features tiered-storage/failpoints,tiered-storage/s3 (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
     cargo test --workspace --features tiered-storage/failpoints,tiered-storage/s3
-    echo "== the model and cold-tier property tests with the cold tier in an object store (memory://)"
-    TIERED_STORAGE_TEST_COLD_STORE=memory cargo test --features failpoints,s3 --test model --test cold_model
+    echo "== the cross-tier property tests with the cold tier in an object store (memory://)"
+    TIERED_STORAGE_TEST_COLD_STORE=memory cargo test --features failpoints,s3 --test cold_model
     echo "== the S3 benchmark's smoke run (tiny sizes, debug build: checks it runs, not its figures)"
     BENCH_S3_RECORDS=5000 BENCH_S3_LOOKUPS=20 cargo test --features s3 --bench s3
     echo "== Polars reads the archive in the bucket through the S3 endpoint"
