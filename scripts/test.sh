@@ -31,8 +31,9 @@
 #   chromium-driver, Selenium into .venv; loads the dashboard against a service filled with
 #   known data; screenshots in target/browser/).
 # - Then the cross-tier property tests (tests/cold_model.rs) once more with the cold tier in an
-#   in-process object store (TIERED_STORAGE_TEST_COLD_STORE=memory, tests/common), and Polars (from PyPI, in .venv)
-#   reading an archive in the bucket through the S3 endpoint (scripts/polars_s3.sh).
+#   in-process object store (TIERED_STORAGE_TEST_COLD_STORE=memory, tests/common), a smoke
+#   run of the S3 benchmark (benches/s3.rs, tiny sizes, debug build), and Polars (from PyPI,
+#   in .venv) reading an archive in the bucket through the S3 endpoint (scripts/polars_s3.sh).
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
