@@ -494,6 +494,11 @@ async fn check_all(
             "step {}: Parquet files vs catalog",
             step
         );
+    } else {
+        prop_assert!(
+            !dir.join("cold").exists(),
+            "step {step}: the cold tier is in the object store, not on disk"
+        );
     }
     prop_assert!(
         walk(&dir.join("cold"))

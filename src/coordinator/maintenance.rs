@@ -3,7 +3,8 @@
 //! A step runs, in order: hot housekeeping, warm upkeep (access-statistics flush, signature
 //! merge, sampled ANALYZE, one incremental-vacuum step, checkpoint), archival of records past
 //! `warm_to_cold_age` (rate-limited and capped per step), compaction of a bounded number of
-//! file groups once no archival backlog remains, and an evaluation of every alert. Steps never
+//! file groups once no archival backlog remains, delete-file publication, the intent sweep of
+//! an object-store cold tier (`sweep_intents`), and an evaluation of every alert. Steps never
 //! overlap. A failed task is logged, raised as a `MaintenanceFailure` alert (cleared by its
 //! next success) and the step goes on to the next task.
 
