@@ -180,7 +180,6 @@ pub(crate) trait ColdCatalog: Send + Sync {
 /// How far one replica is behind the primary ([`ColdCatalog::replica_lag`]).
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[allow(dead_code)] // the replicator's (workstream C)
 pub struct ReplicaLag {
     /// Catalogued objects the replica holds no copy of.
     pub objects: u64,

@@ -93,9 +93,6 @@ pub use cold_storage::{
     ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, ReplicaLagMetrics, ReplicaProblem,
     ReplicaProblemKind, ReplicationReport, StoreFailureMetrics, SweepReport, VerifyReport,
 };
-pub use cold_storage::{
-    ColdArchiveStorage, ColdFileProblem, ColdStats, ProblemKind, SweepReport, VerifyReport,
-};
 pub use config::{
     AlertConfig, ColdConfig, Durability, HotConfig, MaintenanceConfig, MetricsConfig,
     QueryCacheConfig, SqlConfig, StorageConfig, TieringConfig, WarmConfig,

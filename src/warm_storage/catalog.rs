@@ -178,7 +178,6 @@ impl<R: Record> WarmSqliteStorage<R> {
 /// A change to the object-store state of the catalog (`cold_intents`, `cold_replicas`), one
 /// transaction each.
 #[derive(Debug)]
-#[allow(dead_code)] // the replicas' rows are the replicator's (workstream C)
 pub(crate) enum ColdStateOp {
     RecordIntents(Vec<String>),
     DropIntents(Vec<String>),

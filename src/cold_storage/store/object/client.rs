@@ -90,7 +90,6 @@ impl StoreSpec {
     }
 
     /// A replica of `cfg`, with its own endpoint, region and credentials.
-    #[allow(dead_code)] // for the replicas (workstream C)
     pub(crate) fn replica(cfg: &ColdConfig, r: &ReplicaConfig) -> Self {
         Self {
             url: r.store.clone(),

@@ -597,11 +597,12 @@ impl ObjectColdStore {
         }
         let inner = &*self.inner;
         let mut fetch = |ranges: &[Range<u64>]| {
-            let primary = inner
-                .primary
-                .get_ranges(&inner.bridge, key, ranges, inner.timeout);
             // A failed or timed-out read goes to each replica in order (`replicas.rs`).
-            self.fail_over(key, ranges, primary)
+            self.read_with_failover(key, ranges, || {
+                inner
+                    .primary
+                    .get_ranges(&inner.bridge, key, ranges, inner.timeout)
+            })
         };
         match &inner.cache {
             // What the cache holds costs no request; the blocks it lacks come in one fetch.

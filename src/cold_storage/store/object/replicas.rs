@@ -2,11 +2,13 @@
 //! from its [`ReplicaConfig`] by the same client builder as the primary, named by
 //! [`ReplicaConfig::display_name`].
 //!
-//! - Failover reads ([`ObjectColdStore::fail_over`]): a read the primary fails (an error, a
-//!   timeout, or a missing object) is tried on each replica in order; one a replica serves
-//!   counts as a failover of the primary. Each store counts its failed reads (`Remote`'s
-//!   counters) and its reads failed in a row, reset by a success, which raise the
-//!   `ColdStoreFailing` alert at `cold.failover_alert_after`.
+//! - Failover reads ([`ObjectColdStore::read_with_failover`]): a read the primary fails (an
+//!   error, a timeout, or a missing object) is tried on each replica in order; one a replica
+//!   serves counts as a failover of the primary. Each store counts its failed reads
+//!   (`Remote`'s counters) and its reads failed in a row, reset by a success, which raise the
+//!   `ColdStoreFailing` alert at `cold.failover_alert_after`. From then on reads go to the
+//!   replicas first, and the primary is asked again every [`PRIMARY_PROBE_AFTER`]: a primary
+//!   that is down costs its timeout and retries once per period, not once per read.
 //! - The requests the replicator (`cold_storage/replicate.rs`) and `verify_cold` make: HEAD,
 //!   create-only or overwriting PUT, DELETE.
 //! - Deletes ([`ObjectColdStore::delete_from_replicas`], from `delete_everywhere`): every
@@ -18,7 +20,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::{PutMode, PutOptions, PutPayload};
@@ -31,6 +33,10 @@ use crate::cold_storage::replicate::TokenBucket;
 use crate::cold_storage::store::is_missing;
 use crate::config::{ColdConfig, ReplicaConfig};
 use crate::error::Result;
+
+/// How long reads skip a primary that failed `cold.failover_alert_after` reads in a row,
+/// before one is sent to it again.
+pub(crate) const PRIMARY_PROBE_AFTER: Duration = Duration::from_secs(2);
 
 /// One replica: its client and counters, and what replication keeps for it.
 #[derive(Debug)]
@@ -49,6 +55,11 @@ struct Replica {
 pub(crate) struct Replicas {
     list: Vec<Replica>,
     primary_consecutive: AtomicU64,
+    /// Reads go to the replicas first until then (the primary kept failing).
+    skip_primary_until: Mutex<Option<Instant>>,
+    /// `cold.failover_alert_after`: failures in a row after which the primary is skipped
+    /// (0: never).
+    trip_after: u64,
     /// `cold.replication_sync`.
     sync: bool,
 }
@@ -71,6 +82,8 @@ impl Replicas {
         Ok(Self {
             list,
             primary_consecutive: AtomicU64::new(0),
+            skip_primary_until: Mutex::new(None),
+            trip_after: cfg.failover_alert_after,
             sync: cfg.replication_sync,
         })
     }
@@ -182,31 +195,92 @@ impl ObjectColdStore {
         first
     }
 
-    /// Called with the primary's answer to a read of `ranges` of `key`: a success resets the
-    /// primary's failures in a row; a failure (an error, a timeout, or a missing object) is
-    /// tried on each replica in order. A read a replica serves is a failover of the primary.
-    /// When no replica serves it, the primary's error is returned (so a missing object stays
-    /// [`is_missing`] for the reader's compaction check).
-    pub(crate) fn fail_over(
+    /// Read `ranges` of `key` with `primary` (the primary's ranged GET), failing over: a
+    /// success resets the primary's failures in a row; a failure (an error, a timeout, or a
+    /// missing object) is tried on each replica in order. A read a replica serves is a
+    /// failover of the primary. When no replica serves it, the primary's error is returned
+    /// (so a missing object stays [`is_missing`] for the reader's compaction check). While the
+    /// primary is skipped (it kept failing), the replicas are asked first.
+    pub(crate) fn read_with_failover(
         &self,
         key: &str,
         ranges: &[Range<u64>],
-        primary: Result<Vec<Bytes>>,
+        primary: impl FnOnce() -> Result<Vec<Bytes>>,
     ) -> Result<Vec<Bytes>> {
         let replicas = self.replicas();
-        let err = match primary {
+        if replicas.list.is_empty() {
+            return primary();
+        }
+        if self.primary_skipped() {
+            if let Some(v) = self.read_replicas(key, ranges, None) {
+                return Ok(v);
+            }
+            // Every replica failed too: the primary is the last hope.
+            return primary()
+                .inspect(|_| self.primary_succeeded())
+                .inspect_err(|e| self.primary_failed(e));
+        }
+        let err = match primary() {
             Ok(v) => {
-                succeeded(&replicas.primary_consecutive);
+                self.primary_succeeded();
                 return Ok(v);
             }
             Err(e) => e,
         };
-        // A missing object is not the store failing (compaction's race, or a lost object the
-        // replicas may still hold).
-        if !is_missing(&err) {
-            failed(&replicas.primary_consecutive);
+        self.primary_failed(&err);
+        self.read_replicas(key, ranges, Some(&err)).ok_or(err)
+    }
+
+    /// Whether reads skip the primary now.
+    fn primary_skipped(&self) -> bool {
+        let mut until = self.replicas().skip_primary_until.lock();
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                // Time to ask it again (one read probes it; a failure skips it once more).
+                *until = None;
+                false
+            }
+            None => false,
         }
-        for replica in &replicas.list {
+    }
+
+    fn primary_succeeded(&self) {
+        succeeded(&self.replicas().primary_consecutive);
+    }
+
+    /// Count a failed primary read; past `cold.failover_alert_after` in a row, skip the
+    /// primary for [`PRIMARY_PROBE_AFTER`]. A missing object is not the store failing
+    /// (compaction's race, or a lost object the replicas may still hold).
+    fn primary_failed(&self, err: &crate::error::Error) {
+        if is_missing(err) {
+            return;
+        }
+        let replicas = self.replicas();
+        failed(&replicas.primary_consecutive);
+        let in_a_row = replicas.primary_consecutive.load(Ordering::Relaxed);
+        if replicas.trip_after > 0 && in_a_row >= replicas.trip_after {
+            let mut until = replicas.skip_primary_until.lock();
+            if until.is_none() {
+                tracing::warn!(
+                    in_a_row,
+                    probe_after_secs = PRIMARY_PROBE_AFTER.as_secs(),
+                    "the primary cold store keeps failing; reads go to the replicas first"
+                );
+            }
+            *until = Some(Instant::now() + PRIMARY_PROBE_AFTER);
+        }
+    }
+
+    /// `ranges` of `key` from the first replica that serves them, counted as a failover of
+    /// the primary (which failed with `primary_err`, or is skipped); `None` when none does.
+    fn read_replicas(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+        primary_err: Option<&crate::error::Error>,
+    ) -> Option<Vec<Bytes>> {
+        for replica in &self.replicas().list {
             match replica
                 .remote
                 .get_ranges(self.bridge(), key, ranges, self.timeout())
@@ -214,18 +288,25 @@ impl ObjectColdStore {
                 Ok(v) => {
                     succeeded(&replica.consecutive);
                     StoreCounters::add(&self.primary().counters.failovers, 1);
-                    tracing::warn!(key, replica = %replica.remote.name, primary_error = %err, "cold read failed over to a replica");
-                    return Ok(v);
+                    match primary_err {
+                        Some(err) => {
+                            tracing::warn!(key, replica = %replica.remote.name, primary_error = %err, "cold read failed over to a replica")
+                        }
+                        None => {
+                            tracing::debug!(key, replica = %replica.remote.name, "cold read served by a replica (the primary is skipped)")
+                        }
+                    }
+                    return Some(v);
                 }
                 Err(e) => {
                     if !is_missing(&e) {
                         failed(&replica.consecutive);
                     }
-                    tracing::warn!(key, replica = %replica.remote.name, error = %e, "cold read failed on a replica too");
+                    tracing::warn!(key, replica = %replica.remote.name, error = %e, "cold read failed on a replica");
                 }
             }
         }
-        Err(err)
+        None
     }
 
     /// The whole of `key`, `bytes` long as catalogued, for a copy to a replica: through the
