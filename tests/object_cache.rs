@@ -101,6 +101,7 @@ async fn object_cache_restart_keeps_it_warm_and_a_corrupt_block_is_fetched_again
     assert_eq!(warm.stores[0].gets, 0, "{warm:?}");
     let c = warm.cache.unwrap();
     assert!(c.hits > 0 && c.misses == 0 && c.bytes > 0, "{c:?}");
+    assert_eq!(c.blocks as usize, block_files(&cache).len());
     close(store).await;
 
     // A flipped byte in every cached block: each is caught, fetched again, and every record
@@ -118,6 +119,42 @@ async fn object_cache_restart_keeps_it_warm_and_a_corrupt_block_is_fetched_again
     assert!(c.corrupt_blocks > 0, "{c:?}");
     assert_eq!(c.errors, 0, "{c:?}");
     assert!(m.stores[0].gets > 0);
+    close(store).await;
+    drop_memory_store(bucket);
+}
+
+/// Without the cache, a lookup is one GET once the file's metadata is cached, and opening a
+/// file (footer and page index, with the catalog's footer length) is one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_cache_off_a_point_read_is_one_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = "object-cache-off";
+    let mut c = config(dir.path(), bucket, &dir.path().join("unused"));
+    c.cold.cache_max_bytes = 0;
+    let store = open(c.clone()).await;
+    let model = archived(&store, 0..400).await;
+    close(store).await;
+    let store = open(c).await;
+    assert!(metrics(&store).cache.is_none());
+    let files = store.cold_tier().files().unwrap();
+    assert!(files.iter().all(|f| f.footer_len.is_some()));
+    store.hot_tier().clear();
+    let start = gets(&store);
+    for (id, r) in &model {
+        let before = gets(&store);
+        assert_eq!(store.get(*id).await.unwrap().as_ref(), Some(r), "id {id}");
+        // The files are small: a lookup's pages share one coalesced GET, and the first
+        // lookup in a file reads its tail in one more.
+        let spent = gets(&store) - before;
+        assert!((1..=2).contains(&spent), "id {id}: {spent} GETs");
+    }
+    // Each file's tail was read once (its metadata stays cached), each lookup one GET.
+    assert_eq!(
+        gets(&store) - start,
+        model.len() as u64 + files.len() as u64,
+        "{:?}",
+        metrics(&store)
+    );
     close(store).await;
     drop_memory_store(bucket);
 }

@@ -146,7 +146,11 @@ impl ReadAhead {
             } else {
                 vec![groups.into_iter().flatten().collect()]
             },
-            spans: if ordered { spans } else { vec![0..u64::MAX] },
+            spans: if ordered {
+                spans
+            } else {
+                std::iter::once(0..u64::MAX).collect()
+            },
             keep,
             prefetch: !keep,
             state: Mutex::new(State {

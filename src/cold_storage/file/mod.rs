@@ -428,7 +428,7 @@ pub(crate) mod tests {
     impl CountingStore {
         /// The files under `dir`, as an object store (`remote`) or a local one, and its
         /// request counter.
-        pub(crate) fn new(dir: &Path, remote: bool) -> (Arc<dyn ColdStore>, Arc<AtomicUsize>) {
+        pub(crate) fn create(dir: &Path, remote: bool) -> (Arc<dyn ColdStore>, Arc<AtomicUsize>) {
             let requests = Arc::new(AtomicUsize::new(0));
             let store = Arc::new(Self {
                 inner: crate::cold_storage::store::LocalStore::new(dir),

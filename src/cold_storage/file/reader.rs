@@ -321,7 +321,12 @@ impl<R: Record> ColdFile<R> {
         let file = if one_trip {
             file
         } else {
-            self.checked(&handle, group_pages(md, rg, None, &[row..row + 1]), true)
+            let only = row..row + 1;
+            self.checked(
+                &handle,
+                group_pages(md, rg, None, std::slice::from_ref(&only)),
+                true,
+            )
         };
         let mut selectors = vec![RowSelector::skip(row), RowSelector::select(1)];
         if rows > row + 1 {
@@ -732,7 +737,7 @@ mod tests {
         Vec<u8>,
     ) {
         let (_, _, recs) = fixture(dir);
-        let (store, requests) = CountingStore::new(dir, remote);
+        let (store, requests) = CountingStore::create(dir, remote);
         let source = FileRef::published(&store, "date=2024-01-01/a.parquet");
         let sums = ColdFile::<TransactionRecord>::open_at(source.clone(), None)
             .unwrap()
@@ -797,7 +802,7 @@ mod tests {
         // a local store reads the footer's length word, the footer and the page index.
         ColdFile::<TransactionRecord>::open_with(source.clone(), Some(&sums), None).unwrap();
         assert_eq!(take(&requests), 1);
-        let (local, local_requests) = CountingStore::new(dir.path(), false);
+        let (local, local_requests) = CountingStore::create(dir.path(), false);
         let local = FileRef::published(&local, "date=2024-01-01/a.parquet");
         ColdFile::<TransactionRecord>::open_with(local, Some(&sums), None).unwrap();
         assert!(take(&local_requests) > 1);

@@ -62,7 +62,6 @@ pub(crate) trait RangeRead: Send + Sync + fmt::Debug {
     /// Bytes of each of `ranges`, in order. An object store coalesces nearby ranges into as
     /// few requests as it can (a point read asks for one page per column at once); the
     /// default reads them one by one.
-    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         ranges.iter().map(|r| self.read(r.clone())).collect()
     }
@@ -209,8 +208,8 @@ impl FileRef {
         }
     }
 
-    /// The published file of `key`, whose length and ETag the catalog knows
-    /// ([`ColdStore::open_known`]).
+    /// The published file of `key`, whose length and ETag the catalog knows: an object store
+    /// opens it without a request ([`ColdStore::open_known`]).
     pub(crate) fn published_known(
         store: &Arc<dyn ColdStore>,
         key: &str,

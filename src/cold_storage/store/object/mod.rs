@@ -172,6 +172,8 @@ pub struct ObjectCacheMetrics {
     pub misses: u64,
     /// Bytes the cache holds now.
     pub bytes: u64,
+    /// Blocks (of 1 MiB, the last of an object shorter) the cache holds now.
+    pub blocks: u64,
     /// Cache I/O errors (each served as a miss).
     pub errors: u64,
     /// Blocks found damaged and fetched again.
@@ -648,6 +650,7 @@ impl ObjectColdStore {
                     hits: s.hits,
                     misses: s.misses,
                     bytes: s.bytes,
+                    blocks: s.blocks,
                     errors: s.errors,
                     corrupt_blocks: s.corrupt_blocks,
                 }
