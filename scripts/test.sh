@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The one test command: `cargo test --workspace --features tiered-storage/failpoints` (every
-# crate of the workspace: the library, whose crash-point tests, tests/cold_crash.rs and
-# tests/torture.rs, need the feature; the YCSB harness, crates/ycsb; the sqlx co-linking check,
-# crates/sqlx-compat; the HTTP service, crates/tiered-storage-server; the CLI,
-# crates/tiered-storage-cli), with the fault-injection tests required rather than skipped when their
-# tools are missing, then a smoke run of the YCSB harness and the service's Python-client and
-# browser checks.
+# The one test command: `cargo test --workspace --features tiered-storage/failpoints,tiered-storage/s3`
+# (every crate of the workspace: the library, whose crash-point tests, tests/cold_crash.rs and
+# tests/torture.rs, need `failpoints` and whose object-store tests need `s3`; the YCSB harness,
+# crates/ycsb; the sqlx co-linking check, crates/sqlx-compat; the HTTP service,
+# crates/tiered-storage-server; the CLI, crates/tiered-storage-cli), with the fault-injection and
+# S3-server tests required rather than skipped when their tools are missing, then a smoke run of
+# the YCSB harness and the service's Python-client and browser checks.
+#
+# - Installs s3s-fs 0.14.1 (a real S3-protocol server, `cargo install` into
+#   ~/.cache/tiered-storage-tools, once) and starts two instances on free ports of 127.0.0.1,
+#   `primary` and `replica` (two regions), through scripts/s3_server.sh; exports their endpoints
+#   (TIERED_STORAGE_S3_ENDPOINT, TIERED_STORAGE_S3_ENDPOINT_2), the bucket, the test credentials
+#   (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and TIERED_STORAGE_S3_REQUIRED=1 (tests/s3_server.rs
+#   and the S3 crash tests fail instead of skipping without a server); stops them on exit.
 #
 # - Installs Debian's fiu-utils (libfiu: fiu-run, fiu-ctrl, the POSIX preload library) when it
 #   is missing, and util-linux's prlimit (the RLIMIT_FSIZE fallback of the disk-full tests).
@@ -23,11 +30,15 @@
 #   exit 0 on SIGTERM) and scripts/browser_test.sh (installs Debian's chromium and
 #   chromium-driver, Selenium into .venv; loads the dashboard against a service filled with
 #   known data; screenshots in target/browser/).
+# - Then the cross-tier property tests (tests/cold_model.rs) once more with the cold tier in an
+#   in-process object store (TIERED_STORAGE_TEST_COLD_STORE=memory, tests/common), a smoke
+#   run of the S3 benchmark (benches/s3.rs, tiny sizes, debug build), and Polars (from PyPI,
+#   in .venv) reading an archive in the bucket through the S3 endpoint (scripts/polars_s3.sh).
 # - Then the DuckDB interoperability check (DuckDB from PyPI into .venv), and each fuzz target
 #   (scripts/fuzz.sh: cargo-fuzz into ~/.cache) for FUZZ_SECONDS (default 30) on its corpus.
 #
-# Extra arguments go to the library's `cargo test --features failpoints` (e.g.
-# `scripts/test.sh --test faults`), and skip the rest.
+# Extra arguments go to the library's `cargo test --features failpoints,s3` (e.g.
+# `scripts/test.sh --test faults`, `scripts/test.sh --test s3_server`), and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tiered-storage-target}"
@@ -63,12 +74,29 @@ if [ "$(id -u)" = 0 ]; then
     export TIERED_STORAGE_TMPFS=1
 fi
 
+# The S3 servers: this run's own state directory, so `stop-all` stops only its instances.
+TIERED_STORAGE_S3_STATE="$(mktemp -d "${TMPDIR:-/tmp}/tiered-storage-s3-state.XXXXXX")"
+export TIERED_STORAGE_S3_STATE
+trap 'bash scripts/s3_server.sh stop-all; rm -rf "$TIERED_STORAGE_S3_STATE"' EXIT
+bash scripts/s3_server.sh install >/dev/null
+bash scripts/s3_server.sh start primary >/dev/null
+bash scripts/s3_server.sh start replica >/dev/null
+eval "$(bash scripts/s3_server.sh env primary replica)"
+export TIERED_STORAGE_S3_REQUIRED=1
+echo "== S3 servers (s3s-fs): primary $TIERED_STORAGE_S3_ENDPOINT, replica $TIERED_STORAGE_S3_ENDPOINT_2"
+
 if [ "$#" != 0 ]; then
-    echo "== cargo test --features failpoints $* (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
-    cargo test --features failpoints "$@"
+    echo "== cargo test --features failpoints,s3 $* (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+    cargo test --features failpoints,s3 "$@"
 else
-    echo "== cargo test --workspace --features tiered-storage/failpoints (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
-    cargo test --workspace --features tiered-storage/failpoints
+    echo "== cargo test --workspace --features tiered-storage/failpoints,tiered-storage/s3 (TIERED_STORAGE_FIU=${TIERED_STORAGE_FIU:-auto}, TIERED_STORAGE_TMPFS=${TIERED_STORAGE_TMPFS:-auto})"
+    cargo test --workspace --features tiered-storage/failpoints,tiered-storage/s3
+    echo "== the cross-tier property tests with the cold tier in an object store (memory://)"
+    TIERED_STORAGE_TEST_COLD_STORE=memory cargo test --features failpoints,s3 --test cold_model
+    echo "== the S3 benchmark's smoke run (tiny sizes, debug build: checks it runs, not its figures)"
+    BENCH_S3_RECORDS=5000 BENCH_S3_LOOKUPS=20 cargo test --features s3 --bench s3
+    echo "== Polars reads the archive in the bucket through the S3 endpoint"
+    bash scripts/polars_s3.sh
     echo "== YCSB harness smoke run (every system returns what was written)"
     cargo run -p ycsb -- --smoke --seconds 0.1
     echo "== HTTP service: the standard-library Python client against a running service"
@@ -84,8 +112,8 @@ fi
 if [ "${TIERED_STORAGE_LONG:-0}" = 1 ]; then
     echo "== long: 1,000 crash cycles (release)"
     TIERED_STORAGE_TORTURE_CYCLES="${TIERED_STORAGE_TORTURE_CYCLES:-1000}" \
-        cargo test --release --features failpoints --test torture -- --nocapture
+        cargo test --release --features failpoints,s3 --test torture -- --nocapture
     echo "== long: 500 libfiu fault runs (release)"
     TIERED_STORAGE_FIU_RUNS="${TIERED_STORAGE_FIU_RUNS:-500}" \
-        cargo test --release --features failpoints --test faults fiu_random_io_faults -- --nocapture
+        cargo test --release --features failpoints,s3 --test faults fiu_random_io_faults -- --nocapture
 fi

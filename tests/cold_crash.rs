@@ -10,8 +10,17 @@
 //! `TIERED_STORAGE_CRASH_AT=<point>`; the child runs the move and aborts at the point. The parent
 //! then inspects the directory, reopens the store and checks it against its model.
 //!
+//! With the `s3` feature, every crash test runs a second time with the cold tier in a bucket
+//! of the S3 test server (`on_s3::*`, feature `s3`; `scripts/test.sh` starts the server, and
+//! without it they print `SKIPPED`, or fail under `TIERED_STORAGE_S3_REQUIRED=1`): the
+//! objects are files on the server's disk, checked the same way as the local cold directory,
+//! and the uploads a crash left uncatalogued are gone after the reopen (their intents are
+//! swept with `orphan_grace_secs = 0`). The data directory then holds `s3-target.txt`
+//! (endpoint, bucket, prefix, objects directory), which the child reads too.
+//!
 //! Crash points exist only with the `failpoints` feature, so this file is built only with it
-//! (`required-features` in Cargo.toml): `cargo test --features failpoints --test cold_crash`.
+//! (`required-features` in Cargo.toml): `cargo test --features failpoints --test cold_crash`
+//! (`--features failpoints,s3` for the S3 variants).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,7 +37,54 @@ type Store = AutoTieringCoordinator<TransactionRecord>;
 const CHILD_DIR_ENV: &str = "TIERED_STORAGE_COLD_CRASH_CHILD_DIR";
 
 mod common;
+#[cfg(feature = "s3")]
+#[path = "common/s3.rs"]
+mod s3env;
 use common::{runtime, DAY, T0};
+
+/// In a data directory: where its cold tier is in S3 (see the module doc).
+const S3_TARGET_FILE: &str = "s3-target.txt";
+
+/// The S3 bucket of a store under test: `endpoint`, `bucket`, `prefix`, and the directory of
+/// its objects on the server's disk.
+#[derive(Debug, Clone)]
+struct S3Target {
+    endpoint: String,
+    bucket: String,
+    prefix: String,
+    objects: PathBuf,
+}
+
+fn s3_target(dir: &Path) -> Option<S3Target> {
+    let text = std::fs::read_to_string(dir.join(S3_TARGET_FILE)).ok()?;
+    let mut lines = text.lines().map(str::to_owned);
+    Some(S3Target {
+        endpoint: lines.next()?,
+        bucket: lines.next()?,
+        prefix: lines.next()?,
+        objects: PathBuf::from(lines.next()?),
+    })
+}
+
+/// Where the cold files of the store in `dir` are on disk: its cold directory, or its
+/// objects on the S3 server's disk.
+fn cold_root(dir: &Path) -> PathBuf {
+    s3_target(dir).map_or_else(|| dir.join("cold"), |t| t.objects)
+}
+
+/// Files a move writes before it publishes them: `*.tmp` beside the cold files, and for an
+/// object store the staged files in `<data_dir>/cold-staging`.
+fn temp_files(dir: &Path) -> BTreeSet<String> {
+    let mut out = cold_files_on_disk(dir, ".tmp");
+    if s3_target(dir).is_some() {
+        out.extend(
+            walk(&dir.join("cold-staging"))
+                .into_iter()
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+    }
+    out
+}
 /// The child's archival moves every record of the first three days.
 const ARCHIVE_CUTOFF: i64 = T0 + 3 * DAY;
 
@@ -42,6 +98,14 @@ fn config(dir: &Path) -> StorageConfig {
     // Files hold more rows than a settle step, so an archival's settling takes several steps
     // and `archive:settling` is reached mid-file.
     c.warm.settle_chunk_rows = 16;
+    if let Some(t) = s3_target(dir) {
+        c.cold.store = format!("s3://{}/{}", t.bucket, t.prefix);
+        c.cold.s3_endpoint = Some(t.endpoint);
+        c.cold.s3_region = Some("us-east-1".to_owned());
+        c.cold.s3_allow_http = true;
+        // A crash's uploads without a catalog row are swept at the next open.
+        c.cold.orphan_grace_secs = 0;
+    }
     c
 }
 
@@ -186,7 +250,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// Paths relative to the cold directory, `/`-separated, of files with this suffix.
 fn cold_files_on_disk(dir: &Path, suffix: &str) -> BTreeSet<String> {
-    let cold = dir.join("cold");
+    let cold = cold_root(dir);
     walk(&cold)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(suffix))
@@ -233,12 +297,13 @@ async fn scan_all(store: &Store, range: ScanRange, page: usize) -> Vec<Transacti
 /// by signature and in scans; removed records and stale signatures gone; counts agree; the
 /// directory holds exactly the catalogued files; verification is clean.
 async fn check(store: &Store, m: &Model, dir: &Path) {
+    if s3_target(dir).is_some() {
+        // Replaced objects (compacted inputs, retired delete files) stay in the bucket until
+        // the intent sweep (grace 0 here) deletes them.
+        store.sweep_cold_intents().await.unwrap();
+    }
     check_reads(store, m).await;
-    assert_eq!(
-        cold_files_on_disk(dir, ".tmp"),
-        BTreeSet::new(),
-        "temp files left"
-    );
+    assert_eq!(temp_files(dir), BTreeSet::new(), "temp files left");
     let mut catalogued = catalog_paths(store);
     catalogued.extend(
         store
@@ -256,7 +321,7 @@ async fn check(store: &Store, m: &Model, dir: &Path) {
     let on_disk = data_files_on_disk(dir);
     // An outside reader applying the delete files sees exactly the store's cold tier.
     assert_eq!(
-        common::outside_view(dir),
+        common::outside_view_of(&cold_root(dir)),
         common::store_cold_view(store).await,
         "outside view (data glob minus delete files) vs the store's cold tier"
     );
@@ -372,8 +437,9 @@ async fn snapshot(dir: &Path) -> Before {
     }
 }
 
-/// Run the child at `point` and check the store afterwards.
-fn crash_at(test_name: &str, point: &str) {
+/// Run the child at `point` and check the store afterwards; `s3`: with the cold tier in a
+/// bucket of the S3 test server.
+fn crash_at(test_name: &str, point: &str, s3: bool) {
     if let Some(dir) = std::env::var_os(CHILD_DIR_ENV) {
         child(Path::new(&dir));
         return;
@@ -381,6 +447,10 @@ fn crash_at(test_name: &str, point: &str) {
     assert!(CRASH_POINTS.contains(&point), "unknown crash point {point}");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    if s3 && !put_cold_in_s3(test_name, dir) {
+        return;
+    }
+    let remote = s3_target(dir).is_some();
     let rt = runtime();
     let model = rt.block_on(prepare(dir));
     let mut model = model;
@@ -421,7 +491,7 @@ fn crash_at(test_name: &str, point: &str) {
     );
 
     // The directory as the crash left it, before open reconciles it.
-    let tmps = cold_files_on_disk(dir, ".tmp");
+    let tmps = temp_files(dir);
     let parquet = data_files_on_disk(dir);
     let deletes_on_disk: BTreeSet<String> = cold_files_on_disk(dir, ".parquet")
         .into_iter()
@@ -436,8 +506,9 @@ fn crash_at(test_name: &str, point: &str) {
             "published" | "catalogued" => {
                 assert!(!new_deletes.is_empty(), "no new delete file at {point}")
             }
+            // An object store deletes a retired delete file in the intent sweep, later.
             "retired" => assert!(
-                before.deletes.iter().any(|d| !deletes_on_disk.contains(d)),
+                remote || before.deletes.iter().any(|d| !deletes_on_disk.contains(d)),
                 "no delete file retired at {point}"
             ),
             other => panic!("unexpected step {other}"),
@@ -449,8 +520,9 @@ fn crash_at(test_name: &str, point: &str) {
         "published" | "catalogued" | "settling" | "committed" => {
             assert!(!new_files.is_empty(), "no new file at {point}: {parquet:?}")
         }
+        // An object store deletes the inputs in the intent sweep, later.
         "old_removed" => assert!(
-            old_files_left < before.catalog.len(),
+            remote || old_files_left < before.catalog.len(),
             "no compacted input removed at {point}"
         ),
         other => panic!("unexpected step {other}"),
@@ -525,7 +597,7 @@ fn crash_at(test_name: &str, point: &str) {
                 );
                 for f in new_files.iter().filter(|f| !catalog.contains(*f)) {
                     assert!(
-                        !dir.join("cold").join(f).exists(),
+                        !cold_root(dir).join(f).exists(),
                         "uncommitted file {f} left on disk"
                     );
                 }
@@ -598,14 +670,52 @@ fn crash_at(test_name: &str, point: &str) {
     });
 }
 
+/// Give the store in `dir` its cold tier in a fresh prefix of the S3 test server's bucket;
+/// false (after printing why) when there is no server.
+#[cfg(feature = "s3")]
+fn put_cold_in_s3(test_name: &str, dir: &Path) -> bool {
+    let Some(env) = s3env::S3Env::get(test_name) else {
+        return false;
+    };
+    let prefix = s3env::S3Env::unique_prefix("crash");
+    let objects = env.objects_dir(&prefix);
+    std::fs::write(
+        dir.join(S3_TARGET_FILE),
+        format!(
+            "{}\n{}\n{prefix}\n{}\n",
+            env.endpoint,
+            env.bucket,
+            objects.display()
+        ),
+    )
+    .unwrap();
+    true
+}
+
+#[cfg(not(feature = "s3"))]
+fn put_cold_in_s3(_test_name: &str, _dir: &Path) -> bool {
+    unreachable!("the S3 variants are built with the `s3` feature only")
+}
+
 macro_rules! crash_tests {
     ($($name:ident => $point:literal,)*) => {
         $(
             #[test]
             fn $name() {
-                crash_at(stringify!($name), $point);
+                crash_at(stringify!($name), $point, false);
             }
         )*
+
+        /// The same crash tests with the cold tier in a bucket of the S3 test server.
+        #[cfg(feature = "s3")]
+        mod on_s3 {
+            $(
+                #[test]
+                fn $name() {
+                    super::crash_at(concat!("on_s3::", stringify!($name)), $point, true);
+                }
+            )*
+        }
 
         #[test]
         fn cold_crash_tests_cover_every_crash_point() {

@@ -169,7 +169,13 @@ pub fn glob(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
 /// The outside reader's view: every data row whose (date, id) is in no delete file, as id →
 /// how many times it is seen.
 pub fn outside_view(dir: &Path) -> BTreeMap<i64, usize> {
-    let cold = dir.join("cold");
+    outside_view_of(&dir.join("cold"))
+}
+
+/// [`outside_view`] of the cold files under `cold` (the local cold directory, or the
+/// directory of a bucket's objects on an S3 test server's disk).
+pub fn outside_view_of(cold: &Path) -> BTreeMap<i64, usize> {
+    let cold = cold.to_path_buf();
     let mut dead = std::collections::BTreeSet::new();
     for (part, f) in glob(&cold.join("_deletes")) {
         for id in ids_of(&f) {

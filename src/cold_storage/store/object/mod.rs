@@ -507,11 +507,11 @@ struct Shared {
     staging: LocalStore,
     bridge: Bridge,
     timeout: Duration,
+    /// `cold.replicas` (`replicas.rs`).
+    replicas: replicas::Replicas,
     /// The local range cache (`cold.cache_dir`); `None` when `cold.cache_max_bytes` is 0 or
     /// the store is opened read-only (a tool beside the owner must not share its cache).
     cache: Option<BlockCache>,
-    /// `cold.replicas` (`replicas.rs`).
-    replicas: replicas::Replicas,
 }
 
 impl std::fmt::Debug for ObjectColdStore {
@@ -549,8 +549,8 @@ impl ObjectColdStore {
                 staging,
                 bridge: Bridge::new()?,
                 timeout: spec.timeout,
-                cache,
                 replicas: replicas::Replicas::new(cfg)?,
+                cache,
             }),
         })
     }
@@ -598,9 +598,8 @@ impl ObjectColdStore {
             return Ok(Vec::new());
         }
         let inner = &*self.inner;
-        // The primary, and on a failed or timed-out read each replica in order
-        // (`replicas.rs`).
         let mut fetch = |ranges: &[Range<u64>]| {
+            // A failed or timed-out read goes to each replica in order (`replicas.rs`).
             self.read_with_failover(key, ranges, || {
                 inner
                     .primary
@@ -656,6 +655,7 @@ impl ObjectColdStore {
                     corrupt_blocks: s.corrupt_blocks,
                 }
             }),
+            // The replication lag needs the catalog: `ColdArchiveStorage::object_metrics`.
             replicas: Vec::new(),
         }
     }
