@@ -41,9 +41,11 @@ pub const DEFAULT_COLD_COMPACT_DEAD_FRACTION: f64 = 0.2;
 /// Default: 1 GiB of cold bytes cached on local disk when the cold tier is in object storage.
 pub const DEFAULT_COLD_CACHE_MAX_BYTES: u64 = 1 << 30;
 /// Default: an uploaded object without a catalog row, or a replaced one, is deleted by the
-/// intent sweep one hour after its intent was recorded (readers still open keep reading it
-/// until then).
-pub const DEFAULT_COLD_ORPHAN_GRACE_SECS: u64 = 3600;
+/// intent sweep 60 s after its intent was recorded. The store's own readers need no grace (a
+/// read that finds its file gone locates the record again); the grace is for readers of the
+/// bucket that are mid-query. It is short because until the sweep, a glob over the bucket
+/// sees a compaction's inputs beside its output.
+pub const DEFAULT_COLD_ORPHAN_GRACE_SECS: u64 = 60;
 /// Default: 64 MiB/s of replication per replica (0: unlimited).
 pub const DEFAULT_COLD_REPLICATION_MAX_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
 /// Default: the replication-lag alert fires when a replica's oldest missing object is older
