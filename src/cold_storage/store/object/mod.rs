@@ -556,19 +556,16 @@ impl ObjectColdStore {
     }
 
     /// The primary store.
-    #[allow(dead_code)] // for the cache (B) and the replicas (C)
     pub(crate) fn primary(&self) -> &Remote {
         &self.inner.primary
     }
 
     /// The runtime requests run on.
-    #[allow(dead_code)] // for the cache (B) and the replicas (C)
     pub(crate) fn bridge(&self) -> &Bridge {
         &self.inner.bridge
     }
 
     /// The bound on one request (`cold.s3_timeout_secs`).
-    #[allow(dead_code)] // for the cache (B) and the replicas (C)
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.timeout
     }
